@@ -1,0 +1,1 @@
+"""Campaign broadcasts: channel-neutral creation, approval, scheduling and crash-safe delivery."""

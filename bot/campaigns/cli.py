@@ -1,0 +1,121 @@
+"""`python -m bot campaign ...`: the stable command line for operators and scripts."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from bot.campaigns.service import (
+    CampaignDraft,
+    CampaignError,
+    CampaignService,
+    campaign_reply,
+    parse_local_time,
+)
+from bot.settings import Settings
+
+
+def add_parser(sub) -> None:
+    camp = sub.add_parser("campaign", help="create and steer broadcast campaigns")
+    cs = camp.add_subparsers(dest="campaign_command", required=True)
+    create = cs.add_parser("create", help="create a campaign; prints its id")
+    create.add_argument("--title", required=True)
+    text = create.add_mutually_exclusive_group(required=True)
+    text.add_argument("--text")
+    text.add_argument("--text-file", type=Path)
+    create.add_argument("--image", help="https URL of an image")
+    create.add_argument("--segment", action="append", default=[],
+                        help="all | ward:<slug> | topic:<id> (repeatable)")
+    create.add_argument("--channel", choices=["telegram", "zalo", "all"], default="all",
+                        help="zalo = subscribers of the Zalo Official Account and of the Zalo Bot")
+    when = create.add_mutually_exclusive_group()
+    when.add_argument("--at", help="ISO-8601 time (Vietnam time if no offset)")
+    when.add_argument("--now", action="store_true", help="send as soon as possible (default)")
+    create.add_argument("--expires", help="ISO-8601 time after which unsent messages are dropped")
+    create.add_argument("--by", default="cli", help="who creates it (staff username or telegram:id)")
+    create.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    approve = cs.add_parser("approve", help="second-person approval")
+    approve.add_argument("id", type=int)
+    approve.add_argument("--by", required=True, help="staff username or telegram:id")
+    cs.add_parser("list", help="recent campaigns")
+    status = cs.add_parser("status", help="state and delivery counts")
+    status.add_argument("id", type=int)
+    status.add_argument("--json", action="store_true")
+    for name in ("pause", "resume", "cancel"):
+        p = cs.add_parser(name, help=f"{name} a campaign")
+        p.add_argument("id", type=int)
+        p.add_argument("--by", default="cli")
+    camp.set_defaults(func=run)
+
+
+def _draft(args: argparse.Namespace) -> CampaignDraft:
+    text = args.text if args.text is not None else args.text_file.read_text(encoding="utf-8")
+    wards, topics = [], []
+    for seg in args.segment:
+        kind, _, value = seg.partition(":")
+        if seg == "all":
+            continue
+        if kind == "ward" and value:
+            wards.append(value)
+        elif kind == "topic" and value:
+            topics.append(value)
+        else:
+            raise CampaignError(f"--segment {seg!r}: use all, ward:<slug> or topic:<id>")
+    return CampaignDraft(
+        title=args.title, text=text, created_by=args.by, wards=wards, topics=topics, channel=args.channel,
+        image_url=args.image, scheduled_at=parse_local_time(args.at) if args.at else None,
+        expires_at=parse_local_time(args.expires) if args.expires else None)
+
+
+async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.runtime import open_store
+
+    engine, store = await open_store(settings)
+    svc = CampaignService(store.sessions, settings.campaign_approval_threshold, settings.ward_names)
+    try:
+        cmd = args.campaign_command
+        if cmd == "create":
+            draft = _draft(args)
+            if not args.yes:
+                count = await svc.count_recipients({"wards": draft.wards, "topics": draft.topics}, draft.channel)
+                if not sys.stdin.isatty():
+                    print(f"would reach {count} recipients; add --yes to create it", file=sys.stderr)
+                    return 1
+                print(f"Recipients: {count}. Create? [y/N] ", end="", flush=True)
+                answer = await asyncio.to_thread(input)
+                if answer.strip().lower() not in ("y", "yes", "c", "co", "có"):
+                    return 1
+            campaign = await svc.create(draft)
+            print(campaign.id)
+            if campaign.state == "pending_approval":
+                print(f"needs approval by a second staff member: campaign approve {campaign.id} --by ...",
+                      file=sys.stderr)
+        elif cmd == "approve":
+            await svc.approve(args.id, args.by)
+            print(f"campaign {args.id} approved")
+        elif cmd == "list":
+            for c in await svc.recent(50):
+                print(f"{c.id}\t{c.state}\t{c.recipients}\t{c.scheduled_at:%Y-%m-%d %H:%M}Z\t{c.title}")
+        elif cmd == "status":
+            status = await svc.status(args.id)
+            if args.json:
+                print(json.dumps(status, ensure_ascii=False))
+            else:
+                print(campaign_reply(await svc.get(args.id)).text)
+                print(json.dumps(status, ensure_ascii=False, indent=2))
+        else:
+            campaign = await getattr(svc, cmd)(args.id, args.by)
+            print(f"campaign {campaign.id}: {campaign.state}")
+        return 0
+    except (CampaignError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await engine.dispose()
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(_run(settings, args))

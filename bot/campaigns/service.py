@@ -1,0 +1,233 @@
+"""Creating and steering campaigns: used by the CLI, Telegram staff commands and the dashboard."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Text, cast, func, or_, select, update
+
+from bot.storage.models import AuditLog, Campaign, Delivery, Subscription, User, utcnow
+from handlers.messages import Link, Quiz, Reply
+from knowledge.schema import TOPICS
+
+LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+UNSUBSCRIBE_FOOTER = "—\nNgừng nhận tin: gõ /huydangky hoặc nhắn \"dừng\"."
+CHANNELS = ("telegram", "zalo", "all")
+# "zalo" reaches citizens on both Zalo products: the Official Account and the Zalo Bot.
+CHANNEL_GROUPS = {"zalo": ("zalo", "zalobot")}
+DELIVERY_STATES = ("pending", "sending", "sent", "failed", "blocked", "skipped", "uncertain")
+
+
+class CampaignError(ValueError):
+    """A request that cannot be carried out; the message says why (shown to staff)."""
+
+
+@dataclass
+class CampaignDraft:
+    title: str
+    text: str
+    created_by: str
+    wards: list[str] = field(default_factory=list)
+    topics: list[str] = field(default_factory=list)
+    channel: str = "all"
+    links: list[Link] = field(default_factory=list)
+    image_url: str | None = None
+    quiz: Quiz | None = None
+    scheduled_at: dt.datetime | None = None  # None = now
+    expires_at: dt.datetime | None = None
+    report_channel: str | None = None
+    report_chat: str | None = None
+
+
+def parse_local_time(text: str) -> dt.datetime:
+    """ISO-8601; without an offset it is Vietnam time (Asia/Ho_Chi_Minh)."""
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise CampaignError(f"thời điểm không hợp lệ: {text!r} (dùng dạng 2026-12-01T08:00)") from exc
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=LOCAL_TZ)
+    return value.astimezone(dt.UTC)
+
+
+def campaign_reply(c: Campaign) -> Reply:
+    """Exactly what a citizen receives (also used for the staff preview)."""
+    quiz = Quiz(**c.quiz) if c.quiz else None
+    links = [Link(item["label"], item["url"]) for item in c.links or []]
+    text = f"📣 {c.title}\n\n{c.text.strip()}\n\n{UNSUBSCRIBE_FOOTER}"
+    return Reply(text, links=links, kind="campaign", image_url=c.image_url, quiz=quiz)
+
+
+def recipients_query(segment: dict, channel: str):
+    """Active subscribers in the segment: wards OR-ed, topics OR-ed, the two AND-ed."""
+    query = (select(User.id, User.channel).join(Subscription, Subscription.user_id == User.id)
+             .where(User.active.is_(True), Subscription.active.is_(True)))
+    if segment.get("wards"):
+        query = query.where(Subscription.ward.in_(segment["wards"]))
+    if segment.get("topics"):
+        topics_text = cast(Subscription.topics, Text)
+        # An empty topic list means "everything".
+        query = query.where(or_(topics_text == "[]", *[topics_text.like(f'%"{t}"%') for t in segment["topics"]]))
+    if channel != "all":
+        query = query.where(User.channel.in_(CHANNEL_GROUPS.get(channel, (channel,))))
+    return query
+
+
+class CampaignService:
+    def __init__(self, sessions, approval_threshold: int, known_wards: dict[str, str] | None = None):
+        self.sessions = sessions
+        self.approval_threshold = approval_threshold
+        self.known_wards = known_wards or {}
+
+    def _validate(self, d: CampaignDraft) -> None:
+        if not d.title.strip() or not d.text.strip():
+            raise CampaignError("cần có tiêu đề và nội dung")
+        if len(d.text) > 3500:
+            raise CampaignError("nội dung quá dài (tối đa 3.500 ký tự)")
+        if d.channel not in CHANNELS:
+            raise CampaignError(f"kênh phải là một trong {', '.join(CHANNELS)}")
+        unknown = [t for t in d.topics if t not in TOPICS]
+        if unknown:
+            raise CampaignError(f"chủ đề không có: {', '.join(unknown)} (có: {', '.join(TOPICS)})")
+        if self.known_wards:
+            bad = [w for w in d.wards if w not in self.known_wards]
+            if bad:
+                raise CampaignError(f"phường/xã không có trong cấu hình WARDS: {', '.join(bad)}")
+        for link in d.links:
+            if not link.url.startswith("https://"):
+                raise CampaignError(f"liên kết phải là https: {link.url}")
+        if d.image_url and not d.image_url.startswith("https://"):
+            raise CampaignError("ảnh phải là địa chỉ https")
+        if d.quiz and not (2 <= len(d.quiz.options) <= 10 and 0 <= d.quiz.correct < len(d.quiz.options)):
+            raise CampaignError("câu đố cần 2-10 phương án và đáp án đúng nằm trong số đó")
+        if d.expires_at and d.scheduled_at and d.expires_at <= d.scheduled_at:
+            raise CampaignError("thời hạn phải sau thời điểm gửi")
+
+    async def count_recipients(self, segment: dict, channel: str) -> int:
+        async with self.sessions() as s:
+            return await s.scalar(select(func.count()).select_from(recipients_query(segment, channel).subquery())) or 0
+
+    async def create(self, d: CampaignDraft, confirm: bool = True) -> Campaign:
+        """Store a campaign; it is scheduled at once unless it needs a second person's approval."""
+        self._validate(d)
+        segment = {"wards": sorted(set(d.wards)), "topics": sorted(set(d.topics))}
+        count = await self.count_recipients(segment, d.channel)
+        needs_approval = count > self.approval_threshold
+        state = "draft" if not confirm else ("pending_approval" if needs_approval else "scheduled")
+        async with self.sessions.begin() as s:
+            row = Campaign(
+                title=d.title.strip()[:200], text=d.text.strip(), created_by=d.created_by, segment=segment,
+                channel=d.channel, links=[{"label": link.label, "url": link.url} for link in d.links],
+                image_url=d.image_url, quiz=(d.quiz.__dict__ if d.quiz else None), state=state,
+                scheduled_at=d.scheduled_at or utcnow(), expires_at=d.expires_at, requires_approval=needs_approval,
+                recipients=count, report_channel=d.report_channel, report_chat=d.report_chat)
+            s.add(row)
+            await s.flush()
+            s.add(AuditLog(actor=d.created_by, action="campaign.create", target=str(row.id),
+                           detail={"recipients": count, "state": state}))
+            return row
+
+    async def update_draft(self, campaign_id: int, *, segment: dict | None = None,
+                           scheduled_at: dt.datetime | None = None) -> Campaign:
+        """Change a draft's segment or time; the recipient count and approval need follow."""
+        row = await self.get(campaign_id)
+        if row.state != "draft":
+            raise CampaignError(f"chiến dịch #{campaign_id} không còn là bản nháp")
+        values: dict = {}
+        if segment is not None:
+            values["segment"] = segment
+            values["recipients"] = count = await self.count_recipients(segment, row.channel)
+            values["requires_approval"] = count > self.approval_threshold
+        if scheduled_at is not None:
+            values["scheduled_at"] = scheduled_at
+        async with self.sessions.begin() as s:
+            await s.execute(update(Campaign).where(Campaign.id == campaign_id).values(**values))
+        return await self.get(campaign_id)
+
+    async def get(self, campaign_id: int) -> Campaign:
+        async with self.sessions() as s:
+            row = await s.get(Campaign, campaign_id)
+        if row is None:
+            raise CampaignError(f"không có chiến dịch #{campaign_id}")
+        return row
+
+    async def confirm(self, campaign_id: int, by: str) -> Campaign:
+        row = await self.get(campaign_id)
+        if row.state != "draft":
+            raise CampaignError(f"chiến dịch #{campaign_id} đang ở trạng thái {row.state}")
+        state = "pending_approval" if row.requires_approval else "scheduled"
+        return await self._transition(campaign_id, ("draft",), state, by, "campaign.confirm")
+
+    async def approve(self, campaign_id: int, by: str) -> Campaign:
+        row = await self.get(campaign_id)
+        if row.state != "pending_approval":
+            raise CampaignError(f"chiến dịch #{campaign_id} không chờ duyệt (trạng thái: {row.state})")
+        if by == row.created_by:
+            raise CampaignError("cần một cán bộ khác người tạo duyệt chiến dịch này (quy tắc hai người)")
+        async with self.sessions.begin() as s:
+            await s.execute(update(Campaign).where(Campaign.id == campaign_id).values(
+                state="scheduled", approved_by=by))
+            s.add(AuditLog(actor=by, action="campaign.approve", target=str(campaign_id), detail={}))
+        return await self.get(campaign_id)
+
+    async def _transition(self, campaign_id: int, from_states: tuple[str, ...], to: str, by: str,
+                          action: str) -> Campaign:
+        async with self.sessions.begin() as s:
+            result = await s.execute(update(Campaign).where(
+                Campaign.id == campaign_id, Campaign.state.in_(from_states)).values(state=to))
+            if not result.rowcount:
+                row = await s.get(Campaign, campaign_id)
+                if row is None:
+                    raise CampaignError(f"không có chiến dịch #{campaign_id}")
+                raise CampaignError(f"không thể chuyển chiến dịch #{campaign_id} từ {row.state} sang {to}")
+            s.add(AuditLog(actor=by, action=action, target=str(campaign_id), detail={}))
+        return await self.get(campaign_id)
+
+    async def pause(self, campaign_id: int, by: str) -> Campaign:
+        return await self._transition(campaign_id, ("scheduled", "sending"), "paused", by, "campaign.pause")
+
+    async def resume(self, campaign_id: int, by: str) -> Campaign:
+        return await self._transition(campaign_id, ("paused",), "scheduled", by, "campaign.resume")
+
+    async def cancel(self, campaign_id: int, by: str) -> Campaign:
+        row = await self._transition(campaign_id, ("draft", "pending_approval", "scheduled", "sending", "paused"),
+                                     "cancelled", by, "campaign.cancel")
+        async with self.sessions.begin() as s:
+            await s.execute(update(Delivery).where(Delivery.campaign_id == campaign_id, Delivery.state == "pending")
+                            .values(state="skipped", error="cancelled", updated_at=utcnow()))
+        return row
+
+    async def delivery_counts(self, campaign_id: int) -> dict[str, int]:
+        async with self.sessions() as s:
+            rows = await s.execute(select(Delivery.state, func.count()).where(Delivery.campaign_id == campaign_id)
+                                   .group_by(Delivery.state))
+            counts = dict.fromkeys(DELIVERY_STATES, 0)
+            counts.update({state: n for state, n in rows})
+            return counts
+
+    async def status(self, campaign_id: int) -> dict:
+        row = await self.get(campaign_id)
+        return {
+            "id": row.id, "title": row.title, "state": row.state, "channel": row.channel,
+            "segment": row.segment, "recipients": row.recipients, "requires_approval": row.requires_approval,
+            "created_by": row.created_by, "approved_by": row.approved_by,
+            "scheduled_at": row.scheduled_at.isoformat() if row.scheduled_at else None,
+            "expires_at": row.expires_at.isoformat() if row.expires_at else None,
+            "started_at": row.started_at.isoformat() if row.started_at else None,
+            "finished_at": row.finished_at.isoformat() if row.finished_at else None,
+            "deliveries": await self.delivery_counts(campaign_id),
+            "skipped_reasons": await self.skipped_reasons(campaign_id),
+        }
+
+    async def skipped_reasons(self, campaign_id: int) -> dict[str, int]:
+        """Skipped deliveries by reason (e.g. Zalo's messaging window, expiry, cancellation)."""
+        async with self.sessions() as s:
+            rows = await s.execute(select(Delivery.error, func.count()).where(
+                Delivery.campaign_id == campaign_id, Delivery.state == "skipped").group_by(Delivery.error))
+            return {error or "unknown": n for error, n in rows}
+
+    async def recent(self, limit: int = 20) -> list[Campaign]:
+        async with self.sessions() as s:
+            return list(await s.scalars(select(Campaign).order_by(Campaign.id.desc()).limit(limit)))

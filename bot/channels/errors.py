@@ -1,0 +1,38 @@
+"""Channel-neutral send failures; each adapter translates its platform's errors into these.
+
+The campaign engine and the live-reply path decide what to do from the type alone.
+"""
+
+from __future__ import annotations
+
+
+class SendError(Exception):
+    """Base class: the message was not delivered."""
+
+    def __init__(self, reason: str = ""):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RecipientGone(SendError):
+    """Blocked the bot, deactivated, unfollowed: permanent, stop sending to them."""
+
+
+class Rejected(SendError):
+    """The platform refused this message (bad request): permanent for this message."""
+
+
+class RateLimited(SendError):
+    """Too many requests: wait `retry_after` seconds before sending anything on the channel."""
+
+    def __init__(self, retry_after: float, reason: str = "rate limited"):
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class Transient(SendError):
+    """Timeouts, 5xx, network trouble: worth retrying with back-off."""
+
+
+class OutsideWindow(SendError):
+    """The platform's rules forbid messaging this recipient now (e.g. Zalo's reply window)."""

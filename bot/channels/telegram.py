@@ -1,0 +1,310 @@
+"""Telegram adapter (python-telegram-bot v22): translates updates and replies, nothing more.
+
+Long polling by default; webhook mode when TELEGRAM_WEBHOOK_URL is set, in which case our
+aiohttp app receives updates (bot/web.py) and hands them to `feed_webhook`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import html
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+
+from bot.channels.errors import RateLimited, RecipientGone, Rejected, Transient
+from bot.channels.pacing import Pacer
+from bot.settings import Settings
+from handlers.messages import IncomingMessage, Reply
+
+log = logging.getLogger(__name__)
+
+NAME = "telegram"
+# Back-off for live replies: about 90 s in all, so a reply survives a short Bot API outage.
+LIVE_BACKOFF = (0.5, 1, 2, 4, 8, 15, 30, 30)
+MAX_TEXT = 4000  # Telegram allows 4096 after entity parsing; keep a margin (UTF-16 counting)
+COMMANDS = [
+    ("start", "Bắt đầu, xem menu chủ đề"),
+    ("menu", "Menu các chủ đề"),
+    ("help", "Trợ lý giúp được gì"),
+    ("dangky", "Đăng ký nhận tin của phường/xã"),
+    ("huydangky", "Hủy nhận tin"),
+    ("quyenriengtu", "Trợ lý lưu gì về bạn"),
+    ("xoadulieu", "Xóa dữ liệu của bạn"),
+]
+OTHER_CONTENT = ("sticker", "photo", "voice", "video", "video_note", "audio", "document", "animation",
+                 "location", "contact", "poll", "dice")
+
+Responder = Callable[[IncomingMessage], Awaitable[list[Reply]]]
+Unreachable = Callable[[str], Awaitable[None]]
+
+
+def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
+    """Split at line boundaries (then at spaces, then hard) so each part fits one message."""
+    parts: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > limit:
+            cut = line.rfind(" ", 0, limit)
+            cut = cut if cut > limit // 2 else limit
+            if current:
+                parts.append(current)
+                current = ""
+            parts.append(line[:cut])
+            line = line[cut:].lstrip(" ")
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            parts.append(current)
+            current = line
+        else:
+            current = candidate
+    if current or not parts:
+        parts.append(current)
+    return [p for p in parts if p.strip()] or ["…"]
+
+
+def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+    rows = [[InlineKeyboardButton(b.label[:64], callback_data=b.action) for b in row] for row in reply.buttons]
+    rows = [[InlineKeyboardButton(f"🔗 {link.label}", url=link.url)] for link in reply.links] + rows
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+def retry_after_seconds(exc: RetryAfter) -> float:
+    """Seconds to wait; PTB gives an int or a timedelta depending on version and settings."""
+    value = getattr(exc, "_retry_after", None)
+    if value is None:
+        value = exc.retry_after
+    return float(value.total_seconds()) if isinstance(value, dt.timedelta) else float(value)
+
+
+def webhook_path(token: str) -> str:
+    """A path that includes a secret derived from the token, stable across processes."""
+    return "/telegram/webhook/" + hashlib.sha256(f"path:{token}".encode()).hexdigest()[:32]
+
+
+def webhook_secret(settings: Settings) -> str:
+    if settings.telegram_webhook_secret:
+        return settings.telegram_webhook_secret
+    return hashlib.sha256(f"secret:{settings.telegram_bot_token}".encode()).hexdigest()
+
+
+class TelegramChannel:
+    name = NAME
+
+    def __init__(self, settings: Settings, respond: Responder, on_unreachable: Unreachable,
+                 claim_update: Callable[[str], Awaitable[bool]] | None = None):
+        self.settings = settings
+        self._claim_update = claim_update  # idempotency across processes (None: no check)
+        self._respond = respond
+        self._on_unreachable = on_unreachable
+        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.pacer = Pacer(settings.telegram_rate_per_second, per_chat_interval=1.0)
+        base = settings.telegram_api_base_url.rstrip("/")
+        builder: ApplicationBuilder = (
+            Application.builder()
+            .token(settings.telegram_bot_token)
+            .base_url(f"{base}/bot")
+            .base_file_url(f"{base}/file/bot")
+            .concurrent_updates(True)
+        )
+        if self.webhook_mode:
+            builder = builder.updater(None)
+        self.app: Application = builder.build()
+        self.app.add_handler(TypeHandler(Update, self._on_update))
+        self.app.add_error_handler(self._on_error)
+
+    @property
+    def webhook_mode(self) -> bool:
+        return bool(self.settings.telegram_webhook_url)
+
+    # --- lifecycle ----------------------------------------------------------------
+    async def start(self) -> None:
+        await self.app.initialize()
+        await self.app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
+        allowed = ["message", "callback_query", "my_chat_member"]
+        if self.webhook_mode:
+            url = self.settings.telegram_webhook_url.rstrip("/") + webhook_path(self.settings.telegram_bot_token)
+            await self.app.bot.set_webhook(url, secret_token=webhook_secret(self.settings), allowed_updates=allowed)
+            await self.app.start()
+            log.info("telegram: webhook mode")
+        else:
+            await self.app.start()
+            assert self.app.updater is not None
+            await self.app.updater.start_polling(allowed_updates=allowed, poll_interval=0.0, timeout=10)
+            log.info("telegram: long polling")
+
+    async def stop(self) -> None:
+        if self.app.updater is not None and self.app.updater.running:
+            await self.app.updater.stop()
+        if self.app.running:
+            await self.app.stop()
+        await self.app.shutdown()
+
+    async def feed_webhook(self, data: dict) -> None:
+        update = Update.de_json(data, self.app.bot)
+        if update is not None:
+            await self.app.update_queue.put(update)
+
+    # --- incoming -------------------------------------------------------------------
+    async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        if self._claim_update is not None and not await self._claim_update(f"telegram:{update.update_id}"):
+            return  # already handled here or by another process (Telegram retried, or both got it)
+        if update.my_chat_member is not None:
+            member = update.my_chat_member
+            if member.chat.type == "private" and member.new_chat_member.status in ("kicked", "left"):
+                await self._on_unreachable(str(member.chat.id))
+            return
+        incoming, query = self.translate(update)
+        if query is not None:
+            try:
+                await query.answer()
+            except TelegramError:
+                log.debug("callback answer failed", exc_info=True)
+        if incoming is None:
+            return
+        async with self._locks[incoming.chat]:  # one user's messages are handled in order
+            replies = await self._respond(incoming)
+            for reply in replies:
+                await self.send(incoming.chat, reply, thread_id=incoming.thread_id if incoming.is_group else None)
+
+    def translate(self, update: Update):
+        """Telegram update -> (IncomingMessage or None, callback query to answer or None)."""
+        query = update.callback_query
+        if query is not None:
+            message = query.message
+            if message is None or query.data is None:
+                return None, query
+            chat = message.chat
+            return IncomingMessage(
+                channel=NAME, user_id=str(query.from_user.id), action=query.data, chat_id=str(chat.id),
+                chat_type="private" if chat.type == "private" else "group",
+                author=self._author(query.from_user), thread_id=getattr(message, "message_thread_id", None),
+            ), query
+        message = update.message
+        if message is None or message.from_user is None or message.from_user.is_bot:
+            return None, None
+        chat = message.chat
+        is_group = chat.type != "private"
+        other = next((kind for kind in OTHER_CONTENT if getattr(message, kind, None)), None)
+        if message.text is None and other is None:
+            other = "unsupported"
+        return IncomingMessage(
+            channel=NAME, user_id=str(message.from_user.id), text=message.text,
+            other=other if message.text is None else None, chat_id=str(chat.id),
+            chat_type="group" if is_group else "private",
+            reply_to_message_id=message.reply_to_message.message_id if message.reply_to_message else None,
+            thread_id=message.message_thread_id if message.is_topic_message else None,
+            author=self._author(message.from_user) if is_group else None,
+        ), None
+
+    @staticmethod
+    def _author(user) -> str:
+        return f"{user.first_name} (telegram:{user.id})"
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("telegram update failed: %s", context.error, exc_info=context.error)
+
+    # --- outgoing -------------------------------------------------------------------
+    async def deliver(self, chat_id: str, reply: Reply, *, thread_id: int | None = None,
+                      reply_to: int | None = None, broadcast: bool = False) -> int | None:
+        """One attempt to send a reply (image, text parts, quiz); raises bot.channels.errors types.
+
+        Returns the id of the last text message. Each API call is paced: live replies go
+        first, broadcasts wait their turn (bot/channels/pacing.py).
+        """
+        pace = (lambda: self.pacer.broadcast(chat_id)) if broadcast else self.pacer.live
+        kwargs: dict = {"message_thread_id": thread_id} if thread_id else {}
+        if reply_to:
+            kwargs["reply_to_message_id"] = reply_to
+        bot = self.app.bot
+        last: int | None = None
+        try:
+            if reply.image_url:
+                await pace()
+                await bot.send_photo(chat_id, reply.image_url, **kwargs)
+            chunks = split_text(reply.text)
+            markup = keyboard(reply)
+            for index, chunk in enumerate(chunks):
+                await pace()
+                message = await self._send_text(chat_id, chunk, markup if index == len(chunks) - 1 else None, kwargs)
+                last = message.message_id
+            if reply.quiz:
+                await pace()
+                quiz = reply.quiz
+                await bot.send_poll(chat_id, quiz.question[:300], [o[:100] for o in quiz.options], type="quiz",
+                                    correct_option_ids=[quiz.correct], explanation=quiz.explanation[:200] or None,
+                                    is_anonymous=True, **kwargs)
+        except RetryAfter as exc:
+            seconds = retry_after_seconds(exc)
+            self.pacer.pause(seconds)
+            raise RateLimited(seconds) from exc
+        except Forbidden as exc:
+            raise RecipientGone(str(exc)) from exc
+        except BadRequest as exc:
+            raise Rejected(str(exc)) from exc
+        except (TimedOut, NetworkError) as exc:
+            raise Transient(str(exc) or type(exc).__name__) from exc
+        return last
+
+    async def _send_text(self, chat_id: str, text: str, markup, kwargs: dict) -> Message:
+        try:
+            return await self.app.bot.send_message(chat_id, html.escape(text, quote=False), parse_mode=ParseMode.HTML,
+                                                   reply_markup=markup, disable_web_page_preview=True, **kwargs)
+        except BadRequest as exc:
+            if "parse entities" not in str(exc).lower():
+                raise
+            # Escaping should make this impossible; if Telegram still objects, send plain text.
+            return await self.app.bot.send_message(chat_id, text, reply_markup=markup, **kwargs)
+
+    async def send(self, chat_id: str, reply: Reply, *, thread_id: int | None = None,
+                   reply_to: int | None = None) -> int | None:
+        """Send a live reply, retrying rate limits and transient failures; None if the user is gone."""
+        delays = iter(LIVE_BACKOFF)
+        while True:
+            try:
+                return await self.deliver(chat_id, reply, thread_id=thread_id, reply_to=reply_to)
+            except RateLimited as exc:
+                await asyncio.sleep(exc.retry_after)
+            except RecipientGone:
+                await self._on_unreachable(str(chat_id))
+                return None
+            except Transient:
+                delay = next(delays, None)
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
+
+    async def edit(self, chat_id: str, message_id: int, reply: Reply) -> None:
+        """Edit a message in place (campaign progress); 'not modified' is not an error."""
+        try:
+            await self.app.bot.edit_message_text(html.escape(reply.text, quote=False), chat_id, message_id,
+                                                 parse_mode=ParseMode.HTML, reply_markup=keyboard(reply))
+        except BadRequest as exc:
+            if "not modified" not in str(exc).lower():
+                log.warning("could not edit message %s in %s: %s", message_id, chat_id, exc)
+        except TelegramError as exc:
+            log.warning("could not edit message %s in %s: %s", message_id, chat_id, exc)
+
+    async def create_topic(self, chat_id: str, name: str) -> int | None:
+        try:
+            chat = await self.app.bot.get_chat(chat_id)
+            if not getattr(chat, "is_forum", False):
+                return None
+            topic = await self.app.bot.create_forum_topic(chat_id, name[:128])
+            return topic.message_thread_id
+        except TelegramError:
+            log.warning("could not create a forum topic in %s", chat_id, exc_info=True)
+            return None

@@ -1,0 +1,221 @@
+"""What the two Zalo adapters share: numbered-text replies, turn handling, retries, webhook plumbing.
+
+Both Zalo products lack inline keyboards for our purposes, so every reply goes out as text
+with numbered choices (bot/channels/choices.py). Webhooks are acknowledged at once and
+handled in background tasks that this class keeps (and cancels on stop); one citizen's
+messages are handled in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from aiohttp import web
+
+from bot.channels.choices import ChoiceStore, Rendered, render
+from bot.channels.errors import RateLimited, RecipientGone, Transient
+from bot.channels.pacing import Pacer
+from bot.ops import metrics
+from bot.storage import inbound
+from bot.storage.store import Store
+from handlers.messages import IncomingMessage, Reply
+
+log = logging.getLogger(__name__)
+
+Responder = Callable[[IncomingMessage], Awaitable[list[Reply]]]
+Unreachable = Callable[[str], Awaitable[None]]
+
+LIVE_ATTEMPTS = 5
+MAX_WEBHOOK_BYTES = 64 * 1024
+STOP_GRACE_SECONDS = 5.0
+INBOUND_RETENTION = dt.timedelta(days=2)  # longer than any platform retry schedule
+HOUSEKEEPING_SECONDS = 3600.0
+
+
+class WebhookRejected(Exception):
+    """A webhook request refused before any processing: HTTP status and a metrics reason."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+async def read_json_body(request: web.Request, channel: str) -> tuple[bytes, dict[str, Any]]:
+    """The raw body (needed for signatures) and its JSON object; 413 / 400 otherwise."""
+    if request.content_length is not None and request.content_length > MAX_WEBHOOK_BYTES:
+        raise WebhookRejected(413, "too_large")
+    try:
+        raw = await request.content.read(MAX_WEBHOOK_BYTES + 1)
+    except web.HTTPRequestEntityTooLarge:
+        raise WebhookRejected(413, "too_large") from None
+    if len(raw) > MAX_WEBHOOK_BYTES:
+        raise WebhookRejected(413, "too_large")
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise WebhookRejected(400, "malformed") from None
+    if not isinstance(data, dict):
+        raise WebhookRejected(400, "malformed")
+    return raw, data
+
+
+def rejection(channel: str, exc: WebhookRejected) -> web.Response:
+    metrics.WEBHOOK_REJECTED.labels(channel, exc.reason).inc()
+    return web.Response(status=exc.status, text=exc.reason.replace("_", " "))
+
+
+class NumberedTextChannel:
+    """Base of the Zalo adapters; subclasses implement `_transmit` (one rendered reply out)."""
+
+    name = ""
+    max_text = 2000
+
+    def __init__(self, store: Store, respond: Responder, on_unreachable: Unreachable, pacer: Pacer):
+        self.store = store
+        self._respond = respond
+        self._on_unreachable = on_unreachable
+        self.pacer = pacer
+        self.choices = ChoiceStore(store.sessions, self.name)
+        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._tasks: set[asyncio.Task] = set()
+
+    # --- background tasks -------------------------------------------------------------
+    def spawn(self, coro: Coroutine[Any, Any, Any], what: str = "event") -> asyncio.Task:
+        """Run `coro` in the background, keeping a reference (asyncio only keeps weak ones)."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("%s: %s failed: %s", self.name, what, t.exception(), exc_info=t.exception())
+
+        task.add_done_callback(done)
+        return task
+
+    async def idle(self) -> None:
+        """Wait until every background event has been handled (tests, shutdown)."""
+        while any(not t.done() for t in self._tasks if t.get_name() != "loop"):
+            await asyncio.gather(*(t for t in list(self._tasks) if t.get_name() != "loop"),
+                                 return_exceptions=True)
+
+    async def stop_tasks(self) -> None:
+        """Let events in hand finish for a moment, then cancel what is left (loops included)."""
+        for task in self._tasks:
+            if task.get_name() == "loop":
+                task.cancel()
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            _done, late = await asyncio.wait(pending, timeout=STOP_GRACE_SECONDS)
+            for task in late:
+                task.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.gather(*late, return_exceptions=True)
+
+    def spawn_loop(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task:
+        task = self.spawn(coro, "background loop")
+        task.set_name("loop")
+        return task
+
+    async def housekeeping(self) -> None:
+        """Forget old inbound event keys of this channel, once an hour."""
+        while True:
+            try:
+                await inbound.prune(self.store.sessions, self.name, INBOUND_RETENTION)
+            except Exception:
+                log.warning("%s: could not prune inbound event keys", self.name, exc_info=True)
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+
+    # --- incoming -------------------------------------------------------------------
+    async def on_text(self, user_id: str, text: str) -> None:
+        """A citizen's text: a number picks one of the choices shown last, else it is a message."""
+        async with self._locks[user_id]:
+            choice = await self.choices.resolve(user_id, text)
+            if choice is not None and choice.reply is not None:
+                await self.store.touch_user(self.name, user_id)  # they wrote: the window reopens
+                await self.send_turn(user_id, [choice.reply], keep_choices=True)
+                return
+            if choice is not None and choice.action is not None:
+                msg = IncomingMessage(channel=self.name, user_id=user_id, action=choice.action)
+            else:
+                msg = IncomingMessage(channel=self.name, user_id=user_id, text=text)
+            await self.send_turn(user_id, await self._respond(msg))
+
+    async def on_message(self, msg: IncomingMessage) -> None:
+        async with self._locks[msg.user_id]:
+            await self.send_turn(msg.chat, await self._respond(msg))
+
+    # --- outgoing -------------------------------------------------------------------
+    async def send_turn(self, chat_id: str, replies: list[Reply], *, keep_choices: bool = False) -> None:
+        """Send one turn's replies, numbering choices across them, then store those choices."""
+        sent: list[Rendered] = []
+        number = 1
+        for reply in replies:
+            try:
+                rendered = await self.send_live(chat_id, reply, start=number, remember=False)
+            except Exception:
+                log.warning("%s: a reply could not be sent", self.name, exc_info=True)
+                continue
+            if rendered is not None:
+                sent.append(rendered)
+                number += len(rendered.actions)
+        if not keep_choices:
+            await self.choices.save(chat_id, sent)
+
+    async def deliver(self, chat_id: str, reply: Reply, *, thread_id: int | None = None,
+                      reply_to: int | None = None, broadcast: bool = False, start: int = 1,
+                      remember: bool = True) -> Rendered:
+        """One attempt to send a reply; raises bot.channels.errors types.
+
+        With `remember`, numbered choices it shows replace the user's stored ones (a team
+        reply, a campaign quiz); a turn stores its replies' choices together instead.
+        """
+        rendered = render(reply, start)
+        await self._transmit(chat_id, reply, rendered, broadcast)
+        if remember and rendered.actions:
+            await self.choices.save(chat_id, [rendered])
+        return rendered
+
+    async def _transmit(self, chat_id: str, reply: Reply, rendered: Rendered, broadcast: bool) -> None:
+        raise NotImplementedError
+
+    async def send(self, chat_id: str, reply: Reply, *, thread_id: int | None = None,
+                   reply_to: int | None = None) -> int | None:
+        """Send a live reply (team answers, notices); Zalo message ids are strings, so None."""
+        await self.send_live(chat_id, reply)
+        return None
+
+    async def send_live(self, chat_id: str, reply: Reply, *, start: int = 1,
+                        remember: bool = True) -> Rendered | None:
+        """Send, retrying rate limits and transient failures; None if the citizen cannot be reached.
+
+        OutsideWindow propagates: a hand-off answer then stays queued and is retried
+        (handlers/handoff.py), reaching the citizen once they write again.
+        """
+        for attempt in range(LIVE_ATTEMPTS):
+            try:
+                return await self.deliver(chat_id, reply, start=start, remember=remember)
+            except RateLimited as exc:
+                await asyncio.sleep(exc.retry_after)
+            except RecipientGone:
+                await self._on_unreachable(str(chat_id))
+                return None
+            except Transient:
+                if attempt == LIVE_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(min(8.0, 0.5 * 2**attempt))
+        raise Transient("gave up after repeated rate limits")
+
+    async def edit(self, chat_id: str, message_id: int, reply: Reply) -> None:
+        """Zalo cannot edit sent messages; progress reports are sent as new messages instead."""
+
+    async def create_topic(self, chat_id: str, name: str) -> int | None:
+        return None  # no team threads on Zalo: the community team works in Telegram

@@ -1,0 +1,117 @@
+"""`python -m bot staff add|list` (dashboard accounts) and `python -m bot kb export` (overlays to YAML)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from pathlib import Path
+
+from bot.settings import ConfigurationError, Settings
+from bot.storage.store import ROLES
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    """From stdin when piped (scripts), else prompted twice without echo."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != first:
+        raise ConfigurationError("the two passwords differ")
+    return first
+
+
+def cmd_staff_add(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.dashboard.auth import hash_password, password_problem
+    from bot.runtime import open_store
+    from bot.storage.dashboard_queries import DashboardQueries
+
+    username = args.username.strip().lower()
+    if not username or len(username) > 64 or any(ch.isspace() for ch in username):
+        print("error: --username must be 1-64 characters without spaces", file=sys.stderr)
+        return 2
+    if args.ward and settings.ward_names and args.ward not in settings.ward_names:
+        known = ", ".join(settings.ward_names)
+        print(f"error: --ward {args.ward!r} is not in WARDS ({known})", file=sys.stderr)
+        return 2
+    password = _read_password(args)
+    problem = password_problem(password)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    hashed = hash_password(password)
+
+    async def run() -> bool:
+        engine, store = await open_store(settings)
+        try:
+            return await DashboardQueries(store).upsert_staff(username, hashed, args.role, args.ward or None,
+                                                              args.telegram)
+        finally:
+            await engine.dispose()
+
+    created = asyncio.run(run())
+    scope = f"ward {args.ward}" if args.ward else "all wards"
+    linked = f", linked to telegram:{args.telegram}" if args.telegram else ""
+    print(f"{'created' if created else 'updated'} {args.role} account {username!r} ({scope}{linked})")
+    return 0
+
+
+def cmd_staff_list(settings: Settings, _args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from bot.runtime import open_store
+    from bot.storage.models import Staff
+
+    async def run() -> list:
+        engine, store = await open_store(settings)
+        try:
+            async with store.sessions() as s:
+                return list(await s.execute(select(Staff.username, Staff.role, Staff.ward, Staff.channel,
+                                                   Staff.platform_id, Staff.active).order_by(Staff.id)))
+        finally:
+            await engine.dispose()
+
+    for username, role, ward, channel, platform_id, active in asyncio.run(run()):
+        link = f"{channel}:{platform_id}" if channel else "-"
+        print(f"{username or '-':20} {role:7} {ward or 'all':20} {link:24} {'active' if active else 'disabled'}")
+    return 0
+
+
+def cmd_kb_export(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.dashboard.overlay import export_yaml
+    from bot.runtime import load_live_knowledge, open_store
+    from bot.storage.dashboard_queries import DashboardQueries
+
+    base = load_live_knowledge(settings).kb
+
+    async def run():
+        engine, store = await open_store(settings)
+        try:
+            return await DashboardQueries(store).published_overlays()
+        finally:
+            await engine.dispose()
+
+    text, count = export_yaml(base, asyncio.run(run()))
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {count} entries to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction, kb_sub: argparse._SubParsersAction) -> None:
+    export = kb_sub.add_parser("export", help="write published dashboard entries as knowledge YAML")
+    export.add_argument("--out", help="file to write (default: stdout)")
+    export.set_defaults(func=cmd_kb_export)
+
+    staff = sub.add_parser("staff", help="dashboard accounts")
+    staff_sub = staff.add_subparsers(dest="staff_command", required=True)
+    add = staff_sub.add_parser("add", help="create or update an account (password prompted or read from stdin)")
+    add.add_argument("--username", required=True)
+    add.add_argument("--role", choices=ROLES, required=True)
+    add.add_argument("--ward", help="limit the account to this ward slug (from WARDS)")
+    add.add_argument("--telegram", metavar="USER_ID", help="link to this Telegram user (staff commands in chat)")
+    add.set_defaults(func=cmd_staff_add)
+    staff_sub.add_parser("list", help="list accounts").set_defaults(func=cmd_staff_list)

@@ -1,0 +1,87 @@
+"""Chưa trả lời: clusters of questions the bot could not answer, and what staff decide about them."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bot.dashboard import clusters as clustering
+from bot.dashboard.auth import requires
+from bot.dashboard.common import dash, filters_from, redirect, render, viewer
+
+ACTIONS = {"link", "draft", "out_of_scope", "resolved", "reopen"}
+DONE = {"link": "Đã gắn câu hỏi vào mục có sẵn.", "draft": "Đã tạo bản nháp.",
+        "out_of_scope": "Đã đánh dấu ngoài phạm vi.", "resolved": "Đã đánh dấu đã xử lý.",
+        "reopen": "Đã đưa câu hỏi trở lại danh sách."}
+STATE_NAMES = {"linked": "Đã gắn vào mục", "out_of_scope": "Ngoài phạm vi", "resolved": "Đã xử lý",
+               "drafted": "Đang soạn"}
+
+
+async def _clusters(request: web.Request):
+    d = dash(request)
+    filters = filters_from(request)
+    rows = await d.queries.unanswered(filters.scope())
+    triage = await d.queries.triage()
+    return filters, clustering.build(rows, triage, d.runtime.knowledge.matcher)
+
+
+@requires("viewer")
+async def page(request: web.Request) -> web.Response:
+    d = dash(request)
+    if request.query.get("view") == "closed":
+        filters = filters_from(request)
+        closed = await d.queries.closed_triage(viewer(request).ward)
+        return render(request, "unanswered_closed.html", page="unanswered", filters=filters, closed=closed,
+                      STATE_NAMES=STATE_NAMES)
+    filters, found = await _clusters(request)
+    template = "unanswered_list.html" if request.query.get("fragment") else "unanswered.html"
+    kb = d.runtime.knowledge.kb
+    return render(request, template, page="unanswered", filters=filters, clusters=found,
+                  entries=sorted(kb.entries, key=lambda e: e.id), total=sum(c.count for c in found))
+
+
+@requires("staff")
+async def action(request: web.Request) -> web.Response:
+    d = dash(request)
+    account = viewer(request)
+    form = await request.post()
+    name = str(form.get("action", ""))
+    back = "/dashboard/unanswered?" + str(form.get("back", ""))
+    if name not in ACTIONS:
+        raise redirect(back, err="Thao tác không hợp lệ.")
+    if name == "reopen":
+        keys = [str(k) for k in form.getall("key", [])]
+        await d.queries.reopen(keys)
+        await d.runtime.store.audit(account.actor, "unanswered.reopen", None, count=len(keys))  # type: ignore[union-attr]
+        raise redirect("/dashboard/unanswered?view=closed", ok=DONE[name])
+    forms = await d.queries.forms_in_scope([str(f) for f in form.getall("form", [])], account.ward)
+    if not forms:
+        raise redirect(back, err="Không tìm thấy các câu hỏi này (có thể đã bị xóa).")
+    store = d.runtime.store
+    assert store is not None
+    if name == "link":
+        entry_id = str(form.get("entry_id", "")).strip()
+        entry = d.runtime.knowledge.kb.get(entry_id)
+        if entry is None:
+            raise redirect(back, err="Hãy chọn một mục có sẵn trong kho kiến thức.")
+        texts = [t for t in await d.queries.texts_of(forms, account.ward) if t.lower() not in
+                 {q.lower() for q in entry.questions}]
+        if texts:
+            await d.queries.create_draft(account.actor, "cluster", kind="variants", state="published",
+                                         entry_id=entry.id, questions=texts, ward=account.ward)
+        await d.queries.set_triage(forms, "linked", account.actor, faq_id=entry.id)
+        await store.audit(account.actor, "unanswered.link", entry.id, forms=len(forms), variants=texts)
+        if d.overlay is not None:
+            await d.overlay.refresh()
+        raise redirect(back, ok=DONE[name])
+    if name == "draft":
+        texts = await d.queries.texts_of(forms, account.ward)
+        guess = d.runtime.knowledge.kb.get(str(form.get("guess", "")))
+        draft_id = await d.queries.create_draft(
+            account.actor, "cluster", kind="entry", state="draft", questions=texts or forms[:12],
+            category=guess.category if guess else None, ward=account.ward)
+        await d.queries.set_triage(forms, "drafted", account.actor, draft_id=draft_id)
+        raise redirect(f"/dashboard/kb/drafts/{draft_id}", ok="Đã tạo bản nháp từ nhóm câu hỏi. Hãy điền tiêu đề và "
+                                                             "câu trả lời.")
+    await d.queries.set_triage(forms, name, account.actor)
+    await store.audit(account.actor, f"unanswered.{name}", None, forms=len(forms), sample=forms[0][:100])
+    raise redirect(back, ok=DONE[name])

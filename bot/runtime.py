@@ -1,0 +1,153 @@
+"""Builds the pieces one process needs from settings (shared by service, CLI and tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.campaigns.engine import CampaignRunner
+from bot.campaigns.service import CampaignService
+from bot.channels.registry import Channels
+from bot.matching.live import LiveKnowledge
+from bot.matching.matcher import Thresholds
+from bot.settings import ConfigurationError, Settings
+from bot.storage.store import Store
+from handlers.conversation import Conversation, ConversationConfig
+from knowledge.loader import KnowledgeError, load_knowledge_base
+
+log = logging.getLogger(__name__)
+
+
+def thresholds_from(settings: Settings) -> Thresholds:
+    return Thresholds(settings.match_answer_score, settings.match_min_gap, settings.match_suggest_score)
+
+
+def load_live_knowledge(settings: Settings) -> LiveKnowledge:
+    """Load and index the knowledge base, or fail naming the file and entry at fault."""
+    try:
+        kb = load_knowledge_base(settings.knowledge_dir, settings.knowledge_local_file)
+    except KnowledgeError as exc:
+        raise ConfigurationError(
+            f"KNOWLEDGE_DIR={settings.knowledge_dir}: {exc}. Run `python -m bot kb validate` for the full list."
+        ) from None
+    try:
+        return LiveKnowledge(kb, thresholds_from(settings))
+    except ValueError as exc:  # unreadable lexicon file
+        raise ConfigurationError(str(exc)) from None
+
+
+def conversation_config(settings: Settings) -> ConversationConfig:
+    return ConversationConfig(
+        wards=settings.ward_names, team_chats=settings.team_chat_ids,
+        flood_limit_per_minute=settings.flood_limit_per_minute, retention_days=settings.log_retention_days,
+        delivery_lease_seconds=settings.handoff_delivery_lease_seconds,
+    )
+
+
+async def open_store(settings: Settings) -> tuple[AsyncEngine, Store]:
+    """Connect and migrate; a database that cannot be reached stops start-up with a clear message."""
+    from bot.storage.db import create_engine, migrate
+
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+    except Exception as exc:
+        await engine.dispose()
+        raise ConfigurationError(f"DATABASE_URL: cannot open or migrate the database: {exc}") from None
+    return engine, Store(engine, settings.resolved_user_key_secret())
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    knowledge: LiveKnowledge
+    conversation: Conversation
+    channels: Channels = field(default_factory=Channels)
+    store: Store | None = None
+    engine: AsyncEngine | None = None
+    channel_states: dict[str, str] = field(default_factory=dict)  # name -> "on" or "off: why"
+    telegram: object | None = None
+    campaigns: CampaignService | None = None
+    campaign_runner: CampaignRunner | None = None
+    preview: Conversation | None = None  # storage-free twin for POST /api/ask (not logged)
+
+    def __post_init__(self) -> None:
+        if self.preview is None:
+            self.preview = Conversation(self.knowledge, config=self.conversation.config)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        """Knowledge and conversation only (no database): for `match`, `/api/ask` and tests."""
+        knowledge = load_live_knowledge(settings)
+        runtime = cls(settings, knowledge, Conversation(knowledge, config=conversation_config(settings)))
+        runtime.channel_states = {"web": "on", "telegram": "off: TELEGRAM_BOT_TOKEN is not set"}
+        return runtime
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Runtime:
+        """Everything a serving process needs: database, conversation with storage, channels."""
+        knowledge = load_live_knowledge(settings)
+        engine, store = await open_store(settings)
+        channels = Channels()
+        campaigns = CampaignService(store.sessions, settings.campaign_approval_threshold, settings.ward_names)
+        conversation = Conversation(knowledge, store, channels, conversation_config(settings), campaigns)
+        runtime = cls(settings, knowledge, conversation, channels, store, engine, campaigns=campaigns)
+        runtime.campaign_runner = CampaignRunner(
+            store.sessions, channels, on_unreachable=store.mark_unreachable,
+            lease=dt.timedelta(seconds=settings.campaign_lease_seconds))
+        await store.ensure_admins(settings.admin_ids)
+        runtime.channel_states["web"] = "on"
+        from bot.channels.web import WebChannel
+
+        channels.register(WebChannel(store))  # web chat: team replies wait in its outbox
+        if settings.telegram_enabled:
+            from bot.channels.telegram import TelegramChannel
+
+            telegram = TelegramChannel(settings, conversation.handle,
+                                       lambda chat_id: store.mark_unreachable("telegram", chat_id),
+                                       claim_update=store.claim_inbound_event)
+            channels.register(telegram)
+            runtime.telegram = telegram
+            runtime.channel_states["telegram"] = "on"
+        else:
+            runtime.channel_states["telegram"] = "off: TELEGRAM_BOT_TOKEN is not set"
+        from bot.channels import zalo_bot, zalo_oa
+
+        zalo_oa.register(runtime)  # Zalo Official Account ("zalo"), when its settings are set
+        zalo_bot.register(runtime)  # Zalo Bot Platform ("zalobot")
+        return runtime
+
+    async def database_state(self) -> str:
+        """'ok', 'off' (no database in this process) or 'down: <why>'."""
+        if self.engine is None:
+            return "off"
+        from sqlalchemy import text
+
+        try:
+            async with asyncio.timeout(3):
+                async with self.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            return f"down: {type(exc).__name__}"
+        return "ok"
+
+    async def start_channels(self) -> None:
+        for name, adapter in self.channels.adapters.items():
+            try:
+                await adapter.start()  # type: ignore[attr-defined]
+            except Exception as exc:
+                log.error("channel %s failed to start: %s", name, exc)
+                self.channel_states[name] = f"down: {exc}"
+
+    async def close(self) -> None:
+        for adapter in self.channels.adapters.values():
+            try:
+                await adapter.stop()  # type: ignore[attr-defined]
+            except Exception:
+                log.warning("channel %s did not stop cleanly", adapter.name, exc_info=True)
+        if self.engine is not None:
+            await self.engine.dispose()

@@ -1,0 +1,51 @@
+"""`python -m bot`: one asyncio process serving the web app and every configured channel."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from aiohttp import web
+
+from bot.jobs import run_jobs
+from bot.runtime import Runtime
+from bot.settings import ConfigurationError, Settings
+from bot.web import create_app
+
+log = logging.getLogger(__name__)
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    runtime = await Runtime.open(settings)
+    app = create_app(runtime)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.web_host, settings.web_port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runtime.close()
+        raise ConfigurationError(f"WEB_HOST/WEB_PORT: cannot listen on {settings.web_host}:{settings.web_port}: {exc}") from None
+    await runtime.start_channels()
+    log.info("knowledge base: %d entries", len(runtime.knowledge.kb))
+    for name, state in runtime.channel_states.items():
+        log.info("channel %s: %s", name, state)
+    log.info("listening on http://%s:%s (GET /healthz, POST /api/ask)", settings.web_host, settings.web_port)
+    stop = stop or asyncio.Event()
+    jobs = asyncio.create_task(run_jobs(runtime, stop, settings.jobs_tick_seconds))
+    sender = asyncio.create_task(runtime.campaign_runner.run(stop))  # type: ignore[union-attr]
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        stop.set()
+        await jobs
+        await sender
+        await runner.cleanup()
+        await runtime.close()

@@ -1,0 +1,515 @@
+"""Database reads and writes of the staff dashboard (bot/dashboard), kept apart from Store.
+
+Every read takes a `Scope`: the period, and the ward a ward-limited staff member is
+confined to, so scoping is applied in one place rather than page by page. Figures are
+returned as plain rows and aggregated in Python, which keeps the SQL identical on
+SQLite and PostgreSQL and lets days be counted in Vietnam time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy.orm import aliased
+
+from bot.storage.models import (
+    AuditLog,
+    Campaign,
+    Delivery,
+    FaqDraft,
+    Feedback,
+    Handoff,
+    HandoffMessage,
+    LoginAttempt,
+    QuestionLog,
+    QuestionTriage,
+    Staff,
+    StaffSession,
+    Subscription,
+    User,
+    utcnow,
+)
+from bot.storage.store import ROLES, Store
+
+ROLE_RANK = {"viewer": 0, "staff": 1, "admin": 2}
+UNANSWERED_OUTCOMES = ("unhelpful", "not_these")
+CLOSED_TRIAGE = ("linked", "out_of_scope", "resolved")
+DRAFT_STATES = ("draft", "review", "published", "archived")
+
+
+def text_key(normalized: str) -> str:
+    """Stable key of a normalised question (texts can be long; keys are indexed)."""
+    return hashlib.sha256(normalized.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class StaffAccount:
+    id: int
+    username: str
+    role: str
+    ward: str | None
+
+    def can(self, role: str) -> bool:
+        return ROLE_RANK.get(self.role, -1) >= ROLE_RANK[role]
+
+    @property
+    def actor(self) -> str:
+        return f"dashboard:{self.username}"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a page shows: [start, end) in UTC, one ward (forced for ward staff), one channel."""
+
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    ward: str | None = None
+    channel: str | None = None
+
+    def period(self, column) -> list:
+        conds = []
+        if self.start is not None:
+            conds.append(column >= self.start)
+        if self.end is not None:
+            conds.append(column < self.end)
+        return conds
+
+
+@dataclass(frozen=True)
+class QuestionRow:
+    id: int
+    created_at: dt.datetime
+    channel: str
+    ward: str | None
+    text: str
+    normalized: str
+    decision: str
+    faq_id: str | None
+    score: float
+    outcome: str | None
+    outcome_faq_id: str | None
+
+
+@dataclass(frozen=True)
+class TriageRow:
+    key: str
+    normalized: str
+    state: str
+    faq_id: str | None
+    draft_id: int | None
+    updated_by: str | None
+    updated_at: dt.datetime
+    asked_since: int = 0
+    asked_total: int = 0
+
+
+@dataclass
+class DraftRow:
+    id: int
+    kind: str
+    state: str
+    source: str
+    entry_id: str | None
+    category: str | None
+    title: str | None
+    question: str
+    answer: str
+    questions: list[str] = field(default_factory=list)
+    keywords: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+    related: list[str] = field(default_factory=list)
+    wards: list[str] = field(default_factory=list)
+    entry_source: str | None = None
+    ward: str | None = None
+    handoff_id: int | None = None
+    created_at: dt.datetime | None = None
+    created_by: str | None = None
+    updated_at: dt.datetime | None = None
+    updated_by: str | None = None
+    published_at: dt.datetime | None = None
+    published_by: str | None = None
+
+
+DRAFT_FIELDS = ("kind", "state", "entry_id", "category", "title", "question", "answer", "questions", "keywords",
+                "links", "related", "wards", "entry_source", "ward")
+
+
+def _draft_row(row: FaqDraft) -> DraftRow:
+    return DraftRow(
+        id=row.id, kind=row.kind or "entry", state=row.state, source=row.source, entry_id=row.entry_id,
+        category=row.category, title=row.title, question=row.question, answer=row.answer,
+        questions=list(row.questions or []), keywords=list(row.keywords or []), links=list(row.links or []),
+        related=list(row.related or []), wards=list(row.wards or []), entry_source=row.entry_source,
+        ward=row.ward, handoff_id=row.handoff_id, created_at=row.created_at, created_by=row.created_by,
+        updated_at=row.updated_at, updated_by=row.updated_by, published_at=row.published_at,
+        published_by=row.published_by,
+    )
+
+
+@dataclass(frozen=True)
+class HandoffRow:
+    id: int
+    ward: str | None
+    state: str
+    created_at: dt.datetime
+    answered_at: dt.datetime | None
+    answered_by: str | None
+    closed_at: dt.datetime | None
+    channel: str
+    question: str
+    last_team_text: str
+
+
+class DashboardQueries:
+    def __init__(self, store: Store):
+        self.store = store
+        self.sessions = store.sessions
+
+    # --- staff accounts ------------------------------------------------------------------
+    async def upsert_staff(self, username: str, password_hash: str, role: str, ward: str | None,
+                           telegram_id: str | None = None) -> bool:
+        """Create or update a dashboard account; True when created. Links a Telegram staff row."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}")
+        async with self.sessions.begin() as s:
+            row = await s.scalar(select(Staff).where(Staff.username == username))
+            linked = None
+            if telegram_id:
+                linked = await s.scalar(select(Staff).where(Staff.channel == "telegram",
+                                                            Staff.platform_id == telegram_id))
+            if row is not None and linked is not None and linked.id != row.id:
+                await s.delete(linked)  # the account takes over the Telegram identity
+                await s.flush()
+            created = row is None and linked is None
+            row = row or linked or Staff()
+            row.username, row.password_hash, row.role, row.ward, row.active = username, password_hash, role, ward, True
+            if telegram_id:
+                row.channel, row.platform_id = "telegram", telegram_id
+            if created:
+                s.add(row)
+            s.add(AuditLog(actor="cli", action="staff.account", target=username,
+                           detail={"role": role, "ward": ward, "telegram": telegram_id, "created": created}))
+            return created
+
+    async def login_account(self, username: str) -> tuple[StaffAccount, str] | None:
+        async with self.sessions() as s:
+            row = await s.scalar(select(Staff).where(Staff.username == username, Staff.active.is_(True)))
+            if row is None or not row.password_hash:
+                return None
+            return StaffAccount(row.id, row.username or "", row.role, row.ward), row.password_hash
+
+    # --- login sessions ------------------------------------------------------------------
+    async def create_session(self, staff_id: int, token_hash: str, csrf: str, lifetime: dt.timedelta) -> None:
+        now = utcnow()
+        async with self.sessions.begin() as s:
+            await s.execute(delete(StaffSession).where(StaffSession.expires_at < now))
+            s.add(StaffSession(token_hash=token_hash, staff_id=staff_id, csrf_token=csrf, expires_at=now + lifetime))
+
+    async def session(self, token_hash: str) -> tuple[StaffAccount, str] | None:
+        """The logged-in account and its CSRF token, if the session is live and the account active."""
+        async with self.sessions() as s:
+            row = (await s.execute(
+                select(Staff.id, Staff.username, Staff.role, Staff.ward, StaffSession.csrf_token)
+                .join(StaffSession, StaffSession.staff_id == Staff.id)
+                .where(StaffSession.token_hash == token_hash, StaffSession.expires_at > utcnow(),
+                       Staff.active.is_(True)))).first()
+            if row is None:
+                return None
+            return StaffAccount(row[0], row[1] or "", row[2], row[3]), row[4]
+
+    async def end_session(self, token_hash: str) -> None:
+        async with self.sessions.begin() as s:
+            await s.execute(delete(StaffSession).where(StaffSession.token_hash == token_hash))
+
+    # --- login throttling ----------------------------------------------------------------
+    async def recent_failures(self, username: str, ip: str, since: dt.datetime) -> tuple[int, int]:
+        async with self.sessions() as s:
+            by_user = await s.scalar(select(func.count()).select_from(LoginAttempt).where(
+                LoginAttempt.username == username, LoginAttempt.success.is_(False), LoginAttempt.created_at >= since))
+            by_ip = await s.scalar(select(func.count()).select_from(LoginAttempt).where(
+                LoginAttempt.ip == ip, LoginAttempt.success.is_(False), LoginAttempt.created_at >= since))
+            return by_user or 0, by_ip or 0
+
+    async def record_login(self, username: str, ip: str, success: bool) -> None:
+        async with self.sessions.begin() as s:
+            await s.execute(delete(LoginAttempt).where(LoginAttempt.created_at < utcnow() - dt.timedelta(days=2)))
+            if success:  # a good login clears the account's failures
+                await s.execute(delete(LoginAttempt).where(LoginAttempt.username == username))
+            s.add(LoginAttempt(username=username[:64], ip=ip[:64], success=success))
+
+    # --- unanswered questions and triage -------------------------------------------------
+    def _question_scope(self, scope: Scope) -> list:
+        conds = scope.period(QuestionLog.created_at)
+        if scope.ward:
+            conds.append(QuestionLog.ward == scope.ward)
+        if scope.channel:
+            conds.append(QuestionLog.channel == scope.channel)
+        return conds
+
+    async def unanswered(self, scope: Scope, limit: int = 5000) -> list[QuestionRow]:
+        """Questions that fell back or got negative feedback, newest first."""
+        unanswered = or_(QuestionLog.decision == "fallback", QuestionLog.outcome.in_(UNANSWERED_OUTCOMES))
+        return await self._questions([unanswered, *self._question_scope(scope)], limit)
+
+    async def questions(self, scope: Scope, limit: int = 100_000) -> list[QuestionRow]:
+        return await self._questions(self._question_scope(scope), limit)
+
+    async def _questions(self, conds: list, limit: int) -> list[QuestionRow]:
+        async with self.sessions() as s:
+            rows = await s.execute(select(
+                QuestionLog.id, QuestionLog.created_at, QuestionLog.channel, QuestionLog.ward, QuestionLog.text,
+                QuestionLog.normalized, QuestionLog.decision, QuestionLog.faq_id, QuestionLog.score,
+                QuestionLog.outcome, QuestionLog.outcome_faq_id,
+            ).where(*conds).order_by(QuestionLog.id.desc()).limit(limit))
+            return [QuestionRow(*row) for row in rows]
+
+    async def triage(self) -> dict[str, TriageRow]:
+        async with self.sessions() as s:
+            rows = await s.scalars(select(QuestionTriage))
+            return {r.key: TriageRow(r.key, r.normalized, r.state, r.faq_id, r.draft_id, r.updated_by, r.updated_at)
+                    for r in rows}
+
+    async def forms_in_scope(self, forms: list[str], ward: str | None) -> list[str]:
+        """The given normalised forms that really were asked (in the ward, for ward staff)."""
+        if not forms:
+            return []
+        conds = [QuestionLog.normalized.in_(forms)]
+        if ward:
+            conds.append(QuestionLog.ward == ward)
+        async with self.sessions() as s:
+            return sorted(set(await s.scalars(select(QuestionLog.normalized).where(*conds).distinct())))
+
+    async def texts_of(self, forms: list[str], ward: str | None, limit: int = 12) -> list[str]:
+        """The most frequent redacted wordings of these forms: the variants to add to an entry."""
+        if not forms:
+            return []
+        conds = [QuestionLog.normalized.in_(forms)]
+        if ward:
+            conds.append(QuestionLog.ward == ward)
+        async with self.sessions() as s:
+            rows = await s.execute(select(QuestionLog.text, func.count()).where(*conds)
+                                   .group_by(QuestionLog.text).order_by(func.count().desc()).limit(limit * 3))
+            seen: dict[str, str] = {}
+            for text, _n in rows:
+                seen.setdefault(" ".join(text.lower().split()), " ".join(text.split()))
+            return [t for t in seen.values() if t][:limit]
+
+    async def set_triage(self, forms: list[str], state: str, actor: str, *, faq_id: str | None = None,
+                         draft_id: int | None = None) -> None:
+        now = utcnow()
+        async with self.sessions.begin() as s:
+            for form in forms:
+                key = text_key(form)
+                row = await s.scalar(select(QuestionTriage).where(QuestionTriage.key == key))
+                if row is None:
+                    row = QuestionTriage(key=key, normalized=form, created_at=now)
+                    s.add(row)
+                row.state, row.faq_id, row.draft_id, row.updated_by, row.updated_at = (
+                    state, faq_id, draft_id, actor, now)
+
+    async def reopen(self, keys: list[str]) -> int:
+        async with self.sessions.begin() as s:
+            return (await s.execute(delete(QuestionTriage).where(QuestionTriage.key.in_(keys)))).rowcount
+
+    async def resolve_drafted(self, draft_id: int, faq_id: str, actor: str) -> None:
+        """Publishing a draft closes the questions it was written for."""
+        async with self.sessions.begin() as s:
+            await s.execute(update(QuestionTriage).where(QuestionTriage.draft_id == draft_id).values(
+                state="resolved", faq_id=faq_id, updated_by=actor, updated_at=utcnow()))
+
+    async def release_drafted(self, draft_id: int) -> None:
+        """An archived draft puts its questions back in the queue."""
+        async with self.sessions.begin() as s:
+            await s.execute(delete(QuestionTriage).where(QuestionTriage.draft_id == draft_id,
+                                                         QuestionTriage.state == "drafted"))
+
+    async def closed_triage(self, ward: str | None, limit: int = 300) -> list[TriageRow]:
+        """Closed forms with how often they were asked since (the counting instead of re-queuing)."""
+        join = QuestionLog.normalized == QuestionTriage.normalized
+        if ward:
+            join = and_(join, QuestionLog.ward == ward)
+        since = func.sum(case((QuestionLog.created_at > QuestionTriage.updated_at, 1), else_=0))
+        query = (select(QuestionTriage, since, func.count(QuestionLog.id))
+                 .outerjoin(QuestionLog, join).where(QuestionTriage.state.in_(CLOSED_TRIAGE))
+                 .group_by(QuestionTriage.id).order_by(QuestionTriage.updated_at.desc()).limit(limit))
+        if ward:
+            query = query.having(func.count(QuestionLog.id) > 0)
+        async with self.sessions() as s:
+            out = []
+            for r, asked_since, total in await s.execute(query):
+                out.append(TriageRow(r.key, r.normalized, r.state, r.faq_id, r.draft_id, r.updated_by,
+                                     r.updated_at, int(asked_since or 0), int(total or 0)))
+            return out
+
+    # --- knowledge overlays and drafts ---------------------------------------------------
+    async def published_overlays(self) -> list[DraftRow]:
+        async with self.sessions() as s:
+            rows = await s.scalars(select(FaqDraft).where(FaqDraft.state == "published").order_by(FaqDraft.id))
+            return [_draft_row(r) for r in rows]
+
+    async def overlay_fingerprint(self) -> tuple:
+        """Changes whenever a published overlay is added, edited or withdrawn (cheap to poll)."""
+        async with self.sessions() as s:
+            row = (await s.execute(select(func.count(), func.max(FaqDraft.updated_at), func.sum(FaqDraft.id))
+                                   .where(FaqDraft.state == "published"))).one()
+            return tuple(row)
+
+    async def drafts(self, ward: str | None, states: tuple[str, ...] = DRAFT_STATES) -> list[DraftRow]:
+        conds = [FaqDraft.state.in_(states)]
+        if ward:
+            conds.append(FaqDraft.ward == ward)
+        async with self.sessions() as s:
+            rows = await s.scalars(select(FaqDraft).where(*conds).order_by(FaqDraft.id.desc()).limit(500))
+            return [_draft_row(r) for r in rows]
+
+    async def draft(self, draft_id: int) -> DraftRow | None:
+        async with self.sessions() as s:
+            row = await s.get(FaqDraft, draft_id)
+            return _draft_row(row) if row else None
+
+    async def create_draft(self, actor: str, source: str, **fields: Any) -> int:
+        unknown = set(fields) - set(DRAFT_FIELDS) - {"handoff_id"}
+        if unknown:
+            raise ValueError(f"unknown draft fields {unknown}")
+        fields.setdefault("question", (fields.get("questions") or [""])[0])
+        fields.setdefault("answer", "")
+        async with self.sessions.begin() as s:
+            row = FaqDraft(source=source, created_by=actor, updated_by=actor, **fields)
+            s.add(row)
+            await s.flush()
+            s.add(AuditLog(actor=actor, action="kb.draft.create", target=str(row.id),
+                           detail={"source": source, "kind": row.kind, "entry_id": row.entry_id}))
+            return row.id
+
+    async def update_draft(self, draft_id: int, actor: str, action: str, **fields: Any) -> None:
+        unknown = set(fields) - set(DRAFT_FIELDS) - {"published_at", "published_by"}
+        if unknown:
+            raise ValueError(f"unknown draft fields {unknown}")
+        async with self.sessions.begin() as s:
+            row = await s.get(FaqDraft, draft_id)
+            if row is None:
+                raise LookupError(draft_id)
+            for name, value in fields.items():
+                setattr(row, name, value)
+            if row.questions:
+                row.question = row.questions[0]
+            row.updated_by, row.updated_at = actor, utcnow()
+            s.add(AuditLog(actor=actor, action=action, target=str(draft_id),
+                           detail={"state": row.state, "entry_id": row.entry_id}))
+
+    async def entry_ids_in_drafts(self) -> set[str]:
+        async with self.sessions() as s:
+            return set(await s.scalars(select(FaqDraft.entry_id).where(FaqDraft.entry_id.is_not(None))))
+
+    # --- figures ---------------------------------------------------------------------------
+    async def feedback(self, scope: Scope) -> list[tuple[dt.datetime, bool, str | None, str | None]]:
+        """(time, helpful, entry id, ward) of each 👍/👎; ward from the question, else the user."""
+        question = aliased(QuestionLog)
+        ward = func.coalesce(question.ward, User.ward)
+        conds = scope.period(Feedback.created_at)
+        if scope.ward:
+            conds.append(ward == scope.ward)
+        if scope.channel:
+            conds.append(func.coalesce(question.channel, User.channel) == scope.channel)
+        async with self.sessions() as s:
+            rows = await s.execute(
+                select(Feedback.created_at, Feedback.helpful, Feedback.faq_id, ward)
+                .outerjoin(question, question.id == Feedback.question_id)
+                .outerjoin(User, User.user_key == Feedback.user_key).where(*conds))
+            return [tuple(r) for r in rows]
+
+    async def handoffs(self, scope: Scope) -> list[tuple[dt.datetime, dt.datetime | None, str, str | None]]:
+        """(opened, answered, state, ward) of hand-offs opened in the period."""
+        conds = scope.period(Handoff.created_at)
+        if scope.ward:
+            conds.append(Handoff.ward == scope.ward)
+        if scope.channel:
+            conds.append(User.channel == scope.channel)
+        async with self.sessions() as s:
+            rows = await s.execute(select(Handoff.created_at, Handoff.answered_at, Handoff.state, Handoff.ward)
+                                   .join(User, User.id == Handoff.user_id).where(*conds))
+            return [tuple(r) for r in rows]
+
+    async def subscribers_by_ward(self, ward: str | None, channel: str | None = None) -> dict[str | None, int]:
+        conds = [Subscription.active.is_(True), User.active.is_(True)]
+        if ward:
+            conds.append(Subscription.ward == ward)
+        if channel:
+            conds.append(User.channel == channel)
+        async with self.sessions() as s:
+            rows = await s.execute(select(Subscription.ward, func.count()).join(User, User.id == Subscription.user_id)
+                                   .where(*conds).group_by(Subscription.ward))
+            return {w: n for w, n in rows}
+
+    async def campaign_deliveries(self, scope: Scope) -> list[tuple[str, str | None, int]]:
+        """(delivery state, ward, count) of campaign messages handled in the period."""
+        conds = scope.period(Delivery.updated_at)
+        if scope.ward:
+            conds.append(User.ward == scope.ward)
+        if scope.channel:
+            conds.append(Delivery.channel == scope.channel)
+        async with self.sessions() as s:
+            rows = await s.execute(
+                select(Delivery.state, User.ward, func.count()).join(Campaign, Campaign.id == Delivery.campaign_id)
+                .outerjoin(User, User.id == Delivery.user_id).where(*conds).group_by(Delivery.state, User.ward))
+            return [(state, ward, n) for state, ward, n in rows]
+
+    async def entry_usage(self, scope: Scope) -> dict[str, dict[str, int]]:
+        """Per entry: times given (answered or picked), 👍 and 👎."""
+        usage: dict[str, dict[str, int]] = {}
+
+        def bump(faq_id: str | None, key: str, n: int) -> None:
+            if faq_id:
+                usage.setdefault(faq_id, {"matched": 0, "up": 0, "down": 0})[key] += n
+
+        conds = self._question_scope(scope)
+        async with self.sessions() as s:
+            for faq_id, n in await s.execute(select(QuestionLog.faq_id, func.count()).where(
+                    QuestionLog.decision == "answer", *conds).group_by(QuestionLog.faq_id)):
+                bump(faq_id, "matched", n)
+            for faq_id, n in await s.execute(select(QuestionLog.outcome_faq_id, func.count()).where(
+                    QuestionLog.outcome == "picked", *conds).group_by(QuestionLog.outcome_faq_id)):
+                bump(faq_id, "matched", n)
+        for _at, helpful, faq_id, _ward in await self.feedback(scope):
+            bump(faq_id, "up" if helpful else "down", 1)
+        return usage
+
+    # --- hand-offs ---------------------------------------------------------------------------
+    async def handoff_list(self, scope: Scope, state: str | None, limit: int = 200) -> list[HandoffRow]:
+        first_citizen = (select(HandoffMessage.text).where(HandoffMessage.handoff_id == Handoff.id,
+                                                          HandoffMessage.direction == "citizen")
+                         .order_by(HandoffMessage.id).limit(1).scalar_subquery())
+        last_team = (select(HandoffMessage.text).where(HandoffMessage.handoff_id == Handoff.id,
+                                                      HandoffMessage.direction == "team")
+                     .order_by(HandoffMessage.id.desc()).limit(1).scalar_subquery())
+        question = (select(QuestionLog.text).where(QuestionLog.id == Handoff.question_id).scalar_subquery())
+        conds = scope.period(Handoff.created_at)
+        if scope.ward:
+            conds.append(Handoff.ward == scope.ward)
+        if scope.channel:
+            conds.append(User.channel == scope.channel)
+        if state:
+            conds.append(Handoff.state == state)
+        async with self.sessions() as s:
+            rows = await s.execute(
+                select(Handoff.id, Handoff.ward, Handoff.state, Handoff.created_at, Handoff.answered_at,
+                       Handoff.answered_by, Handoff.closed_at, User.channel,
+                       func.coalesce(question, first_citizen), last_team)
+                .join(User, User.id == Handoff.user_id).where(*conds).order_by(Handoff.id.desc()).limit(limit))
+            return [HandoffRow(*r[:8], r[8] or "", r[9] or "") for r in rows]
+
+    async def handoff_messages(self, handoff_id: int) -> list[tuple[dt.datetime, str, str, str | None]]:
+        async with self.sessions() as s:
+            rows = await s.execute(select(HandoffMessage.created_at, HandoffMessage.direction, HandoffMessage.text,
+                                          HandoffMessage.author).where(HandoffMessage.handoff_id == handoff_id)
+                                   .order_by(HandoffMessage.id))
+            return [tuple(r) for r in rows]
+
+    # --- audit -------------------------------------------------------------------------------
+    async def audit_log(self, limit: int = 300) -> list[AuditLog]:
+        async with self.sessions() as s:
+            return list(await s.scalars(select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)))

@@ -1,0 +1,148 @@
+"""The aiohttp application: health check and the JSON ask endpoint (channels add routes)."""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import json
+import logging
+import secrets
+
+from aiohttp import web
+
+from bot.ops import metrics
+from bot.runtime import Runtime
+from handlers.messages import IncomingMessage
+
+log = logging.getLogger(__name__)
+
+RUNTIME_KEY: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
+MAX_BODY_BYTES = 64 * 1024
+MAX_ASK_CHARS = 10_000
+
+
+_dumps = functools.partial(json.dumps, ensure_ascii=False)
+
+
+def _json(body: object, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status, dumps=_dumps)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return _json({"error": message}, status=status)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """200 "ok"; 200 "degraded" when a channel is down; 503 "down" when the database is unreachable."""
+    runtime = request.app[RUNTIME_KEY]
+    database = await runtime.database_state()
+    states = runtime.channel_states
+    status = "ok"
+    if any(state.startswith("down") for state in states.values()):
+        status = "degraded"
+    if database.startswith("down"):
+        status = "down"
+    return _json(
+        {
+            "status": status,
+            "database": database,
+            "knowledge_entries": len(runtime.knowledge.kb),
+            "channels": states,
+            "enabled_channels": [name for name, state in states.items() if state == "on"],
+        },
+        status=503 if status == "down" else 200,
+    )
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    """Prometheus text format; needs `Authorization: Bearer <METRICS_TOKEN>` when that is set."""
+    runtime = request.app[RUNTIME_KEY]
+    token = runtime.settings.metrics_token
+    if token:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return web.Response(status=401, text="unauthorized", headers={"WWW-Authenticate": "Bearer"})
+    if runtime.store is not None:
+        try:
+            await metrics.refresh_gauges(runtime.store.sessions)
+        except Exception:
+            log.warning("metrics: database gauges unavailable", exc_info=True)
+    return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8",
+                        headers={"Cache-Control": "no-store"})
+
+
+async def ask(request: web.Request) -> web.Response:
+    """POST {"text": ...} -> the reply the bot would give (decision, answer text, choices)."""
+    runtime = request.app[RUNTIME_KEY]
+    try:
+        payload = json.loads(await request.read())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _error(400, "Nội dung gửi lên phải là JSON, ví dụ {\"text\": \"câu hỏi\"}.")
+    if not isinstance(payload, dict):
+        return _error(400, "Nội dung gửi lên phải là một đối tượng JSON có trường \"text\".")
+    text = payload.get("text")
+    if not isinstance(text, str):
+        return _error(400, "Thiếu trường \"text\" (chuỗi ký tự) chứa câu hỏi.")
+    if len(text) > MAX_ASK_CHARS:
+        return _error(413, f"Câu hỏi quá dài (tối đa {MAX_ASK_CHARS} ký tự).")
+    user = payload.get("user") if isinstance(payload.get("user"), str) else secrets.token_hex(8)
+    message = IncomingMessage(channel="api", user_id=user[:64], text=text)
+    outcome = await runtime.preview.respond(message)  # type: ignore[union-attr]
+    body = outcome.match.as_dict() if outcome.match else {
+        "decision": None, "faq_id": None, "score": None, "alternatives": []
+    }
+    body["replies"] = [reply.as_dict() for reply in outcome.replies]
+    return _json(body)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler):
+    """Unexpected errors become a short JSON message, never a stack trace."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s", request.path)
+        return _error(500, "Hệ thống đang gặp sự cố, bạn vui lòng thử lại sau.")
+
+
+async def telegram_webhook(request: web.Request) -> web.Response:
+    """Updates pushed by Telegram; the secret header must match before the body is read."""
+    from bot.channels.telegram import webhook_secret
+
+    runtime = request.app[RUNTIME_KEY]
+    expected = webhook_secret(runtime.settings)
+    given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        metrics.WEBHOOK_REJECTED.labels("telegram", "secret").inc()
+        return web.Response(status=403, text="forbidden")
+    try:
+        data = json.loads(await request.read())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = None
+    if not isinstance(data, dict) or "update_id" not in data:
+        metrics.WEBHOOK_REJECTED.labels("telegram", "malformed").inc()
+        return web.Response(status=400, text="bad update")
+    await runtime.telegram.feed_webhook(data)  # type: ignore[union-attr]
+    return web.Response(text="ok")
+
+
+def create_app(runtime: Runtime) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors])
+    app[RUNTIME_KEY] = runtime
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_endpoint)
+    app.router.add_post("/api/ask", ask)
+    telegram = runtime.telegram
+    if telegram is not None and getattr(telegram, "webhook_mode", False):
+        from bot.channels.telegram import webhook_path
+
+        app.router.add_post(webhook_path(runtime.settings.telegram_bot_token), telegram_webhook)
+    for adapter in runtime.channels.adapters.values():  # e.g. Zalo OA and Zalo Bot webhooks
+        for path, handler in getattr(adapter, "webhook_routes", lambda: [])():
+            app.router.add_post(path, handler)
+    from bot.dashboard import setup_dashboard
+
+    setup_dashboard(app, runtime)  # staff dashboard (/dashboard) and web chat (/chat)
+    return app

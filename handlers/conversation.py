@@ -1,0 +1,320 @@
+"""Routes an incoming message to the feature that answers it.
+
+Channel adapters call `Conversation.respond`; features live one per module beside
+this one (faq answering here, hand-off, subscriptions, privacy, staff).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import unicodedata
+from collections import defaultdict, deque
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlparse
+
+from bot.campaigns.service import CampaignService
+from bot.matching import Decision, MatchResult
+from bot.matching.live import LiveKnowledge
+from bot.ops import metrics
+from bot.storage.pending import DATABASE_ERRORS, PendingLogs, PendingQuestion
+from bot.storage.store import Store, UserInfo
+from handlers import texts
+from handlers.menus import menu_buttons
+from handlers.messages import Button, IncomingMessage, Link, Messenger, Reply
+from knowledge.schema import CATEGORIES, Entry
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT_CHARS = 2000  # longer questions are cut before matching; nobody types more
+STOP_WORDS = {"dừng", "dung", "stop", "huỷ", "hủy", "huy"}
+
+
+@dataclass
+class Outcome:
+    """The replies to send, and the matcher's verdict when the message was a question."""
+
+    replies: list[Reply]
+    match: MatchResult | None = None
+    question_id: int | None = None
+
+
+@dataclass
+class ConversationConfig:
+    wards: dict[str, str] = field(default_factory=dict)  # slug -> display name
+    team_chats: dict[str, str] = field(default_factory=dict)  # ward slug or "default" -> chat id
+    team_channel: str = "telegram"
+    flood_limit_per_minute: int = 20
+    retention_days: int = 365
+    delivery_lease_seconds: float = 120.0  # see handlers/handoff.py
+
+    def team_chat_for(self, ward: str | None) -> str | None:
+        return self.team_chats.get(ward or "", self.team_chats.get("default"))
+
+    def is_team_chat(self, chat_id: str) -> bool:
+        return chat_id in self.team_chats.values()
+
+
+@dataclass
+class Turn:
+    """One incoming message with the sender's stored record (None without storage)."""
+
+    msg: IncomingMessage
+    user: UserInfo | None
+
+
+def _link_label(url: str) -> str:
+    return urlparse(url).netloc or url
+
+
+class FloodGuard:
+    """Per-user sliding window; the first message over the limit gets one polite notice."""
+
+    def __init__(self, per_minute: int):
+        self.per_minute = per_minute
+        self._seen: dict[str, deque[float]] = defaultdict(deque)
+        self._warned: set[str] = set()
+
+    def check(self, key: str, now: float | None = None) -> str:
+        """'ok', 'warn' (send one notice) or 'drop'."""
+        now = time.monotonic() if now is None else now
+        window = self._seen[key]
+        while window and now - window[0] > 60:
+            window.popleft()
+        if len(window) < self.per_minute:
+            window.append(now)
+            self._warned.discard(key)
+            return "ok"
+        if key in self._warned:
+            return "drop"
+        self._warned.add(key)
+        return "warn"
+
+
+class Conversation:
+    """Channel-neutral dialogue: every channel adapter calls `respond` and sends the replies."""
+
+    def __init__(self, knowledge: LiveKnowledge, store: Store | None = None,
+                 messenger: Messenger | None = None, config: ConversationConfig | None = None,
+                 campaigns: CampaignService | None = None):
+        from handlers.campaigns import CampaignFeature
+        from handlers.handoff import HandoffFeature
+        from handlers.privacy import PrivacyFeature
+        from handlers.staff import StaffFeature
+        from handlers.subscriptions import SubscriptionFeature
+
+        self.knowledge = knowledge
+        self.store = store
+        self.messenger = messenger
+        self.config = config or ConversationConfig()
+        self.flood = FloodGuard(self.config.flood_limit_per_minute)
+        self.pending = PendingLogs()
+        self.handoff = HandoffFeature(self)
+        self.subscriptions = SubscriptionFeature(self)
+        self.privacy = PrivacyFeature(self)
+        self.staff = StaffFeature(self)
+        self.campaigns = CampaignFeature(self, campaigns)
+
+    async def handle(self, msg: IncomingMessage) -> list[Reply]:
+        return (await self.respond(msg)).replies
+
+    async def respond(self, msg: IncomingMessage) -> Outcome:
+        try:
+            result = await self._route(msg)
+        except Exception:  # a citizen never sees a stack trace
+            log.exception("handler failed for channel=%s", msg.channel)
+            return Outcome([Reply(texts.FALLBACK, menu_buttons(), kind="error")])
+        return result if isinstance(result, Outcome) else Outcome(result)
+
+    async def _route(self, msg: IncomingMessage) -> list[Reply] | Outcome:
+        if msg.is_group:
+            return await self.handoff.on_team_message(msg)
+        verdict = self.flood.check(f"{msg.channel}:{msg.user_id}")
+        if verdict != "ok":
+            return [Reply(texts.FLOOD, kind="notice")] if verdict == "warn" else []
+        user = await self._touch_user(msg)
+        turn = Turn(msg, user)
+        if msg.action is not None:
+            return await self.on_action(turn, msg.action)
+        if msg.text is None:
+            return [Reply(texts.ASK_TYPE_TEXT, kind="notice")]
+        if msg.command is not None:
+            return await self.on_command(turn, msg.command)
+        text = msg.text[:MAX_TEXT_CHARS]
+        if unicodedata.normalize("NFC", text).strip().lower().rstrip(".!") in STOP_WORDS:
+            return await self.subscriptions.unsubscribe(turn)
+        if user is not None and user.state.startswith("camp:"):
+            return await self.campaigns.on_text(turn, text)
+        if user is not None and user.state:
+            handled = await self.handoff.on_citizen_text_in_state(turn, text)
+            if handled is not None:
+                return handled
+        return await self.on_question(turn, text)
+
+    async def _touch_user(self, msg: IncomingMessage) -> UserInfo | None:
+        """The sender's record; None without storage or while the database is unreachable,
+        in which case the bot still answers from the knowledge base (see `pending`)."""
+        if self.store is None:
+            return None
+        try:
+            user = await self.store.touch_user(msg.channel, msg.user_id)
+            if msg.ward and msg.ward != user.ward:
+                await self.store.update_user(user.id, ward=msg.ward)
+                user = replace(user, ward=msg.ward)  # this message is already logged under the new ward
+        except DATABASE_ERRORS as exc:
+            if not self.pending.database_down:
+                log.error("database unavailable (%s); answering without storage, queueing logs",
+                          type(exc).__name__)
+            self.pending.database_down = True
+            return None
+        if self.pending.database_down or self.pending.items:
+            await self.pending.flush(self.store)
+        return user
+
+    # --- commands and buttons -------------------------------------------------
+    async def on_command(self, turn: Turn, command: str) -> list[Reply] | Outcome:
+        simple = {
+            "start": lambda: [Reply(texts.GREETING, menu_buttons(), kind="menu")],
+            "menu": lambda: [Reply(texts.MENU_PROMPT, menu_buttons(), kind="menu")],
+            "help": lambda: self.entry_replies(turn, "bot.help"),
+        }
+        if command in simple:
+            return simple[command]()
+        features = {
+            "dangky": self.subscriptions.start,
+            "huydangky": self.subscriptions.unsubscribe,
+            "quyenriengtu": self.privacy.explain,
+            "xoadulieu": self.privacy.confirm_delete,
+            "thongke": self.staff.stats,
+            "chuatraloi": self.staff.unanswered,
+            "staff": self.staff.manage,
+            "chiendich": self.campaigns.command,
+        }
+        if command in features:
+            return await features[command](turn)
+        return [Reply(texts.UNKNOWN_COMMAND, menu_buttons(), kind="notice")]
+
+    async def on_action(self, turn: Turn, action: str) -> list[Reply] | Outcome:
+        name, _, arg = action.partition(":")
+        kb = self.knowledge.kb
+        if name == "menu":
+            return [Reply(texts.MENU_PROMPT, menu_buttons(), kind="menu")]
+        if name == "cat" and arg in CATEGORIES:
+            return [self.category_reply(arg)]
+        if name == "faq" and kb.get(arg):
+            return self.entry_replies(turn, arg)
+        if name == "pick":
+            return await self.on_pick(turn, arg)
+        if name == "no":
+            return await self.on_not_these(turn, arg)
+        if name == "fb":
+            return await self.on_feedback(turn, arg)
+        if name in ("human", "ho"):
+            return await self.handoff.on_citizen_action(turn, name, arg)
+        if name in ("sub", "unsub"):
+            return await self.subscriptions.on_action(turn, name, arg)
+        if name == "del":
+            return await self.privacy.on_action(turn, arg)
+        if name == "camp":
+            return await self.campaigns.on_action(turn, arg)
+        return [Reply(texts.UNKNOWN_ACTION, menu_buttons(), kind="notice")]
+
+    # --- free-text questions -------------------------------------------------
+    async def on_question(self, turn: Turn, text: str) -> list[Reply] | Outcome:
+        if not text.strip():
+            return [Reply(texts.EMPTY, kind="notice")]
+        with metrics.Timer() as timer:
+            result = self.knowledge.matcher.match(text)
+        metrics.MATCH_SECONDS.observe(timer.seconds)
+        metrics.QUESTIONS.labels(turn.msg.channel, result.decision.value).inc()
+        question_id = None
+        user = turn.user
+        if self.store is not None and user is not None:
+            question_id = await self.store.log_question(
+                user, text, result.normalized, result.decision.value, result.faq_id, result.score,
+                result.alternatives)
+        elif self.store is not None:  # database down: keep the log write for later
+            self.pending.add(PendingQuestion(
+                turn.msg.channel, self.store.key_for(turn.msg.channel, turn.msg.user_id), text, result.normalized,
+                result.decision.value, result.faq_id, result.score, list(result.alternatives)))
+        ref = str(question_id or 0)
+        if result.decision is Decision.ANSWER and result.faq_id:
+            replies = self.entry_replies(turn, result.faq_id, ref)
+        elif result.decision is Decision.SUGGEST and result.faq_id:
+            replies = [self.suggest_reply([result.faq_id, *result.alternatives], ref)]
+        else:
+            replies = [self.fallback_reply()]
+        if user is not None and self.store is not None:
+            streak = user.fallback_streak + 1 if result.decision is Decision.FALLBACK else 0
+            if streak != user.fallback_streak:
+                await self.store.update_user(user.id, fallback_streak=streak)
+            if streak >= 2:
+                replies.append(self.handoff.offer_reply())
+        if result.faq_id == "bot.human" and result.decision is Decision.ANSWER:
+            replies.append(self.handoff.offer_reply())
+        return Outcome(replies, result, question_id)
+
+    async def on_pick(self, turn: Turn, arg: str) -> list[Reply]:
+        qid, _, faq_id = arg.partition(":")
+        if not self.knowledge.kb.get(faq_id):
+            return [Reply(texts.UNKNOWN_ACTION, menu_buttons(), kind="notice")]
+        if self.store and turn.user and qid.isdigit():
+            await self.store.set_outcome(int(qid), turn.user, "picked", faq_id)
+        return self.entry_replies(turn, faq_id, qid)
+
+    async def on_not_these(self, turn: Turn, qid: str) -> list[Reply]:
+        if self.store and turn.user and qid.isdigit():
+            await self.store.set_outcome(int(qid), turn.user, "not_these")
+        return [Reply(texts.NOT_THESE_REPLY, menu_buttons(), kind="fallback")]
+
+    async def on_feedback(self, turn: Turn, arg: str) -> list[Reply]:
+        vote, _, rest = arg.partition(":")
+        qid, _, faq_id = rest.partition(":")
+        if vote not in ("up", "down"):
+            return [Reply(texts.UNKNOWN_ACTION, menu_buttons(), kind="notice")]
+        if self.store and turn.user:
+            await self.store.add_feedback(turn.user, int(qid) if qid.isdigit() and qid != "0" else None,
+                                          faq_id or None, helpful=vote == "up")
+        if vote == "up":
+            return [Reply(texts.FEEDBACK_THANKS_UP, kind="notice")]
+        return [Reply(texts.FEEDBACK_THANKS_DOWN, [[Button(texts.SEND_TO_TEAM, "human")]], kind="notice")]
+
+    # --- reply builders -------------------------------------------------------
+    def category_reply(self, category: str) -> Reply:
+        entries = self.knowledge.kb.in_category(category)
+        rows = [[Button(e.title, f"faq:{e.id}")] for e in entries]
+        rows.append([Button(texts.MENU, "menu")])
+        return Reply(texts.CATEGORY_PROMPT.format(label=CATEGORIES[category]), rows, kind="menu")
+
+    def entry_replies(self, turn: Turn, entry_id: str, question_ref: str = "0") -> list[Reply]:
+        ward = turn.user.ward if turn.user else turn.msg.ward
+        entry = self.knowledge.kb.get(entry_id, ward=ward)
+        if entry is None:
+            return [self.fallback_reply()]
+        return [self.answer_reply(entry, question_ref)]
+
+    def answer_reply(self, entry: Entry, question_ref: str) -> Reply:
+        kb = self.knowledge.kb
+        rows = [
+            [Button(related.title, f"faq:{related.id}")]
+            for related in (kb.get(rid) for rid in entry.related[:3])
+            if related is not None
+        ]
+        rows.append([Button("👍", f"fb:up:{question_ref}:{entry.id}"),
+                     Button("👎", f"fb:down:{question_ref}:{entry.id}")])
+        rows.append([Button(texts.MENU, "menu")])
+        text = f"{entry.title}\n\n{entry.answer_text}\n\n{texts.FEEDBACK_QUESTION}"
+        links = [Link(_link_label(url), url) for url in entry.links]
+        return Reply(text, rows, links, kind="answer")
+
+    def suggest_reply(self, ids: list[str], question_ref: str = "0") -> Reply:
+        kb = self.knowledge.kb
+        rows = [[Button(e.title, f"pick:{question_ref}:{e.id}")]
+                for e in (kb.get(i) for i in ids[:3]) if e is not None]
+        rows.append([Button(texts.NOT_THESE, f"no:{question_ref}")])
+        return Reply(texts.SUGGEST, rows, kind="suggest")
+
+    def fallback_reply(self) -> Reply:
+        rows = menu_buttons(with_staff=False)
+        rows.append([Button(texts.SEND_TO_TEAM, "human")])
+        return Reply(texts.FALLBACK, rows, kind="fallback")

@@ -1,0 +1,114 @@
+"""Citizen-facing Vietnamese wording, kept in one place so it can be reviewed together."""
+
+GREETING = (
+    "Xin chào! Tôi là trợ lý hỗ trợ dịch vụ công trực tuyến, VNeID, thanh toán số và "
+    "an toàn trên mạng.\n"
+    "Bạn cứ gõ câu hỏi (có dấu hoặc không dấu đều được), hoặc chọn một mục bên dưới."
+)
+MENU_PROMPT = "Bạn cần hỏi về chủ đề nào?"
+CATEGORY_PROMPT = "Các câu hỏi thường gặp về {label}:"
+SUGGEST = "Có phải bạn muốn hỏi:"
+NOT_THESE = "Không phải"
+FEEDBACK_QUESTION = "Câu trả lời có hữu ích không?"
+FEEDBACK_THANKS_UP = "Cảm ơn bạn! Rất vui vì đã giúp được bạn."
+FEEDBACK_THANKS_DOWN = (
+    "Cảm ơn bạn đã góp ý. Bạn có thể hỏi lại theo cách khác, hoặc gửi câu hỏi cho "
+    "cán bộ Tổ công nghệ số cộng đồng."
+)
+FALLBACK = (
+    "Xin lỗi, tôi chưa có câu trả lời cho câu hỏi này. Bạn có thể chọn chủ đề bên dưới, "
+    "hỏi lại ngắn gọn hơn, hoặc gửi câu hỏi cho cán bộ Tổ công nghệ số cộng đồng."
+)
+NOT_THESE_REPLY = (
+    "Vậy tôi chưa hiểu đúng ý bạn. Bạn thử hỏi lại bằng từ khác, chọn chủ đề bên dưới, "
+    "hoặc gửi câu hỏi cho cán bộ."
+)
+ASK_TYPE_TEXT = "Xin lỗi, tôi chỉ đọc được tin nhắn chữ. Bạn vui lòng gõ câu hỏi nhé."
+EMPTY = "Bạn vui lòng gõ câu hỏi của mình nhé."
+UNKNOWN_COMMAND = "Tôi chưa hiểu lệnh này. Gõ /menu để xem các chủ đề, hoặc gõ câu hỏi của bạn."
+UNKNOWN_ACTION = "Nút này đã cũ hoặc không còn dùng được. Mời bạn chọn lại từ menu."
+RELATED = "Câu hỏi liên quan:"
+SEND_TO_TEAM = "Gửi câu hỏi cho cán bộ"
+TALK_TO_STAFF = "Gặp cán bộ"
+MENU = "Menu chính"
+LINKS_HEADER = "Xem thêm:"
+
+# --- hand-off to the community team ---------------------------------------------
+BACK_TO_BOT = "Quay lại trợ lý"
+OFFER_TEAM_AFTER_FALLBACKS = (
+    "Có vẻ tôi chưa giúp được bạn. Bạn có muốn gửi câu hỏi cho cán bộ Tổ công nghệ số "
+    "cộng đồng không? Cán bộ sẽ trả lời bạn ngay trong cuộc trò chuyện này."
+)
+ASK_QUESTION_FOR_TEAM = "Bạn vui lòng gõ câu hỏi cần gửi cho cán bộ, tôi sẽ chuyển ngay."
+HANDOFF_SENT = (
+    "Tôi đã chuyển câu hỏi của bạn tới Tổ công nghệ số cộng đồng (mã #{id}). Cán bộ thường "
+    "trả lời trong giờ hành chính, có thể mất vài giờ. Câu trả lời sẽ hiện ngay tại đây.\n"
+    "Trong lúc chờ, tin nhắn bạn gửi thêm sẽ được chuyển cho cán bộ."
+)
+HANDOFF_NO_TEAM = (
+    "Tôi đã ghi nhận câu hỏi của bạn (mã #{id}) để cán bộ xem xét. Hiện kênh này chưa có cán bộ "
+    "trực tuyến; bạn cũng có thể đến bộ phận một cửa của xã/phường để được hỗ trợ trực tiếp."
+)
+HANDOFF_FOLLOWUP_SENT = "Đã chuyển thêm cho cán bộ. Bấm \"Quay lại trợ lý\" nếu bạn muốn hỏi trợ lý."
+HANDOFF_LEFT = "Bạn đã quay lại trò chuyện với trợ lý. Cán bộ vẫn có thể trả lời câu hỏi trước của bạn."
+TEAM_REPLY = "💬 Cán bộ Tổ công nghệ số cộng đồng trả lời (mã #{id}):\n\n{text}"
+TEAM_CLOSED_TO_CITIZEN = "Cán bộ đã xử lý xong câu hỏi #{id} của bạn. Cảm ơn bạn!"
+GROUP_NEW = "📩 Câu hỏi #{id} từ người dân{ward}:\n\n{text}\n\n↩️ Trả lời tin nhắn này để gửi câu trả lời cho người dân."
+GROUP_FOLLOWUP = "➕ Người dân bổ sung cho câu hỏi #{id}:\n\n{text}"
+GROUP_REMINDER = "⏰ Câu hỏi #{id} chưa có ai trả lời. Mời cán bộ trả lời tin nhắn phía trên."
+GROUP_RELAYED = "✅ Đã gửi câu trả lời tới người dân (câu hỏi #{id})."
+GROUP_CLOSED = "✔️ Câu hỏi #{id} đã được đánh dấu xử lý bởi {who}."
+GROUP_DRAFTED = "📝 Đã tạo bản nháp câu hỏi thường gặp từ câu hỏi #{id} để cán bộ rà soát."
+GROUP_NOTHING_TO_DRAFT = "Câu hỏi #{id} chưa có câu trả lời của cán bộ để tạo bản nháp."
+GROUP_UNKNOWN_THREAD = "Không tìm thấy câu hỏi tương ứng. Hãy trả lời (reply) đúng tin nhắn câu hỏi của bot."
+GROUP_THREAD_CLOSED = "Câu hỏi #{id} đã đóng; người dân sẽ vẫn nhận được câu trả lời này."
+MARK_DONE = "Đã xử lý"
+MAKE_DRAFT = "Tạo FAQ nháp"
+
+# --- subscriptions ----------------------------------------------------------------
+SUB_CHOOSE_WARD = "Bạn ở xã/phường nào? Chọn để nhận đúng thông báo của địa phương:"
+SUB_CHOOSE_TOPICS = (
+    "Chọn các chủ đề bạn muốn nhận tin (bấm để chọn/bỏ chọn), rồi bấm \"Xong\".\n"
+    "Đang chọn: {chosen}"
+)
+SUB_DONE_BUTTON = "Xong"
+SUB_ALL_TOPICS = "tất cả chủ đề"
+SUB_CONFIRMED = (
+    "Đã đăng ký nhận tin{ward} về: {topics}. Bạn có thể gõ /huydangky hoặc \"dừng\" bất cứ lúc "
+    "nào để ngừng nhận tin."
+)
+UNSUBSCRIBED = "Bạn đã hủy nhận tin. Gõ /dangky nếu muốn nhận lại."
+NOT_SUBSCRIBED = "Bạn chưa đăng ký nhận tin. Gõ /dangky để đăng ký."
+
+# --- privacy ----------------------------------------------------------------------------
+PRIVACY = (
+    "Trợ lý lưu những gì về bạn:\n"
+    "1. Câu hỏi bạn gửi, sau khi đã xóa số điện thoại, số giấy tờ, email, số tài khoản/thẻ.\n"
+    "2. Một mã ẩn danh thay cho tài khoản của bạn (nhật ký không chứa tên hay số điện thoại).\n"
+    "3. Xã/phường và chủ đề bạn chọn khi đăng ký nhận tin, đánh giá 👍 👎 của bạn.\n"
+    "4. Nội dung trao đổi với cán bộ khi bạn nhờ hỗ trợ.\n"
+    "Nhật ký được tự động xóa sau {days} ngày. Gõ /xoadulieu để xóa toàn bộ dữ liệu của bạn ngay."
+)
+DELETE_CONFIRM = (
+    "Bạn có chắc muốn xóa toàn bộ dữ liệu của mình (câu hỏi, đánh giá, đăng ký nhận tin, trao đổi "
+    "với cán bộ)? Việc này không hoàn tác được."
+)
+DELETE_YES = "Xóa dữ liệu"
+DELETE_NO = "Không xóa"
+DELETED = "Đã xóa toàn bộ dữ liệu của bạn. Nếu bạn nhắn tiếp, trợ lý sẽ coi như bắt đầu mới."
+DELETE_CANCELLED = "Đã hủy, dữ liệu của bạn vẫn được giữ nguyên."
+NO_STORAGE = "Tính năng này tạm thời chưa dùng được. Bạn vui lòng thử lại sau."
+
+# --- flood control and staff -------------------------------------------------------
+FLOOD = "Bạn gửi hơi nhanh, tôi xin phép tạm dừng một chút. Bạn vui lòng đợi khoảng một phút rồi hỏi tiếp nhé."
+STAFF_ONLY = "Lệnh này chỉ dành cho cán bộ."
+STATS = (
+    "📊 Thống kê\n"
+    "Hôm nay: {d[questions]} câu hỏi — trợ lý trả lời {d[answer]}, gợi ý {d[suggest]}, chưa trả lời được {d[fallback]}.\n"
+    "7 ngày qua: {w[questions]} câu hỏi — trả lời {w[answer]}, gợi ý {w[suggest]}, chưa trả lời được {w[fallback]}.\n"
+    "Yêu cầu gặp cán bộ đang mở: {d[handoffs_open]}."
+)
+UNANSWERED_HEADER = "❓ Câu hỏi chưa trả lời được gần đây (nhóm theo nội dung giống nhau):"
+UNANSWERED_NONE = "Chưa có câu hỏi nào mà trợ lý không trả lời được. 👍"
+STAFF_USAGE = "Cách dùng: /staff add telegram:<id> [admin|staff|viewer] hoặc /staff remove telegram:<id>"
+STAFF_DONE = "Đã cập nhật quyền cho {who}."

@@ -1,0 +1,208 @@
+"""Load the YAML knowledge base and report every problem with file and entry id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from knowledge.schema import CATEGORIES, MAX_ANSWER_CHARS, Entry
+
+TOPICS_FILE = Path(__file__).resolve().parent / "meta" / "topics.yaml"
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    entry_id: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.entry_id}" if self.entry_id else self.file
+        return f"{where}: {self.message}"
+
+
+class KnowledgeError(Exception):
+    """The knowledge base cannot be used; `problems` says why, with file and entry id."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        head = "; ".join(str(p) for p in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        super().__init__(f"Knowledge base has {len(problems)} problem(s): {head}{more}")
+
+
+@dataclass
+class KnowledgeBase:
+    """Entries by id, plus ward-specific variants of local entries."""
+
+    entries: list[Entry]
+    ward_variants: dict[tuple[str, str], Entry] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.by_id = {entry.id: entry for entry in self.entries}
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def get(self, entry_id: str, ward: str | None = None) -> Entry | None:
+        if ward and (entry_id, ward) in self.ward_variants:
+            return self.ward_variants[(entry_id, ward)]
+        return self.by_id.get(entry_id)
+
+    def in_category(self, category: str) -> list[Entry]:
+        return [entry for entry in self.entries if entry.category == category]
+
+    def categories(self) -> list[str]:
+        present = {entry.category for entry in self.entries}
+        return [cat for cat in CATEGORIES if cat in present]
+
+    def with_entries(self, extra: Iterable[Entry]) -> KnowledgeBase:
+        """A new knowledge base where `extra` entries replace or add to these ones."""
+        merged = dict(self.by_id)
+        for entry in extra:
+            merged[entry.id] = entry
+        return KnowledgeBase(list(merged.values()), dict(self.ward_variants))
+
+
+def required_topic_ids(path: Path = TOPICS_FILE) -> list[str]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return list(data)
+
+
+def _read_yaml(path: Path, problems: list[Problem]) -> list[dict] | None:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(Problem(path.name, None, f"cannot read file: {exc}"))
+        return None
+    except yaml.YAMLError as exc:
+        problems.append(Problem(path.name, None, f"invalid YAML: {exc}".replace("\n", " ")))
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
+        problems.append(Problem(path.name, None, "top level must be a mapping with a list 'entries'"))
+        return None
+    return data["entries"]
+
+
+def _parse_entries(path: Path, raw: list, problems: list[Problem]) -> list[Entry]:
+    parsed = []
+    for index, item in enumerate(raw):
+        label = item.get("id") if isinstance(item, dict) else None
+        label = label or f"entry #{index + 1}"
+        if not isinstance(item, dict):
+            problems.append(Problem(path.name, label, "entry must be a mapping"))
+            continue
+        try:
+            entry = Entry.model_validate(item)
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = ".".join(str(p) for p in err["loc"]) or "entry"
+                problems.append(Problem(path.name, str(label), f"{loc}: {err['msg']}"))
+            continue
+        problems.extend(Problem(path.name, entry.id, msg) for msg in _content_problems(entry))
+        parsed.append(entry)
+    return parsed
+
+
+def _content_problems(entry: Entry) -> list[str]:
+    found = []
+    if len(entry.answer_text) > MAX_ANSWER_CHARS:
+        found.append(
+            f"answer is {len(entry.answer_text)} characters; keep it under {MAX_ANSWER_CHARS} "
+            "so it fits one chat message"
+        )
+    for link in entry.links:
+        if not link.startswith("https://") or " " in link:
+            found.append(f"link {link!r} must be an https:// URL")
+    if entry.id in entry.related:
+        found.append("related lists the entry itself")
+    return found
+
+
+def _load_local(path: Path, base: dict[str, Entry], problems: list[Problem]):
+    """Local overrides: same id replaces fields; with `wards`, only for those wards."""
+    replaced: dict[str, Entry] = {}
+    variants: dict[tuple[str, str], Entry] = {}
+    raw = _read_yaml(path, problems)
+    if raw is None:
+        return replaced, variants
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict) or not item.get("id"):
+            problems.append(Problem(path.name, f"entry #{index + 1}", "needs an 'id'"))
+            continue
+        original = base.get(item["id"])
+        merged = {**original.model_dump(), **item} if original else item
+        entries = _parse_entries(path, [merged], problems)
+        if not entries:
+            continue
+        entry = entries[0]
+        if item.get("wards"):
+            for ward in entry.wards:
+                variants[(entry.id, ward)] = entry
+        else:
+            replaced[entry.id] = entry
+    return replaced, variants
+
+
+def collect(knowledge_dir: Path, local_file: Path | None = None,
+            topics_file: Path = TOPICS_FILE) -> tuple[KnowledgeBase, list[Problem]]:
+    """Read everything, returning the usable entries and every problem found."""
+    problems: list[Problem] = []
+    entries: list[Entry] = []
+    seen: dict[str, str] = {}
+    if not knowledge_dir.is_dir():
+        problems.append(Problem(str(knowledge_dir), None, "knowledge directory does not exist"))
+        return KnowledgeBase([]), problems
+    files = sorted(knowledge_dir.glob("*.yaml"))
+    if not files:
+        problems.append(Problem(str(knowledge_dir), None, "no *.yaml knowledge files found"))
+    for path in files:
+        raw = _read_yaml(path, problems)
+        if raw is None:
+            continue
+        for entry in _parse_entries(path, raw, problems):
+            if entry.id in seen:
+                problems.append(
+                    Problem(path.name, entry.id, f"duplicate id (first defined in {seen[entry.id]})")
+                )
+                continue
+            seen[entry.id] = path.name
+            entries.append(entry)
+
+    by_id = {entry.id: entry for entry in entries}
+    variants: dict[tuple[str, str], Entry] = {}
+    if local_file is not None:
+        if not local_file.is_file():
+            problems.append(Problem(str(local_file), None, "local knowledge file does not exist"))
+        else:
+            replaced, variants = _load_local(local_file, by_id, problems)
+            by_id.update(replaced)
+            entries = list(by_id.values())
+
+    for entry in entries:
+        for rel in entry.related:
+            if rel not in by_id:
+                problems.append(
+                    Problem(seen.get(entry.id, "local"), entry.id, f"related id {rel!r} does not exist")
+                )
+    if topics_file.is_file():
+        for topic in required_topic_ids(topics_file):
+            if topic not in by_id:
+                problems.append(Problem(topics_file.name, topic, "required topic has no entry"))
+    return KnowledgeBase(entries, variants), problems
+
+
+def validate_knowledge(knowledge_dir: Path, local_file: Path | None = None) -> list[Problem]:
+    return collect(knowledge_dir, local_file)[1]
+
+
+def load_knowledge_base(knowledge_dir: Path, local_file: Path | None = None) -> KnowledgeBase:
+    """Load for serving; any problem stops start-up with a message naming file and entry."""
+    kb, problems = collect(knowledge_dir, local_file)
+    if problems:
+        raise KnowledgeError(problems)
+    return kb

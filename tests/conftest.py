@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from bot.matching.live import LiveKnowledge
+from bot.runtime import Runtime
+from bot.settings import Settings, load_settings
+
+
+@pytest.fixture(scope="session")
+def base_settings() -> Settings:
+    # Tests never read a developer's .env: every value comes from defaults or the test.
+    return load_settings(_env_file=None, telegram_bot_token="")
+
+
+@pytest.fixture(scope="session")
+def runtime(base_settings: Settings) -> Runtime:
+    return Runtime.build(base_settings)
+
+
+@pytest.fixture(scope="session")
+def knowledge(runtime: Runtime) -> LiveKnowledge:
+    return runtime.knowledge
+
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+async def _reset_postgres(url: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(request, tmp_path) -> str:
+    """A fresh, empty database on each backend; PostgreSQL needs TEST_DATABASE_URL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path}/test.sqlite3"
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("PostgreSQL tests skipped: TEST_DATABASE_URL is not set")
+    await _reset_postgres(url)
+    return url

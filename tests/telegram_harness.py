@@ -1,0 +1,83 @@
+"""Runs the real service pieces (PTB Application, storage, conversation) against FakeTelegram."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from bot.runtime import Runtime
+from bot.settings import load_settings
+from tests.fakes.telegram_api import FakeTelegram, SentMessage
+
+TOKEN = "123456:TEST-token"
+TEAM_A = -100111  # community team of phuong-a
+TEAM_DEFAULT = -100999
+ADMIN = 900
+WARDS = "phuong-a:Phường A,phuong-b:Phường B"
+
+
+class Harness:
+    def __init__(self, fake: FakeTelegram, runtime: Runtime):
+        self.fake = fake
+        self.runtime = runtime
+
+    @property
+    def store(self):
+        return self.runtime.store
+
+    async def _collect(self, chat_id: int, before: int, expect: int = 1) -> list[SentMessage]:
+        await self.fake.wait_for_sent(before + expect, timeout=8.0, chat_id=chat_id)
+        # Replies come as one or more messages; wait until the chat is quiet.
+        while True:
+            count = len(self.fake.sent_to(chat_id))
+            await asyncio.sleep(0.25)
+            if len(self.fake.sent_to(chat_id)) == count:
+                return self.fake.sent_to(chat_id)[before:]
+
+    async def say(self, user_id: int, text: str, expect: int = 1) -> list[SentMessage]:
+        before = len(self.fake.sent_to(user_id))
+        self.fake.user_sends_text(user_id, text)
+        return await self._collect(user_id, before, expect)
+
+    async def press(self, user_id: int, message: SentMessage, data: str, expect: int = 1) -> list[SentMessage]:
+        before = len(self.fake.sent_to(user_id))
+        self.fake.user_presses(user_id, message.message_id, data)
+        return await self._collect(user_id, before, expect)
+
+    async def team_reply(self, group: int, member: int, reply_to: int, text: str) -> list[SentMessage]:
+        before = len(self.fake.sent_to(group))
+        self.fake.member_replies_in_group(group, member, reply_to, text)
+        return await self._collect(group, before)
+
+
+def buttons(message: SentMessage) -> dict[str, str]:
+    """callback_data -> label of a sent message's inline keyboard."""
+    markup = message.reply_markup or {}
+    return {b["callback_data"]: b["text"] for row in markup.get("inline_keyboard", []) for b in row
+            if "callback_data" in b}
+
+
+def settings_for(fake: FakeTelegram, database_url: str, **overrides):
+    values = dict(
+        database_url=database_url, telegram_bot_token=TOKEN, telegram_api_base_url=fake.url,
+        wards=WARDS, team_chats=f"phuong-a:{TEAM_A},default:{TEAM_DEFAULT}", bot_admins=f"telegram:{ADMIN}",
+        user_key_secret="test-secret", flood_limit_per_minute=20,
+    )
+    values.update(overrides)
+    return load_settings(_env_file=None, **values)
+
+
+@contextlib.asynccontextmanager
+async def running_bot(database_url: str, **overrides) -> AsyncIterator[Harness]:
+    async with FakeTelegram(token=TOKEN, local_mode=True) as fake:
+        fake.add_group(TEAM_A, "Tổ CNS phường A")
+        fake.add_group(TEAM_DEFAULT, "Tổ CNS chung")
+        for user in (1, 2, 3, ADMIN):
+            fake.add_private_chat(user, first_name=f"User{user}")
+        runtime = await Runtime.open(settings_for(fake, database_url, **overrides))
+        await runtime.start_channels()
+        try:
+            yield Harness(fake, runtime)
+        finally:
+            await runtime.close()

@@ -1,0 +1,49 @@
+"""`python -m bot db upgrade` and `data purge` against both databases."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+from sqlalchemy import select
+
+from bot.runtime import open_store
+from bot.settings import load_settings
+from bot.storage.models import QuestionLog, utcnow
+from tests.test_cli import run_cli
+
+
+def test_db_upgrade_then_purge_removes_only_old_logs(database_url, tmp_path):
+    env = {"DATABASE_URL": database_url, "USER_KEY_SECRET": "x"}
+    proc = run_cli("db", "upgrade", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "up to date" in proc.stdout
+
+    async def seed() -> None:
+        engine, store = await open_store(load_settings(_env_file=None, database_url=database_url,
+                                                       user_key_secret="x"))
+        async with store.sessions.begin() as s:
+            for days in (400, 366, 10, 0):
+                s.add(QuestionLog(channel="telegram", user_key="k", text=f"q{days}", normalized=f"q{days}",
+                                  decision="fallback", created_at=utcnow() - dt.timedelta(days=days)))
+        await engine.dispose()
+
+    async def remaining() -> list[str]:
+        engine, store = await open_store(load_settings(_env_file=None, database_url=database_url,
+                                                       user_key_secret="x"))
+        async with store.sessions() as s:
+            texts = list(await s.scalars(select(QuestionLog.text).order_by(QuestionLog.text)))
+        await engine.dispose()
+        return texts
+
+    asyncio.run(seed())
+    proc = run_cli("data", "purge", "--older-than", "365d", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 questions" in proc.stdout
+    assert asyncio.run(remaining()) == ["q0", "q10"]
+
+
+def test_purge_rejects_bad_duration():
+    proc = run_cli("data", "purge", "--older-than", "forever")
+    assert proc.returncode == 2
+    assert "365d" in proc.stderr and "Traceback" not in proc.stderr

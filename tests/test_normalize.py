@@ -1,0 +1,72 @@
+import unicodedata
+
+import pytest
+
+from bot.matching.normalize import Normalizer, canonical, fold
+
+
+@pytest.fixture(scope="module")
+def norm() -> Normalizer:
+    return Normalizer()
+
+
+def test_fold_removes_diacritics_and_d_stroke():
+    assert fold("Kích hoạt tài khoản Đăng ký") == "Kich hoat tai khoan Dang ky"
+
+
+def test_canonical_nfc_and_nfd_compare_equal():
+    composed = "Đăng ký tạm trú"
+    decomposed = unicodedata.normalize("NFD", composed)
+    assert composed != decomposed
+    assert canonical(composed) == canonical(decomposed) == "đăng ký tạm trú"
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [("hoà", "hòa"), ("thuỷ", "thủy"), ("khoẻ", "khỏe"), ("Hoá đơn", "hóa đơn"), ("hoạ", "họa")],
+)
+def test_old_and_new_tone_placement_compare_equal(old, new):
+    assert canonical(old) == canonical(new)
+
+
+def test_tone_placement_keeps_closed_syllables_and_qu():
+    assert canonical("hoàn toàn khuyến mãi quý") == "hoàn toàn khuyến mãi quý"
+
+
+def test_punctuation_emoji_zero_width_and_spaces(norm):
+    assert canonical("  Kích\u200bhoạt!!!   VNeID 😀😀 ???\t") == "kíchhoạt vneid"
+    assert canonical("\u202eabc\u202c") == "abc"
+    assert canonical("😀🙏") == ""
+
+
+def test_abbreviations_expand(norm):
+    assert norm.normalized("ko dc") == "không được"
+    assert norm.normalized("sdt cccd tk mk dvc") == (
+        "số điện thoại căn cước công dân tài khoản mật khẩu dịch vụ công"
+    )
+    assert norm.normalized("hông nhận đc otp") == "không nhận được otp"
+
+
+def test_vneid_spelled_variously(norm):
+    for spelling in ["VNeID", "vn eid", "VNEID", "vnid", "Vn-eID"]:
+        assert norm.tokens(spelling) == ["vneid"], spelling
+
+
+def test_filler_dropped(norm):
+    assert norm.normalized("Ad ơi cho em hỏi đổi số điện thoại với ạ") == "đổi số điện thoại"
+    assert norm.tokens("cho em hoi doi so dien thoai a") == ["doi", "so", "dien", "thoai"]
+
+
+def test_without_diacritics_matches_with(norm):
+    assert norm.tokens("kich hoat tai khoan") == norm.tokens("kích hoạt tài khoản")
+
+
+def test_accented_hong_is_not_negation(norm):
+    # "hỏng" (broken) must not be read as teencode for "không".
+    assert norm.normalized("điện thoại bị hỏng") == "điện thoại bị hỏng"
+
+
+def test_control_characters_and_huge_text(norm):
+    text = "\x00\x07abc\x1b[31m" + "x" * 10_000
+    assert isinstance(norm.normalized(text), str)
+    assert norm.tokens("") == []
