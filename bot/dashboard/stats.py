@@ -171,6 +171,14 @@ async def report_xlsx(request: web.Request) -> web.StreamResponse:
                      "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
 
+def _append(ws, values: Sequence) -> None:
+    """Append a row; strings stay text (openpyxl would store "=..." as a formula)."""
+    ws.append(list(values))
+    for cell in ws[ws.max_row]:
+        if isinstance(cell.value, str):
+            cell.data_type = "s"
+
+
 def xlsx_bytes(report: Report) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font
@@ -188,7 +196,7 @@ def xlsx_bytes(report: Report) -> bytes:
         cell.font = Font(bold=True)
         cell.alignment = Alignment(wrap_text=True, vertical="top")
     for row in [*report.rows, report.total]:
-        ws.append(row)
+        _append(ws, row)
     for cell in ws[ws.max_row]:
         cell.font = Font(bold=True)
     ws.column_dimensions["A"].width = 28
@@ -200,7 +208,7 @@ def xlsx_bytes(report: Report) -> bytes:
     for cell in topics[1]:
         cell.font = Font(bold=True)
     for faq_id, title, n in report.topics.entries:
-        topics.append([faq_id, title, n])
+        _append(topics, [faq_id, title, n])
     topics.column_dimensions["A"].width = 32
     topics.column_dimensions["B"].width = 60
     out = io.BytesIO()
@@ -209,13 +217,23 @@ def xlsx_bytes(report: Report) -> bytes:
 
 
 # --- CSV ------------------------------------------------------------------------------------------
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def inert(value: object) -> object:
+    """A citizen's text starting like a formula (=HYPERLINK(...)) is shown as text, not run by Excel."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def csv_text(header: Sequence[str], rows: Iterable[Sequence]) -> str:
     """UTF-8 CSV with a byte-order mark, so Excel shows Vietnamese letters correctly."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(header)
     for row in rows:
-        writer.writerow(["" if v is None else v for v in row])
+        writer.writerow(["" if v is None else inert(v) for v in row])
     return "\ufeff" + buf.getvalue()
 
 
@@ -247,7 +265,8 @@ async def export_unanswered(request: web.Request) -> web.Response:
     d = dash(request)
     f = filters_from(request)
     rows = await d.queries.unanswered(f.scope())
-    found = clustering.build(rows, await d.queries.triage(), d.runtime.knowledge.matcher, limit=10_000)
+    found = clustering.build(rows, await d.queries.triage(viewer(request).ward), d.runtime.knowledge.matcher,
+                             limit=10_000)
     out = []
     for c in found:
         others = [t for t, _n in c.texts.most_common(10) if t != c.representative]
@@ -273,6 +292,6 @@ async def export_questions(request: web.Request) -> web.Response:
 
 @requires("admin")
 async def audit_page(request: web.Request) -> web.Response:
-    rows = await dash(request).queries.audit_log()
+    rows = await dash(request).queries.audit_log(viewer(request).ward)
     return render(request, "audit.html", page="audit", rows=rows)
 
