@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy import Text, and_, case, cast, delete, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from bot.storage.models import (
@@ -44,6 +44,12 @@ DRAFT_STATES = ("draft", "review", "published", "archived")
 def text_key(normalized: str) -> str:
     """Stable key of a normalised question (texts can be long; keys are indexed)."""
     return hashlib.sha256(normalized.encode("utf-8")).hexdigest()
+
+
+def campaign_ward(segment: dict | None) -> str | None:
+    """The one ward a campaign is confined to, or None when it reaches several or all wards."""
+    wards = (segment or {}).get("wards") or []
+    return wards[0] if len(wards) == 1 else None
 
 
 def triage_key(normalized: str, ward: str | None) -> str:
@@ -503,6 +509,40 @@ class DashboardQueries:
                 select(Delivery.state, User.ward, func.count()).join(Campaign, Campaign.id == Delivery.campaign_id)
                 .outerjoin(User, User.id == Delivery.user_id).where(*conds).group_by(Delivery.state, User.ward))
             return [(state, ward, n) for state, ward, n in rows]
+
+    async def campaign_figures(self, scope: Scope) -> list[tuple[int, str, str, dict[str, int]]]:
+        """Per campaign: (id, title, state, delivery counts by state) of messages handled in the period,
+        to the scope's ward and channel; most recent campaign first."""
+        conds = scope.period(Delivery.updated_at)
+        if scope.ward:
+            conds.append(User.ward == scope.ward)
+        if scope.channel:
+            conds.append(Delivery.channel == scope.channel)
+        out: dict[int, tuple[int, str, str, dict[str, int]]] = {}
+        async with self.sessions() as s:
+            rows = await s.execute(
+                select(Campaign.id, Campaign.title, Campaign.state, Delivery.state, func.count())
+                .join(Delivery, Delivery.campaign_id == Campaign.id).outerjoin(User, User.id == Delivery.user_id)
+                .where(*conds).group_by(Campaign.id, Campaign.title, Campaign.state, Delivery.state))
+            for campaign_id, title, state, delivery_state, n in rows:
+                out.setdefault(campaign_id, (campaign_id, title, state, {}))[3][delivery_state] = n
+        return [out[k] for k in sorted(out, reverse=True)]
+
+    async def campaign_list(self, ward: str | None, limit: int = 100) -> list[tuple[Campaign, dict[str, int]]]:
+        """Latest campaigns with their delivery counts; for a ward account those aimed at its ward only."""
+        query = select(Campaign).order_by(Campaign.id.desc())
+        if ward:  # prefiltered in SQL, checked exactly below (JSON differs between the databases)
+            query = query.where(cast(Campaign.segment, Text).like(f'%"{ward}"%'))
+        async with self.sessions() as s:
+            rows = [c for c in await s.scalars(query if ward else query.limit(limit))
+                    if not ward or campaign_ward(c.segment) == ward][:limit]
+            counts: dict[int, dict[str, int]] = {c.id: {} for c in rows}
+            if rows:
+                for campaign_id, state, n in await s.execute(
+                        select(Delivery.campaign_id, Delivery.state, func.count())
+                        .where(Delivery.campaign_id.in_(list(counts))).group_by(Delivery.campaign_id, Delivery.state)):
+                    counts[campaign_id][state] = n
+            return [(c, counts[c.id]) for c in rows]
 
     async def entry_usage(self, scope: Scope) -> dict[str, dict[str, int]]:
         """Per entry: times given (answered or picked), 👍 and 👎."""
