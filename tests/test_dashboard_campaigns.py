@@ -212,3 +212,41 @@ async def test_linked_telegram_account_cannot_approve_its_own_campaign(site):
     admin = await site.client("admin")
     assert "/confirm" not in (await admin.get(f"/dashboard/campaigns/{campaign.id}")).text
     assert "Đã duyệt" in (await op(admin, campaign.id, "approve")).text
+
+
+async def test_statistics_chart_handoffs_and_campaign_deliveries_per_campaign(site):
+    store = site.runtime.store
+    for ident, ward in (("a" * 32, "phuong-a"), ("b" * 32, "phuong-a"), ("c" * 32, "phuong-b")):
+        await subscriber(site, ident, ward, [])
+    users = [await store.touch_user("web", ident) for ident in ("a" * 32, "c" * 32)]
+    for user in users:
+        await store.open_handoff(user, "", None)
+    handoff = await store.open_handoff(users[0], "", None)
+    await store.mark_handoff_answered(handoff, "dashboard:lan")
+    service = site.runtime.campaigns
+    everyone = await service.create(CampaignDraft(title="Cảnh báo lừa đảo", text="Không đưa mã OTP cho ai.",
+                                                  created_by="dashboard:admin"))
+    own = await service.create(CampaignDraft(title="Họp tổ dân phố", text="Tối thứ Sáu tại nhà văn hóa.",
+                                             created_by="dashboard:admin", wards=["phuong-a"]))
+    await service.approve(everyone.id, "dashboard:hoa")  # three recipients: above the threshold of one
+    await service.approve(own.id, "dashboard:hoa")
+    while await site.runtime.campaign_runner.run_once():
+        pass
+
+    admin = await site.client("admin")
+    page = await admin.get("/dashboard/stats")
+    today = dt.datetime.now(VN_TZ).strftime("%d/%m")
+    handoffs = page.text.split("<h2>Câu hỏi gửi cán bộ</h2>")[1].split("</section>")[0]
+    assert f"<title>Gửi cán bộ — {today}: 3</title>" in handoffs and f"Được trả lời — {today}: 1</title>" in handoffs
+    campaigns = page.text.split("<h2>Chiến dịch thông tin</h2>")[1].split("</section>")[0]
+    assert "<title>Đã gửi: 5 (100%)</title>" in campaigns  # 3 + 2 messages
+    assert f"<title>#{everyone.id} Cảnh báo lừa đảo: 3</title>" in campaigns
+    rows = {int(i): cells for i, cells in re.findall(r"#(\d+) [^<]+</a></td>(.*?)</tr>", campaigns, re.S)}
+    assert re.findall(r'<td class="num">(\d+)</td>', rows[everyone.id]) == ["3", "0", "0", "0", "3"]
+    assert re.findall(r'<td class="num">(\d+)</td>', rows[own.id]) == ["2", "0", "0", "0", "2"]
+
+    lan = await site.client("lan")  # her ward's citizens only; the city-wide campaign is listed, not opened
+    campaigns = (await lan.get("/dashboard/stats")).text.split("<h2>Chiến dịch thông tin</h2>")[1]
+    assert "<title>Đã gửi: 4 (100%)</title>" in campaigns
+    assert f'<a href="/dashboard/campaigns/{own.id}">' in campaigns
+    assert f"<td>#{everyone.id} Cảnh báo lừa đảo</td>" in campaigns

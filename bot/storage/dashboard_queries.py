@@ -176,6 +176,15 @@ class HandoffRow:
     last_team_text: str
 
 
+@dataclass(frozen=True)
+class CampaignFigures:
+    id: int
+    title: str
+    state: str
+    segment: dict
+    counts: dict[str, int]  # delivery state -> messages
+
+
 class DashboardQueries:
     def __init__(self, store: Store):
         self.store = store
@@ -510,23 +519,24 @@ class DashboardQueries:
                 .outerjoin(User, User.id == Delivery.user_id).where(*conds).group_by(Delivery.state, User.ward))
             return [(state, ward, n) for state, ward, n in rows]
 
-    async def campaign_figures(self, scope: Scope) -> list[tuple[int, str, str, dict[str, int]]]:
-        """Per campaign: (id, title, state, delivery counts by state) of messages handled in the period,
-        to the scope's ward and channel; most recent campaign first."""
+    async def campaign_figures(self, scope: Scope) -> list[CampaignFigures]:
+        """Per campaign, delivery counts by state of messages handled in the period, to the
+        scope's ward and channel; most recent campaign first."""
         conds = scope.period(Delivery.updated_at)
         if scope.ward:
             conds.append(User.ward == scope.ward)
         if scope.channel:
             conds.append(Delivery.channel == scope.channel)
-        out: dict[int, tuple[int, str, str, dict[str, int]]] = {}
+        counts: dict[int, dict[str, int]] = {}
         async with self.sessions() as s:
-            rows = await s.execute(
-                select(Campaign.id, Campaign.title, Campaign.state, Delivery.state, func.count())
-                .join(Delivery, Delivery.campaign_id == Campaign.id).outerjoin(User, User.id == Delivery.user_id)
-                .where(*conds).group_by(Campaign.id, Campaign.title, Campaign.state, Delivery.state))
-            for campaign_id, title, state, delivery_state, n in rows:
-                out.setdefault(campaign_id, (campaign_id, title, state, {}))[3][delivery_state] = n
-        return [out[k] for k in sorted(out, reverse=True)]
+            for campaign_id, state, n in await s.execute(
+                    select(Delivery.campaign_id, Delivery.state, func.count())
+                    .outerjoin(User, User.id == Delivery.user_id).where(*conds)
+                    .group_by(Delivery.campaign_id, Delivery.state)):
+                counts.setdefault(campaign_id, {})[state] = n
+            rows = await s.scalars(select(Campaign).where(Campaign.id.in_(list(counts)))) if counts else []
+            return sorted((CampaignFigures(c.id, c.title, c.state, dict(c.segment or {}), counts[c.id]) for c in rows),
+                          key=lambda f: -f.id)
 
     async def campaign_list(self, ward: str | None, limit: int = 100) -> list[tuple[Campaign, dict[str, int]]]:
         """Latest campaigns with their delivery counts; for a ward account those aimed at its ward only."""
