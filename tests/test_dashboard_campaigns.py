@@ -188,7 +188,15 @@ async def test_campaign_lists_and_pages_are_ward_scoped_and_viewers_read_only(si
     token = page.csrf
     refused = await xem.post("/dashboard/campaigns/new", {**FORM, "csrf_token": token})
     assert refused.status == 403 and len(await service.recent()) == 4
-    detail = await xem.get(f"/dashboard/campaigns/{ids['b']}")
+    admin_token = (await admin.get("/dashboard/campaigns")).csrf
+    for path in ["/dashboard/campaigns/new", *(f"/dashboard/campaigns/{ids['b']}/{name}" for name in
+                                             ("confirm", "pause", "cancel"))]:
+        for bad in ("", "x" * 43, token):  # missing, forged, another session's
+            refused = await admin.post(path, {**FORM, "csrf_token": bad} if bad else FORM)
+            assert refused.status == 403 and "không hợp lệ" in refused.text, (path, bad)
+    assert await admin.post(f"/dashboard/campaigns/{ids['b']}/cancel", {"csrf_token": admin_token})
+    assert len(await service.recent()) == 4 and (await state_of(site, ids["b"])).state == "cancelled"
+    detail = await xem.get(f"/dashboard/campaigns/{ids['all']}")  # a draft: staff would see buttons
     assert detail.status == 200 and "/cancel" not in detail.text and "/confirm" not in detail.text
     for path in ("/dashboard/campaigns/99999999999999999999", "/dashboard/campaigns/2147483648",
                  "/dashboard/campaigns/999"):
