@@ -258,3 +258,15 @@ async def test_statistics_chart_handoffs_and_campaign_deliveries_per_campaign(si
     assert "<title>Đã gửi: 4 (100%)</title>" in campaigns
     assert f'<a href="/dashboard/campaigns/{own.id}">' in campaigns
     assert f"<td>#{everyone.id} Cảnh báo lừa đảo</td>" in campaigns
+
+
+async def test_confirm_recounts_recipients_before_deciding_on_approval(site):
+    await subscriber(site, "1" * 32, "phuong-a", [])
+    lan = await site.client("lan")
+    campaign_id, page = await create(lan, topics="")
+    assert "1 người (đếm lúc này)" in page.text and not (await state_of(site, campaign_id)).requires_approval
+    await subscriber(site, "2" * 32, "phuong-a", [])  # joins while the draft waits
+    confirmed = await op(lan, campaign_id, "confirm")
+    campaign = await state_of(site, campaign_id)
+    assert (campaign.state, campaign.recipients, campaign.requires_approval) == ("pending_approval", 2, True)
+    assert "cần một cán bộ khác duyệt" in confirmed.text

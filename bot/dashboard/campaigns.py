@@ -252,6 +252,8 @@ async def operate(request: web.Request) -> web.Response:
     if op == "confirm" and campaign.created_by != account.actor:
         raise redirect(here, err="Chỉ người tạo mới xác nhận được bản nháp này.")
     try:
+        if op == "confirm":  # recount first: subscribers may have joined since the draft was saved
+            await _service(request).update_draft(campaign.id, segment=campaign.segment or {})
         updated = await getattr(_service(request), method)(campaign.id, account.actor)
     except CampaignError as exc:
         raise redirect(here, err=f"Không thực hiện được: {exc}.") from None
