@@ -85,7 +85,8 @@ class Settings(BaseSettings):
     trust_proxy_headers: bool = False
     # How often (seconds) each process checks the database for published knowledge changes.
     kb_reload_seconds: float = Field(5.0, gt=0, le=3600)
-    # Which sites may embed /chat in an iframe (CSP frame-ancestors), e.g. "https://phuong.gov.vn"; "*" = any.
+    # Which sites may embed /chat in an iframe (CSP frame-ancestors), space-separated, e.g.
+    # "https://phuong.gov.vn 'self'"; "*" = any, "'none'" = nobody.
     webchat_frame_ancestors: str = "*"
 
     # --- Zalo Official Account (bot/channels/zalo_oa.py) -------------------------------------
@@ -130,9 +131,20 @@ class Settings(BaseSettings):
     @field_validator("webchat_frame_ancestors")
     @classmethod
     def _frame_sources(cls, value: str) -> str:
-        if any(ch in value for ch in ";,\"'\n"):
-            raise ValueError("space-separated origins such as https://phuong.gov.vn, or *")
-        return value.strip() or "'none'"
+        """CSP frame-ancestors sources; 'self' and 'none' may be written with or without quotes."""
+        sources = []
+        for token in value.split():
+            keyword = token.strip("'").lower()
+            if keyword in ("self", "none"):
+                sources.append(f"'{keyword}'")
+            elif _FRAME_SOURCE.fullmatch(token):
+                sources.append(token)
+            else:
+                raise ValueError(f"{token!r} is not a frame source; use space-separated origins such as "
+                                 "https://phuong.gov.vn, 'self', 'none' or *")
+        if "'none'" in sources and len(sources) > 1:
+            raise ValueError("'none' cannot be combined with other sources")
+        return " ".join(sources) or "'none'"
 
     @field_validator("log_level")
     @classmethod
@@ -246,6 +258,10 @@ class Settings(BaseSettings):
         path.write_text(secret, encoding="utf-8")
         path.chmod(0o600)
         return secret
+
+
+# A CSP host source: *, a scheme (https:), or [scheme://]host[:port] with an optional leading *. wildcard.
+_FRAME_SOURCE = re.compile(r"\*|https?:|(https?://)?(\*\.)?[A-Za-z0-9.-]+(:(\d{1,5}|\*))?")
 
 
 def _parse_pairs(value: str) -> list[tuple[str, str]]:

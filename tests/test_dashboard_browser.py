@@ -56,6 +56,17 @@ async def test_review_draft_publish_then_ask_in_web_chat(tmp_path):
                 assert await citizen.locator("h1").inner_text() == "Trợ lý dịch vụ công số"
                 await citizen.click("button.choice[data-action='cat:vneid']")  # the category menu works
                 await citizen.wait_for_selector("li.msg.bot button[data-action='faq:vneid.forgot_password']")
+                await citizen.fill("#q", "mật khẩu")  # too vague: the bot offers choices
+                await citizen.press("#q", "Enter")
+                offer = citizen.locator("li.msg.bot", has_text="Có phải bạn muốn hỏi")
+                await offer.wait_for()
+                choice = offer.locator("button.choice[data-action^='pick:']").first
+                label = await choice.inner_text()
+                await choice.click()
+                await citizen.wait_for_selector(f"li.msg.user:has-text('{label}')")
+                answer = citizen.locator("li.msg.bot").last
+                await answer.locator("button[aria-label='Hữu ích']").wait_for()  # an answer, with feedback
+                assert (await answer.inner_text()).startswith(label)  # the chosen entry's answer
                 await citizen.fill("#q", QUESTION)
                 await citizen.press("#q", "Enter")
                 await citizen.wait_for_selector("li.msg.bot:has-text('chưa có câu trả lời')")
@@ -94,8 +105,10 @@ async def test_review_draft_publish_then_ask_in_web_chat(tmp_path):
                 await staff.goto(site.url + "/dashboard/stats")
                 charts = staff.locator("svg.chart")
                 assert await charts.count() >= 5
-                shot = await staff.screenshot(full_page=True, path=str(tmp_path / "stats.png"))
-                assert len(shot) > 10_000
+                await staff.screenshot(full_page=True, path=str(tmp_path / "stats.png"))
+                for i in range(await charts.count()):  # laid out at full width, none collapsed
+                    box = await charts.nth(i).bounding_box()
+                    assert box and box["width"] > 600 and box["height"] > 40, i
                 per_day = await charts.first.screenshot()
                 blue, width, height = await count_colour(staff, per_day, (0x1F, 0x5F, 0xA8))
                 assert width > 300 and height > 80 and blue > 40  # the bar of today's questions is drawn
@@ -103,5 +116,49 @@ async def test_review_draft_publish_then_ask_in_web_chat(tmp_path):
                 green, *_ = await count_colour(staff, rates, (0x1B, 0x7F, 0x3B))
                 assert green > 20  # the answer-rate line
                 assert errors == []  # no CSP violations or script errors
+            finally:
+                await browser.close()
+
+
+async def test_lists_refresh_by_themselves(tmp_path):
+    """A question asked while the unanswered list is open appears on it, and a campaign's progress
+    moves on, without reloading (the page's timer is fast-forwarded; the fetches are real)."""
+    playwright_api = pytest.importorskip("playwright.async_api")
+    async with running_site(f"sqlite+aiosqlite:///{tmp_path}/refresh.sqlite3", campaign_approval_threshold=10) as site:
+        await site.account("admin", "admin")
+        await site.seed_question("con mèo nhà tôi bỏ ăn mấy hôm nay", ward="phuong-a")
+        user = await site.runtime.store.touch_user("web", "f" * 32)
+        await site.runtime.store.save_subscription(user.id, ward="phuong-a", topics=[], active=True)
+        async with playwright_api.async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                page = await (await browser.new_context()).new_page()
+                page.set_default_timeout(15_000)
+                await page.clock.install()
+                await page.goto(site.url + "/dashboard/login")
+                await page.fill("input[name=username]", "admin")
+                await page.fill("input[name=password]", PASSWORD)
+                await page.click("button[type=submit]")
+                await page.locator("article.cluster", has_text="con mèo").wait_for()
+                assert await page.locator("article.cluster").count() == 1
+                await site.seed_question("xin giấy phép nuôi chim cảnh", ward="phuong-b")
+                await page.clock.run_for(5_000)
+                assert await page.locator("article.cluster").count() == 1  # not before its 20 seconds
+                await page.clock.run_for(16_000)
+                await page.locator("article.cluster", has_text="chim cảnh").wait_for()
+                assert "2 nhóm, 2 câu hỏi" in await page.locator("p.count").inner_text()
+
+                await page.goto(site.url + "/dashboard/campaigns/new")
+                await page.fill("input[name=title]", "Họp tổ dân phố")
+                await page.fill("textarea[name=text]", "Tối thứ Sáu tại nhà văn hóa.")
+                await page.click("text=Lưu và xem trước")
+                await page.click("button:has-text('Xác nhận gửi')")
+                await page.wait_for_selector("text=Đã xác nhận")
+                progress = page.locator("#progress")
+                assert "Đã lên lịch" in await progress.inner_text()
+                assert await site.runtime.campaign_runner.run_once()
+                await page.clock.run_for(6_000)
+                await progress.locator("text=Báo cáo kết quả").wait_for()
+                assert "Đã gửi xong" in await progress.inner_text()
             finally:
                 await browser.close()

@@ -89,3 +89,17 @@ def test_ids_and_csv_encoding():
     assert suggest_id("dvc", "Thẻ thư viện", {"dvc.local_the_thu_vien"}) == "dvc.local_the_thu_vien_2"
     text = csv_text(["Câu hỏi", "Số lần"], [["Quên mật khẩu, làm sao?", 3], ["x", None]])
     assert text.startswith("\ufeff") and '"Quên mật khẩu, làm sao?",3\r\n' in text and "x,\r\n" in text
+
+
+def test_dashboard_settings_are_documented():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    example = (root / ".env.example").read_text(encoding="utf-8")
+    names = ["DASHBOARD_SESSION_HOURS", "DASHBOARD_COOKIE_SECURE", "DASHBOARD_LOGIN_MAX_FAILURES",
+             "DASHBOARD_LOGIN_LOCK_MINUTES", "TRUST_PROXY_HEADERS", "KB_RELOAD_SECONDS", "WEBCHAT_FRAME_ANCESTORS"]
+    for name in names:
+        assert f"| `{name}` |" in readme, name  # a row of the settings table
+        assert f"\n{name}=" in example, name
+    assert '<iframe src="https://' in readme and "## Staff dashboard" in readme and "staff add --username" in readme

@@ -83,6 +83,24 @@ async def test_web_chat_answers_logs_feedback_and_menus(site):
         assert resp.status == 400
 
 
+async def test_web_chat_offers_choice_buttons_when_unsure(site):
+    client = await site.client()
+    await client.get("/chat")
+    [offer] = (await client.chat("mật khẩu", ward="phuong-a"))["replies"]  # too vague to answer outright
+    assert offer["kind"] == "suggest" and "Có phải bạn muốn hỏi" in offer["text"]
+    picks = [b for row in offer["buttons"] for b in row if b["action"].startswith("pick:")]
+    assert len(picks) >= 2 and actions(offer)[-1].startswith("no:")  # and "Không phải"
+    [answer] = (await client.chat(action=picks[1]["action"]))["replies"]
+    entry_id = picks[1]["action"].rsplit(":", 1)[1]
+    assert answer["kind"] == "answer" and answer["text"].startswith(site.runtime.knowledge.kb.get(entry_id).title)
+    async with site.runtime.store.sessions() as s:
+        [logged] = (await s.scalars(select(QuestionLog))).all()
+    assert (logged.decision, logged.outcome, logged.outcome_faq_id) == ("suggest", "picked", entry_id)
+    [other] = (await client.chat("mật khẩu"))["replies"]
+    [sorry] = (await client.chat(action=actions(other)[-1]))["replies"]  # none of these
+    assert sorry["kind"] == "fallback" and "human" in actions(sorry) and "cat:vneid" in actions(sorry)
+
+
 async def test_web_handoff_answered_from_dashboard_reaches_returning_citizen(site):
     citizen = await site.client()
     await citizen.get("/chat?ward=phuong-b")

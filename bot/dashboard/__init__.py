@@ -25,7 +25,7 @@ def setup_dashboard(app: web.Application, runtime: Runtime) -> None:
     """Mount /dashboard, /chat and /static; without a database (Runtime.build) there is nothing to mount."""
     if runtime.store is None:
         return
-    from bot.dashboard import auth, handoffs, kb, stats, unanswered, webchat
+    from bot.dashboard import auth, campaigns, handoffs, kb, stats, unanswered, webchat
     from bot.dashboard.common import DASHBOARD_KEY, STATIC, STATIC_PREFIX, Dashboard, make_env
     from bot.dashboard.overlay import OverlaySync, polling
     from bot.storage.dashboard_queries import DashboardQueries
@@ -71,7 +71,10 @@ def setup_dashboard(app: web.Application, runtime: Runtime) -> None:
     r.add_get("/dashboard/export/unanswered.csv", stats.export_unanswered)
     r.add_get("/dashboard/export/questions.csv", stats.export_questions)
     r.add_get("/dashboard/audit", stats.audit_page, name="dashboard.audit")
-    # A "Chiến dịch" page plugs in by adding a route named "dashboard.campaigns" (the nav shows it then).
+    r.add_get("/dashboard/campaigns", campaigns.index, name="dashboard.campaigns")
+    r.add_route("*", "/dashboard/campaigns/new", campaigns.new)
+    r.add_get(r"/dashboard/campaigns/{id:\d+}", campaigns.detail)
+    r.add_post(r"/dashboard/campaigns/{id:\d+}/{op:confirm|approve|pause|resume|cancel}", campaigns.operate)
     r.add_get("/chat", webchat.page)
     r.add_post("/chat/api/message", webchat.message)
     r.add_post("/chat/api/updates", webchat.updates)

@@ -73,10 +73,16 @@ def token_hash(token: str) -> str:
 
 # --- request facts -------------------------------------------------------------------------------
 def client_ip(request: web.Request) -> str:
+    """The client's address; behind our proxy, the one the proxy saw.
+
+    A proxy appends the address it was contacted from to X-Forwarded-For, so only the
+    last entry is trustworthy: earlier ones are whatever the client chose to send.
+    """
     if dash(request).settings.trust_proxy_headers:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()[:64]
+        forwarded = request.headers.getall("X-Forwarded-For", [])
+        entries = [part.strip() for value in forwarded for part in value.split(",") if part.strip()]
+        if entries:
+            return entries[-1][:64]
     return (request.remote or "unknown")[:64]
 
 
@@ -209,8 +215,17 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """CSP without inline script everywhere; only /chat may be framed (by WEBCHAT_FRAME_ANCESTORS)."""
+    """CSP without inline script everywhere; only /chat may be framed (by WEBCHAT_FRAME_ANCESTORS).
+
+    Also marks every cookie of the response Secure when DASHBOARD_COOKIE_SECURE says so,
+    so no handler (flash messages, login form token) can forget the flag.
+    """
     headers = response.headers
+    if "Set-Cookie" in headers and cookie_secure(request):  # already serialised when this hook runs
+        cookies = headers.popall("Set-Cookie")
+        for cookie in cookies:
+            secure = any(part.strip().lower() == "secure" for part in cookie.split(";"))
+            headers.add("Set-Cookie", cookie if secure else f"{cookie}; Secure")
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
     path = request.path
@@ -219,7 +234,10 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
         headers["Content-Security-Policy"] = f"{CSP}; frame-ancestors {ancestors}"
         headers["Cache-Control"] = "no-store"
         return
-    headers["Content-Security-Policy"] = f"{CSP}; frame-ancestors 'none'"
+    csp = CSP
+    if path.startswith("/dashboard/campaigns/"):  # the preview shows the campaign's image from its https address
+        csp = csp.replace("img-src 'self' data:", "img-src 'self' data: https:")
+    headers["Content-Security-Policy"] = f"{csp}; frame-ancestors 'none'"
     headers["X-Frame-Options"] = "DENY"
     if path.startswith("/static/"):
         headers.setdefault("Cache-Control", "public, max-age=3600")

@@ -1,4 +1,4 @@
-"""`python -m bot staff add|list` (dashboard accounts) and `python -m bot kb export` (overlays to YAML)."""
+"""`python -m bot staff add|list|disable|enable|remove` (dashboard accounts) and `python -m bot kb export` (overlays to YAML)."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ def cmd_staff_add(settings: Settings, args: argparse.Namespace) -> int:
     if not username or len(username) > 64 or any(ch.isspace() for ch in username):
         print("error: --username must be 1-64 characters without spaces", file=sys.stderr)
         return 2
-    if args.ward and settings.ward_names and args.ward not in settings.ward_names:
-        known = ", ".join(settings.ward_names)
+    if args.ward and args.ward not in settings.ward_names:
+        known = ", ".join(settings.ward_names) or "WARDS is empty: set it first"
         print(f"error: --ward {args.ward!r} is not in WARDS ({known})", file=sys.stderr)
         return 2
     password = _read_password(args)
@@ -55,6 +55,42 @@ def cmd_staff_add(settings: Settings, args: argparse.Namespace) -> int:
     linked = f", linked to telegram:{args.telegram}" if args.telegram else ""
     print(f"{'created' if created else 'updated'} {args.role} account {username!r} ({scope}{linked})")
     return 0
+
+
+def _staff_change(settings: Settings, args: argparse.Namespace, change: str) -> int:
+    from bot.runtime import open_store
+    from bot.storage.dashboard_queries import DashboardQueries
+
+    username = args.username.strip().lower()
+
+    async def run() -> bool:
+        engine, store = await open_store(settings)
+        try:
+            queries = DashboardQueries(store)
+            if change == "remove":
+                return await queries.remove_staff(username)
+            return await queries.set_staff_active(username, change == "enable")
+        finally:
+            await engine.dispose()
+
+    if not asyncio.run(run()):
+        print(f"error: no account {username!r} (see `python -m bot staff list`)", file=sys.stderr)
+        return 1
+    done = {"disable": "disabled (signed out everywhere)", "enable": "enabled", "remove": "removed"}[change]
+    print(f"account {username!r} {done}")
+    return 0
+
+
+def cmd_staff_disable(settings: Settings, args: argparse.Namespace) -> int:
+    return _staff_change(settings, args, "disable")
+
+
+def cmd_staff_enable(settings: Settings, args: argparse.Namespace) -> int:
+    return _staff_change(settings, args, "enable")
+
+
+def cmd_staff_remove(settings: Settings, args: argparse.Namespace) -> int:
+    return _staff_change(settings, args, "remove")
 
 
 def cmd_staff_list(settings: Settings, _args: argparse.Namespace) -> int:
@@ -115,3 +151,9 @@ def add_parsers(sub: argparse._SubParsersAction, kb_sub: argparse._SubParsersAct
     add.add_argument("--telegram", metavar="USER_ID", help="link to this Telegram user (staff commands in chat)")
     add.set_defaults(func=cmd_staff_add)
     staff_sub.add_parser("list", help="list accounts").set_defaults(func=cmd_staff_list)
+    for name, func, text in (("disable", cmd_staff_disable, "block an account and end its sessions"),
+                             ("enable", cmd_staff_enable, "allow a disabled account to sign in again"),
+                             ("remove", cmd_staff_remove, "delete an account (its audit trail stays)")):
+        change = staff_sub.add_parser(name, help=text)
+        change.add_argument("--username", required=True)
+        change.set_defaults(func=func)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from rapidfuzz import fuzz, process
 
 from bot.matching.matcher import Matcher
-from bot.storage.dashboard_queries import CLOSED_TRIAGE, QuestionRow, TriageRow, text_key
+from bot.storage.dashboard_queries import CLOSED_TRIAGE, QuestionRow, TriageRow, text_key, triage_key
 
 SIMILARITY = 75
 MAX_CLUSTERS = 150
@@ -57,13 +57,18 @@ def build(rows: list[QuestionRow], triage: dict[str, TriageRow], matcher: Matche
           limit: int = MAX_CLUSTERS) -> list[Cluster]:
     """Open clusters (forms closed by staff are left out), biggest first, with the bot's best guess."""
     by_form: dict[str, list[QuestionRow]] = {}
+    drafting: dict[str, int] = {}
     for row in rows:
         form = row.normalized.strip()
         if not form:
             continue
-        state = triage.get(text_key(form))
-        if state is not None and state.state in CLOSED_TRIAGE:
+        # A decision for all wards, or one for the asker's ward (made by that ward's staff).
+        states = [t for t in (triage.get(text_key(form)), row.ward and triage.get(triage_key(form, row.ward))) if t]
+        if any(t.state in CLOSED_TRIAGE for t in states):
             continue
+        for t in states:
+            if t.state == "drafted" and t.draft_id:
+                drafting.setdefault(form, t.draft_id)
         by_form.setdefault(form, []).append(row)
     ordered = sorted(by_form, key=lambda f: (-len(by_form[f]), f))
     clusters: list[Cluster] = []
@@ -86,9 +91,8 @@ def build(rows: list[QuestionRow], triage: dict[str, TriageRow], matcher: Matche
             cluster.channels[row.channel] += 1
             cluster.reasons[reason(row)] += 1
             cluster.texts[" ".join(row.text.split())] += 1
-        state = triage.get(text_key(form))
-        if state is not None and state.state == "drafted" and state.draft_id:
-            cluster.draft_id = state.draft_id
+        if form in drafting:
+            cluster.draft_id = drafting[form]
     clusters.sort(key=lambda c: (-c.count, -c.last_seen.timestamp()))
     clusters = clusters[:limit]
     if matcher is not None:

@@ -26,7 +26,7 @@ STATIC_PREFIX = "/static"
 # needs no tz database (absent on some Windows machines).
 VN_TZ = dt.timezone(dt.timedelta(hours=7), "ICT")
 
-CHANNEL_NAMES = {"telegram": "Telegram", "web": "Web", "zalo": "Zalo", "api": "API"}
+CHANNEL_NAMES = {"telegram": "Telegram", "web": "Web", "zalo": "Zalo OA", "zalobot": "Zalo Bot", "api": "API"}
 DECISION_NAMES = {"answer": "Trả lời", "suggest": "Gợi ý", "fallback": "Chưa trả lời được", "handoff": "Gửi cán bộ"}
 OUTCOME_NAMES = {"helpful": "👍 Hữu ích", "unhelpful": "👎 Chưa hữu ích", "picked": "Chọn gợi ý",
                  "not_these": "Không phải gợi ý", "handoff": "Gửi cán bộ", "answered_by_person": "Cán bộ đã trả lời"}
@@ -69,6 +69,17 @@ def viewer(request: web.Request) -> StaffAccount:
     account = request[VIEWER_KEY]
     assert account is not None
     return account
+
+
+MAX_ID = 2**31 - 1  # database integer ids: larger numbers in a URL cannot exist (PostgreSQL would refuse them)
+
+
+def path_id(request: web.Request, not_found: str = "Không tìm thấy trang này.") -> int:
+    """The numeric {id} of the URL; 404 for anything no row can have."""
+    raw = request.match_info.get("id", "")
+    if not raw.isdigit() or len(raw) > 10 or int(raw) > MAX_ID:
+        raise web.HTTPNotFound(text=not_found)
+    return int(raw)
 
 
 # --- time -----------------------------------------------------------------------------------
@@ -136,6 +147,7 @@ class Filters:
     ward: str | None
     channel: str | None
     ward_locked: bool
+    dates_given: bool = True  # False: the default period ending today
 
     def scope(self) -> Scope:
         return Scope(day_start_utc(self.start), day_start_utc(self.end + dt.timedelta(days=1)),
@@ -144,6 +156,14 @@ class Filters:
     def query(self, **extra: Any) -> str:
         params = {"from": self.start.isoformat(), "to": self.end.isoformat(), "ward": self.ward or "",
                   "channel": self.channel or "", **extra}
+        return urlencode({k: v for k, v in params.items() if v not in ("", None)})
+
+    def live_query(self, **extra: Any) -> str:
+        """Like query(), but a default period is left out so it keeps ending "today" (auto-refresh
+        of a page left open overnight must show the new day's questions)."""
+        params = {"ward": self.ward or "", "channel": self.channel or "", **extra}
+        if self.dates_given:
+            params = {"from": self.start.isoformat(), "to": self.end.isoformat(), **params}
         return urlencode({k: v for k, v in params.items() if v not in ("", None)})
 
 
@@ -167,7 +187,7 @@ def filters_from(request: web.Request, default_days: int = 30) -> Filters:
     channel = q.get("channel") or None
     if channel is not None and channel not in CHANNEL_NAMES:
         channel = None
-    return Filters(start, end, ward, channel, locked)
+    return Filters(start, end, ward, channel, locked, dates_given=bool(q.get("from") or q.get("to")))
 
 
 def account_scope(request: web.Request) -> Scope:
@@ -175,11 +195,17 @@ def account_scope(request: web.Request) -> Scope:
     return Scope(ward=viewer(request).ward)
 
 
+def is_https_url(value: object) -> bool:
+    return isinstance(value, str) and value.startswith("https://") and len(value) > 8 and \
+        not any(ch.isspace() or ch in "\"'<>" for ch in value)
+
+
 # --- templates -----------------------------------------------------------------------------------
 def make_env() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html", "svg"]),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(dt=fmt_dt, day=fmt_day, num=fmt_num, pct=fmt_pct, hours=fmt_hours)
+    env.tests["https"] = is_https_url  # only such links become <a href>: never javascript: or data:
     env.globals.update(static=STATIC_PREFIX, CATEGORIES=CATEGORIES, CHANNEL_NAMES=CHANNEL_NAMES,
                        DECISION_NAMES=DECISION_NAMES, OUTCOME_NAMES=OUTCOME_NAMES, ROLE_NAMES=ROLE_NAMES)
     return env

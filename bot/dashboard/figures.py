@@ -112,16 +112,20 @@ def per_day(questions: Iterable[QuestionRow], start: dt.date, end: dt.date) -> l
     return [(day, counts.get(day, 0)) for day in days_between(start, end)]
 
 
-def rates_over_time(questions: Iterable[QuestionRow], start: dt.date,
-                    end: dt.date) -> tuple[list[dt.date], str, dict[str, list[float | None]]]:
-    """Daily shares of each decision (weekly when the period is long); None where nothing was asked."""
+def time_buckets(start: dt.date, end: dt.date):
+    """(buckets, "day"|"week", day -> bucket): days, or weeks from Monday when the period is long."""
     weekly = (end - start).days > 62
-    unit = "week" if weekly else "day"
 
     def bucket(day: dt.date) -> dt.date:
         return day - dt.timedelta(days=day.weekday()) if weekly else day
 
-    buckets = sorted({bucket(d) for d in days_between(start, end)})
+    return sorted({bucket(d) for d in days_between(start, end)}), "week" if weekly else "day", bucket
+
+
+def rates_over_time(questions: Iterable[QuestionRow], start: dt.date,
+                    end: dt.date) -> tuple[list[dt.date], str, dict[str, list[float | None]]]:
+    """Daily shares of each decision (weekly when the period is long); None where nothing was asked."""
+    buckets, unit, bucket = time_buckets(start, end)
     counts: dict[dt.date, Counter] = defaultdict(Counter)
     for q in questions:
         if q.decision in DECISIONS:
@@ -132,6 +136,27 @@ def rates_over_time(questions: Iterable[QuestionRow], start: dt.date,
         for d in DECISIONS:
             series[d].append(100 * counts[b][d] / total if total else None)
     return buckets, unit, series
+
+
+def handoffs_over_time(handoffs: Iterable[tuple], start: dt.date,
+                       end: dt.date) -> tuple[list[dt.date], str, list[int], list[int]]:
+    """Hand-offs opened per day (or week), and team answers given per day among them."""
+    buckets, unit, bucket = time_buckets(start, end)
+    opened: Counter = Counter()
+    answered: Counter = Counter()
+    for opened_at, answered_at, _state, _ward in handoffs:
+        opened[bucket(local_day(opened_at))] += 1
+        if answered_at is not None and start <= local_day(answered_at) <= end:
+            answered[bucket(local_day(answered_at))] += 1
+    return buckets, unit, [opened[b] for b in buckets], [answered[b] for b in buckets]
+
+
+def delivery_states(deliveries: Iterable[tuple]) -> Counter:
+    """Campaign messages by delivery state, from (state, ward, count) rows."""
+    states: Counter = Counter()
+    for state, _ward, n in deliveries:
+        states[state] += n
+    return states
 
 
 @dataclass

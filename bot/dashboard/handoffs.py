@@ -8,7 +8,7 @@ import logging
 from aiohttp import web
 
 from bot.dashboard.auth import requires
-from bot.dashboard.common import dash, filters_from, redirect, render, viewer
+from bot.dashboard.common import dash, filters_from, path_id, redirect, render, viewer
 from bot.privacy import redact
 from bot.storage.store import HandoffInfo
 from handlers import texts
@@ -25,11 +25,11 @@ async def _handoff(request: web.Request) -> HandoffInfo:
     """The hand-off in the URL, if this account may see it (ward staff: their ward only)."""
     store = dash(request).runtime.store
     assert store is not None
-    raw = request.match_info["id"]
-    found = await store.get_handoff(int(raw)) if raw.isdigit() else None
+    missing = "Không tìm thấy câu hỏi này."
+    found = await store.get_handoff(path_id(request, missing))
     ward = viewer(request).ward
     if found is None or (ward and found.ward != ward):
-        raise web.HTTPNotFound(text="Không tìm thấy câu hỏi này.")
+        raise web.HTTPNotFound(text=missing)
     return found
 
 

@@ -7,6 +7,7 @@ account's changes to a shipped entry become that ward's own version of it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 
@@ -14,7 +15,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from bot.dashboard.auth import requires
-from bot.dashboard.common import dash, redirect, render, viewer
+from bot.dashboard.common import dash, path_id, redirect, render, viewer
 from bot.dashboard.overlay import DEFAULT_SOURCE, problems_of, suggest_id
 from bot.matching.normalize import fold
 from bot.storage.dashboard_queries import DraftRow, Scope
@@ -89,7 +90,8 @@ async def entry(request: web.Request) -> web.Response:
     if found is None:
         raise web.HTTPNotFound(text="Không tìm thấy mục này.")
     usage = (await _usage(request)).get(found.id, {"matched": 0, "up": 0, "down": 0})
-    variants = {ward: e for (eid, ward), e in kb.ward_variants.items() if eid == found.id}
+    own = viewer(request).ward  # a ward account sees its own ward's version only
+    variants = {ward: e for (eid, ward), e in kb.ward_variants.items() if eid == found.id and own in (None, ward)}
     overlay = d.overlay
     drafts = [r for r in await d.queries.drafts(viewer(request).ward) if r.entry_id == found.id]
     return render(request, "kb_entry.html", page="kb", entry=found, usage=usage, variants=variants, kb=kb,
@@ -114,10 +116,13 @@ async def override(request: web.Request) -> web.Response:
 
 
 # --- drafts ------------------------------------------------------------------------------------------
+NO_DRAFT = "Không tìm thấy bản nháp này."
+
+
 def _may_see(request: web.Request, row: DraftRow | None) -> DraftRow:
     ward = viewer(request).ward
     if row is None or (ward and row.ward != ward):
-        raise web.HTTPNotFound(text="Không tìm thấy bản nháp này.")
+        raise web.HTTPNotFound(text=NO_DRAFT)
     return row
 
 
@@ -156,7 +161,7 @@ async def new(request: web.Request) -> web.Response:
 @requires("viewer")
 async def draft(request: web.Request) -> web.Response:
     d = dash(request)
-    row = _may_see(request, await d.queries.draft(int(request.match_info["id"])))
+    row = _may_see(request, await d.queries.draft(path_id(request, NO_DRAFT)))
     kb = d.runtime.knowledge.kb
     matcher = d.runtime.knowledge.matcher
     checks = []
@@ -175,10 +180,18 @@ async def draft(request: web.Request) -> web.Response:
 
 
 async def _save(request: web.Request, draft_id: int, form: MultiDictProxy, state: str | None = None) -> None:
+    row = await dash(request).queries.draft(draft_id)
+    assert row is not None
+    fields = await _fields(request, row, form)
+    if state is not None:
+        fields["state"] = state
+    await dash(request).queries.update_draft(draft_id, viewer(request).actor, "kb.draft.save", **fields)
+
+
+async def _fields(request: web.Request, row: DraftRow, form: MultiDictProxy) -> dict:
+    """The draft's columns as the submitted form sets them."""
     d = dash(request)
     account = viewer(request)
-    row = await d.queries.draft(draft_id)
-    assert row is not None
     fields: dict = {"questions": _lines(str(form.get("questions", "")))}
     if row.kind == "entry":
         category = str(form.get("category", ""))
@@ -198,16 +211,14 @@ async def _save(request: web.Request, draft_id: int, form: MultiDictProxy, state
             keywords=_items(str(form.get("keywords", ""))), links=_lines(str(form.get("links", ""))),
             related=_items(str(form.get("related", ""))),
             entry_source=" ".join(str(form.get("entry_source", "")).split())[:500] or DEFAULT_SOURCE, wards=wards)
-    if state is not None:
-        fields["state"] = state
-    await d.queries.update_draft(draft_id, account.actor, "kb.draft.save", **fields)
+    return fields
 
 
 @requires("staff")
 async def save(request: web.Request) -> web.Response:
     d = dash(request)
     account = viewer(request)
-    row = _may_see(request, await d.queries.draft(int(request.match_info["id"])))
+    row = _may_see(request, await d.queries.draft(path_id(request, NO_DRAFT)))
     here = f"/dashboard/kb/drafts/{row.id}"
     form = await request.post()
     op = str(form.get("op", "save"))
@@ -221,6 +232,10 @@ async def save(request: web.Request) -> web.Response:
         raise redirect("/dashboard/kb/drafts", ok="Đã bỏ bản nháp.")
     if not _may_edit(request, row):
         raise redirect(here, err="Bạn không sửa được mục này (mục đã xuất bản chỉ quản trị viên sửa).")
+    if row.state == "published":  # citizens get it at once: it must pass the publishing checks first
+        problems = problems_of(dataclasses.replace(row, **await _fields(request, row, form)), d.runtime.knowledge.kb)
+        if problems:
+            raise redirect(here, err="Chưa lưu: " + " ".join(problems))
     state = "review" if op == "submit" else None
     await _save(request, row.id, form, state)
     if row.state == "published" and d.overlay is not None:
@@ -240,7 +255,7 @@ async def save(request: web.Request) -> web.Response:
 async def publish(request: web.Request) -> web.Response:
     d = dash(request)
     account = viewer(request)
-    row = _may_see(request, await d.queries.draft(int(request.match_info["id"])))
+    row = _may_see(request, await d.queries.draft(path_id(request, NO_DRAFT)))
     here = f"/dashboard/kb/drafts/{row.id}"
     problems = problems_of(row, d.runtime.knowledge.kb)
     if problems:
@@ -253,7 +268,8 @@ async def publish(request: web.Request) -> web.Response:
                 await d.queries.update_draft(other.id, account.actor, "kb.draft.superseded", state="archived")
     await d.queries.update_draft(row.id, account.actor, "kb.publish", state="published", published_at=now,
                                  published_by=account.actor)
-    await d.queries.resolve_drafted(row.id, row.entry_id or "", account.actor)
+    await d.queries.resolve_drafted(row.id, row.entry_id or "", account.actor,
+                                    "linked" if row.kind == "variants" else "resolved")
     if d.overlay is not None:
         await d.overlay.refresh()
     raise redirect(here, ok="Đã xuất bản. Trợ lý dùng ngay nội dung mới.")
@@ -263,7 +279,7 @@ async def publish(request: web.Request) -> web.Response:
 async def unpublish(request: web.Request) -> web.Response:
     d = dash(request)
     account = viewer(request)
-    row = _may_see(request, await d.queries.draft(int(request.match_info["id"])))
+    row = _may_see(request, await d.queries.draft(path_id(request, NO_DRAFT)))
     await d.queries.update_draft(row.id, account.actor, "kb.unpublish", state="draft")
     if d.overlay is not None:
         await d.overlay.refresh()

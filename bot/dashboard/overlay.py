@@ -57,11 +57,15 @@ def entry_from_draft(row: DraftRow, base: KnowledgeBase | None = None) -> Entry:
         "source": (row.entry_source or DEFAULT_SOURCE).strip(), "reviewed": reviewed, "wards": list(row.wards),
     }
     try:
-        return Entry.model_validate(data)
+        entry = Entry.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         name = FIELD_NAMES.get(str(err["loc"][0]) if err["loc"] else "", "Mục")
         raise ValueError(f"{name}: {err['msg']}") from None
+    for link in entry.links:  # the loader checks shipped files the same way; links go to citizens as buttons
+        if not link.startswith("https://") or any(ch.isspace() for ch in link):
+            raise ValueError(f"Liên kết {link!r} phải là địa chỉ https://.")
+    return entry
 
 
 def problems_of(row: DraftRow, kb: KnowledgeBase) -> list[str]:

@@ -7,7 +7,7 @@ import csv
 import io
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from aiohttp import web
@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.dashboard import charts, figures, periods
 from bot.dashboard import clusters as clustering
 from bot.dashboard.auth import requires
+from bot.dashboard.campaigns import STATE_NAMES as CAMPAIGN_STATES
 from bot.dashboard.common import (
     CHANNEL_NAMES,
     DECISION_NAMES,
@@ -31,7 +32,7 @@ from bot.dashboard.common import (
     render,
     viewer,
 )
-from bot.storage.dashboard_queries import Scope
+from bot.storage.dashboard_queries import CampaignFigures, Scope, campaign_ward
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +44,36 @@ class Data:
     handoffs: list
     subscribers: dict
     deliveries: list | None  # None: campaign figures unavailable
+    campaigns: list[CampaignFigures] = field(default_factory=list)
 
 
-async def gather(request: web.Request, scope: Scope) -> Data:
+async def gather(request: web.Request, scope: Scope, per_campaign: bool = False) -> Data:
     q = dash(request).queries
+    campaigns: list[CampaignFigures] = []
     try:
         deliveries = await q.campaign_deliveries(scope)
+        if per_campaign:
+            campaigns = await q.campaign_figures(scope)
     except SQLAlchemyError:  # the campaign tables belong to another module; never break the page
         log.warning("campaign figures unavailable", exc_info=True)
         deliveries = None
     return Data(await q.questions(scope), await q.feedback(scope), await q.handoffs(scope),
-                await q.subscribers_by_ward(scope.ward, scope.channel), deliveries)
+                await q.subscribers_by_ward(scope.ward, scope.channel), deliveries, campaigns)
+
+
+DELIVERY_PARTS = (("Đã gửi", ("sent",), charts.GREEN), ("Lỗi, không nhận được", ("failed", "blocked"), charts.RED),
+                  ("Bỏ qua", ("skipped",), charts.GREY), ("Không chắc đã gửi", ("uncertain",), charts.AMBER),
+                  ("Chờ gửi", ("pending", "sending"), charts.BLUE))
+
+
+def _campaign_charts(data: Data) -> tuple[str, str]:
+    states = figures.delivery_states(data.deliveries or [])
+    split = charts.split_bar([(name, sum(states[s] for s in keys), color) for name, keys, color in DELIVERY_PARTS],
+                             title="Tin chiến dịch theo kết quả gửi")
+    top = data.campaigns[:10]
+    sent = charts.hbar_chart([f"#{c.id} {c.title}" for c in top], [c.counts.get("sent", 0) for c in top],
+                             title="Tin đã gửi theo chiến dịch", color=charts.GREEN)
+    return split, sent
 
 
 def overall(data: Data) -> figures.Totals:
@@ -65,7 +85,7 @@ def overall(data: Data) -> figures.Totals:
 async def stats_page(request: web.Request) -> web.Response:
     d = dash(request)
     f = filters_from(request)
-    data = await gather(request, f.scope())
+    data = await gather(request, f.scope(), per_campaign=True)
     t = overall(data)
     days = figures.per_day(data.questions, f.start, f.end)
     per_day = charts.bar_chart([fmt_day(day)[:5] for day, _n in days], [n for _d, n in days],
@@ -85,9 +105,18 @@ async def stats_page(request: web.Request) -> web.Response:
     subs = sorted(data.subscribers.items(), key=lambda kv: -kv[1])
     subs_chart = charts.hbar_chart([d.ward_name(w) for w, _n in subs], [n for _w, n in subs],
                                    title="Người đăng ký nhận tin theo xã/phường", color=charts.GREEN)
+    buckets, unit, opened, answered = figures.handoffs_over_time(data.handoffs, f.start, f.end)
+    handoff_chart = charts.line_chart(
+        [fmt_day(b)[:5] for b in buckets], [("Gửi cán bộ", opened, charts.BLUE), ("Được trả lời", answered, charts.GREEN)],
+        title="Câu hỏi gửi cán bộ và câu trả lời theo " + ("tuần" if unit == "week" else "ngày"))
+    delivery_chart, campaign_chart = _campaign_charts(data)
+    ward = viewer(request).ward
     return render(request, "stats.html", page="stats", filters=f, t=t, topics=topics, data=data,
                   per_day=markup(per_day), rates=markup(rates), top_chart=markup(top_chart),
-                  feedback_chart=markup(feedback_chart), subs_chart=markup(subs_chart))
+                  feedback_chart=markup(feedback_chart), subs_chart=markup(subs_chart),
+                  handoff_chart=markup(handoff_chart), delivery_chart=markup(delivery_chart),
+                  campaign_chart=markup(campaign_chart), CAMPAIGN_STATES=CAMPAIGN_STATES,
+                  may_open=lambda c: not ward or campaign_ward(c.segment) == ward)
 
 
 # --- report -----------------------------------------------------------------------------------------
@@ -171,6 +200,14 @@ async def report_xlsx(request: web.Request) -> web.StreamResponse:
                      "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
 
+def _append(ws, values: Sequence) -> None:
+    """Append a row; strings stay text (openpyxl would store "=..." as a formula)."""
+    ws.append(list(values))
+    for cell in ws[ws.max_row]:
+        if isinstance(cell.value, str):
+            cell.data_type = "s"
+
+
 def xlsx_bytes(report: Report) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font
@@ -188,7 +225,7 @@ def xlsx_bytes(report: Report) -> bytes:
         cell.font = Font(bold=True)
         cell.alignment = Alignment(wrap_text=True, vertical="top")
     for row in [*report.rows, report.total]:
-        ws.append(row)
+        _append(ws, row)
     for cell in ws[ws.max_row]:
         cell.font = Font(bold=True)
     ws.column_dimensions["A"].width = 28
@@ -200,7 +237,7 @@ def xlsx_bytes(report: Report) -> bytes:
     for cell in topics[1]:
         cell.font = Font(bold=True)
     for faq_id, title, n in report.topics.entries:
-        topics.append([faq_id, title, n])
+        _append(topics, [faq_id, title, n])
     topics.column_dimensions["A"].width = 32
     topics.column_dimensions["B"].width = 60
     out = io.BytesIO()
@@ -209,13 +246,23 @@ def xlsx_bytes(report: Report) -> bytes:
 
 
 # --- CSV ------------------------------------------------------------------------------------------
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def inert(value: object) -> object:
+    """A citizen's text starting like a formula (=HYPERLINK(...)) is shown as text, not run by Excel."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def csv_text(header: Sequence[str], rows: Iterable[Sequence]) -> str:
     """UTF-8 CSV with a byte-order mark, so Excel shows Vietnamese letters correctly."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(header)
     for row in rows:
-        writer.writerow(["" if v is None else v for v in row])
+        writer.writerow(["" if v is None else inert(v) for v in row])
     return "\ufeff" + buf.getvalue()
 
 
@@ -247,7 +294,8 @@ async def export_unanswered(request: web.Request) -> web.Response:
     d = dash(request)
     f = filters_from(request)
     rows = await d.queries.unanswered(f.scope())
-    found = clustering.build(rows, await d.queries.triage(), d.runtime.knowledge.matcher, limit=10_000)
+    found = clustering.build(rows, await d.queries.triage(viewer(request).ward), d.runtime.knowledge.matcher,
+                             limit=10_000)
     out = []
     for c in found:
         others = [t for t, _n in c.texts.most_common(10) if t != c.representative]
@@ -273,6 +321,6 @@ async def export_questions(request: web.Request) -> web.Response:
 
 @requires("admin")
 async def audit_page(request: web.Request) -> web.Response:
-    rows = await dash(request).queries.audit_log()
+    rows = await dash(request).queries.audit_log(viewer(request).ward)
     return render(request, "audit.html", page="audit", rows=rows)
 

@@ -12,6 +12,8 @@ ACTIONS = {"link", "draft", "out_of_scope", "resolved", "reopen"}
 DONE = {"link": "Đã gắn câu hỏi vào mục có sẵn.", "draft": "Đã tạo bản nháp.",
         "out_of_scope": "Đã đánh dấu ngoài phạm vi.", "resolved": "Đã đánh dấu đã xử lý.",
         "reopen": "Đã đưa câu hỏi trở lại danh sách."}
+LINK_REVIEW = ("Đã gửi các cách hỏi để quản trị viên duyệt. Sau khi duyệt, trợ lý sẽ trả lời các câu này bằng "
+               "mục đã chọn.")
 STATE_NAMES = {"linked": "Đã gắn vào mục", "out_of_scope": "Ngoài phạm vi", "resolved": "Đã xử lý",
                "drafted": "Đang soạn"}
 
@@ -20,7 +22,7 @@ async def _clusters(request: web.Request):
     d = dash(request)
     filters = filters_from(request)
     rows = await d.queries.unanswered(filters.scope())
-    triage = await d.queries.triage()
+    triage = await d.queries.triage(viewer(request).ward)
     return filters, clustering.build(rows, triage, d.runtime.knowledge.matcher)
 
 
@@ -50,8 +52,11 @@ async def action(request: web.Request) -> web.Response:
         raise redirect(back, err="Thao tác không hợp lệ.")
     if name == "reopen":
         keys = [str(k) for k in form.getall("key", [])]
-        await d.queries.reopen(keys)
-        await d.runtime.store.audit(account.actor, "unanswered.reopen", None, count=len(keys))  # type: ignore[union-attr]
+        count = await d.queries.reopen(keys, account.ward)
+        if not count:
+            raise redirect("/dashboard/unanswered?view=closed",
+                           err="Không mở lại được: câu hỏi này do cán bộ cấp trên xử lý cho mọi xã/phường.")
+        await d.runtime.store.audit(account.actor, "unanswered.reopen", None, count=count)  # type: ignore[union-attr]
         raise redirect("/dashboard/unanswered?view=closed", ok=DONE[name])
     forms = await d.queries.forms_in_scope([str(f) for f in form.getall("form", [])], account.ward)
     if not forms:
@@ -65,10 +70,19 @@ async def action(request: web.Request) -> web.Response:
             raise redirect(back, err="Hãy chọn một mục có sẵn trong kho kiến thức.")
         texts = [t for t in await d.queries.texts_of(forms, account.ward) if t.lower() not in
                  {q.lower() for q in entry.questions}]
+        if account.ward and texts:
+            # New wordings change how the bot answers in every ward (matching is shared), so a
+            # ward account's link waits for an admin's review like any other knowledge edit.
+            draft_id = await d.queries.create_draft(account.actor, "cluster", kind="variants", state="review",
+                                                    entry_id=entry.id, questions=texts, ward=account.ward)
+            await d.queries.set_triage(forms, "drafted", account.actor, ward=account.ward, draft_id=draft_id)
+            await store.audit(account.actor, "unanswered.link", entry.id, forms=len(forms), variants=texts,
+                              review=draft_id)
+            raise redirect(back, ok=LINK_REVIEW)
         if texts:
             await d.queries.create_draft(account.actor, "cluster", kind="variants", state="published",
                                          entry_id=entry.id, questions=texts, ward=account.ward)
-        await d.queries.set_triage(forms, "linked", account.actor, faq_id=entry.id)
+        await d.queries.set_triage(forms, "linked", account.actor, ward=account.ward, faq_id=entry.id)
         await store.audit(account.actor, "unanswered.link", entry.id, forms=len(forms), variants=texts)
         if d.overlay is not None:
             await d.overlay.refresh()
@@ -79,9 +93,9 @@ async def action(request: web.Request) -> web.Response:
         draft_id = await d.queries.create_draft(
             account.actor, "cluster", kind="entry", state="draft", questions=texts or forms[:12],
             category=guess.category if guess else None, ward=account.ward)
-        await d.queries.set_triage(forms, "drafted", account.actor, draft_id=draft_id)
+        await d.queries.set_triage(forms, "drafted", account.actor, ward=account.ward, draft_id=draft_id)
         raise redirect(f"/dashboard/kb/drafts/{draft_id}", ok="Đã tạo bản nháp từ nhóm câu hỏi. Hãy điền tiêu đề và "
                                                              "câu trả lời.")
-    await d.queries.set_triage(forms, name, account.actor)
-    await store.audit(account.actor, f"unanswered.{name}", None, forms=len(forms), sample=forms[0][:100])
+    await d.queries.set_triage(forms, name, account.actor, ward=account.ward)
+    await store.audit(account.actor, f"unanswered.{name}", account.ward, forms=len(forms), sample=forms[0][:100])
     raise redirect(back, ok=DONE[name])

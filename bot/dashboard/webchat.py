@@ -14,7 +14,7 @@ import secrets
 
 from aiohttp import web
 
-from bot.dashboard.auth import client_ip, is_https
+from bot.dashboard.auth import client_ip, cookie_secure, is_https
 from bot.dashboard.common import dash, render
 from bot.storage.web_outbox import WebOutboxQueries
 from handlers import texts
@@ -36,10 +36,10 @@ def _chat_id(request: web.Request) -> str | None:
 
 def _set_cookie(request: web.Request, response: web.StreamResponse, ident: str) -> None:
     """Kept across visits so the team's reply finds the citizen; third-party-safe over https."""
-    secure = is_https(request) or dash(request).settings.dashboard_cookie_secure == "true"
-    if secure:  # inside a ward portal's iframe the cookie is third-party: SameSite=None + Partitioned
-        response.set_cookie(CHAT_COOKIE, ident, path="/chat", httponly=True, secure=True, samesite="None",
-                            partitioned=True, max_age=COOKIE_DAYS * 86400)
+    if cookie_secure(request):  # inside a ward portal's iframe the cookie is third-party: SameSite=None + Partitioned
+        # Written by hand: http.cookies knows "Partitioned" only from Python 3.14 (set_cookie raises before).
+        response.headers.add("Set-Cookie", f"{CHAT_COOKIE}={ident}; HttpOnly; Max-Age={COOKIE_DAYS * 86400}; "
+                                           "Path=/chat; SameSite=None; Secure; Partitioned")
     else:
         response.set_cookie(CHAT_COOKIE, ident, path="/chat", httponly=True, samesite="Lax",
                             max_age=COOKIE_DAYS * 86400)

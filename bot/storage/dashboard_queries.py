@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy import Text, and_, case, cast, delete, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from bot.storage.models import (
@@ -44,6 +44,17 @@ DRAFT_STATES = ("draft", "review", "published", "archived")
 def text_key(normalized: str) -> str:
     """Stable key of a normalised question (texts can be long; keys are indexed)."""
     return hashlib.sha256(normalized.encode("utf-8")).hexdigest()
+
+
+def campaign_ward(segment: dict | None) -> str | None:
+    """The one ward a campaign is confined to, or None when it reaches several or all wards."""
+    wards = (segment or {}).get("wards") or []
+    return wards[0] if len(wards) == 1 else None
+
+
+def triage_key(normalized: str, ward: str | None) -> str:
+    """Key of a decision about a question: for all wards (ward None) or for one ward's askers."""
+    return text_key(normalized) if not ward else text_key(f"{ward}\n{normalized}")
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,7 @@ class TriageRow:
     updated_at: dt.datetime
     asked_since: int = 0
     asked_total: int = 0
+    ward: str | None = None  # None: decided for every ward
 
 
 @dataclass
@@ -164,6 +176,15 @@ class HandoffRow:
     last_team_text: str
 
 
+@dataclass(frozen=True)
+class CampaignFigures:
+    id: int
+    title: str
+    state: str
+    segment: dict
+    counts: dict[str, int]  # delivery state -> messages
+
+
 class DashboardQueries:
     def __init__(self, store: Store):
         self.store = store
@@ -186,6 +207,8 @@ class DashboardQueries:
                 await s.flush()
             created = row is None and linked is None
             row = row or linked or Staff()
+            if row.id is not None:  # a new password, role or ward: whoever is signed in signs in again
+                await s.execute(delete(StaffSession).where(StaffSession.staff_id == row.id))
             row.username, row.password_hash, row.role, row.ward, row.active = username, password_hash, role, ward, True
             if telegram_id:
                 row.channel, row.platform_id = "telegram", telegram_id
@@ -194,6 +217,29 @@ class DashboardQueries:
             s.add(AuditLog(actor="cli", action="staff.account", target=username,
                            detail={"role": role, "ward": ward, "telegram": telegram_id, "created": created}))
             return created
+
+    async def set_staff_active(self, username: str, active: bool, actor: str = "cli") -> bool:
+        """Disable (or re-enable) an account; its sessions end at once. False if unknown."""
+        async with self.sessions.begin() as s:
+            row = await s.scalar(select(Staff).where(Staff.username == username))
+            if row is None:
+                return False
+            row.active = active
+            await s.execute(delete(StaffSession).where(StaffSession.staff_id == row.id))
+            s.add(AuditLog(actor=actor, action="staff.enable" if active else "staff.disable", target=username,
+                           detail={}))
+            return True
+
+    async def remove_staff(self, username: str, actor: str = "cli") -> bool:
+        """Delete an account and its sessions (the audit log keeps its past actions). False if unknown."""
+        async with self.sessions.begin() as s:
+            row = await s.scalar(select(Staff).where(Staff.username == username))
+            if row is None:
+                return False
+            await s.execute(delete(StaffSession).where(StaffSession.staff_id == row.id))
+            await s.delete(row)
+            s.add(AuditLog(actor=actor, action="staff.remove", target=username, detail={}))
+            return True
 
     async def login_account(self, username: str) -> tuple[StaffAccount, str] | None:
         async with self.sessions() as s:
@@ -267,11 +313,14 @@ class DashboardQueries:
             ).where(*conds).order_by(QuestionLog.id.desc()).limit(limit))
             return [QuestionRow(*row) for row in rows]
 
-    async def triage(self) -> dict[str, TriageRow]:
+    async def triage(self, ward: str | None = None) -> dict[str, TriageRow]:
+        """Decisions keyed by triage_key(); for a ward account, those for all wards and its own."""
+        query = select(QuestionTriage)
+        if ward:
+            query = query.where(or_(QuestionTriage.ward.is_(None), QuestionTriage.ward == ward))
         async with self.sessions() as s:
-            rows = await s.scalars(select(QuestionTriage))
-            return {r.key: TriageRow(r.key, r.normalized, r.state, r.faq_id, r.draft_id, r.updated_by, r.updated_at)
-                    for r in rows}
+            return {r.key: TriageRow(r.key, r.normalized, r.state, r.faq_id, r.draft_id, r.updated_by, r.updated_at,
+                                     ward=r.ward) for r in await s.scalars(query)}
 
     async def forms_in_scope(self, forms: list[str], ward: str | None) -> list[str]:
         """The given normalised forms that really were asked (in the ward, for ward staff)."""
@@ -298,28 +347,33 @@ class DashboardQueries:
                 seen.setdefault(" ".join(text.lower().split()), " ".join(text.split()))
             return [t for t in seen.values() if t][:limit]
 
-    async def set_triage(self, forms: list[str], state: str, actor: str, *, faq_id: str | None = None,
-                         draft_id: int | None = None) -> None:
+    async def set_triage(self, forms: list[str], state: str, actor: str, *, ward: str | None = None,
+                         faq_id: str | None = None, draft_id: int | None = None) -> None:
+        """Record a decision; a ward account's (ward set) covers only its ward's askers."""
         now = utcnow()
         async with self.sessions.begin() as s:
             for form in forms:
-                key = text_key(form)
+                key = triage_key(form, ward)
                 row = await s.scalar(select(QuestionTriage).where(QuestionTriage.key == key))
                 if row is None:
-                    row = QuestionTriage(key=key, normalized=form, created_at=now)
+                    row = QuestionTriage(key=key, normalized=form, ward=ward or None, created_at=now)
                     s.add(row)
                 row.state, row.faq_id, row.draft_id, row.updated_by, row.updated_at = (
                     state, faq_id, draft_id, actor, now)
 
-    async def reopen(self, keys: list[str]) -> int:
+    async def reopen(self, keys: list[str], ward: str | None) -> int:
+        """Undo decisions; a ward account may only undo its own ward's."""
+        conds = [QuestionTriage.key.in_(keys)]
+        if ward:
+            conds.append(QuestionTriage.ward == ward)
         async with self.sessions.begin() as s:
-            return (await s.execute(delete(QuestionTriage).where(QuestionTriage.key.in_(keys)))).rowcount
+            return (await s.execute(delete(QuestionTriage).where(*conds))).rowcount
 
-    async def resolve_drafted(self, draft_id: int, faq_id: str, actor: str) -> None:
+    async def resolve_drafted(self, draft_id: int, faq_id: str, actor: str, state: str = "resolved") -> None:
         """Publishing a draft closes the questions it was written for."""
         async with self.sessions.begin() as s:
             await s.execute(update(QuestionTriage).where(QuestionTriage.draft_id == draft_id).values(
-                state="resolved", faq_id=faq_id, updated_by=actor, updated_at=utcnow()))
+                state=state, faq_id=faq_id, updated_by=actor, updated_at=utcnow()))
 
     async def release_drafted(self, draft_id: int) -> None:
         """An archived draft puts its questions back in the queue."""
@@ -328,21 +382,28 @@ class DashboardQueries:
                                                          QuestionTriage.state == "drafted"))
 
     async def closed_triage(self, ward: str | None, limit: int = 300) -> list[TriageRow]:
-        """Closed forms with how often they were asked since (the counting instead of re-queuing)."""
-        join = QuestionLog.normalized == QuestionTriage.normalized
+        """Closed forms with how often they were asked since (the counting instead of re-queuing).
+
+        A ward decision counts its ward's askers only. A ward account sees its own ward's
+        decisions and the all-ward ones its citizens asked about, counted in its ward.
+        """
+        join = and_(QuestionLog.normalized == QuestionTriage.normalized,
+                    or_(QuestionTriage.ward.is_(None), QuestionLog.ward == QuestionTriage.ward))
+        where = [QuestionTriage.state.in_(CLOSED_TRIAGE)]
         if ward:
             join = and_(join, QuestionLog.ward == ward)
+            where.append(or_(QuestionTriage.ward.is_(None), QuestionTriage.ward == ward))
         since = func.sum(case((QuestionLog.created_at > QuestionTriage.updated_at, 1), else_=0))
         query = (select(QuestionTriage, since, func.count(QuestionLog.id))
-                 .outerjoin(QuestionLog, join).where(QuestionTriage.state.in_(CLOSED_TRIAGE))
+                 .outerjoin(QuestionLog, join).where(*where)
                  .group_by(QuestionTriage.id).order_by(QuestionTriage.updated_at.desc()).limit(limit))
         if ward:
-            query = query.having(func.count(QuestionLog.id) > 0)
+            query = query.having(or_(func.count(QuestionLog.id) > 0, func.max(QuestionTriage.ward) == ward))
         async with self.sessions() as s:
             out = []
             for r, asked_since, total in await s.execute(query):
                 out.append(TriageRow(r.key, r.normalized, r.state, r.faq_id, r.draft_id, r.updated_by,
-                                     r.updated_at, int(asked_since or 0), int(total or 0)))
+                                     r.updated_at, int(asked_since or 0), int(total or 0), ward=r.ward))
             return out
 
     # --- knowledge overlays and drafts ---------------------------------------------------
@@ -458,6 +519,41 @@ class DashboardQueries:
                 .outerjoin(User, User.id == Delivery.user_id).where(*conds).group_by(Delivery.state, User.ward))
             return [(state, ward, n) for state, ward, n in rows]
 
+    async def campaign_figures(self, scope: Scope) -> list[CampaignFigures]:
+        """Per campaign, delivery counts by state of messages handled in the period, to the
+        scope's ward and channel; most recent campaign first."""
+        conds = scope.period(Delivery.updated_at)
+        if scope.ward:
+            conds.append(User.ward == scope.ward)
+        if scope.channel:
+            conds.append(Delivery.channel == scope.channel)
+        counts: dict[int, dict[str, int]] = {}
+        async with self.sessions() as s:
+            for campaign_id, state, n in await s.execute(
+                    select(Delivery.campaign_id, Delivery.state, func.count())
+                    .outerjoin(User, User.id == Delivery.user_id).where(*conds)
+                    .group_by(Delivery.campaign_id, Delivery.state)):
+                counts.setdefault(campaign_id, {})[state] = n
+            rows = await s.scalars(select(Campaign).where(Campaign.id.in_(list(counts)))) if counts else []
+            return sorted((CampaignFigures(c.id, c.title, c.state, dict(c.segment or {}), counts[c.id]) for c in rows),
+                          key=lambda f: -f.id)
+
+    async def campaign_list(self, ward: str | None, limit: int = 100) -> list[tuple[Campaign, dict[str, int]]]:
+        """Latest campaigns with their delivery counts; for a ward account those aimed at its ward only."""
+        query = select(Campaign).order_by(Campaign.id.desc())
+        if ward:  # prefiltered in SQL, checked exactly below (JSON differs between the databases)
+            query = query.where(cast(Campaign.segment, Text).like(f'%"{ward}"%'))
+        async with self.sessions() as s:
+            rows = [c for c in await s.scalars(query if ward else query.limit(limit))
+                    if not ward or campaign_ward(c.segment) == ward][:limit]
+            counts: dict[int, dict[str, int]] = {c.id: {} for c in rows}
+            if rows:
+                for campaign_id, state, n in await s.execute(
+                        select(Delivery.campaign_id, Delivery.state, func.count())
+                        .where(Delivery.campaign_id.in_(list(counts))).group_by(Delivery.campaign_id, Delivery.state)):
+                    counts[campaign_id][state] = n
+            return [(c, counts[c.id]) for c in rows]
+
     async def entry_usage(self, scope: Scope) -> dict[str, dict[str, int]]:
         """Per entry: times given (answered or picked), 👍 and 👎."""
         usage: dict[str, dict[str, int]] = {}
@@ -510,6 +606,17 @@ class DashboardQueries:
             return [tuple(r) for r in rows]
 
     # --- audit -------------------------------------------------------------------------------
-    async def audit_log(self, limit: int = 300) -> list[AuditLog]:
+    async def audit_log(self, ward: str | None = None, limit: int = 300) -> list[AuditLog]:
+        """Latest staff actions; for a ward-limited admin only those of that ward's staff."""
+        query = select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)
         async with self.sessions() as s:
-            return list(await s.scalars(select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)))
+            if ward:
+                actors: set[str] = set()
+                for username, channel, platform_id in await s.execute(
+                        select(Staff.username, Staff.channel, Staff.platform_id).where(Staff.ward == ward)):
+                    if username:
+                        actors |= {f"dashboard:{username}", f"login:{username}"}
+                    if channel and platform_id:
+                        actors.add(f"{channel}:{platform_id}")
+                query = query.where(AuditLog.actor.in_(sorted(actors) or [""]))
+            return list(await s.scalars(query))

@@ -332,6 +332,8 @@ class QuestionTriage(Base):
     updated_by: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # --- added by migration 0005 (dashboard): None = all wards; else that ward's questions only ---
+    ward: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class WebOutbox(Base):

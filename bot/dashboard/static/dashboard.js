@@ -1,5 +1,5 @@
 // Dashboard behaviour without inline script (the CSP forbids it): confirmations, printing,
-// and refreshing the unanswered list so new questions appear without reloading the page.
+// and refreshing parts of pages (new unanswered questions, campaign progress) without reloading.
 (function () {
   "use strict";
 
@@ -13,33 +13,37 @@
     }
   });
 
-  var box = document.getElementById("clusters");
-  if (!box) { return; }
-  var url = box.getAttribute("data-refresh");
-  var every = parseInt(box.getAttribute("data-every") || "20", 10) * 1000;
-  var busy = false;
+  // Any element with data-refresh="<url>" is replaced by that URL's HTML every data-every seconds
+  // (the unanswered list, a campaign's progress), unless the user is working inside it.
+  function autoRefresh(box) {
+    var url = box.getAttribute("data-refresh");
+    var every = parseInt(box.getAttribute("data-every") || "20", 10) * 1000;
+    var busy = false;
 
-  function userIsWorking() {
-    var active = document.activeElement;
-    return active && box.contains(active) && /INPUT|SELECT|TEXTAREA|BUTTON/.test(active.tagName);
+    function userIsWorking() {
+      var active = document.activeElement;
+      return active && box.contains(active) && /INPUT|SELECT|TEXTAREA|BUTTON/.test(active.tagName);
+    }
+
+    function refresh() {
+      if (busy || document.hidden || userIsWorking()) { return; }
+      busy = true;
+      fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+        .then(function (r) { return r.ok && !r.redirected ? r.text() : null; })
+        .then(function (html) {
+          if (html === null || userIsWorking()) { return; }
+          var doc = new DOMParser().parseFromString(html, "text/html");
+          var fresh = doc.body;
+          if (fresh && fresh.innerHTML.trim() !== box.innerHTML.trim()) {
+            box.replaceChildren.apply(box, Array.prototype.slice.call(fresh.childNodes));
+          }
+        })
+        .catch(function () { /* offline for a moment: try again next time */ })
+        .then(function () { busy = false; });
+    }
+
+    window.setInterval(refresh, every);
   }
 
-  function refresh() {
-    if (busy || document.hidden || userIsWorking()) { return; }
-    busy = true;
-    fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
-      .then(function (r) { return r.ok ? r.text() : null; })
-      .then(function (html) {
-        if (html === null || userIsWorking()) { return; }
-        var doc = new DOMParser().parseFromString(html, "text/html");
-        var fresh = doc.body;
-        if (fresh && fresh.innerHTML.trim() !== box.innerHTML.trim()) {
-          box.replaceChildren.apply(box, Array.prototype.slice.call(fresh.childNodes));
-        }
-      })
-      .catch(function () { /* offline for a moment: try again next time */ })
-      .then(function () { busy = false; });
-  }
-
-  window.setInterval(refresh, every);
+  Array.prototype.forEach.call(document.querySelectorAll("[data-refresh]"), autoRefresh);
 })();
