@@ -248,10 +248,13 @@ async def test_token_refreshed_before_it_expires(oa, database_url):
             await s.execute(update(ChannelToken).values(refreshed_at=now - dt.timedelta(seconds=10),
                                                         expires_at=now + dt.timedelta(seconds=2)))
     async with running(settings) as svc:
-        await eventually(lambda: oa.refreshes)
-        assert len(oa.refreshes) == 1
+        async def stored_pair_is_new() -> bool:
+            [row] = await svc.rows(ChannelToken)
+            return bool(oa.refreshes) and row.refresh_token == oa.refresh_token
+
+        await eventually(stored_pair_is_new)
         [row] = await svc.rows(ChannelToken)
-        assert row.refresh_token == oa.refresh_token and row.expires_at > utcnow() + dt.timedelta(hours=24)
+        assert len(oa.refreshes) == 1 and row.expires_at > utcnow() + dt.timedelta(hours=24)
         assert await oa_say(oa, svc, USER, "/menu")
     assert oa.stats["token_rejected"] == 0  # refreshed in time, never refused
 
@@ -318,6 +321,15 @@ async def test_rate_limit_and_server_errors_are_retried(oa, database_url):
         again = await oa_say(oa, svc, USER, "/menu")
         assert [m.buttons for m in again] == [m.buttons for m in menu]  # delivered once, not duplicated by the retries
         assert oa.stats["error_-32"] == 1 and len([r for r in oa.calls("cs") if r.status == 502]) == 2
+
+
+async def test_rate_limit_mid_reply_does_not_repeat_its_first_messages(oa, database_url):
+    async with running(oa_settings(oa, database_url)) as svc:
+        oa.enforce_rate_limit(per_second=1)  # the menu's second template hits Zalo's limit
+        menu = await oa_say(oa, svc, USER, "/start")
+        assert oa.stats["rate_limited"] >= 1
+        assert [len(m.buttons) for m in menu] == [5, 1]  # each template once, in order
+        assert menu[0].template_text.startswith(texts.GREETING)
 
 
 async def test_reply_outside_the_window_raises_outside_window(oa, database_url):

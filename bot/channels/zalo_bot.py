@@ -29,6 +29,7 @@ from bot.channels.telegram import split_text
 from bot.channels.zalo_common import (
     FloodCheck,
     NumberedTextChannel,
+    Parts,
     Responder,
     Unreachable,
     WebhookRejected,
@@ -264,13 +265,15 @@ class ZaloBotChannel(NumberedTextChannel):
     # --- outgoing -------------------------------------------------------------------
     async def _transmit(self, chat_id: str, reply: Reply, rendered: Rendered, broadcast: bool) -> None:
         pace = (lambda: self.pacer.broadcast(chat_id)) if broadcast else self.pacer.live
+        send = Parts(pace, self._send)
+        if reply.image_url:
+            await send("sendPhoto", {"chat_id": chat_id, "photo": reply.image_url})
+        for chunk in split_text(rendered.text, MAX_TEXT):
+            await send("sendMessage", {"chat_id": chat_id, "text": chunk})
+
+    async def _send(self, method: str, params: dict[str, Any]) -> Any:
         try:
-            if reply.image_url:
-                await pace()
-                await self.call("sendPhoto", {"chat_id": chat_id, "photo": reply.image_url})
-            for chunk in split_text(rendered.text, MAX_TEXT):
-                await pace()
-                await self.call("sendMessage", {"chat_id": chat_id, "text": chunk})
+            return await self.call(method, params)
         except ZaloBotApiError as exc:
             raise self._translate_error(exc) from exc
 

@@ -38,6 +38,7 @@ Unreachable = Callable[[str], Awaitable[None]]
 FloodCheck = Callable[[str], str]  # handlers.conversation.FloodGuard.check: "ok", "warn" or "drop"
 
 LIVE_ATTEMPTS = 5
+PART_ATTEMPTS = 4
 MAX_WEBHOOK_BYTES = 64 * 1024
 STOP_GRACE_SECONDS = 5.0
 INBOUND_RETENTION = dt.timedelta(days=2)  # longer than any platform retry schedule
@@ -70,6 +71,34 @@ async def read_json_body(request: web.Request, channel: str) -> tuple[bytes, dic
     if not isinstance(data, dict):
         raise WebhookRejected(400, "malformed")
     return raw, data
+
+
+class Parts:
+    """Sends the messages one reply is made of (image, templates, text chunks) in order.
+
+    Once one is out, a rate limit or transient failure of a later one is retried here:
+    retrying the whole reply, as callers do, would send the first ones twice.
+    """
+
+    def __init__(self, pace: Callable[[], Awaitable[None]], send: Callable[..., Awaitable[Any]]):
+        self._pace = pace
+        self._send = send
+        self.sent = 0
+
+    async def __call__(self, *args: Any) -> Any:
+        for attempt in range(PART_ATTEMPTS):
+            await self._pace()
+            try:
+                result = await self._send(*args)
+            except (RateLimited, Transient) as exc:
+                if not self.sent or attempt == PART_ATTEMPTS - 1:
+                    raise
+                wait = exc.retry_after if isinstance(exc, RateLimited) else 0.5 * 2**attempt
+                await asyncio.sleep(wait)
+                continue
+            self.sent += 1
+            return result
+        raise AssertionError("unreachable")
 
 
 def rejection(channel: str, exc: WebhookRejected) -> web.Response:

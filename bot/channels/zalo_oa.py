@@ -22,7 +22,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -35,6 +35,7 @@ from bot.channels.telegram import split_text
 from bot.channels.zalo_common import (
     FloodCheck,
     NumberedTextChannel,
+    Parts,
     Responder,
     Unreachable,
     WebhookRejected,
@@ -249,44 +250,38 @@ class ZaloOAChannel(NumberedTextChannel):
     # --- outgoing -------------------------------------------------------------------
     async def _transmit(self, chat_id: str, reply: Reply, rendered: Rendered, broadcast: bool) -> None:
         pace = (lambda: self.pacer.broadcast(chat_id)) if broadcast else self.pacer.live
+        send = Parts(pace, functools.partial(self._send_message, chat_id))
         if reply.image_url:
-            await pace()
-            await self._send_message(chat_id, {"attachment": {"type": "template", "payload": {
+            await send({"attachment": {"type": "template", "payload": {
                 "template_type": "media", "elements": [{"media_type": "image", "url": reply.image_url}]}}})
+        text = rendered.text
         if self.buttons and rendered.actions and not rendered.quiz:
-            sent = await self._send_templates(chat_id, rendered, pace)
-            if sent is None:
+            shown = await self._send_templates(send, rendered)
+            if shown is None:
                 return
-            rest = rendered.labels[sent:]
-            if sent:  # the body went out with the first buttons: list only the choices left
-                first = rendered.start + sent
+            if shown:  # the body went out with the first buttons: list only the choices left
+                first = rendered.start + shown
+                rest = rendered.labels[shown:]
                 text = "\n".join([f"{first + i}. {label}" for i, label in enumerate(rest)] + [rendered.prompt])
-            else:
-                text = rendered.text
-        else:
-            text = rendered.text
         for chunk in split_text(text, MAX_TEXT):
-            await pace()
-            await self._send_message(chat_id, {"text": chunk})
+            await send({"text": chunk})
 
-    async def _send_templates(self, chat_id: str, rendered: Rendered,
-                              pace: Callable[[], Awaitable[None]]) -> int | None:
+    async def _send_templates(self, send: Parts, rendered: Rendered) -> int | None:
         """The choices as button templates; None when all went out, else how many choices did
         before Zalo refused the template (it is then not used again by this process)."""
         messages = button_templates(rendered)
         if messages is None:
             return 0
-        sent = 0
+        shown = 0
         for text, buttons in messages:
-            await pace()
             try:
-                await self._send_message(chat_id, {"attachment": {"type": "template", "payload": {
+                await send({"attachment": {"type": "template", "payload": {
                     "template_type": "button", "text": text, "buttons": buttons}}})
             except MessageRefused as exc:
                 log.warning("zalo: button template refused (%s); sending numbered text instead", exc.reason)
                 self.buttons = False
-                return sent
-            sent += len(buttons)
+                return shown
+            shown += len(buttons)
         return None
 
     async def _token(self, rejected: str | None = None) -> str:
