@@ -196,7 +196,7 @@ class NumberedTextChannel:
             try:
                 choice = await self.choices.resolve(user_id, text)
             except DATABASE_ERRORS:  # the conversation answers without storage meanwhile
-                log.warning("%s: stored choices unavailable; treating %r as text", self.name, text[:20])
+                log.warning("%s: stored choices unavailable; reading the message as text", self.name)
                 choice = None
             if choice is not None and choice.reply is not None:
                 await self._local_reply(user_id, choice.reply)
