@@ -109,8 +109,10 @@ class Settings(BaseSettings):
     zalo_oa_campaign_window_hours: float = Field(48.0, gt=0, le=24 * 7)
     # Campaign messages through the OA per calendar month (Vietnam time); 0 = no limit.
     zalo_oa_campaign_monthly_quota: int = Field(0, ge=0)
-    # Also send Zalo's button template (up to 5 buttons) on top of the numbered-text choices.
-    zalo_oa_interactive_buttons: bool = False
+    # Show choices as Zalo button templates (5 buttons each, each sending its number) above the
+    # "Gõ 1, 2 hoặc 3" hint; false = numbered text only (one message per reply, fewer messages
+    # counted against Zalo's free replies). Zalo refusing a template also falls back to text.
+    zalo_oa_interactive_buttons: bool = True
 
     # --- Zalo Bot Platform (bot/channels/zalo_bot.py) -------------------------------------------
     zalo_bot_token: str = ""

@@ -16,22 +16,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from bot.storage.models import ReplyChoices, User, utcnow
+from handlers import channel_texts as ct
 from handlers import texts
 from handlers.messages import Reply
 
 DIGITS = re.compile(r"^\s*(\d{1,3})\s*[.)]?\s*$")
 QUIZ_ACTION = "quiz:"
 ENUMERATE_UP_TO = 5  # "Gõ 1, 2, 3, 4 hoặc 5"; longer lists say "từ 1 đến 12"
-# Emoji-only labels read oddly as a numbered line; say what they mean.
-LABELS = {"👍": "👍 Hữu ích", "👎": "👎 Chưa hữu ích"}
-
-CHOOSE = "Gõ {numbers} để chọn."
-CHOOSE_RANGE = "Gõ một số từ {first} đến {last} để chọn."
-ANSWER_QUIZ = "Gõ {numbers} để trả lời."
-ANSWER_QUIZ_RANGE = "Gõ một số từ {first} đến {last} để trả lời."
-OUT_OF_RANGE = "Bạn vui lòng gõ một số từ 1 đến {last} để chọn, hoặc gõ câu hỏi của mình."
-QUIZ_RIGHT = "✅ Chính xác!"
-QUIZ_WRONG = "❌ Chưa đúng. Đáp án đúng là {number}. {option}"
 
 
 def numbers_phrase(first: int, last: int) -> str | None:
@@ -41,26 +32,31 @@ def numbers_phrase(first: int, last: int) -> str | None:
         return None
     if len(numbers) == 1:
         return numbers[0]
-    return ", ".join(numbers[:-1]) + " hoặc " + numbers[-1]
+    return ", ".join(numbers[:-1]) + f" {ct.OR} " + numbers[-1]
 
 
 def _prompt(first: int, last: int, *, quiz: bool = False) -> str:
     phrase = numbers_phrase(first, last)
     if phrase is None:
-        return (ANSWER_QUIZ_RANGE if quiz else CHOOSE_RANGE).format(first=first, last=last)
-    return (ANSWER_QUIZ if quiz else CHOOSE).format(numbers=phrase)
+        return (ct.ANSWER_QUIZ_RANGE if quiz else ct.CHOOSE_RANGE).format(first=first, last=last)
+    return (ct.ANSWER_QUIZ if quiz else ct.CHOOSE).format(numbers=phrase)
 
 
 @dataclass
 class Rendered:
-    """A reply as plain text, with the actions of its numbers (numbered from `start`)."""
+    """A reply as plain text, with the actions of its numbers (numbered from `start`).
+
+    `body` and `prompt` are the text without the numbered lines and the "Gõ 1, 2 hoặc 3"
+    line, for platforms that show the choices as buttons (Zalo OA templates) instead.
+    """
 
     text: str
     start: int = 1
     actions: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     quiz: dict[str, Any] | None = None  # {"correct": option index, "options", "explanation"}
-    body: str = ""  # the text without the numbered lines (for platforms that also show buttons)
+    body: str = ""
+    prompt: str = ""
 
 
 def render(reply: Reply, start: int = 1) -> Rendered:
@@ -72,12 +68,14 @@ def render(reply: Reply, start: int = 1) -> Rendered:
     actions: list[str] = []
     labels: list[str] = []
     buttons = [button for row in reply.buttons for button in row]
+    prompt = ""
     if buttons:
         for button in buttons:
             actions.append(button.action)
-            labels.append(LABELS.get(button.label, button.label))
+            labels.append(ct.LABELS.get(button.label, button.label))
         lines = [f"{start + i}. {label}" for i, label in enumerate(labels)]
-        lines.append(_prompt(start, start + len(buttons) - 1))
+        prompt = _prompt(start, start + len(buttons) - 1)
+        lines.append(prompt)
         parts.append("\n".join(lines))
     quiz = None
     if reply.quiz is not None:
@@ -91,7 +89,7 @@ def render(reply: Reply, start: int = 1) -> Rendered:
         labels += options
         quiz = {"correct": reply.quiz.correct, "options": options, "explanation": reply.quiz.explanation}
     body = "\n\n".join(p for p in parts[:body_parts] if p)
-    return Rendered("\n\n".join(p for p in parts if p), start, actions, labels, quiz, body)
+    return Rendered("\n\n".join(p for p in parts if p), start, actions, labels, quiz, body, prompt)
 
 
 def quiz_reply(quiz: dict[str, Any], option: int, number_of_first: int) -> Reply:
@@ -99,9 +97,9 @@ def quiz_reply(quiz: dict[str, Any], option: int, number_of_first: int) -> Reply
     correct = int(quiz.get("correct", 0))
     options = quiz.get("options") or []
     if option == correct:
-        text = QUIZ_RIGHT
+        text = ct.QUIZ_RIGHT
     else:
-        text = QUIZ_WRONG.format(number=number_of_first + correct,
+        text = ct.QUIZ_WRONG.format(number=number_of_first + correct,
                                  option=options[correct] if 0 <= correct < len(options) else "")
     if quiz.get("explanation"):
         text += "\n" + str(quiz["explanation"])
@@ -167,7 +165,7 @@ class ChoiceStore:
             return None
         number = int(match.group(1))
         if not 1 <= number <= len(actions):
-            return Choice(reply=Reply(OUT_OF_RANGE.format(last=len(actions)), kind="notice"))
+            return Choice(reply=Reply(ct.OUT_OF_RANGE.format(last=len(actions)), kind="notice"))
         action = actions[number - 1]
         quiz = (payload or {}).get("quiz")
         if action.startswith(QUIZ_ACTION) and quiz:

@@ -10,6 +10,7 @@ choices, since the API has no keyboards. Facts: /work/shared/notes/platforms.md 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import json
@@ -26,7 +27,9 @@ from bot.channels.errors import RateLimited, RecipientGone, Rejected, Transient
 from bot.channels.pacing import Pacer
 from bot.channels.telegram import split_text
 from bot.channels.zalo_common import (
+    FloodCheck,
     NumberedTextChannel,
+    Parts,
     Responder,
     Unreachable,
     WebhookRejected,
@@ -35,6 +38,7 @@ from bot.channels.zalo_common import (
 )
 from bot.settings import Settings
 from bot.storage import inbound
+from bot.storage.pending import DATABASE_ERRORS
 from bot.storage.store import Store
 from handlers.messages import IncomingMessage, Reply
 
@@ -131,9 +135,10 @@ class ZaloBotChannel(NumberedTextChannel):
     name = NAME
     max_text = MAX_TEXT
 
-    def __init__(self, settings: Settings, store: Store, respond: Responder, on_unreachable: Unreachable):
+    def __init__(self, settings: Settings, store: Store, respond: Responder, on_unreachable: Unreachable,
+                 flood: FloodCheck | None = None):
         super().__init__(store, respond, on_unreachable,
-                         Pacer(settings.zalo_bot_rate_per_second, per_chat_interval=1.0))
+                         Pacer(settings.zalo_bot_rate_per_second, per_chat_interval=1.0), flood)
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
         self.poll_timeout = POLL_TIMEOUT
@@ -218,12 +223,12 @@ class ZaloBotChannel(NumberedTextChannel):
             for update in updates_in(result):
                 try:
                     await self._accept_update(update)
-                except Exception:  # e.g. the database is briefly away: keep polling
-                    log.exception("zalobot: could not take an update")
+                except DATABASE_ERRORS:  # Zalo hands an update out once: answer it without de-duplication
+                    log.warning("zalobot: database unavailable; handling an update without its key")
+                    self.spawn(self.handle_update(update))
 
     async def _accept_update(self, update: dict[str, Any]) -> None:
-        if await inbound.remember(self.store.sessions, update_key(update)):
-            self.spawn(self.handle_update(update))
+        await self.take(update_key(update), functools.partial(self.handle_update, update))
 
     async def handle_update(self, update: dict[str, Any]) -> None:
         msg = translate(update)
@@ -251,8 +256,8 @@ class ZaloBotChannel(NumberedTextChannel):
         except WebhookRejected as exc:
             return rejection(NAME, exc)
         updates = updates_in(data)
-        if not updates:
-            return rejection(NAME, WebhookRejected(400, "malformed"))
+        if not updates:  # authentic but not an update we know: acknowledge, or Zalo resends it
+            log.info("zalobot: ignored a webhook body without a message (keys: %s)", ", ".join(sorted(data))[:200])
         for update in updates:
             await self._accept_update(update)
         return web.Response(text="ok")
@@ -260,13 +265,15 @@ class ZaloBotChannel(NumberedTextChannel):
     # --- outgoing -------------------------------------------------------------------
     async def _transmit(self, chat_id: str, reply: Reply, rendered: Rendered, broadcast: bool) -> None:
         pace = (lambda: self.pacer.broadcast(chat_id)) if broadcast else self.pacer.live
+        send = Parts(pace, self._send)
+        if reply.image_url:
+            await send("sendPhoto", {"chat_id": chat_id, "photo": reply.image_url})
+        for chunk in split_text(rendered.text, MAX_TEXT):
+            await send("sendMessage", {"chat_id": chat_id, "text": chunk})
+
+    async def _send(self, method: str, params: dict[str, Any]) -> Any:
         try:
-            if reply.image_url:
-                await pace()
-                await self.call("sendPhoto", {"chat_id": chat_id, "photo": reply.image_url})
-            for chunk in split_text(rendered.text, MAX_TEXT):
-                await pace()
-                await self.call("sendMessage", {"chat_id": chat_id, "text": chunk})
+            return await self.call(method, params)
         except ZaloBotApiError as exc:
             raise self._translate_error(exc) from exc
 
@@ -294,6 +301,6 @@ def register(runtime: Runtime) -> None:
         return
     store = runtime.store
     channel = ZaloBotChannel(settings, store, runtime.conversation.handle,
-                             lambda chat_id: store.mark_unreachable(NAME, chat_id))
+                             lambda chat_id: store.mark_unreachable(NAME, chat_id), runtime.conversation.flood.check)
     runtime.channels.register(channel)
     runtime.channel_states[NAME] = "on"

@@ -1,9 +1,11 @@
 """What the two Zalo adapters share: numbered-text replies, turn handling, retries, webhook plumbing.
 
-Both Zalo products lack inline keyboards for our purposes, so every reply goes out as text
-with numbered choices (bot/channels/choices.py). Webhooks are acknowledged at once and
-handled in background tasks that this class keeps (and cancels on stop); one citizen's
-messages are handled in order.
+Neither Zalo product has inline keyboards like Telegram's, so every reply carries numbered
+choices (bot/channels/choices.py) that the citizen answers by typing the number (the OA may
+also show them as buttons that send the number). Events are acknowledged at once and handled
+in background tasks that this class keeps (and cancels on stop); one citizen's messages are
+handled in order. Every citizen message, typed numbers included, passes the conversation's
+flood guard.
 """
 
 from __future__ import annotations
@@ -24,15 +26,19 @@ from bot.channels.errors import RateLimited, RecipientGone, Transient
 from bot.channels.pacing import Pacer
 from bot.ops import metrics
 from bot.storage import inbound
+from bot.storage.pending import DATABASE_ERRORS
 from bot.storage.store import Store
+from handlers import texts
 from handlers.messages import IncomingMessage, Reply
 
 log = logging.getLogger(__name__)
 
 Responder = Callable[[IncomingMessage], Awaitable[list[Reply]]]
 Unreachable = Callable[[str], Awaitable[None]]
+FloodCheck = Callable[[str], str]  # handlers.conversation.FloodGuard.check: "ok", "warn" or "drop"
 
 LIVE_ATTEMPTS = 5
+PART_ATTEMPTS = 4
 MAX_WEBHOOK_BYTES = 64 * 1024
 STOP_GRACE_SECONDS = 5.0
 INBOUND_RETENTION = dt.timedelta(days=2)  # longer than any platform retry schedule
@@ -67,6 +73,34 @@ async def read_json_body(request: web.Request, channel: str) -> tuple[bytes, dic
     return raw, data
 
 
+class Parts:
+    """Sends the messages one reply is made of (image, templates, text chunks) in order.
+
+    Once one is out, a rate limit or transient failure of a later one is retried here:
+    retrying the whole reply, as callers do, would send the first ones twice.
+    """
+
+    def __init__(self, pace: Callable[[], Awaitable[None]], send: Callable[..., Awaitable[Any]]):
+        self._pace = pace
+        self._send = send
+        self.sent = 0
+
+    async def __call__(self, *args: Any) -> Any:
+        for attempt in range(PART_ATTEMPTS):
+            await self._pace()
+            try:
+                result = await self._send(*args)
+            except (RateLimited, Transient) as exc:
+                if not self.sent or attempt == PART_ATTEMPTS - 1:
+                    raise
+                wait = exc.retry_after if isinstance(exc, RateLimited) else 0.5 * 2**attempt
+                await asyncio.sleep(wait)
+                continue
+            self.sent += 1
+            return result
+        raise AssertionError("unreachable")
+
+
 def rejection(channel: str, exc: WebhookRejected) -> web.Response:
     metrics.WEBHOOK_REJECTED.labels(channel, exc.reason).inc()
     return web.Response(status=exc.status, text=exc.reason.replace("_", " "))
@@ -78,10 +112,12 @@ class NumberedTextChannel:
     name = ""
     max_text = 2000
 
-    def __init__(self, store: Store, respond: Responder, on_unreachable: Unreachable, pacer: Pacer):
+    def __init__(self, store: Store, respond: Responder, on_unreachable: Unreachable, pacer: Pacer,
+                 flood: FloodCheck | None = None):
         self.store = store
         self._respond = respond
         self._on_unreachable = on_unreachable
+        self._flood = flood or (lambda _key: "ok")
         self.pacer = pacer
         self.choices = ChoiceStore(store.sessions, self.name)
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -135,19 +171,55 @@ class NumberedTextChannel:
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
     # --- incoming -------------------------------------------------------------------
+    async def take(self, key: str, handle: Callable[[], Awaitable[None]]) -> bool:
+        """Record a platform event's key and handle it in the background; False for a duplicate.
+
+        If handling fails the key is forgotten again, so a redelivery of the event is not
+        dropped as a duplicate of one that was never handled.
+        """
+        if not await inbound.remember(self.store.sessions, key):
+            return False
+        self.spawn(self._handle_once(key, handle))
+        return True
+
+    async def _handle_once(self, key: str, handle: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await handle()
+        except (Exception, asyncio.CancelledError):
+            with contextlib.suppress(Exception):
+                await inbound.forget(self.store.sessions, key)
+            raise  # logged by spawn()
+
     async def on_text(self, user_id: str, text: str) -> None:
         """A citizen's text: a number picks one of the choices shown last, else it is a message."""
         async with self._locks[user_id]:
-            choice = await self.choices.resolve(user_id, text)
+            try:
+                choice = await self.choices.resolve(user_id, text)
+            except DATABASE_ERRORS:  # the conversation answers without storage meanwhile
+                log.warning("%s: stored choices unavailable; reading the message as text", self.name)
+                choice = None
             if choice is not None and choice.reply is not None:
-                await self.store.touch_user(self.name, user_id)  # they wrote: the window reopens
-                await self.send_turn(user_id, [choice.reply], keep_choices=True)
+                await self._local_reply(user_id, choice.reply)
                 return
             if choice is not None and choice.action is not None:
                 msg = IncomingMessage(channel=self.name, user_id=user_id, action=choice.action)
             else:
                 msg = IncomingMessage(channel=self.name, user_id=user_id, text=text)
             await self.send_turn(user_id, await self._respond(msg))
+
+    async def _local_reply(self, user_id: str, reply: Reply) -> None:
+        """A reply worked out here (quiz verdict, "type 1 to 6"): same flood guard as the
+        conversation, and the citizen's message reopens the messaging window."""
+        verdict = self._flood(f"{self.name}:{user_id}")
+        if verdict == "drop":
+            return
+        if verdict == "warn":
+            reply = Reply(texts.FLOOD, kind="notice")
+        try:
+            await self.store.touch_user(self.name, user_id)
+        except DATABASE_ERRORS:
+            log.warning("%s: could not record a message from a citizen", self.name)
+        await self.send_turn(user_id, [reply], keep_choices=True)
 
     async def on_message(self, msg: IncomingMessage) -> None:
         async with self._locks[msg.user_id]:
@@ -168,7 +240,10 @@ class NumberedTextChannel:
                 sent.append(rendered)
                 number += len(rendered.actions)
         if not keep_choices:
-            await self.choices.save(chat_id, sent)
+            try:
+                await self.choices.save(chat_id, sent)
+            except DATABASE_ERRORS:  # the replies are out; typed numbers will read as text
+                log.warning("%s: could not store the choices just shown", self.name)
 
     async def deliver(self, chat_id: str, reply: Reply, *, thread_id: int | None = None,
                       reply_to: int | None = None, broadcast: bool = False, start: int = 1,

@@ -35,6 +35,12 @@ async def remember(sessions, key: str) -> bool:
         return False
 
 
+async def forget(sessions, key: str) -> None:
+    """Drop `key` again: its event was not handled, so a redelivery must not count as a duplicate."""
+    async with sessions.begin() as s:
+        await s.execute(delete(InboundEvent).where(InboundEvent.key == key[:MAX_KEY]))
+
+
 async def prune(sessions, prefix: str, older_than: dt.timedelta) -> int:
     """Forget keys of one channel older than the platform's retry horizon."""
     async with sessions.begin() as s:
