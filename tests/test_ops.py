@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 import shutil
 import sqlite3
-import threading
-import time
+import sys
 
 import aiohttp
+from sqlalchemy import select
 
 from bot.ops.logs import configure
-from bot.runtime import Runtime
+from bot.runtime import Runtime, open_store
 from bot.settings import load_settings
+from bot.storage.models import QuestionLog
 from bot.web import create_app
 from handlers.messages import IncomingMessage
 from tests.fakes.telegram_api import FakeTelegram
 from tests.helpers import serve_app
 from tests.telegram_harness import TOKEN
-from tests.test_cli import arun_cli, run_cli
+from tests.test_cli import ROOT, arun_cli, run_cli
 
 
 async def test_metrics_count_questions_and_need_the_token(database_url):
@@ -76,47 +79,69 @@ def test_json_log_lines(capsys):
     configure("INFO", "text")
 
 
-def test_online_backup_while_writing_keeps_every_committed_row(tmp_path):
+async def test_online_backup_under_steady_bot_writes_restores_every_committed_row(tmp_path):
+    """A database of many backup steps, the bot's Store committing all the time: the backup
+    finishes, and copied back it holds every row committed before it began."""
     db = tmp_path / "live.sqlite3"
-    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{db}", "USER_KEY_SECRET": "x"}
-    assert run_cli("db", "upgrade", env=env).returncode == 0
-    stop = threading.Event()
+    url = f"sqlite+aiosqlite:///{db}"
+    env = {"DATABASE_URL": url, "USER_KEY_SECRET": "x"}
+    engine, store = await open_store(load_settings(_env_file=None, database_url=url, user_key_secret="x"))
+    user = await store.touch_user("telegram", "42")
+    with sqlite3.connect(db) as conn:  # about 80 MB of history: far more than one 256-page step
+        conn.executemany(
+            "INSERT INTO question_log (created_at, channel, user_key, text, normalized, decision, score, "
+            "alternatives) VALUES (datetime('now'), 'telegram', 'k', ?, 'q', 'answer', 1.0, '[]')",
+            [(f"{i} " + "x" * 2000,) for i in range(20_000)])
+    conn.close()
+    assert db.stat().st_size > 64 * 1024 * 1024
     committed: list[int] = []
+    stop, warmed_up = asyncio.Event(), asyncio.Event()
 
-    def writer() -> None:
-        conn = sqlite3.connect(db, timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
+    async def writer() -> None:  # the bot logging questions as fast as it can
         while not stop.is_set():
-            cur = conn.execute(
-                "INSERT INTO question_log (created_at, channel, user_key, text, normalized, decision, score, "
-                "alternatives) VALUES (datetime('now'), 'telegram', 'k', 'q', 'q', 'answer', 1.0, '[]')")
-            conn.commit()
-            committed.append(cur.lastrowid)
-        conn.close()
+            committed.append(await store.log_question(user, f"câu {len(committed)}", "cau", "answer", None, 1, []))
+            if len(committed) >= 100:
+                warmed_up.set()
 
-    thread = threading.Thread(target=writer)
-    thread.start()
+    task = asyncio.create_task(writer())
     try:
-        while len(committed) < 200:
-            time.sleep(0.01)
-        before = committed[-1]
-        proc = run_cli("db", "backup", str(tmp_path / "copy.sqlite3"), env=env)
-        time.sleep(0.2)  # the bot keeps writing after the backup
+        await warmed_up.wait()
+        before = list(committed)  # every row the bot had committed when the backup started
+        backup = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "db", "backup", str(tmp_path / "copy.sqlite3"), cwd=ROOT,
+            env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            out, err = await asyncio.wait_for(backup.communicate(), 60)
+        except TimeoutError:
+            backup.kill()
+            await backup.wait()
+            raise AssertionError("db backup did not finish within 60 s under steady writes") from None
+        during = len(committed) - len(before)
     finally:
         stop.set()
-        thread.join()
-    assert proc.returncode == 0, proc.stderr
-    assert committed[-1] > before
-    copy = sqlite3.connect(tmp_path / "copy.sqlite3")
-    ids = {row[0] for row in copy.execute("SELECT id FROM question_log")}
-    copy.close()
-    assert set(range(1, before + 1)) <= ids  # every row committed before the backup began
-    # Restore: the copy is a working database for the bot.
-    restored = tmp_path / "restored.sqlite3"
-    shutil.copy(tmp_path / "copy.sqlite3", restored)
-    proc = run_cli("db", "upgrade", env={**env, "DATABASE_URL": f"sqlite+aiosqlite:///{restored}"})
-    assert proc.returncode == 0, proc.stderr
-    again = run_cli("db", "backup", str(tmp_path / "copy.sqlite3"), env=env)
+        await task
+        await engine.dispose()  # the service is stopped before a restore
+    assert backup.returncode == 0, err.decode()
+    assert during > 50  # the bot really kept writing while the copy was made
+    # Restore as the README says: replace the file, drop the stale -wal/-shm, start again.
+    for stale in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    shutil.copy(tmp_path / "copy.sqlite3", db)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    engine, store = await open_store(load_settings(_env_file=None, database_url=url, user_key_secret="x"))
+    try:
+        async with store.sessions() as s:
+            ids = set((await s.scalars(select(QuestionLog.id))).all())
+            texts = dict((await s.execute(select(QuestionLog.id, QuestionLog.text)
+                                          .where(QuestionLog.id.in_(before)))).all())
+    finally:
+        await engine.dispose()
+    assert set(range(1, 20_001)) <= ids  # the old history
+    assert set(before) <= ids  # every row committed before the backup began
+    assert all(texts[i].startswith("câu ") for i in before)
+    again = await arun_cli("db", "backup", str(tmp_path / "copy.sqlite3"), env=env)
     assert again.returncode == 1 and "already exists" in again.stderr
 
 
