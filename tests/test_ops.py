@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import subprocess
 import sys
 
 import aiohttp
@@ -20,6 +21,8 @@ from bot.storage.models import QuestionLog
 from bot.web import create_app
 from handlers.messages import IncomingMessage
 from tests.fakes.telegram_api import FakeTelegram
+from tests.fakes.zalo_bot import FakeZaloBot
+from tests.fakes.zalo_oa import FakeZaloOA
 from tests.helpers import serve_app
 from tests.telegram_harness import TOKEN
 from tests.test_cli import ROOT, arun_cli, run_cli
@@ -150,21 +153,115 @@ def test_backup_refuses_postgres_and_points_to_pg_dump():
     assert proc.returncode == 1 and "pg_dump" in proc.stderr
 
 
-async def test_doctor_reports_problems_with_fixes(tmp_path):
-    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/d.sqlite3", "USER_KEY_SECRET": "x"}
-    assert run_cli("db", "upgrade", env=env).returncode == 0
-    async with FakeTelegram(token=TOKEN) as fake:
-        good = await arun_cli("doctor", env={**env, "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_BASE_URL": fake.url})
-        bad = await arun_cli("doctor", env={**env, "TELEGRAM_BOT_TOKEN": "999:wrong", "TELEGRAM_API_BASE_URL": fake.url,
-                                     "TEAM_CHATS": "phuong-z:-1", "WARDS": "phuong-a:A"})
-    assert good.returncode == 0, good.stdout
-    assert "all checks passed" in good.stdout and "[OK  ] telegram" in good.stdout
+def _env_file(path, values: dict) -> str:
+    path.write_text("".join(f"{key}={value}\n" for key, value in values.items()), encoding="utf-8")
+    return str(path)
+
+
+async def test_doctor_healthy_configuration_checks_every_channel_api(tmp_path):
+    db = tmp_path / "d.sqlite3"
+    async with FakeTelegram(token=TOKEN) as tg, FakeZaloOA() as oa, FakeZaloBot() as zb:
+        values = {"DATABASE_URL": f"sqlite+aiosqlite:///{db}", "USER_KEY_SECRET": "x",
+                  "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_BASE_URL": tg.url,
+                  "ZALO_OA_APP_ID": oa.app_id, "ZALO_OA_SECRET_KEY": oa.oa_secret_key,
+                  "ZALO_OA_APP_SECRET": oa.app_secret, "ZALO_OA_ACCESS_TOKEN": oa.access_token,
+                  "ZALO_OA_REFRESH_TOKEN": oa.refresh_token, "ZALO_OA_API_BASE_URL": oa.api_base_url,
+                  "ZALO_OA_OAUTH_BASE_URL": oa.oauth_base_url,
+                  "ZALO_BOT_TOKEN": zb.token, "ZALO_BOT_API_BASE_URL": zb.base_url}
+        settings_file = _env_file(tmp_path / "bot.env", values)  # read like /etc/dvc-assistant.env
+        assert (await arun_cli("--env-file", settings_file, "db", "upgrade")).returncode == 0
+        good = await arun_cli("--env-file", settings_file, "doctor")
+        assert good.returncode == 0, good.stdout
+        # The service rotates the OA tokens and keeps them in the database; the first token from
+        # the settings is then revoked, and doctor must check with the stored one.
+        runtime = await Runtime.open(load_settings(env_file=[settings_file]))
+        try:
+            tokens = runtime.channels.adapters["zalo"].tokens
+            await tokens.load()
+            await tokens.refresh(rejected=oa.access_token)
+        finally:
+            await runtime.close()
+        assert oa.access_token != values["ZALO_OA_ACCESS_TOKEN"]
+        rotated = await arun_cli("doctor", env={"ENV_FILE": settings_file})
+    for out in (good.stdout, rotated.stdout):
+        for name in ("database", "knowledge base", "lexicon", "telegram", "zalo oa", "zalo bot"):
+            assert f"[OK  ] {name}:" in out, out
+        assert "all checks passed" in out
+    assert [r.method for r in tg.requests] == ["getMe", "getMe"]
+    assert [r.method for r in zb.requests] == ["getMe", "getMe"]
+    assert "Trợ lý Dịch vụ công (test)" in good.stdout  # the OA profile really came back
+
+
+async def test_doctor_broken_configuration_names_each_problem_and_creates_nothing(tmp_path):
+    async with FakeTelegram(token=TOKEN) as tg, FakeZaloOA() as oa, FakeZaloBot() as zb:
+        typo = tmp_path / "nope" / "bot.sqlite3"
+        bad = await arun_cli("doctor", env={
+            "DATABASE_URL": f"sqlite+aiosqlite:///{typo}", "USER_KEY_SECRET": "x",
+            "TELEGRAM_BOT_TOKEN": "999:wrong", "TELEGRAM_API_BASE_URL": tg.url,
+            "TEAM_CHATS": "phuong-z:-1", "WARDS": "phuong-a:A",
+            "ZALO_OA_APP_ID": oa.app_id, "ZALO_OA_SECRET_KEY": oa.oa_secret_key,
+            "ZALO_OA_ACCESS_TOKEN": "revoked-token", "ZALO_OA_API_BASE_URL": oa.api_base_url,
+            "ZALO_BOT_TOKEN": "1:wrong-secret", "ZALO_BOT_API_BASE_URL": zb.base_url})
     assert bad.returncode == 1
-    assert "[FAIL] telegram" in bad.stdout and "how to fix" in bad.stdout
-    assert "unknown wards: phuong-z" in bad.stdout
+    for name in ("database", "telegram", "zalo oa", "zalo bot"):
+        assert f"[FAIL] {name}:" in bad.stdout, bad.stdout
+    assert "does not exist" in bad.stdout and not typo.parent.exists()  # reported, not created
+    assert "access token was refused" in bad.stdout and "unknown wards: phuong-z" in bad.stdout
+    assert bad.stdout.count("how to fix") >= 5
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    missing = run_cli("doctor", env={"DATABASE_URL": f"sqlite+aiosqlite:///{empty}/bot.sqlite3"})
+    assert "[FAIL] database" in missing.stdout and "db upgrade" in missing.stdout
+    assert list(empty.iterdir()) == []
     down = run_cli("doctor", env={"DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1:1/none"})
-    assert down.returncode == 1 and "[FAIL] database" in down.stdout
-    stale = tmp_path / "empty.sqlite3"
+    assert down.returncode == 1 and "[FAIL] database: cannot connect" in down.stdout
+    stale = tmp_path / "old.sqlite3"
     stale.touch()
     old = run_cli("doctor", env={"DATABASE_URL": f"sqlite+aiosqlite:///{stale}"})
-    assert "db upgrade" in old.stdout
+    assert "schema at empty" in old.stdout and "db upgrade" in old.stdout
+    oa_half = run_cli("doctor", env={"ZALO_OA_APP_ID": "1", "DATABASE_URL": f"sqlite+aiosqlite:///{stale}"})
+    assert "[FAIL] zalo oa: ZALO_OA_SECRET_KEY" in oa_half.stdout
+
+
+def test_doctor_lexicon_check_fails_on_a_broken_file(tmp_path):
+    from bot.ops.doctor import _lexicon
+
+    assert _lexicon().ok
+    broken = tmp_path / "chat.yaml"
+    broken.write_text("abbreviations: [unclosed", encoding="utf-8")
+    check = _lexicon(broken)
+    assert not check.ok and "cannot load" in check.detail and check.fix
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("fillers: []\n", encoding="utf-8")
+    assert not _lexicon(empty).ok
+
+
+def test_env_file_is_read_by_every_cli_command_and_must_exist(tmp_path):
+    db = tmp_path / "prod" / "bot.sqlite3"
+    db.parent.mkdir()
+    settings_file = _env_file(tmp_path / "dvc.env", {"DATABASE_URL": f"sqlite+aiosqlite:///{db}"})
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "USER_KEY_SECRET", "DATA_DIR")}
+
+    def run_cli(*args: str, env: dict) -> subprocess.CompletedProcess:  # from another directory
+        return subprocess.run([sys.executable, "-m", "bot", *args], cwd=other, env={**env, "PYTHONPATH": str(ROOT)},
+                              capture_output=True, text=True, timeout=120)
+
+    upgrade = run_cli("--env-file", settings_file, "db", "upgrade", env=env)
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert db.exists()
+    # No USER_KEY_SECRET: the generated secret lives beside the SQLite database, wherever the
+    # command runs from, so the CLI and the service pseudonymise users the same way.
+    secret = db.parent / "user-key.secret"
+    assert secret.exists() and not (other / "data").exists()
+    backup = run_cli("db", "backup", str(tmp_path / "b.sqlite3"), env={**env, "ENV_FILE": settings_file})
+    assert backup.returncode == 0, backup.stderr
+    typo = run_cli("--env-file", str(tmp_path / "dvc.envv"), "db", "upgrade", env=env)
+    assert typo.returncode == 2 and "dvc.envv does not exist" in typo.stderr
+    from bot.settings import load_settings as load
+
+    assert load(env_file=[settings_file], _env_file=None).database_url == "sqlite+aiosqlite:///./data/bot.sqlite3"
+    assert load(env_file=[settings_file]).resolved_data_dir == db.parent
+    assert load(env_file=[settings_file], data_dir=str(other)).user_key_secret_file == other / "user-key.secret"
+    assert load(database_url="postgresql+asyncpg://u@h/db", _env_file=None).resolved_data_dir.as_posix() == "data"
