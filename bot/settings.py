@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     handoff_delivery_lease_seconds: float = Field(120.0, ge=1)
     # How often periodic jobs (reminders, redelivery, purge) run.
     jobs_tick_seconds: float = Field(60.0, ge=0.5)
+    # How often each channel's API is checked (getMe) for /healthz.
+    channel_check_seconds: float = Field(60.0, ge=0.2)
     log_retention_days: int = Field(365, ge=1)
 
     # Comma-separated "channel:id" pairs, e.g. "telegram:123,telegram:456".

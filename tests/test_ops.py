@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import math
 import os
 import shutil
 import sqlite3
@@ -13,6 +15,7 @@ import sys
 
 import aiohttp
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from bot.ops.logs import configure
 from bot.runtime import Runtime, open_store
@@ -25,6 +28,7 @@ from tests.fakes.zalo_bot import FakeZaloBot
 from tests.fakes.zalo_oa import FakeZaloOA
 from tests.helpers import serve_app
 from tests.telegram_harness import TOKEN
+from tests.test_campaign_process import free_port
 from tests.test_cli import ROOT, arun_cli, run_cli
 
 
@@ -47,30 +51,126 @@ async def test_metrics_count_questions_and_need_the_token(database_url):
     assert "bot_match_seconds_bucket" in body and "bot_handoffs_open" in body
 
 
-async def test_healthz_reports_database_down_with_503(tmp_path):
-    settings = load_settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path}/h.sqlite3",
-                             user_key_secret="x")
-    runtime = await Runtime.open(settings)
-    try:
-        async with serve_app(create_app(runtime)) as base, aiohttp.ClientSession() as http:
-            async with http.get(f"{base}/healthz") as resp:
-                body = await resp.json()
-                assert resp.status == 200 and body["status"] == "ok" and body["database"] == "ok"
-            from bot.storage.db import create_engine
+class TcpProxy:
+    """A TCP forwarder standing between the bot and PostgreSQL: stopping it is a database outage
+    as the bot sees one (connections refused, open ones cut), without touching the server."""
 
-            healthy = runtime.engine
-            runtime.engine = create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")
-            async with http.get(f"{base}/healthz") as resp:
-                body = await resp.json()
-                assert resp.status == 503 and body["status"] == "down"
-            await runtime.engine.dispose()
-            runtime.engine = healthy
-            runtime.channel_states["telegram"] = "down: getMe failed"
-            async with http.get(f"{base}/healthz") as resp:
-                body = await resp.json()
-                assert resp.status == 200 and body["status"] == "degraded"
-    finally:
-        await runtime.close()
+    def __init__(self, host: str, port: int):
+        self.target = (host, port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._client, "127.0.0.1", self.port, reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        await self._server.wait_closed()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers -= {writer, up_writer}
+
+
+async def start_service(env: dict, log_file) -> asyncio.subprocess.Process:
+    """`python -m bot` as the service runs it; its log goes to `log_file` for failure reports."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", cwd=ROOT, env={**os.environ, "LOG_LEVEL": "INFO", **env},
+        stdout=asyncio.subprocess.DEVNULL, stderr=log_file.open("wb"), stdin=asyncio.subprocess.DEVNULL)
+
+
+async def wait_health(port: int, predicate, within: float = 30, log_file=None) -> tuple[int, dict]:
+    """Poll /healthz until predicate(status, body) holds; returns them."""
+    last = None
+    deadline = asyncio.get_running_loop().time() + within
+    async with aiohttp.ClientSession() as http:
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                    last = (resp.status, await resp.json())
+                if predicate(*last):
+                    return last
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    log = log_file.read_text(errors="replace")[-3000:] if log_file else ""
+    raise AssertionError(f"/healthz never matched; last answer {last}\n{log}")
+
+
+async def test_healthz_follows_live_channel_state_and_recovers(database_url, tmp_path):
+    """Channel trouble makes /healthz "degraded" (200) and clears by itself; a database
+    outage makes it "down" (503). All through a real process and the fake Bot API."""
+    proxy = None
+    url = database_url
+    if database_url.startswith("postgresql"):
+        parsed = make_url(database_url)
+        proxy = TcpProxy(parsed.host or "127.0.0.1", parsed.port or 5432)
+        await proxy.start()
+        url = parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    log_file = tmp_path / "bot.log"
+    async with FakeTelegram(token=TOKEN) as fake:
+        fake.add_private_chat(1)
+        fake.set_outage(math.inf, methods="all")  # the Bot API is unreachable when the bot starts
+        port = free_port()
+        proc = await start_service({"DATABASE_URL": url, "USER_KEY_SECRET": "x", "TELEGRAM_BOT_TOKEN": TOKEN,
+                                    "TELEGRAM_API_BASE_URL": fake.url, "WEB_PORT": str(port),
+                                    "CHANNEL_CHECK_SECONDS": "0.3"}, log_file)
+        try:
+            def channel(prefix: str):
+                return lambda status, body: body["channels"]["telegram"].startswith(prefix)
+
+            status, body = await wait_health(port, channel("down: start failed"), log_file=log_file)
+            assert status == 200 and body["status"] == "degraded" and body["database"] == "ok"
+            fake.clear_outage()  # the start is retried with back-off
+            status, body = await wait_health(port, lambda st, b: b["status"] == "ok", log_file=log_file)
+            assert status == 200 and body["channels"]["telegram"] == "on"
+
+            fake.set_outage(math.inf)  # sends fail (502), the rest of the API answers
+            fake.user_sends_text(1, "quên mật khẩu vneid")
+            status, body = await wait_health(port, channel("degraded: sends failing"), log_file=log_file)
+            assert status == 200 and body["status"] == "degraded" and not fake.sent_to(1)
+            fake.clear_outage()
+            await fake.wait_for_sent(1, chat_id=1, timeout=30)  # the reply is retried and gets through
+            status, body = await wait_health(port, lambda st, b: b["status"] == "ok", log_file=log_file)
+
+            fake.set_outage(math.inf, methods=["getMe"])  # the periodic API check fails
+            status, body = await wait_health(port, channel("down: API check failed"), log_file=log_file)
+            assert status == 200 and body["status"] == "degraded"
+            fake.clear_outage()
+            await wait_health(port, lambda st, b: b["status"] == "ok", log_file=log_file)
+
+            if proxy is not None:  # PostgreSQL: cut the bot off its database, then bring it back
+                await proxy.stop()
+                status, body = await wait_health(port, lambda st, b: st == 503, log_file=log_file)
+                assert body["status"] == "down" and body["database"].startswith("down")
+                await proxy.start()
+                await wait_health(port, lambda st, b: st == 200 and b["status"] == "ok", log_file=log_file)
+        finally:
+            proc.terminate()
+            await proc.wait()
+            if proxy is not None:
+                with contextlib.suppress(Exception):
+                    await proxy.stop()
+    assert len(fake.sent_to(1)) == 1  # answered once, after the outage
 
 
 def test_json_log_lines(capsys):
