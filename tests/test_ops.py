@@ -14,41 +14,118 @@ import subprocess
 import sys
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from bot.channels.telegram import webhook_path
 from bot.ops.logs import configure
 from bot.runtime import Runtime, open_store
 from bot.settings import load_settings
 from bot.storage.models import QuestionLog
 from bot.web import create_app
-from handlers.messages import IncomingMessage
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.zalo_bot import FakeZaloBot
 from tests.fakes.zalo_oa import FakeZaloOA
 from tests.helpers import serve_app
-from tests.telegram_harness import TOKEN
+from tests.telegram_harness import TEAM_A, TOKEN, running_bot
+from tests.test_campaign_process import cli as campaign_cli
 from tests.test_campaign_process import free_port
 from tests.test_cli import ROOT, arun_cli, run_cli
 
 
-async def test_metrics_count_questions_and_need_the_token(database_url):
-    settings = load_settings(_env_file=None, database_url=database_url, user_key_secret="x", metrics_token="m3tr1cs")
-    runtime = await Runtime.open(settings)
-    try:
-        await runtime.conversation.respond(IncomingMessage("telegram", "77", text="quên mật khẩu vneid"))
-        await runtime.conversation.respond(IncomingMessage("telegram", "77", text="công thức nấu phở"))
+async def scrape(http: aiohttp.ClientSession, base: str, token: str) -> dict[tuple, float]:
+    """/metrics parsed: (sample name, sorted labels) -> value."""
+    async with http.get(f"{base}/metrics", headers={"Authorization": f"Bearer {token}"}) as resp:
+        assert resp.status == 200
+        text = await resp.text()
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def value(metrics: dict, name: str, **labels: str) -> float:
+    return metrics.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def test_metrics_values_for_sends_errors_deliveries_webhooks_and_handoffs(database_url):
+    """Each metric the README lists moves by exactly what happened (counters are per process,
+    so the test compares before and after)."""
+    secret, token = "metrics-webhook-secret", "m3tr1cs"
+    recipients = list(range(7001, 7007))
+    async with running_bot(database_url, telegram_webhook_url="http://127.0.0.1:9", metrics_token=token,
+                           telegram_webhook_secret=secret, telegram_rate_per_second=4) as bot:
+        fake, runtime = bot.fake, bot.runtime
+        for uid in recipients:
+            fake.add_private_chat(uid)
+            user = await bot.store.touch_user("telegram", str(uid))
+            await bot.store.save_subscription(user.id, ward="phuong-a", topics=[], active=True)
+        fake.block(recipients[-1])
+        stop = asyncio.Event()
+        sender = asyncio.create_task(runtime.campaign_runner.run(stop))
+        hook = f"{{base}}{webhook_path(TOKEN)}"
         async with serve_app(create_app(runtime)) as base, aiohttp.ClientSession() as http:
             async with http.get(f"{base}/metrics") as resp:
-                assert resp.status == 401
-            async with http.get(f"{base}/metrics", headers={"Authorization": "Bearer m3tr1cs"}) as resp:
+                assert resp.status == 401  # METRICS_TOKEN is required
+            before = await scrape(http, base, token)
+            question = fake.user_sends_text(1, "quên mật khẩu vneid", queue=False)
+            async with http.post(hook.format(base=base), json=question,
+                                 headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"}) as resp:
+                assert resp.status == 403
+            async with http.post(hook.format(base=base), data=b"{not json",
+                                 headers={"X-Telegram-Bot-Api-Secret-Token": secret}) as resp:
+                assert resp.status == 400
+            fake.fail_next("sendMessage", 502)  # a 5xx, then a 429, then the reply goes through
+            fake.fail_next("sendMessage", 429, retry_after=1)
+            fake.block(2)
+            for update in (question, fake.user_sends_text(2, "vneid là gì", queue=False)):
+                async with http.post(hook.format(base=base), json=update,
+                                     headers={"X-Telegram-Bot-Api-Secret-Token": secret}) as resp:
+                    assert resp.status == 200
+            await fake.wait_for_sent(1, chat_id=1, timeout=20)
+            async with http.post(f"{base}/api/ask", json={"text": "quên mật khẩu vneid"}) as resp:
                 assert resp.status == 200
-                body = await resp.text()
-    finally:
-        await runtime.close()
-    assert 'bot_questions_total{channel="telegram",decision="answer"}' in body
-    assert 'bot_questions_total{channel="telegram",decision="fallback"}' in body
-    assert "bot_match_seconds_bucket" in body and "bot_handoffs_open" in body
+            code, out, err = await campaign_cli({"DATABASE_URL": database_url, "USER_KEY_SECRET": "test-secret"},
+                                                "create", "--title", "Tin", "--text", "Không chia sẻ OTP.",
+                                                "--channel", "telegram", "--yes")
+            assert code == 0, err
+            await fake.wait_for_sent(lambda s: s.chat_id in recipients, timeout=20)
+            mid = await scrape(http, base, token)  # the campaign is being sent
+            for _ in range(200):
+                done = await scrape(http, base, token)
+                if value(done, "bot_campaign_deliveries", state="sent") == len(recipients) - 1 and \
+                        value(done, "bot_campaign_deliveries", state="blocked") == 1:
+                    break
+                await asyncio.sleep(0.1)
+            citizen = await bot.store.touch_user("telegram", "3")
+            await bot.store.open_handoff(citizen, str(TEAM_A), None)
+            await asyncio.sleep(1.2)
+            after = await scrape(http, base, token)
+        stop.set()
+        await sender
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("bot_webhook_rejected_total", channel="telegram", reason="secret") == 1
+    assert delta("bot_webhook_rejected_total", channel="telegram", reason="malformed") == 1
+    assert delta("bot_send_errors_total", channel="telegram", error="transient", code="502") == 1
+    assert delta("bot_send_errors_total", channel="telegram", error="rate_limited", code="429") == 1
+    assert delta("bot_rate_limited_total", channel="telegram") == 1
+    assert delta("bot_send_errors_total", channel="telegram", error="recipient_gone", code="403") == 2  # 2 + campaign
+    replies = [s for s in fake.sent_to(1) if s.method == "sendMessage"]
+    assert delta("bot_messages_sent_total", channel="telegram", purpose="reply") == len(replies) >= 1
+    assert delta("bot_messages_sent_total", channel="telegram", purpose="broadcast") == len(recipients) - 1
+    assert delta("bot_questions_total", channel="telegram", decision="answer") == 2
+    assert delta("bot_api_previews_total", decision="answer") == 1  # a preview is not a citizen question
+    assert not any(name == "bot_questions_total" and ("channel", "api") in labels for name, labels in after)
+    assert value(mid, "bot_campaign_deliveries", state="pending") + \
+        value(mid, "bot_campaign_deliveries", state="sending") > 0
+    for state, count in (("sent", len(recipients) - 1), ("blocked", 1), ("pending", 0), ("sending", 0),
+                         ("failed", 0)):
+        assert value(after, "bot_campaign_deliveries", state=state) == count, state
+    assert (("bot_campaign_deliveries", (("state", "pending"),))) in after  # zero is reported, not left out
+    assert value(after, "bot_handoffs_open") == 1
+    assert 1.0 <= value(after, "bot_handoff_oldest_open_seconds") < 60
 
 
 class TcpProxy:
