@@ -442,3 +442,22 @@ def test_env_file_is_read_by_every_cli_command_and_must_exist(tmp_path):
     assert load(env_file=[settings_file]).resolved_data_dir == db.parent
     assert load(env_file=[settings_file], data_dir=str(other)).user_key_secret_file == other / "user-key.secret"
     assert load(database_url="postgresql+asyncpg://u@h/db", _env_file=None).resolved_data_dir.as_posix() == "data"
+
+
+async def test_debug_logs_carry_no_personal_data_or_token(database_url, capsys):
+    """At DEBUG, a whole conversation leaves no question text, phone number, chat id or bot
+    token in the logs (users appear as pseudonymous keys only)."""
+    user_id, phone = 987654321, "0912345678"
+    text = f"quên mật khẩu vneid, số tôi là {phone}"
+    configure("DEBUG", "json")
+    try:
+        async with running_bot(database_url) as bot:
+            bot.fake.add_private_chat(user_id, first_name="Nguyễn Thị Hoa")
+            await bot.say(user_id, text)
+            await bot.say(user_id, "công thức nấu phở bò")  # fallback, logged for the dashboard
+    finally:
+        configure("INFO", "text")
+    logs = capsys.readouterr().err
+    assert len(logs.splitlines()) > 5  # DEBUG logging really was on
+    for secret in (phone, "quên mật khẩu", "nấu phở", str(user_id), TOKEN, TOKEN.split(":")[1], "Nguyễn Thị Hoa"):
+        assert secret not in logs, f"{secret!r} found in the logs"
