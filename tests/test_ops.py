@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import aiohttp
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -461,3 +462,54 @@ async def test_debug_logs_carry_no_personal_data_or_token(database_url, capsys):
     assert len(logs.splitlines()) > 5  # DEBUG logging really was on
     for secret in (phone, "quên mật khẩu", "nấu phở", str(user_id), TOKEN, TOKEN.split(":")[1], "Nguyễn Thị Hoa"):
         assert secret not in logs, f"{secret!r} found in the logs"
+
+
+DEPLOY = ROOT / "deploy"
+
+
+def test_deploy_env_example_uses_real_settings_behind_the_proxy():
+    example = DEPLOY / "dvc-assistant.env.example"
+    keys = [line.split("=", 1)[0] for line in example.read_text(encoding="utf-8").splitlines()
+            if line and not line.startswith("#")]
+    from bot.settings import Settings
+
+    unknown = [key for key in keys if key.lower() not in Settings.model_fields]
+    assert not unknown, f"not settings: {unknown}"
+    settings = load_settings(env_file=[str(example)])
+    assert settings.trust_proxy_headers and settings.dashboard_cookie_secure == "true"
+    assert settings.resolved_data_dir.as_posix() == "/var/lib/dvc-assistant"
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
+def test_systemd_units_pass_systemd_analyze_verify(tmp_path):
+    for unit in ("dvc-assistant.service", "dvc-assistant@.service"):
+        text = (DEPLOY / unit).read_text(encoding="utf-8")
+        assert "RestartPreventExitStatus=2" in text and "StateDirectory=dvc-assistant" in text
+        (tmp_path / unit).write_text(text.replace("/opt/dvc-assistant/.venv/bin/python", sys.executable))
+    assert "EnvironmentFile=-/etc/dvc-assistant-%i.env" in (DEPLOY / "dvc-assistant@.service").read_text()
+    env = {**os.environ, "SYSTEMD_UNIT_PATH": f"{tmp_path}:"}
+    for name in ("dvc-assistant.service", "dvc-assistant@8081.service"):
+        proc = subprocess.run(["systemd-analyze", "verify", name], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 0 and not proc.stderr.strip(), proc.stderr
+
+
+@pytest.mark.skipif(not shutil.which("nginx"), reason="nginx is not installed")
+def test_nginx_example_passes_nginx_t(tmp_path):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", tmp_path / "key.pem",
+                    "-out", tmp_path / "cert.pem", "-days", "1", "-subj", "/CN=test"], check=True, capture_output=True)
+    site = (DEPLOY / "nginx.conf.example").read_text(encoding="utf-8")
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in site and "$proxy_add_x_forwarded_for" not in site
+    site = site.replace("/etc/letsencrypt/live/bot.phuong.example.gov.vn/fullchain.pem", str(tmp_path / "cert.pem"))
+    site = site.replace("/etc/letsencrypt/live/bot.phuong.example.gov.vn/privkey.pem", str(tmp_path / "key.pem"))
+    version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr
+    major_minor = tuple(int(x) for x in version.split("/")[1].split(".")[:3])
+    if major_minor < (1, 25, 1):  # the fallback the file's comment describes
+        site = site.replace("    http2 on;", "").replace("ssl;", "ssl http2;")
+    (tmp_path / "site.conf").write_text(site)
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{ access_log off; include {tmp_path}/site.conf; }}\n")
+    proc = subprocess.run(["nginx", "-t", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
