@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -56,7 +57,7 @@ async def _start(runtime: Runtime, name: str, adapter) -> bool:
 
 async def _retry_start(runtime: Runtime, name: str, adapter, stop: asyncio.Event) -> None:
     """Try again with growing pauses until the channel starts or the process stops."""
-    for attempt in range(10**9):
+    for attempt in itertools.count():
         delay = START_BACKOFF[min(attempt, len(START_BACKOFF) - 1)]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=delay)
