@@ -262,7 +262,13 @@ class Settings(BaseSettings):
 
     @property
     def user_key_secret_file(self) -> Path:
-        return self.resolved_data_dir / "user-key.secret"
+        """<data dir>/user-key.secret; without DATA_DIR, an existing ./data/user-key.secret (where
+        earlier versions always kept it) is still used, so upgrading never changes user keys."""
+        path = self.resolved_data_dir / "user-key.secret"
+        legacy = Path("data") / "user-key.secret"
+        if self.data_dir is None and not path.exists() and legacy.exists():
+            return legacy
+        return path
 
     def resolved_user_key_secret(self) -> str:
         """The configured secret, or one generated once and kept in <data dir>/user-key.secret."""

@@ -413,6 +413,18 @@ def test_doctor_lexicon_check_fails_on_a_broken_file(tmp_path):
     assert not _lexicon(empty).ok
 
 
+def test_user_key_secret_found_where_earlier_versions_kept_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "user-key.secret").write_text("old-secret")
+    elsewhere = f"sqlite+aiosqlite:///{tmp_path}/db/bot.sqlite3"
+    assert load_settings(_env_file=None, database_url=elsewhere).resolved_user_key_secret() == "old-secret"
+    assert not (tmp_path / "db" / "user-key.secret").exists()
+    fresh = load_settings(_env_file=None, database_url=elsewhere, data_dir=str(tmp_path / "new"))
+    assert fresh.resolved_user_key_secret() != "old-secret"  # an explicit DATA_DIR is taken as given
+    assert (tmp_path / "new" / "user-key.secret").exists()
+
+
 def test_env_file_is_read_by_every_cli_command_and_must_exist(tmp_path):
     db = tmp_path / "prod" / "bot.sqlite3"
     db.parent.mkdir()
