@@ -131,6 +131,8 @@ def cmd_data_purge(settings: Settings, args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Trợ lý dịch vụ công số")
+    parser.add_argument("--env-file", action="append", metavar="PATH",
+                        help="settings file to read instead of ./.env (repeatable; default ENV_FILE)")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("run", help="run the service (default)").set_defaults(func=cmd_run)
 
@@ -174,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     func = getattr(args, "func", cmd_run)
     try:
-        settings = load_settings()
+        settings = load_settings(env_file=args.env_file)
     except ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

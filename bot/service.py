@@ -10,6 +10,7 @@ import signal
 from aiohttp import web
 
 from bot.jobs import run_jobs
+from bot.ops import health
 from bot.runtime import Runtime
 from bot.settings import ConfigurationError, Settings
 from bot.web import create_app
@@ -28,14 +29,15 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     except OSError as exc:
         await runtime.close()
         raise ConfigurationError(f"WEB_HOST/WEB_PORT: cannot listen on {settings.web_host}:{settings.web_port}: {exc}") from None
-    await runtime.start_channels()
+    stop = stop or asyncio.Event()
+    restarts = await health.start_channels(runtime, stop)  # a channel that fails is retried
     log.info("knowledge base: %d entries", len(runtime.knowledge.kb))
-    for name, state in runtime.channel_states.items():
+    for name, state in runtime.channels.health.merged(runtime.channel_states).items():
         log.info("channel %s: %s", name, state)
     log.info("listening on http://%s:%s (GET /healthz, POST /api/ask)", settings.web_host, settings.web_port)
-    stop = stop or asyncio.Event()
     jobs = asyncio.create_task(run_jobs(runtime, stop, settings.jobs_tick_seconds))
     sender = asyncio.create_task(runtime.campaign_runner.run(stop))  # type: ignore[union-attr]
+    watcher = asyncio.create_task(health.watch_channels(runtime, stop, settings.channel_check_seconds))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -47,5 +49,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         stop.set()
         await jobs
         await sender
+        await watcher
+        await asyncio.gather(*restarts, return_exceptions=True)
         await runner.cleanup()
         await runtime.close()

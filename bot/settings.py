@@ -1,10 +1,13 @@
 """One settings object, read from environment variables and `.env`.
 
-Operators and scripts rely on these names (see README and .env.example).
+Operators and scripts rely on these names (see README and .env.example). ENV_FILE (or the
+CLI's `--env-file`) names the settings file instead of ./.env, so `python -m bot doctor`
+and `db upgrade` read the same /etc/dvc-assistant.env as the service.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from functools import cached_property
@@ -39,8 +42,11 @@ class Settings(BaseSettings):
     telegram_rate_per_second: float = Field(25.0, gt=0, le=1000)
 
     # Secret for the keyed hash that pseudonymises users in logs. If empty, one is created
-    # in ./data/user-key.secret on first start (keep it with your backups).
+    # in <data dir>/user-key.secret on first start (keep it with your backups).
     user_key_secret: str = ""
+    # Where files the bot creates live (user-key.secret). Empty: the SQLite database's
+    # folder, or ./data with PostgreSQL.
+    data_dir: Path | None = None
 
     # Wards citizens can choose, "slug:Name" comma-separated, e.g.
     # "phuong-vinh-tuy:Phường Vĩnh Tuy,phuong-hong-ha:Phường Hồng Hà".
@@ -59,6 +65,8 @@ class Settings(BaseSettings):
     handoff_delivery_lease_seconds: float = Field(120.0, ge=1)
     # How often periodic jobs (reminders, redelivery, purge) run.
     jobs_tick_seconds: float = Field(60.0, ge=0.5)
+    # How often each channel's API is checked (getMe) for /healthz.
+    channel_check_seconds: float = Field(60.0, ge=0.2)
     log_retention_days: int = Field(365, ge=1)
 
     # Comma-separated "channel:id" pairs, e.g. "telegram:123,telegram:456".
@@ -147,6 +155,11 @@ class Settings(BaseSettings):
         if "'none'" in sources and len(sources) > 1:
             raise ValueError("'none' cannot be combined with other sources")
         return " ".join(sources) or "'none'"
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _blank_dir(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_level")
     @classmethod
@@ -248,11 +261,35 @@ class Settings(BaseSettings):
         chats = self.team_chat_ids
         return chats.get(ward or "", chats.get("default"))
 
-    def resolved_user_key_secret(self, data_dir: Path = Path("data")) -> str:
-        """The configured secret, or one generated once and kept in data/user-key.secret."""
+    @property
+    def resolved_data_dir(self) -> Path:
+        """DATA_DIR, else the SQLite file's folder (so a CLI run from any directory finds the
+        same secret as the service), else ./data."""
+        if self.data_dir is not None:
+            return self.data_dir
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            return Path(url.database).expanduser().parent
+        return Path("data")
+
+    @property
+    def user_key_secret_file(self) -> Path:
+        """<data dir>/user-key.secret; without DATA_DIR, an existing ./data/user-key.secret (where
+        earlier versions always kept it) is still used, so upgrading never changes user keys."""
+        path = self.resolved_data_dir / "user-key.secret"
+        legacy = Path("data") / "user-key.secret"
+        if self.data_dir is None and not path.exists() and legacy.exists():
+            return legacy
+        return path
+
+    def resolved_user_key_secret(self) -> str:
+        """The configured secret, or one generated once and kept in <data dir>/user-key.secret."""
         if self.user_key_secret:
             return self.user_key_secret
-        path = data_dir / "user-key.secret"
+        path = self.user_key_secret_file
+        data_dir = path.parent
         if path.exists():
             return path.read_text(encoding="utf-8").strip()
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -280,9 +317,30 @@ class ConfigurationError(Exception):
     """Raised with a message naming the setting or file that is wrong."""
 
 
-def load_settings(**overrides: object) -> Settings:
+def env_files(paths: list[str] | None = None) -> tuple[Path, ...] | None:
+    """Settings files to read: `paths` (CLI --env-file), else ENV_FILE (comma-separated;
+    later files win, like several EnvironmentFile= lines), else None (= ./.env).
+
+    Unlike ./.env, a named file must exist: a typo must not silently fall back to defaults
+    (and migrate a fresh SQLite file instead of the production database)."""
+    names = paths or [p.strip() for p in os.environ.get("ENV_FILE", "").split(",") if p.strip()]
+    if not names:
+        return None
+    files = tuple(Path(name).expanduser() for name in names)
+    for file in files:
+        if not file.is_file():
+            raise ConfigurationError(f"ENV_FILE: settings file {file} does not exist or is not a file")
+    return files
+
+
+def load_settings(*, env_file: list[str] | None = None, **overrides: object) -> Settings:
+    """Settings from the environment and the settings file; `env_file` = the CLI's --env-file."""
     from pydantic import ValidationError
 
+    if "_env_file" not in overrides:
+        files = env_files(env_file)
+        if files is not None:
+            overrides["_env_file"] = files
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

@@ -33,12 +33,17 @@ def _error(status: int, message: str) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """200 "ok"; 200 "degraded" when a channel is down; 503 "down" when the database is unreachable."""
+    """200 "ok"; 200 "degraded" when a channel is down or its sends fail; 503 "down" when the
+    database is unreachable (questions are still answered, but nothing can be stored).
+
+    Channel states are live: "on", "off: why", "degraded: why" (sends failing) or "down: why"
+    (start-up or the periodic API check failing); see bot/channels/registry.py.
+    """
     runtime = request.app[RUNTIME_KEY]
     database = await runtime.database_state()
-    states = runtime.channel_states
+    states = runtime.channels.health.merged(runtime.channel_states)
     status = "ok"
-    if any(state.startswith("down") for state in states.values()):
+    if any(state.startswith(("down", "degraded")) for state in states.values()):
         status = "degraded"
     if database.startswith("down"):
         status = "down"
@@ -48,7 +53,7 @@ async def healthz(request: web.Request) -> web.Response:
             "database": database,
             "knowledge_entries": len(runtime.knowledge.kb),
             "channels": states,
-            "enabled_channels": [name for name, state in states.items() if state == "on"],
+            "enabled_channels": [name for name, state in states.items() if not state.startswith("off")],
         },
         status=503 if status == "down" else 200,
     )

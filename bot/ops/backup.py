@@ -2,6 +2,9 @@
 
 SQLite's online backup API copies pages under a read transaction, so the bot can keep
 writing meanwhile and the copy holds every transaction committed before it started.
+The copy is made in one step (pages=-1): copied in small steps, SQLite restarts the
+backup whenever another connection writes between two steps, so under steady traffic a
+large database would never finish.
 PostgreSQL has its own tool for this: pg_dump.
 """
 
@@ -39,7 +42,7 @@ def backup_sqlite(database_url: str, target: Path) -> int:
     source = sqlite3.connect(f"file:{source_path}?mode=ro", uri=True, timeout=30)
     destination = sqlite3.connect(target)
     try:
-        source.backup(destination, pages=256)
+        source.backup(destination, pages=-1)  # one step: never restarted by writers
         check = destination.execute("PRAGMA integrity_check").fetchone()[0]
         if check != "ok":
             raise BackupError(f"the copy failed its integrity check: {check}")

@@ -1,12 +1,18 @@
 """`python -m bot doctor`: checks configuration, database, knowledge base and channel APIs,
-and says what is wrong and how to fix it."""
+and says what is wrong and how to fix it.
+
+It only looks: a mistyped SQLite path is reported, not created, and channel checks are
+read-only calls (getMe, the OA profile), so it is safe next to a running service.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
+from sqlalchemy.engine import make_url
 
 from bot.settings import Settings
 
@@ -19,11 +25,31 @@ class Check:
     fix: str = ""
 
 
+def _missing_sqlite_file(database_url: str) -> Check | None:
+    """A SQLite path that does not exist: say so (connecting would create an empty database)."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    path = Path(url.database).expanduser()
+    if not path.parent.is_dir():
+        return Check("database", False, f"folder {path.parent} of the SQLite database does not exist",
+                     "check DATABASE_URL (an absolute path needs four slashes: sqlite+aiosqlite:////var/lib/...)"
+                     " or create the folder, writable by the service user")
+    if not path.exists():
+        return Check("database", False, f"SQLite database {path} does not exist",
+                     "check DATABASE_URL; for a new installation run `python -m bot db upgrade` (or start "
+                     "the service) to create it")
+    return None
+
+
 async def _database(settings: Settings) -> Check:
     from alembic.script import ScriptDirectory
 
     from bot.storage.db import alembic_config, create_engine, current_revision
 
+    missing = _missing_sqlite_file(settings.database_url)
+    if missing is not None:
+        return missing
     engine = create_engine(settings.database_url)
     try:
         async with asyncio.timeout(10):
@@ -50,23 +76,40 @@ def _knowledge(settings: Settings) -> Check:
     return Check("knowledge base", True, f"{len(kb)} entries")
 
 
-async def _http_ok(url: str, *, method: str = "GET", headers: dict | None = None) -> tuple[bool, str]:
+def _lexicon(path: Path | None = None) -> Check:
+    """The chat lexicon (abbreviations like "mk" = "mật khẩu") the matcher cannot work without."""
+    from bot.matching.normalize import LEXICON_FILE, Lexicon
+
+    path = path or LEXICON_FILE
+    try:
+        lexicon = Lexicon.from_file(path)
+    except ValueError as exc:
+        return Check("lexicon", False, str(exc), f"restore {path} from the release (valid YAML)")
+    if not lexicon.abbreviations:
+        return Check("lexicon", False, f"{path} has no abbreviations",
+                     "restore the file from the release: without it chat-style questions go unanswered")
+    return Check("lexicon", True, f"{len(lexicon.abbreviations)} abbreviations, {len(lexicon.fillers)} fillers")
+
+
+async def _http_ok(url: str, *, method: str = "GET", headers: dict | None = None,
+                   json: dict | None = None) -> tuple[bool, str, dict | None]:
+    """(answered ok, detail, body) for a Telegram-style {"ok"} or Zalo OA-style {"error": 0} API."""
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-            async with http.request(method, url, headers=headers) as resp:
+            async with http.request(method, url, headers=headers, json=json) as resp:
                 body = await resp.json(content_type=None)
     except Exception as exc:
-        return False, f"{type(exc).__name__}: {exc}"
+        return False, f"{type(exc).__name__}: {exc}", None
     if isinstance(body, dict) and (body.get("ok") is True or body.get("error") == 0):
-        return True, "answers"
-    return False, f"HTTP {resp.status}: {str(body)[:200]}"
+        return True, "answers", body
+    return False, f"HTTP {resp.status}: {str(body)[:200]}", body if isinstance(body, dict) else None
 
 
 async def _telegram(settings: Settings) -> Check:
     if not settings.telegram_bot_token:
         return Check("telegram", True, "off (TELEGRAM_BOT_TOKEN not set)")
     base = settings.telegram_api_base_url.rstrip("/")
-    ok, detail = await _http_ok(f"{base}/bot{settings.telegram_bot_token}/getMe")
+    ok, detail, _ = await _http_ok(f"{base}/bot{settings.telegram_bot_token}/getMe")
     if not ok:
         return Check("telegram", False, f"getMe failed: {detail}",
                      "check TELEGRAM_BOT_TOKEN (from @BotFather) and that this machine reaches "
@@ -76,6 +119,67 @@ async def _telegram(settings: Settings) -> Check:
                      "Telegram only delivers webhooks to https URLs; put the bot behind a TLS proxy")
     return Check("telegram", True, "Bot API answers (" + ("webhook" if settings.telegram_webhook_url else
                                                            "polling") + " mode)")
+
+
+async def _stored_zalo_token(settings: Settings) -> str:
+    """The OA access token the service uses now: the rotated pair in the database wins over
+    ZALO_OA_ACCESS_TOKEN, which is only the first token (empty if unreadable)."""
+    from sqlalchemy import select
+
+    from bot.storage.db import create_engine
+    from bot.storage.models import ChannelToken
+
+    if _missing_sqlite_file(settings.database_url) is not None:
+        return ""
+    engine = create_engine(settings.database_url)
+    try:
+        async with asyncio.timeout(10), engine.connect() as conn:
+            token = await conn.scalar(select(ChannelToken.access_token)
+                                      .where(ChannelToken.name == f"zalo_oa:{settings.zalo_oa_app_id}"[:96]))
+    except Exception:
+        return ""
+    finally:
+        await engine.dispose()
+    return token or ""
+
+
+async def _zalo_oa(settings: Settings) -> Check:
+    missing = settings.zalo_oa_missing
+    if len(missing) == 3:
+        return Check("zalo oa", True, "off (ZALO_OA_APP_ID not set)")
+    if missing:
+        return Check("zalo oa", False, f"{', '.join(missing)} not set",
+                     "copy them from the Zalo developer console (app and OA webhook settings)")
+    token = await _stored_zalo_token(settings) or settings.zalo_oa_access_token
+    if not token:
+        return Check("zalo oa", True, "no access token yet: the service gets one with the refresh token")
+    base = settings.zalo_oa_api_base_url.rstrip("/")
+    ok, detail, body = await _http_ok(f"{base}/v2.0/oa/getoa", headers={"access_token": token})
+    if ok:
+        name = ((body or {}).get("data") or {}).get("name", "")
+        return Check("zalo oa", True, f"OA API answers ({name})" if name else "OA API answers")
+    if body is not None and body.get("error") in (-216, -220):
+        return Check("zalo oa", False, f"the access token was refused: {detail}",
+                     "the service refreshes it with the refresh token; if that keeps failing, authorise the "
+                     "app again and set new ZALO_OA_ACCESS_TOKEN / ZALO_OA_REFRESH_TOKEN")
+    return Check("zalo oa", False, f"getoa failed: {detail}",
+                 "check the ZALO_OA_* settings and that this machine reaches ZALO_OA_API_BASE_URL")
+
+
+async def _zalo_bot(settings: Settings) -> Check:
+    if not settings.zalo_bot_token:
+        return Check("zalo bot", True, "off (ZALO_BOT_TOKEN not set)")
+    base = settings.zalo_bot_api_base_url.rstrip("/")
+    ok, detail, _ = await _http_ok(f"{base}/bot{settings.zalo_bot_token}/getMe", method="POST", json={})
+    if not ok:
+        return Check("zalo bot", False, f"getMe failed: {detail}",
+                     "check ZALO_BOT_TOKEN (from the Zalo Bot Creator) and that this machine reaches "
+                     "ZALO_BOT_API_BASE_URL")
+    if settings.zalo_bot_webhook_url and not settings.zalo_bot_webhook_url.startswith("https://"):
+        return Check("zalo bot", False, "ZALO_BOT_WEBHOOK_URL is not https",
+                     "Zalo only posts to https URLs; put the bot behind a TLS proxy")
+    return Check("zalo bot", True, "Bot API answers (" + ("webhook" if settings.zalo_bot_webhook_url else
+                                                          "polling") + " mode)")
 
 
 def _configuration(settings: Settings) -> list[Check]:
@@ -89,8 +193,14 @@ def _configuration(settings: Settings) -> list[Check]:
         checks.append(Check("hand-off", False, f"TEAM_CHATS names unknown wards: {', '.join(unknown)}",
                             "use ward slugs listed in WARDS (or 'default')"))
     if not settings.user_key_secret:
-        checks.append(Check("privacy", True, "USER_KEY_SECRET not set: using data/user-key.secret "
-                            "(keep that file with your backups)"))
+        secret = settings.user_key_secret_file
+        if secret.exists():
+            checks.append(Check("privacy", True, f"USER_KEY_SECRET not set: using {secret} "
+                                "(keep that file with your backups)"))
+        else:
+            checks.append(Check("privacy", True, f"USER_KEY_SECRET not set and {secret} does not exist yet: "
+                                "a new one is made on first start. If this installation already has data, "
+                                "set DATA_DIR to the folder that holds its user-key.secret instead"))
     return checks
 
 
@@ -99,7 +209,8 @@ async def run_checks(settings: Settings) -> list[Check]:
     checks += _configuration(settings)
     checks.append(await _database(settings))
     checks.append(_knowledge(settings))
-    checks.append(await _telegram(settings))
+    checks.append(_lexicon())
+    checks += await asyncio.gather(_telegram(settings), _zalo_oa(settings), _zalo_bot(settings))
     return checks
 
 

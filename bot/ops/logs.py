@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 
-NOISY = ("alembic", "httpx", "telegram.ext", "aiohttp.access")
+NOISY = ("alembic", "httpx", "telegram.ext", "aiohttp.access", "aiosqlite")  # aiosqlite: SQL + parameters at DEBUG
 
 
 class JsonFormatter(logging.Formatter):
