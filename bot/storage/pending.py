@@ -10,6 +10,7 @@ redacted, so no personal data sits in memory waiting for the database.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
@@ -75,6 +76,7 @@ class PendingLogs:
         self.items: deque[PendingQuestion] = deque()
         self.limit = limit
         self.dropped = 0
+        self._flushing = asyncio.Lock()  # several messages after recovery must not write a row twice
 
     def add(self, item: PendingQuestion) -> None:
         if len(self.items) >= self.limit:
@@ -86,7 +88,13 @@ class PendingLogs:
         """Write queued rows; returns how many. Leaves them queued if the database is still down."""
         if not self.items:
             return 0
+        async with self._flushing:
+            return await self._flush(store)
+
+    async def _flush(self, store) -> int:
         batch = list(self.items)
+        if not batch:
+            return 0
         try:
             async with store.sessions.begin() as s:
                 s.add_all(QuestionLog(channel=p.channel, user_key=p.user_key, ward=p.ward, text=p.text[:2000],
@@ -96,8 +104,8 @@ class PendingLogs:
         except DATABASE_ERRORS as exc:
             store.outage.failed(exc)
             return 0
-        for _ in batch:
-            self.items.popleft()
+        written = {id(p) for p in batch}
+        self.items = deque(p for p in self.items if id(p) not in written)
         store.outage.recovered()
         log.warning("wrote %d question logs queued while the database was unavailable%s", len(batch),
                     f"; {self.dropped} were dropped because the queue was full" if self.dropped else "")
