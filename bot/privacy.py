@@ -2,6 +2,11 @@
 
 Question logs must not identify anyone on their own: text is redacted before it is
 stored, and users appear only as a keyed hash of their platform id.
+
+Redaction works on the raw text, before normalisation removes the punctuation that makes
+an e-mail address or a grouped number recognisable ("tran.b@yahoo.com" would otherwise
+survive as "tran b yahoo com"). `loggable` then normalises the pieces between the tags, so
+the tags survive into the normalised column too.
 """
 
 from __future__ import annotations
@@ -9,26 +14,72 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import unicodedata
+from collections.abc import Callable
 
-_SEP = r"[ .\-]?"
-_PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "[EMAIL]"),
-    # Vietnamese phone numbers: 0xxxxxxxxx or +84/84 followed by 9 digits, with optional separators.
-    (re.compile(rf"(?<![\w+])(?:\+?84|0)(?:{_SEP}\d){{9}}(?!\d)"), "[SĐT]"),
-    # Card numbers: 13-19 digits, possibly grouped by 4.
-    (re.compile(r"(?<!\d)\d{4}(?:[ \-]?\d{4}){2}(?:[ \-]?\d{1,4}){1,2}(?!\d)"), "[SỐ THẺ]"),
-    # Citizen ID (12 digits) and old identity card (9 digits).
-    (re.compile(r"(?<!\d)(?:\d{12}|\d{9})(?!\d)"), "[SỐ GIẤY TỜ]"),
-    # Anything else that looks like an account number: 8+ digits.
-    (re.compile(r"(?<!\d)\d(?:[ \-]?\d){7,}(?!\d)"), "[SỐ TÀI KHOẢN]"),
-]
+PHONE, ID_NUMBER, CARD, ACCOUNT, EMAIL = "[SĐT]", "[SỐ GIẤY TỜ]", "[SỐ THẺ]", "[SỐ TÀI KHOẢN]", "[EMAIL]"
+TAGS = (PHONE, ID_NUMBER, CARD, ACCOUNT, EMAIL)
+_TAG = re.compile("|".join(re.escape(tag) for tag in TAGS))
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# A run of digits held together by single separators (space, dot, dash) or a bracketed group,
+# optionally led by "+" or a bracketed prefix: 0912 345 678, 0912.345.678, +84 912 345 678,
+# (+84) 912 345 678, +84 (0) 912345678, (024) 3825 1234, 001.203.004.567, 4111-1111-1111-1111.
+# Letters around it do not protect it: "sđt0912345678" is still a phone number.
+_SEP = r"(?:[ .\-]|[ .\-]?\(\d{1,4}\)[ .\-]?)"
+_NUMBER = re.compile(rf"(?<!\d)(?:\+|\(\+?\d{{1,4}}\)[ .\-]?)?\d(?:{_SEP}?\d)*")
+MIN_SECRET_DIGITS = 8  # shorter runs are amounts, years, house numbers: kept
+# 12-05-2024, 12.05.2024 and, once normalised, 12 05 2024: a date, not an account number.
+_DATE = re.compile(r"(0?[1-9]|[12]\d|3[01])[ .\-](0?[1-9]|1[0-2])[ .\-](19|20)\d\d")
+
+
+def _digits(text: str) -> str:
+    return "".join(str(unicodedata.digit(ch)) for ch in text if ch.isdigit())
+
+
+def _number_tag(run: str) -> str | None:
+    """The tag for a digit run, or None to keep it (too short to identify anyone)."""
+    if _DATE.fullmatch(run):
+        return None
+    digits = _digits(run)
+    international = run.lstrip("(").startswith("+")
+    if digits.startswith("0084"):
+        digits = "0" + digits[4:]
+    elif digits.startswith("84") and (international or len(digits) in (11, 12)):
+        rest = digits[2:]
+        digits = rest if rest.startswith("0") else "0" + rest
+    if digits.startswith("0") and len(digits) in (10, 11):  # mobile 0xxxxxxxxx, landline 02xxxxxxxxx
+        return PHONE
+    if len(digits) in (9, 12):  # old identity card, citizen ID (CCCD)
+        return ID_NUMBER
+    if 13 <= len(digits) <= 19:
+        return CARD
+    if len(digits) >= MIN_SECRET_DIGITS:
+        return ACCOUNT
+    return None
 
 
 def redact(text: str) -> str:
-    """Replace phone numbers, ID numbers, emails and card/account numbers with tags."""
-    for pattern, tag in _PATTERNS:
-        text = pattern.sub(tag, text)
-    return text
+    """Replace e-mail addresses, phone numbers, ID numbers and card/account numbers with tags."""
+    text = _EMAIL.sub(EMAIL, text)
+    return _NUMBER.sub(lambda m: _number_tag(m.group()) or m.group(), text)
+
+
+def loggable(text: str, normalize: Callable[[str], str]) -> tuple[str, str]:
+    """(redacted text, normalised redacted text) for the question log.
+
+    The pieces between tags are normalised separately and redacted once more, in case
+    normalising brought digits together (e.g. "091/234/5678" becomes "091 234 5678").
+    """
+    redacted = redact(text)
+    parts: list[str] = []
+    position = 0
+    for match in _TAG.finditer(redacted):
+        parts.append(redact(normalize(redacted[position:match.start()])))
+        parts.append(match.group())
+        position = match.end()
+    parts.append(redact(normalize(redacted[position:])))
+    return redacted, " ".join(p for p in parts if p)
 
 
 def user_key(secret: str, channel: str, platform_id: str | int) -> str:

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_KNOWLEDGE_DIR = PROJECT_ROOT / "knowledge"
+MAX_WARD_SLUG = 32
 
 
 class Settings(BaseSettings):
@@ -207,6 +208,15 @@ class Settings(BaseSettings):
     @classmethod
     def _pairs_shape(cls, value: str) -> str:
         _parse_pairs(value)
+        return value
+
+    @field_validator("wards")
+    @classmethod
+    def _ward_slugs_fit_buttons(cls, value: str) -> str:
+        for slug, _name in _parse_pairs(value):
+            if len(slug.encode()) > MAX_WARD_SLUG:
+                raise ValueError(f"ward slug {slug!r} is longer than {MAX_WARD_SLUG} characters "
+                                 "(it travels inside Telegram buttons, which allow 64 bytes)")
         return value
 
     @field_validator("telegram_webhook_secret")

@@ -17,10 +17,12 @@ from bot.campaigns.service import CampaignService
 from bot.matching import Decision, MatchResult
 from bot.matching.live import LiveKnowledge
 from bot.ops import metrics
+from bot.privacy import loggable
 from bot.storage.pending import DATABASE_ERRORS, PendingLogs, PendingQuestion
 from bot.storage.store import Store, UserInfo
 from handlers import texts
-from handlers.menus import menu_buttons
+from handlers.handoff import human_action
+from handlers.menus import entry_token, menu_buttons, resolve_entry
 from handlers.messages import Button, IncomingMessage, Link, Messenger, Reply
 from knowledge.schema import CATEGORIES, Entry
 
@@ -68,16 +70,34 @@ def _link_label(url: str) -> str:
 
 
 class FloodGuard:
-    """Per-user sliding window; the first message over the limit gets one polite notice."""
+    """Per-user sliding window; the first message over the limit gets one polite notice.
+
+    Users quiet for a minute are forgotten now and then, so memory follows the number of
+    people writing right now, not everyone who ever wrote."""
+
+    PRUNE_EVERY = 1000  # checks
 
     def __init__(self, per_minute: int):
         self.per_minute = per_minute
         self._seen: dict[str, deque[float]] = defaultdict(deque)
         self._warned: set[str] = set()
+        self._checks = 0
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def _prune(self, now: float) -> None:
+        idle = [key for key, window in self._seen.items() if not window or now - window[-1] > 60]
+        for key in idle:
+            del self._seen[key]
+            self._warned.discard(key)
 
     def check(self, key: str, now: float | None = None) -> str:
         """'ok', 'warn' (send one notice) or 'drop'."""
         now = time.monotonic() if now is None else now
+        self._checks += 1
+        if self._checks % self.PRUNE_EVERY == 0:
+            self._prune(now)
         window = self._seen[key]
         while window and now - window[0] > 60:
             window.popleft()
@@ -123,8 +143,18 @@ class Conversation:
             result = await self._route(msg)
         except Exception:  # a citizen never sees a stack trace
             log.exception("handler failed for channel=%s", msg.channel)
-            return Outcome([Reply(texts.FALLBACK, menu_buttons(), kind="error")])
+            return Outcome(self.error_replies(msg))
         return result if isinstance(result, Outcome) else Outcome(result)
+
+    @staticmethod
+    def error_replies(msg: IncomingMessage) -> list[Reply]:
+        """An honest apology (not the "no answer" fallback, which would mislead). In a team
+        group only messages meant for the bot get a notice, and never the citizen menu."""
+        if not msg.is_group:
+            return [Reply(texts.INTERNAL_ERROR, kind="error")]
+        if msg.action is not None or msg.reply_to_bot or msg.thread_id is not None:
+            return [Reply(texts.GROUP_INTERNAL_ERROR, kind="error")]
+        return []
 
     async def _route(self, msg: IncomingMessage) -> list[Reply] | Outcome:
         if msg.is_group:
@@ -154,21 +184,20 @@ class Conversation:
     async def _touch_user(self, msg: IncomingMessage) -> UserInfo | None:
         """The sender's record; None without storage or while the database is unreachable,
         in which case the bot still answers from the knowledge base (see `pending`)."""
-        if self.store is None:
+        store = self.store
+        if store is None or store.outage.skip:
             return None
         try:
-            user = await self.store.touch_user(msg.channel, msg.user_id)
+            user = await store.touch_user(msg.channel, msg.user_id)
             if msg.ward and msg.ward != user.ward:
-                await self.store.update_user(user.id, ward=msg.ward)
+                await store.update_user(user.id, ward=msg.ward)
                 user = replace(user, ward=msg.ward)  # this message is already logged under the new ward
         except DATABASE_ERRORS as exc:
-            if not self.pending.database_down:
-                log.error("database unavailable (%s); answering without storage, queueing logs",
-                          type(exc).__name__)
-            self.pending.database_down = True
+            store.outage.failed(exc)
             return None
-        if self.pending.database_down or self.pending.items:
-            await self.pending.flush(self.store)
+        store.outage.recovered()
+        if self.pending.items:
+            await self.pending.flush(store)
         return user
 
     # --- commands and buttons -------------------------------------------------
@@ -201,8 +230,8 @@ class Conversation:
             return [Reply(texts.MENU_PROMPT, menu_buttons(), kind="menu")]
         if name == "cat" and arg in CATEGORIES:
             return [self.category_reply(arg)]
-        if name == "faq" and kb.get(arg):
-            return self.entry_replies(turn, arg)
+        if name == "faq" and (entry_id := resolve_entry(kb, arg)) is not None:
+            return self.entry_replies(turn, entry_id)
         if name == "pick":
             return await self.on_pick(turn, arg)
         if name == "no":
@@ -227,36 +256,49 @@ class Conversation:
             result = self.knowledge.matcher.match(text)
         metrics.MATCH_SECONDS.observe(timer.seconds)
         metrics.QUESTIONS.labels(turn.msg.channel, result.decision.value).inc()
-        question_id = None
         user = turn.user
-        if self.store is not None and user is not None:
-            question_id = await self.store.log_question(
-                user, text, result.normalized, result.decision.value, result.faq_id, result.score,
-                result.alternatives)
-        elif self.store is not None:  # database down: keep the log write for later
-            self.pending.add(PendingQuestion(
-                turn.msg.channel, self.store.key_for(turn.msg.channel, turn.msg.user_id), text, result.normalized,
-                result.decision.value, result.faq_id, result.score, list(result.alternatives)))
+        question_id = await self._log_question(turn, text, result)
         ref = str(question_id or 0)
         if result.decision is Decision.ANSWER and result.faq_id:
             replies = self.entry_replies(turn, result.faq_id, ref)
         elif result.decision is Decision.SUGGEST and result.faq_id:
             replies = [self.suggest_reply([result.faq_id, *result.alternatives], ref)]
         else:
-            replies = [self.fallback_reply()]
-        if user is not None and self.store is not None:
+            replies = [self.fallback_reply(ref)]
+        if user is not None and self.store is not None and question_id is not None:
             streak = user.fallback_streak + 1 if result.decision is Decision.FALLBACK else 0
             if streak != user.fallback_streak:
-                await self.store.update_user(user.id, fallback_streak=streak)
+                try:
+                    await self.store.update_user(user.id, fallback_streak=streak)
+                except DATABASE_ERRORS as exc:  # the answer matters more than the counter
+                    self.store.outage.failed(exc)
             if streak >= 2:
-                replies.append(self.handoff.offer_reply())
+                replies.append(self.handoff.offer_reply(ref))
         if result.faq_id == "bot.human" and result.decision is Decision.ANSWER:
-            replies.append(self.handoff.offer_reply())
+            replies.append(self.handoff.offer_reply(ref))
         return Outcome(replies, result, question_id)
 
+    async def _log_question(self, turn: Turn, text: str, result: MatchResult) -> int | None:
+        """Store the question (redacted); queue it when the database is unreachable."""
+        store = self.store
+        if store is None:
+            return None
+        logged, normalized = loggable(text, self.knowledge.normalizer.normalized)
+        values = (result.decision.value, result.faq_id, result.score, list(result.alternatives))
+        if turn.user is not None:
+            try:
+                return await store.log_question(turn.user, logged, normalized, *values)
+            except DATABASE_ERRORS as exc:
+                store.outage.failed(exc)
+        ward = turn.user.ward if turn.user else turn.msg.ward
+        self.pending.add(PendingQuestion(turn.msg.channel, store.key_for(turn.msg.channel, turn.msg.user_id),
+                                         logged, normalized, *values, ward=ward))
+        return None
+
     async def on_pick(self, turn: Turn, arg: str) -> list[Reply]:
-        qid, _, faq_id = arg.partition(":")
-        if not self.knowledge.kb.get(faq_id):
+        qid, _, token = arg.partition(":")
+        faq_id = resolve_entry(self.knowledge.kb, token)
+        if faq_id is None:
             return [Reply(texts.UNKNOWN_ACTION, menu_buttons(), kind="notice")]
         if self.store and turn.user and qid.isdigit():
             await self.store.set_outcome(int(qid), turn.user, "picked", faq_id)
@@ -269,20 +311,21 @@ class Conversation:
 
     async def on_feedback(self, turn: Turn, arg: str) -> list[Reply]:
         vote, _, rest = arg.partition(":")
-        qid, _, faq_id = rest.partition(":")
+        qid, _, token = rest.partition(":")
         if vote not in ("up", "down"):
             return [Reply(texts.UNKNOWN_ACTION, menu_buttons(), kind="notice")]
+        qid = qid if qid.isdigit() else "0"
         if self.store and turn.user:
-            await self.store.add_feedback(turn.user, int(qid) if qid.isdigit() and qid != "0" else None,
-                                          faq_id or None, helpful=vote == "up")
+            await self.store.add_feedback(turn.user, int(qid) if qid != "0" else None,
+                                          resolve_entry(self.knowledge.kb, token), helpful=vote == "up")
         if vote == "up":
             return [Reply(texts.FEEDBACK_THANKS_UP, kind="notice")]
-        return [Reply(texts.FEEDBACK_THANKS_DOWN, [[Button(texts.SEND_TO_TEAM, "human")]], kind="notice")]
+        return [Reply(texts.FEEDBACK_THANKS_DOWN, [[Button(texts.SEND_TO_TEAM, human_action(qid))]], kind="notice")]
 
     # --- reply builders -------------------------------------------------------
     def category_reply(self, category: str) -> Reply:
         entries = self.knowledge.kb.in_category(category)
-        rows = [[Button(e.title, f"faq:{e.id}")] for e in entries]
+        rows = [[Button(e.title, f"faq:{entry_token(e.id)}")] for e in entries]
         rows.append([Button(texts.MENU, "menu")])
         return Reply(texts.CATEGORY_PROMPT.format(label=CATEGORIES[category]), rows, kind="menu")
 
@@ -296,12 +339,12 @@ class Conversation:
     def answer_reply(self, entry: Entry, question_ref: str) -> Reply:
         kb = self.knowledge.kb
         rows = [
-            [Button(related.title, f"faq:{related.id}")]
+            [Button(related.title, f"faq:{entry_token(related.id)}")]
             for related in (kb.get(rid) for rid in entry.related[:3])
             if related is not None
         ]
-        rows.append([Button("👍", f"fb:up:{question_ref}:{entry.id}"),
-                     Button("👎", f"fb:down:{question_ref}:{entry.id}")])
+        token = entry_token(entry.id)
+        rows.append([Button("👍", f"fb:up:{question_ref}:{token}"), Button("👎", f"fb:down:{question_ref}:{token}")])
         rows.append([Button(texts.MENU, "menu")])
         text = f"{entry.title}\n\n{entry.answer_text}\n\n{texts.FEEDBACK_QUESTION}"
         links = [Link(_link_label(url), url) for url in entry.links]
@@ -309,12 +352,12 @@ class Conversation:
 
     def suggest_reply(self, ids: list[str], question_ref: str = "0") -> Reply:
         kb = self.knowledge.kb
-        rows = [[Button(e.title, f"pick:{question_ref}:{e.id}")]
+        rows = [[Button(e.title, f"pick:{question_ref}:{entry_token(e.id)}")]
                 for e in (kb.get(i) for i in ids[:3]) if e is not None]
         rows.append([Button(texts.NOT_THESE, f"no:{question_ref}")])
         return Reply(texts.SUGGEST, rows, kind="suggest")
 
-    def fallback_reply(self) -> Reply:
+    def fallback_reply(self, question_ref: str = "0") -> Reply:
         rows = menu_buttons(with_staff=False)
-        rows.append([Button(texts.SEND_TO_TEAM, "human")])
+        rows.append([Button(texts.SEND_TO_TEAM, human_action(question_ref))])
         return Reply(texts.FALLBACK, rows, kind="fallback")

@@ -1,12 +1,18 @@
-"""Menus and labels shared by several features."""
+"""Menus and labels shared by several features, and how entries are named inside buttons."""
 
 from __future__ import annotations
+
+import hashlib
 
 from handlers import texts
 from handlers.messages import Button
 from knowledge.schema import CATEGORIES, TOPICS
 
 MENU_CATEGORIES = list(TOPICS)  # subscription topics are the menu categories
+# Longest entry id put into a button action as is: "fb:down:<question id>:<id>" must stay
+# within Telegram's 64 bytes. Longer ids (the dashboard allows them) travel as a hash.
+MAX_ID_IN_ACTION = 40
+_HASHED = "~"
 
 
 def menu_buttons(with_staff: bool = True) -> list[list[Button]]:
@@ -19,3 +25,19 @@ def menu_buttons(with_staff: bool = True) -> list[list[Button]]:
 
 def back_to_bot_row() -> list[Button]:
     return [Button(texts.BACK_TO_BOT, "ho:leave")]
+
+
+def _hashed(entry_id: str) -> str:
+    return _HASHED + hashlib.sha256(entry_id.encode()).hexdigest()[:16]
+
+
+def entry_token(entry_id: str) -> str:
+    """How a button names an entry: its id, or a short hash of a long id."""
+    return entry_id if len(entry_id.encode()) <= MAX_ID_IN_ACTION else _hashed(entry_id)
+
+
+def resolve_entry(kb, token: str) -> str | None:
+    """The id of the entry a button token names in the current knowledge base, if any."""
+    if not token.startswith(_HASHED):
+        return token if kb.get(token) is not None else None
+    return next((e.id for e in kb.entries if _hashed(e.id) == token), None)

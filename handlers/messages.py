@@ -71,8 +71,10 @@ class IncomingMessage:
     chat_id: str | None = None  # defaults to user_id (private chat)
     chat_type: str = "private"
     reply_to_message_id: int | None = None
+    reply_to_bot: bool = False  # the message replies to one of the bot's own messages
     thread_id: int | None = None
     author: str | None = None  # how to name a team member in records, e.g. "Lan (telegram:42)"
+    message_id: int | None = None  # for a pressed button: the message carrying it
 
     @property
     def chat(self) -> str:
@@ -96,7 +98,17 @@ class Messenger(Protocol):
 
     async def send(self, channel: str, chat_id: str, reply: Reply, *, thread_id: int | None = None,
                    reply_to: int | None = None) -> int | None:
-        """Send and return the platform's message id (None if the channel has none)."""
+        """Send and return the platform's message id (None if the channel has none).
+
+        Failures raise bot.channels.errors types once retries are spent: RecipientGone (the
+        citizen blocked the bot, or the bot left the group; the adapter has already marked a
+        citizen unreachable), OutsideWindow, Rejected, Transient.
+        """
+        ...
+
+    async def edit_buttons(self, channel: str, chat_id: str, message_id: int,
+                           buttons: list[list[Button]]) -> None:
+        """Replace the buttons under a sent message (empty: remove them); best effort."""
         ...
 
     async def create_topic(self, channel: str, chat_id: str, name: str) -> int | None:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from handlers.conversation import Conversation, Turn
 
 CLUSTER_SIMILARITY = 80
+VN_TZ = dt.timezone(dt.timedelta(hours=7), "ICT")  # "today" for staff is the Vietnamese day
 
 
 def cluster(questions: list[str], threshold: float = CLUSTER_SIMILARITY) -> list[tuple[str, int]]:
@@ -43,9 +44,9 @@ class StaffFeature:
             return [Reply(texts.STAFF_ONLY, kind="notice")]
         store = self.conv.store
         assert store is not None
-        now = dt.datetime.now(dt.UTC)
-        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        day = await store.counts_since(today)
+        now = dt.datetime.now(VN_TZ)
+        today = now.replace(hour=0, minute=0, second=0, microsecond=0)  # midnight in Vietnam
+        day = await store.counts_since(today.astimezone(dt.UTC))
         week = await store.counts_since(now - dt.timedelta(days=7))
         return [Reply(texts.STATS.format(d=day, w=week), kind="notice")]
 

@@ -23,6 +23,10 @@ NOT_THESE_REPLY = (
     "Vậy tôi chưa hiểu đúng ý bạn. Bạn thử hỏi lại bằng từ khác, chọn chủ đề bên dưới, "
     "hoặc gửi câu hỏi cho cán bộ."
 )
+INTERNAL_ERROR = (
+    "Xin lỗi, hệ thống đang gặp trục trặc nên tôi chưa xử lý được tin nhắn của bạn. "
+    "Bạn vui lòng thử lại sau ít phút nhé."
+)
 ASK_TYPE_TEXT = "Xin lỗi, tôi chỉ đọc được tin nhắn chữ. Bạn vui lòng gõ câu hỏi nhé."
 EMPTY = "Bạn vui lòng gõ câu hỏi của mình nhé."
 UNKNOWN_COMMAND = "Tôi chưa hiểu lệnh này. Gõ /menu để xem các chủ đề, hoặc gõ câu hỏi của bạn."
@@ -49,15 +53,47 @@ HANDOFF_NO_TEAM = (
     "Tôi đã ghi nhận câu hỏi của bạn (mã #{id}) để cán bộ xem xét. Hiện kênh này chưa có cán bộ "
     "trực tuyến; bạn cũng có thể đến bộ phận một cửa của xã/phường để được hỗ trợ trực tiếp."
 )
+HANDOFF_ALREADY_OPEN = (
+    "Câu hỏi #{id} của bạn đang chờ cán bộ trả lời. Tin nhắn bạn gửi thêm sẽ được chuyển "
+    "cho cán bộ; câu trả lời sẽ hiện ngay tại đây."
+)
+HANDOFF_ADDED = "Tôi đã chuyển thêm câu hỏi này vào yêu cầu #{id} đang chờ cán bộ trả lời."
 HANDOFF_FOLLOWUP_SENT = "Đã chuyển thêm cho cán bộ. Bấm \"Quay lại trợ lý\" nếu bạn muốn hỏi trợ lý."
 HANDOFF_LEFT = "Bạn đã quay lại trò chuyện với trợ lý. Cán bộ vẫn có thể trả lời câu hỏi trước của bạn."
 TEAM_REPLY = "💬 Cán bộ Tổ công nghệ số cộng đồng trả lời (mã #{id}):\n\n{text}"
 TEAM_CLOSED_TO_CITIZEN = "Cán bộ đã xử lý xong câu hỏi #{id} của bạn. Cảm ơn bạn!"
+AUTO_CLOSED_TO_CITIZEN = (
+    "Yêu cầu #{id} của bạn đã được đóng vì một thời gian không có trao đổi thêm. Nếu cần hỏi tiếp, "
+    "bạn cứ nhắn cho trợ lý hoặc chọn \"Gặp cán bộ\"."
+)
 GROUP_NEW = "📩 Câu hỏi #{id} từ người dân{ward}:\n\n{text}\n\n↩️ Trả lời tin nhắn này để gửi câu trả lời cho người dân."
 GROUP_FOLLOWUP = "➕ Người dân bổ sung cho câu hỏi #{id}:\n\n{text}"
-GROUP_REMINDER = "⏰ Câu hỏi #{id} chưa có ai trả lời. Mời cán bộ trả lời tin nhắn phía trên."
+GROUP_REMINDER = (
+    "⏰ Câu hỏi #{id} chưa có ai trả lời. Mời cán bộ trả lời (reply) tin nhắn này hoặc tin nhắn câu hỏi."
+)
 GROUP_RELAYED = "✅ Đã gửi câu trả lời tới người dân (câu hỏi #{id})."
+GROUP_RELAY_PENDING = (
+    "⏳ Chưa gửi được câu trả lời cho câu hỏi #{id} vì kênh nhắn tin đang trục trặc. "
+    "Câu trả lời đã được lưu, hệ thống sẽ tự gửi lại."
+)
+GROUP_RELAY_WINDOW = (
+    "⏳ Câu trả lời cho câu hỏi #{id} đã được lưu nhưng chưa gửi được: kênh của người dân chỉ cho phép "
+    "gửi khi họ nhắn tin lại. Hệ thống sẽ gửi ngay khi người dân nhắn tiếp."
+)
+GROUP_CITIZEN_GONE = (
+    "⚠️ Không gửi được câu trả lời cho câu hỏi #{id}: người dân đã chặn hoặc ngừng dùng trợ lý nên "
+    "không liên lạc được qua kênh này nữa. Câu hỏi đã được đóng."
+)
+GROUP_RELAY_REJECTED = (
+    "⚠️ Kênh nhắn tin từ chối câu trả lời cho câu hỏi #{id} ({reason}); người dân chưa nhận được. "
+    "Cán bộ vui lòng trả lời lại bằng nội dung khác."
+)
 GROUP_CLOSED = "✔️ Câu hỏi #{id} đã được đánh dấu xử lý bởi {who}."
+GROUP_ALREADY_CLOSED = "Câu hỏi #{id} đã được đóng trước đó."
+GROUP_AUTO_CLOSED = "🔒 Câu hỏi #{id} đã tự động đóng vì không có trao đổi trong {hours} giờ."
+GROUP_INTERNAL_ERROR = (
+    "⚠️ Hệ thống đang gặp trục trặc nên chưa xử lý được tin nhắn này. Cán bộ vui lòng gửi lại sau ít phút."
+)
 GROUP_DRAFTED = "📝 Đã tạo bản nháp câu hỏi thường gặp từ câu hỏi #{id} để cán bộ rà soát."
 GROUP_NOTHING_TO_DRAFT = "Câu hỏi #{id} chưa có câu trả lời của cán bộ để tạo bản nháp."
 GROUP_UNKNOWN_THREAD = "Không tìm thấy câu hỏi tương ứng. Hãy trả lời (reply) đúng tin nhắn câu hỏi của bot."

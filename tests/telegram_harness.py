@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+from sqlalchemy import text
+
 from bot.runtime import Runtime
 from bot.settings import load_settings
 from tests.fakes.telegram_api import FakeTelegram, SentMessage
@@ -58,6 +60,12 @@ def buttons(message: SentMessage) -> dict[str, str]:
             if "callback_data" in b}
 
 
+def human(message: SentMessage) -> str:
+    """The callback data of a message's "send to the team" button (it names the question)."""
+    [data] = [d for d in buttons(message) if d == "human" or d.startswith("human:")]
+    return data
+
+
 def settings_for(fake: FakeTelegram, database_url: str, **overrides):
     values = dict(
         database_url=database_url, telegram_bot_token=TOKEN, telegram_api_base_url=fake.url,
@@ -81,3 +89,18 @@ async def running_bot(database_url: str, **overrides) -> AsyncIterator[Harness]:
             yield Harness(fake, runtime)
         finally:
             await runtime.close()
+
+
+async def make_inserts_fail(bot, table: str, condition: str = "") -> None:
+    """A real database failure on one kind of write (a trigger), not a stand-in for our code."""
+    async with bot.store.engine.begin() as conn:
+        if bot.store.engine.dialect.name == "sqlite":
+            when = f"WHEN {condition}" if condition else ""
+            await conn.execute(text(f"CREATE TRIGGER fail_{table} BEFORE INSERT ON {table} {when} "
+                                    "BEGIN SELECT RAISE(ABORT, 'simulated disk failure'); END"))
+            return
+        await conn.execute(text("CREATE OR REPLACE FUNCTION fail_insert() RETURNS trigger AS "
+                                "$$ BEGIN RAISE EXCEPTION 'simulated disk failure'; END $$ LANGUAGE plpgsql"))
+        when = f"WHEN ({condition})" if condition else ""
+        await conn.execute(text(f"CREATE TRIGGER fail_{table} BEFORE INSERT ON {table} FOR EACH ROW {when} "
+                                "EXECUTE FUNCTION fail_insert()"))

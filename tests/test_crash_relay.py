@@ -10,7 +10,7 @@ from bot.runtime import open_store
 from bot.settings import load_settings
 from bot.storage.models import HandoffMessage
 from tests.fakes.telegram_api import FakeTelegram
-from tests.telegram_harness import TEAM_DEFAULT, TOKEN
+from tests.telegram_harness import TEAM_DEFAULT, TOKEN, human
 from tests.test_campaign_process import free_port, start_bot
 
 
@@ -33,7 +33,7 @@ async def test_sigkill_during_relay_then_restart_delivers_the_reply_once(databas
         try:
             fake.user_sends_text(1, "xin giấy phép karaoke ở đâu")
             await fake.wait_for_sent(1, chat_id=1, timeout=30)
-            fake.user_presses(1, fake.sent_to(1)[-1].message_id, "human")
+            fake.user_presses(1, fake.sent_to(1)[-1].message_id, human(fake.sent_to(1)[-1]))
             post = (await fake.wait_for_sent(lambda s: "karaoke" in s.plain_text, chat_id=TEAM_DEFAULT, timeout=30))[0]
             fake.set_outage(float("inf"), mode="5xx", methods=["sendMessage"])
             before = len(fake.sent_to(1))

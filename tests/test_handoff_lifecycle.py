@@ -8,12 +8,12 @@ import datetime as dt
 from sqlalchemy import select
 
 from bot.storage.models import Handoff, HandoffMessage
-from tests.telegram_harness import TEAM_DEFAULT, buttons, running_bot
+from tests.telegram_harness import TEAM_DEFAULT, buttons, human, running_bot
 
 
 async def open_thread(bot, user: int, text: str):
     await bot.say(user, text)
-    await bot.press(user, bot.fake.sent_to(user)[-1], "human")
+    await bot.press(user, bot.fake.sent_to(user)[-1], human(bot.fake.sent_to(user)[-1]))
     await bot.fake.wait_for_sent(lambda s: text in s.plain_text, chat_id=TEAM_DEFAULT)
     async with bot.store.sessions() as s:
         return (await s.scalars(select(Handoff).order_by(Handoff.id.desc()))).first()
@@ -82,8 +82,11 @@ async def test_reply_left_undelivered_by_a_dead_process_is_redelivered_once(data
         # As if another process stored the team reply, then died before sending it.
         message_id = await bot.store.add_handoff_message(handoff.id, "team", "Bạn nộp tại bộ phận một cửa.",
                                                          author="Lan", lease=dt.timedelta(seconds=-1))
+        before = len(bot.fake.sent_to(TEAM_DEFAULT))
         assert await bot.runtime.conversation.handoff.redeliver() == 1
         assert "một cửa" in bot.fake.sent_to(1)[-1].plain_text
+        [note] = bot.fake.sent_to(TEAM_DEFAULT)[before:]  # the team learns it went out after all
+        assert f"Đã gửi câu trả lời tới người dân (câu hỏi #{handoff.id})" in note.plain_text
         assert await bot.runtime.conversation.handoff.redeliver() == 0  # exactly once
         async with bot.store.sessions() as s:
             assert (await s.get(HandoffMessage, message_id)).delivered

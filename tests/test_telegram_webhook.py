@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
+from sqlalchemy import func, select
 
 from bot.channels.telegram import webhook_path
+from bot.storage.models import QuestionLog, User
 from bot.web import create_app
 from tests.helpers import serve_app
 from tests.telegram_harness import TOKEN, running_bot
 
 SECRET = "s3cret-Token_1"
+CITIZEN = 4
+
+
+async def count(bot, model) -> int:
+    async with bot.store.sessions() as s:
+        return await s.scalar(select(func.count()).select_from(model))
 
 
 async def test_webhook_requires_secret_and_processes_updates(database_url):
@@ -17,22 +27,31 @@ async def test_webhook_requires_secret_and_processes_updates(database_url):
                            telegram_webhook_secret=SECRET) as bot:
         assert bot.fake.webhook["url"].endswith(webhook_path(TOKEN))
         assert bot.fake.webhook["secret_token"] == SECRET
-        async with serve_app(create_app(bot.runtime)) as base:
+        async with serve_app(create_app(bot.runtime)) as base, aiohttp.ClientSession() as http:
             url = base + webhook_path(TOKEN)
-            update = bot.fake.user_sends_text(1, "quên mật khẩu vneid", queue=False)
-            async with aiohttp.ClientSession() as http:
-                for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "wrong"}):
-                    async with http.post(url, json=update, headers=headers) as resp:
-                        assert resp.status == 403
-                async with http.post(url, data=b"{not json", headers={
-                        "X-Telegram-Bot-Api-Secret-Token": SECRET}) as resp:
-                    assert resp.status == 400
-                assert bot.fake.sent_to(1) == []  # nothing processed
-                async with http.post(url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}) as resp:
-                    assert resp.status == 200
-            [reply] = await bot.fake.wait_for_sent(1, chat_id=1)
+            # Each refused post is a different, valid update: none of them may be processed.
+            refused = {"missing": {}, "wrong": {"X-Telegram-Bot-Api-Secret-Token": "wrong"},
+                       "prefix": {"X-Telegram-Bot-Api-Secret-Token": SECRET[:-1]}}
+            for user, headers in zip((1, 2, 3), refused.values()):
+                update = bot.fake.user_sends_text(user, "quên mật khẩu vneid", queue=False)
+                async with http.post(url, json=update, headers=headers) as resp:
+                    assert resp.status == 403
+            async with http.post(url, data=b"{not json", headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}) as resp:
+                assert resp.status == 400
+            good = bot.fake.user_sends_text(CITIZEN, "quên mật khẩu vneid", queue=False)
+            async with http.post(base + "/telegram/webhook/guess", json=good,
+                                 headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}) as resp:
+                assert resp.status == 404
+            await asyncio.sleep(1.0)  # long enough for a wrongly accepted update to be answered
+            assert [bot.fake.sent_to(u) for u in (1, 2, 3, CITIZEN)] == [[], [], [], []]
+            assert await count(bot, QuestionLog) == 0 and await count(bot, User) == 0
+
+            async with http.post(url, json=good, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}) as resp:
+                assert resp.status == 200
+            [reply] = await bot.fake.wait_for_sent(1, chat_id=CITIZEN)
             assert "Quên mật khẩu VNeID" in reply.plain_text
-            async with aiohttp.ClientSession() as http:
-                async with http.post(base + "/telegram/webhook/guess", json=update,
-                                     headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}) as resp:
-                    assert resp.status == 404
+            async with http.post(url, json=good, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}) as resp:
+                assert resp.status == 200  # Telegram retrying the same update: answered once
+            await asyncio.sleep(0.5)
+            assert len(bot.fake.sent_to(CITIZEN)) == 1 and await count(bot, QuestionLog) == 1
+

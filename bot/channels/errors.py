@@ -35,4 +35,8 @@ class Transient(SendError):
 
 
 class OutsideWindow(SendError):
-    """The platform's rules forbid messaging this recipient now (e.g. Zalo's reply window)."""
+    """The platform's rules forbid messaging this recipient now (e.g. Zalo's reply window).
+
+    Not permanent: the message may be sent once the recipient writes again. A hand-off
+    reply hitting it stays queued and the team is told it waits for the citizen
+    (handlers/handoff.py); campaigns skip the recipient."""

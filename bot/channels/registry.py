@@ -123,3 +123,9 @@ class Channels:
     async def create_topic(self, channel: str, chat_id: str, name: str) -> int | None:
         adapter = self.adapters.get(channel)
         return await adapter.create_topic(chat_id, name) if adapter else None
+
+    async def edit_buttons(self, channel: str, chat_id: str, message_id: int, buttons) -> None:
+        """Replace a sent message's buttons where the channel can (Telegram); others ignore it."""
+        edit = getattr(self.adapters.get(channel), "edit_buttons", None)
+        if edit is not None:
+            await edit(chat_id, message_id, buttons)

@@ -7,12 +7,13 @@ aiohttp app receives updates (bot/web.py) and hands them to `feed_webhook`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import html
 import logging
-from collections import defaultdict
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 from telegram import (
     BotCommand,
@@ -22,20 +23,36 @@ from telegram import (
     Update,
 )
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.request import HTTPXRequest
 
-from bot.channels.errors import RateLimited, RecipientGone, Rejected, Transient
+from bot.channels.errors import RateLimited, RecipientGone, Rejected, SendError, Transient
 from bot.channels.pacing import Pacer
+from bot.privacy import user_key
 from bot.settings import Settings
-from handlers.messages import IncomingMessage, Reply
+from handlers.messages import Button, IncomingMessage, Reply
 
 log = logging.getLogger(__name__)
 
 NAME = "telegram"
-# Back-off for live replies: about 90 s in all, so a reply survives a short Bot API outage.
-LIVE_BACKOFF = (0.5, 1, 2, 4, 8, 15, 30, 30)
-MAX_TEXT = 4000  # Telegram allows 4096 after entity parsing; keep a margin (UTF-16 counting)
+# Live replies are retried for this long (wall clock), so a reply survives a Bot API outage
+# of a minute or more; the pause between tries grows to LIVE_MAX_DELAY, so the reply goes
+# out within seconds of the API coming back. Hand-off delivery leases must be longer.
+LIVE_RETRY_SECONDS = 90.0
+LIVE_DELAYS = (0.5, 1.0, 2.0, 4.0)
+LIVE_MAX_DELAY = 5.0
+# While getUpdates fails, poll again this often (PTB's own back-off grows to 30 s).
+POLL_RETRY_SECONDS = 2.0
+MAX_TEXT = 4000  # Telegram allows 4096 (UTF-16 code units) after entity parsing; keep a margin
 COMMANDS = [
     ("start", "Bắt đầu, xem menu chủ đề"),
     ("menu", "Menu các chủ đề"),
@@ -52,21 +69,38 @@ Responder = Callable[[IncomingMessage], Awaitable[list[Reply]]]
 Unreachable = Callable[[str], Awaitable[None]]
 
 
+def utf16_len(text: str) -> int:
+    """Length in UTF-16 code units, as Telegram counts message text (emoji count twice)."""
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+def _fit(line: str, limit: int) -> int:
+    """How many characters of `line` fit in `limit` UTF-16 units."""
+    units = 0
+    for index, ch in enumerate(line):
+        units += 2 if ord(ch) > 0xFFFF else 1
+        if units > limit:
+            return index
+    return len(line)
+
+
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
-    """Split at line boundaries (then at spaces, then hard) so each part fits one message."""
+    """Split at line boundaries (then at spaces, then hard) so each part fits one message;
+    sizes in UTF-16 units, never splitting a character."""
     parts: list[str] = []
     current = ""
     for line in text.split("\n"):
-        while len(line) > limit:
-            cut = line.rfind(" ", 0, limit)
-            cut = cut if cut > limit // 2 else limit
+        while utf16_len(line) > limit:
+            fits = _fit(line, limit)
+            cut = line.rfind(" ", 0, fits)
+            cut = cut if cut > fits // 2 else fits
             if current:
                 parts.append(current)
                 current = ""
             parts.append(line[:cut])
             line = line[cut:].lstrip(" ")
         candidate = f"{current}\n{line}" if current else line
-        if len(candidate) > limit:
+        if utf16_len(candidate) > limit:
             parts.append(current)
             current = line
         else:
@@ -74,6 +108,73 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     if current or not parts:
         parts.append(current)
     return [p for p in parts if p.strip()] or ["…"]
+
+
+def live_delays() -> Iterator[float]:
+    """Pauses between tries of a live reply, ending after LIVE_RETRY_SECONDS of wall time."""
+    deadline = time.monotonic() + LIVE_RETRY_SECONDS
+    for delay in (*LIVE_DELAYS, *([LIVE_MAX_DELAY] * 10_000)):
+        if time.monotonic() + delay > deadline:
+            return
+        yield delay
+
+
+class KeyedLocks:
+    """One asyncio.Lock per key (a chat), forgotten when nobody holds or waits for it, so the
+    map does not grow with every chat that ever wrote."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._locks[key]
+
+
+class PollingRequest(HTTPXRequest):
+    """getUpdates transport that retries every POLL_RETRY_SECONDS while the Bot API fails.
+
+    PTB's polling loop backs off up to 30 s after 5xx answers and network errors, which would
+    leave questions unanswered for that long after an outage ends; it retries at once after
+    a timeout. So failures wait a short, constant pause here and are reported as timeouts.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(connection_pool_size=1)
+        self.failing = False
+
+    async def do_request(self, *args, **kwargs):  # type: ignore[override]
+        try:
+            code, payload = await super().do_request(*args, **kwargs)
+        except TimedOut:
+            raise
+        except NetworkError as exc:
+            await self._failed(type(exc).__name__)
+        else:
+            if code < 500:
+                if self.failing:
+                    log.warning("telegram: getUpdates works again")
+                    self.failing = False
+                return code, payload
+            await self._failed(f"HTTP {code}")
+        raise TimedOut(f"Bot API unavailable; polling again in {POLL_RETRY_SECONDS:.0f} s")
+
+    async def _failed(self, what: str) -> None:
+        if not self.failing:
+            log.warning("telegram: getUpdates failed (%s); retrying every %.0f s", what, POLL_RETRY_SECONDS)
+        self.failing = True
+        await asyncio.sleep(POLL_RETRY_SECONDS)
 
 
 def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
@@ -110,7 +211,8 @@ class TelegramChannel:
         self._claim_update = claim_update  # idempotency across processes (None: no check)
         self._respond = respond
         self._on_unreachable = on_unreachable
-        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._locks = KeyedLocks()
+        self._log_secret: str | None = None
         self.pacer = Pacer(settings.telegram_rate_per_second, per_chat_interval=1.0)
         base = settings.telegram_api_base_url.rstrip("/")
         builder: ApplicationBuilder = (
@@ -122,6 +224,8 @@ class TelegramChannel:
         )
         if self.webhook_mode:
             builder = builder.updater(None)
+        else:
+            builder = builder.get_updates_request(PollingRequest())
         self.app: Application = builder.build()
         self.app.add_handler(TypeHandler(Update, self._on_update))
         self.app.add_error_handler(self._on_error)
@@ -158,6 +262,16 @@ class TelegramChannel:
         if update is not None:
             await self.app.update_queue.put(update)
 
+    def who(self, chat_id: str | int) -> str:
+        """How logs name a chat: groups by id (they are configuration), citizens only by
+        their pseudonymous key, never by their Telegram id."""
+        chat = str(chat_id)
+        if chat.startswith("-"):
+            return chat
+        if self._log_secret is None:
+            self._log_secret = self.settings.resolved_user_key_secret()
+        return "user " + user_key(self._log_secret, NAME, chat)[:12]
+
     # --- incoming -------------------------------------------------------------------
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         if self._claim_update is not None and not await self._claim_update(f"telegram:{update.update_id}"):
@@ -175,10 +289,21 @@ class TelegramChannel:
                 log.debug("callback answer failed", exc_info=True)
         if incoming is None:
             return
-        async with self._locks[incoming.chat]:  # one user's messages are handled in order
+        log.debug("telegram: update %s from %s: %s", update.update_id, self.who(incoming.chat),
+                  "button" if incoming.action else incoming.other or "text")  # never the text itself
+        async with self._locks.hold(incoming.chat):  # one user's messages are handled in order
             replies = await self._respond(incoming)
+            thread_id = incoming.thread_id if incoming.is_group else None
             for reply in replies:
-                await self.send(incoming.chat, reply, thread_id=incoming.thread_id if incoming.is_group else None)
+                try:
+                    await self.send(incoming.chat, reply, thread_id=thread_id)
+                except RecipientGone:
+                    return
+                except SendError as exc:
+                    log.warning("telegram: reply to %s not sent (%s: %s)", self.who(incoming.chat),
+                                type(exc).__name__, exc.reason)
+                    if not isinstance(exc, Rejected):
+                        return  # retries are spent: the rest would fail the same way
 
     def translate(self, update: Update):
         """Telegram update -> (IncomingMessage or None, callback query to answer or None)."""
@@ -192,6 +317,7 @@ class TelegramChannel:
                 channel=NAME, user_id=str(query.from_user.id), action=query.data, chat_id=str(chat.id),
                 chat_type="private" if chat.type == "private" else "group",
                 author=self._author(query.from_user), thread_id=getattr(message, "message_thread_id", None),
+                message_id=message.message_id,
             ), query
         message = update.message
         if message is None or message.from_user is None or message.from_user.is_bot:
@@ -201,13 +327,16 @@ class TelegramChannel:
         other = next((kind for kind in OTHER_CONTENT if getattr(message, kind, None)), None)
         if message.text is None and other is None:
             other = "unsupported"
+        replied = message.reply_to_message
         return IncomingMessage(
             channel=NAME, user_id=str(message.from_user.id), text=message.text,
             other=other if message.text is None else None, chat_id=str(chat.id),
             chat_type="group" if is_group else "private",
-            reply_to_message_id=message.reply_to_message.message_id if message.reply_to_message else None,
+            reply_to_message_id=replied.message_id if replied else None,
+            reply_to_bot=bool(replied and replied.from_user and replied.from_user.id == self.app.bot.id),
             thread_id=message.message_thread_id if message.is_topic_message else None,
             author=self._author(message.from_user) if is_group else None,
+            message_id=message.message_id,
         ), None
 
     @staticmethod
@@ -229,6 +358,7 @@ class TelegramChannel:
         kwargs: dict = {"message_thread_id": thread_id} if thread_id else {}
         if reply_to:
             kwargs["reply_to_message_id"] = reply_to
+            kwargs["allow_sending_without_reply"] = True  # the quoted message may be gone
         bot = self.app.bot
         last: int | None = None
         try:
@@ -253,10 +383,14 @@ class TelegramChannel:
             raise RateLimited(seconds) from exc
         except Forbidden as exc:
             raise RecipientGone(str(exc)) from exc
+        except ChatMigrated as exc:  # a group became a supergroup: its id changed
+            raise Rejected(f"chat moved to {exc.new_chat_id}; update TEAM_CHATS") from exc
         except BadRequest as exc:
             raise Rejected(str(exc)) from exc
         except (TimedOut, NetworkError) as exc:
             raise Transient(str(exc) or type(exc).__name__) from exc
+        except TelegramError as exc:  # e.g. unauthorised token: retrying will not help
+            raise Rejected(f"{type(exc).__name__}: {exc}") from exc
         return last
 
     async def _send_text(self, chat_id: str, text: str, markup, kwargs: dict) -> Message:
@@ -271,16 +405,20 @@ class TelegramChannel:
 
     async def send(self, chat_id: str, reply: Reply, *, thread_id: int | None = None,
                    reply_to: int | None = None) -> int | None:
-        """Send a live reply, retrying rate limits and transient failures; None if the user is gone."""
-        delays = iter(LIVE_BACKOFF)
+        """Send a live reply, retrying rate limits and transient failures (LIVE_RETRY_SECONDS).
+
+        RecipientGone is raised after a citizen who blocked the bot has been marked
+        unreachable, and for a group the bot was removed from."""
+        delays = live_delays()
         while True:
             try:
                 return await self.deliver(chat_id, reply, thread_id=thread_id, reply_to=reply_to)
             except RateLimited as exc:
                 await asyncio.sleep(exc.retry_after)
             except RecipientGone:
-                await self._on_unreachable(str(chat_id))
-                return None
+                if not str(chat_id).startswith("-"):
+                    await self._on_unreachable(str(chat_id))
+                raise
             except Transient:
                 delay = next(delays, None)
                 if delay is None:
@@ -294,9 +432,17 @@ class TelegramChannel:
                                                  parse_mode=ParseMode.HTML, reply_markup=keyboard(reply))
         except BadRequest as exc:
             if "not modified" not in str(exc).lower():
-                log.warning("could not edit message %s in %s: %s", message_id, chat_id, exc)
+                log.warning("could not edit message %s in %s: %s", message_id, self.who(chat_id), exc)
         except TelegramError as exc:
-            log.warning("could not edit message %s in %s: %s", message_id, chat_id, exc)
+            log.warning("could not edit message %s in %s: %s", message_id, self.who(chat_id), exc)
+
+    async def edit_buttons(self, chat_id: str, message_id: int, buttons: list[list[Button]]) -> None:
+        """Replace the inline keyboard of a sent message (empty list: remove it)."""
+        try:
+            await self.app.bot.edit_message_reply_markup(chat_id, message_id,
+                                                         reply_markup=keyboard(Reply("", buttons)))
+        except TelegramError as exc:
+            log.warning("could not change the buttons of message %s in %s: %s", message_id, self.who(chat_id), exc)
 
     async def create_topic(self, chat_id: str, name: str) -> int | None:
         try:

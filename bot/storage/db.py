@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 MIGRATION_LOCK_KEY = 0x64766362  # pg_advisory_xact_lock key ("dvcb"): one migrating process at a time
+PG_CONNECT_TIMEOUT_S = 5
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -25,15 +26,22 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine for `url`; SQLite gets WAL, a busy timeout and foreign keys."""
+    """An async engine for `url`; SQLite gets WAL, a busy timeout and foreign keys.
+
+    `hide_parameters`: error messages and logs never carry bound values (question text,
+    platform ids)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                                     hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # A short connect timeout: while the server is unreachable the bot answers without it
+    # (bot/storage/pending.py) instead of keeping citizens waiting a minute per attempt.
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, pool_timeout=10,
+                               connect_args={"timeout": PG_CONNECT_TIMEOUT_S}, hide_parameters=True)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker:

@@ -2,12 +2,17 @@
 
 The primary key does the work: the first process to insert a key owns the event, every
 other insert of it fails, so de-duplication holds across processes and restarts.
+
+While the database is unreachable the bot still answers (see bot/storage/pending.py), so
+keys are also kept in a bounded in-memory set: a retry reaching this process during the
+outage, or soon after it, is still recognised.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections import OrderedDict
 
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
@@ -15,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.storage.models import InboundEvent, utcnow
 
 MAX_KEY = 128
+RECENT_KEYS = 20_000
 
 
 def event_key(prefix: str, *parts: object) -> str:
@@ -25,8 +31,31 @@ def event_key(prefix: str, *parts: object) -> str:
     return f"{prefix}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
+class RecentKeys:
+    """The last `limit` keys this process claimed, oldest forgotten first."""
+
+    def __init__(self, limit: int = RECENT_KEYS):
+        self.limit = limit
+        self._keys: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, key: str) -> None:
+        self._keys[key] = None
+        self._keys.move_to_end(key)
+        while len(self._keys) > self.limit:
+            self._keys.popitem(last=False)
+
+
 async def remember(sessions, key: str) -> bool:
-    """Record `key`; False when it was already recorded (a duplicate delivery)."""
+    """Record `key`; False when it was already recorded (a duplicate delivery).
+
+    Database errors other than the duplicate propagate (the caller decides what an
+    outage means)."""
     try:
         async with sessions.begin() as s:
             s.add(InboundEvent(key=key[:MAX_KEY], created_at=utcnow()))

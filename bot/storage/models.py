@@ -154,6 +154,21 @@ class HandoffMessage(Base):
     delivered: Mapped[bool] = mapped_column(Boolean, default=False)
     # While a process is delivering a team reply it holds this lease; redelivery waits for it.
     delivery_lease_until: Mapped[dt.datetime | None]
+    # Why a team reply can never be delivered (citizen blocked the bot, message refused):
+    # set once, and then redelivery stops trying.
+    delivery_error: Mapped[str | None] = mapped_column(String(300))
+
+
+class TeamPost(Base):
+    """Other bot posts in a team group that belong to a thread (reminders), so a team member
+    replying to one of them reaches the right citizen."""
+
+    __tablename__ = "team_posts"
+
+    team_chat_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    handoff_id: Mapped[int] = mapped_column(ForeignKey("handoffs.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Staff(Base):

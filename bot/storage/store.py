@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bot.privacy import redact, user_key
 from bot.storage.db import session_factory
+from bot.storage.inbound import RecentKeys, remember
 from bot.storage.models import (
     AuditLog,
     FaqDraft,
@@ -24,9 +25,11 @@ from bot.storage.models import (
     QuestionLog,
     Staff,
     Subscription,
+    TeamPost,
     User,
     utcnow,
 )
+from bot.storage.pending import DATABASE_ERRORS, Outage
 
 ROLES = ("admin", "staff", "viewer")
 
@@ -70,6 +73,8 @@ class Store:
         self.engine = engine
         self.sessions: async_sessionmaker = session_factory(engine)
         self._secret = secret
+        self.outage = Outage()  # set while the database is unreachable (bot/storage/pending.py)
+        self.recent_events = RecentKeys()
 
     def key_for(self, channel: str, platform_id: str | int) -> str:
         return user_key(self._secret, channel, platform_id)
@@ -122,18 +127,32 @@ class Store:
             await s.execute(delete(Subscription).where(Subscription.user_id == row.id))
             handoff_ids = select(Handoff.id).where(Handoff.user_id == row.id)
             await s.execute(delete(HandoffMessage).where(HandoffMessage.handoff_id.in_(handoff_ids)))
+            await s.execute(delete(TeamPost).where(TeamPost.handoff_id.in_(handoff_ids)))
             await s.execute(delete(Handoff).where(Handoff.user_id == row.id))
             await s.delete(row)
 
     async def claim_inbound_event(self, key: str) -> bool:
-        """True the first time `key` is seen by any process; False for a duplicate (platform retry)."""
-        from bot.storage.inbound import remember
+        """True the first time `key` is seen by any process; False for a duplicate (platform retry).
 
-        return await remember(self.sessions, key)
+        While the database is unreachable only this process's memory of recent keys decides,
+        so citizens keep getting answers (once each) during an outage."""
+        if key in self.recent_events:
+            return False
+        fresh = True
+        if not self.outage.skip:
+            try:
+                fresh = await remember(self.sessions, key)
+            except DATABASE_ERRORS as exc:
+                self.outage.failed(exc)
+        if fresh:
+            self.recent_events.add(key)
+        return fresh
 
     # --- question log ----------------------------------------------------------
     async def log_question(self, user: UserInfo, text: str, normalized: str, decision: str,
                            faq_id: str | None, score: float, alternatives: list[str]) -> int:
+        """Store a question; pass `text` and `normalized` from `bot.privacy.loggable` (redacted
+        before normalising). Both are redacted once more here, as a safety net."""
         async with self.sessions.begin() as s:
             row = QuestionLog(channel=user.channel, user_key=user.key, ward=user.ward, text=redact(text)[:2000],
                               normalized=redact(normalized)[:2000], decision=decision, faq_id=faq_id,
@@ -153,13 +172,23 @@ class Store:
             )
             return result.rowcount > 0
 
-    async def last_question(self, user: UserInfo) -> tuple[int, str] | None:
+    async def question_for_handoff(self, user: UserInfo, within: dt.timedelta,
+                                   question_id: int | None = None) -> tuple[int, str] | None:
+        """(id, text) of the question a citizen wants to send to the team: `question_id` when
+        it is theirs and recent; otherwise their latest question if it is recent and the bot
+        did not help (fallback, 👎, "Không phải"). None: ask them to type it."""
+        conds = [QuestionLog.user_key == user.key, QuestionLog.created_at >= utcnow() - within]
+        if question_id is not None:
+            conds.append(QuestionLog.id == question_id)
         async with self.sessions() as s:
             row = (await s.execute(
-                select(QuestionLog.id, QuestionLog.text).where(QuestionLog.user_key == user.key)
-                .order_by(QuestionLog.id.desc()).limit(1)
+                select(QuestionLog.id, QuestionLog.text, QuestionLog.decision, QuestionLog.outcome)
+                .where(*conds).order_by(QuestionLog.id.desc()).limit(1)
             )).first()
-            return (row[0], row[1]) if row else None
+        if row is None:
+            return None
+        unresolved = row.decision == "fallback" or row.outcome in ("unhelpful", "not_these")
+        return (row.id, row.text) if question_id is not None or unresolved else None
 
     async def add_feedback(self, user: UserInfo, question_id: int | None, faq_id: str | None,
                            helpful: bool) -> None:
@@ -181,6 +210,7 @@ class Store:
             counts["feedback"] = (await s.execute(delete(Feedback).where(Feedback.created_at < cutoff))).rowcount
             old_handoffs = select(Handoff.id).where(Handoff.state == "closed", Handoff.last_activity_at < cutoff)
             await s.execute(delete(HandoffMessage).where(HandoffMessage.handoff_id.in_(old_handoffs)))
+            await s.execute(delete(TeamPost).where(TeamPost.handoff_id.in_(old_handoffs)))
             counts["handoffs"] = (await s.execute(
                 delete(Handoff).where(Handoff.state == "closed", Handoff.last_activity_at < cutoff))).rowcount
             counts["questions"] = (await s.execute(
@@ -225,6 +255,18 @@ class Store:
                     outcome="handoff", outcome_at=utcnow()))
             return _handoff_info(row)
 
+    async def open_handoff_of(self, user: UserInfo) -> HandoffInfo | None:
+        """The citizen's latest thread that is not closed, if any (one thread at a time)."""
+        async with self.sessions() as s:
+            row = await s.scalar(select(Handoff).where(Handoff.user_id == user.id, Handoff.state != "closed")
+                                 .order_by(Handoff.id.desc()).limit(1))
+            return _handoff_info(row) if row else None
+
+    async def detach_handoff_from_team(self, handoff_id: int) -> None:
+        """The team group cannot be reached: keep the thread for the dashboard only."""
+        async with self.sessions.begin() as s:
+            await s.execute(update(Handoff).where(Handoff.id == handoff_id).values(team_chat_id="", thread_id=None))
+
     async def get_handoff(self, handoff_id: int) -> HandoffInfo | None:
         async with self.sessions() as s:
             row = await s.get(Handoff, handoff_id)
@@ -251,6 +293,12 @@ class Store:
         async with self.sessions.begin() as s:
             await s.execute(update(HandoffMessage).where(HandoffMessage.id == message_id).values(delivered=True))
 
+    async def mark_undeliverable(self, message_id: int, reason: str) -> None:
+        """A team reply that can never reach the citizen: redelivery stops trying it."""
+        async with self.sessions.begin() as s:
+            await s.execute(update(HandoffMessage).where(HandoffMessage.id == message_id).values(
+                delivery_error=reason[:300] or "undeliverable"))
+
     async def claim_undelivered_team_replies(self, lease: dt.timedelta) -> list[tuple[int, int, str]]:
         """(message id, handoff id, text) of team replies nobody is delivering now; claims them."""
         now = utcnow()
@@ -258,6 +306,7 @@ class Store:
         async with self.sessions.begin() as s:
             rows = (await s.execute(select(HandoffMessage.id, HandoffMessage.handoff_id, HandoffMessage.text).where(
                 HandoffMessage.direction == "team", HandoffMessage.delivered.is_(False),
+                HandoffMessage.delivery_error.is_(None),
                 (HandoffMessage.delivery_lease_until.is_(None)) | (HandoffMessage.delivery_lease_until < now))
                 .order_by(HandoffMessage.id).limit(200))).all()
             for message_id, handoff_id, text in rows:
@@ -270,12 +319,27 @@ class Store:
         return claimed
 
     async def find_handoff_by_group_message(self, team_chat_id: str, message_id: int) -> HandoffInfo | None:
+        """The thread a bot post in the team group belongs to (question, follow-up or reminder)."""
         async with self.sessions() as s:
             row = await s.scalar(
                 select(Handoff).join(HandoffMessage, HandoffMessage.handoff_id == Handoff.id).where(
                     HandoffMessage.team_chat_id == team_chat_id, HandoffMessage.group_message_id == message_id)
             )
+            if row is None:
+                row = await s.scalar(select(Handoff).join(TeamPost, TeamPost.handoff_id == Handoff.id).where(
+                    TeamPost.team_chat_id == team_chat_id, TeamPost.message_id == message_id))
             return _handoff_info(row) if row else None
+
+    async def add_team_post(self, handoff_id: int, team_chat_id: str, message_id: int) -> None:
+        async with self.sessions.begin() as s:
+            s.add(TeamPost(handoff_id=handoff_id, team_chat_id=team_chat_id, message_id=message_id))
+
+    async def first_group_message_id(self, handoff_id: int) -> int | None:
+        """The bot's first post of the thread in the team group (what reminders quote)."""
+        async with self.sessions() as s:
+            return await s.scalar(select(HandoffMessage.group_message_id).where(
+                HandoffMessage.handoff_id == handoff_id, HandoffMessage.group_message_id.is_not(None))
+                .order_by(HandoffMessage.id).limit(1))
 
     async def find_handoff_by_thread(self, team_chat_id: str, thread_id: int) -> HandoffInfo | None:
         async with self.sessions() as s:
@@ -300,12 +364,16 @@ class Store:
                     outcome="answered_by_person", outcome_at=now))
 
     async def close_handoff(self, handoff_id: int) -> HandoffInfo | None:
+        """Close a thread; None when it does not exist or was already closed (so a second
+        press of "Đã xử lý", or two processes, notify the citizen only once)."""
         async with self.sessions.begin() as s:
+            result = await s.execute(update(Handoff).where(Handoff.id == handoff_id, Handoff.state != "closed")
+                                     .values(state="closed", closed_at=utcnow()))
+            if not result.rowcount:
+                return None
             row = await s.get(Handoff, handoff_id)
             if row is None:
                 return None
-            row.state = "closed"
-            row.closed_at = utcnow()
             await s.execute(update(User).where(User.id == row.user_id, User.state == f"relay:{row.id}")
                             .values(state=""))
             return _handoff_info(row)

@@ -19,9 +19,10 @@ What it models (see tests/test_fake_telegram.py for executable examples):
 * Envelopes ``{"ok": true, "result": ...}`` / ``{"ok": false, "error_code", "description",
   "parameters"?}``; Bot-API error wordings ("Bad Request: chat not found", ...).
 * Server-side validation: HTML entity parsing ported from TDLib's ``parse_html`` (same error
-  texts and byte offsets), text/caption/poll limits counted after entity parsing, inline
+  texts and byte offsets), text/caption limits counted after entity parsing in UTF-16 code
+  units (like entity offsets; Telegram does not say, so the stricter reading), poll limits, inline
   keyboards (callback_data <= 64 UTF-8 bytes, non-empty text, http(s)/tg URLs), unknown
-  chats, blocked users, edit semantics ("message is not modified", keyboard removed when an
+  chats, blocked users, groups upgraded to supergroups (``migrate_to_chat_id``), edit semantics ("message is not modified", keyboard removed when an
   edit omits ``reply_markup``), callback-query ids answerable once.
 * getUpdates offset/limit/timeout/allowed_updates semantics (long polling capped by
   ``max_long_poll``), 409 while a webhook is set or when a newer getUpdates supersedes a
@@ -133,6 +134,7 @@ DESC_TEXT_BUTTON = (
     "Bad Request: can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard"
 )
 DESC_BLOCKED = "Forbidden: bot was blocked by the user"
+DESC_MIGRATED = "Bad Request: group chat was upgraded to a supergroup chat"
 DESC_DEACTIVATED = "Forbidden: user is deactivated"
 DESC_NOT_FORUM = "Bad Request: the chat is not a forum"
 DESC_THREAD_NOT_FOUND = "Bad Request: message thread not found"
@@ -717,6 +719,7 @@ class FakeTelegram:
         self._chats: dict[int, JSON] = {}
         self._usernames: dict[str, int] = {}
         self._blocked: set[int] = set()
+        self._migrated: dict[int, int] = {}
         self._deactivated: set[int] = set()
         self._messages: dict[tuple[int, int], JSON] = {}
         self._message_counters: dict[int, itertools.count[int]] = {}
@@ -926,6 +929,13 @@ class FakeTelegram:
         """The user blocked the bot (or, for a group, the bot was removed): sends -> 403."""
         self._blocked.add(chat_id)
 
+    def migrate_group(self, chat_id: int, new_chat_id: int) -> JSON:
+        """The group was upgraded to a supergroup: sends to the old id -> 400 with
+        ``parameters.migrate_to_chat_id``; the new supergroup is registered."""
+        old = self._require_chat(chat_id)
+        self._migrated[chat_id] = new_chat_id
+        return self.add_group(new_chat_id, old.get("title", "Test group"))
+
     def unblock(self, chat_id: int) -> None:
         self._blocked.discard(chat_id)
 
@@ -1133,6 +1143,16 @@ class FakeTelegram:
             "file_size": 12,
         }
         msg = self._user_message(chat, self._users[user_id], {"sticker": sticker})
+        return self._emit("message", msg, queue)
+
+    def user_sends_voice(
+        self, user_id: int, duration: int = 3, *, first_name: str = "Lan", queue: bool = True
+    ) -> JSON:
+        chat = self._ensure_private_chat(user_id, first_name)
+        file_id = self._new_file_id("voice", b"OggS fake-opus")
+        voice = {"file_id": file_id, "file_unique_id": f"u{file_id}", "duration": duration,
+                 "mime_type": "audio/ogg", "file_size": 14}
+        msg = self._user_message(chat, self._users[user_id], {"voice": voice})
         return self._emit("message", msg, queue)
 
     def user_sends_photo(
@@ -1711,6 +1731,8 @@ class FakeTelegram:
 
     def _check_can_send(self, chat: JSON) -> None:
         chat_id = chat["id"]
+        if chat_id in self._migrated:
+            raise TelegramApiError(400, DESC_MIGRATED, {"migrate_to_chat_id": self._migrated[chat_id]})
         if chat_id in self._deactivated:
             raise TelegramApiError(403, DESC_DEACTIVATED)
         if chat_id in self._blocked:
@@ -2048,7 +2070,7 @@ class FakeTelegram:
         self._check_can_send(chat)
         if not plain:
             raise _bad(DESC_TEXT_EMPTY)
-        if len(plain) > MAX_TEXT_LENGTH:
+        if _u16(plain) > MAX_TEXT_LENGTH:
             raise _bad(DESC_TOO_LONG)
         reply_to, thread = self._reply_and_thread(chat, params)
         content: JSON = {"text": plain}
@@ -2076,7 +2098,7 @@ class FakeTelegram:
         plain, entities = self._format(text, params.get("parse_mode"), params.get("entities"))
         if not plain:
             raise _bad(DESC_TEXT_EMPTY)
-        if len(plain) > MAX_TEXT_LENGTH:
+        if _u16(plain) > MAX_TEXT_LENGTH:
             raise _bad(DESC_TOO_LONG)
         if params.get("inline_message_id"):
             self._record(
@@ -2186,7 +2208,7 @@ class FakeTelegram:
         )
         chat = self._resolve_chat(params)
         self._check_can_send(chat)
-        if len(plain) > MAX_CAPTION_LENGTH:
+        if _u16(plain) > MAX_CAPTION_LENGTH:
             raise _bad(DESC_CAPTION_TOO_LONG)
         reply_to, thread = self._reply_and_thread(chat, params)
         content: JSON = {"photo": self._photo_sizes(data)}

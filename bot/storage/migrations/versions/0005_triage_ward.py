@@ -1,6 +1,6 @@
 """dashboard: ward of a triage decision (a ward account's decision applies to its ward only)
 
-Revision ID: 0005_dashboard
+Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-01 10:00:00
 """
@@ -8,7 +8,7 @@ Create Date: 2026-12-01 10:00:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0005_dashboard'
+revision = '0005'
 down_revision = '0004'
 branch_labels = None
 depends_on = None
