@@ -487,9 +487,16 @@ class CampaignRunner:
                 or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now))
                 .order_by(Delivery.id).limit(limit))
             if s.bind.dialect.name == "postgresql":
-                due = due.with_for_update(skip_locked=True)  # SQLite: one writer at a time anyway
+                # Rows another transaction is claiming are skipped, not waited for. A separate
+                # SELECT: inside `IN (...)` PostgreSQL may re-run a LIMIT ... SKIP LOCKED subquery
+                # and claim more than the limit.
+                due = due.with_for_update(skip_locked=True)
+            ids = list((await s.scalars(due)).all())
+            if not ids:
+                return []
+            # `state = 'pending'` again: on SQLite another writer may have claimed some meanwhile.
             claimed = (await s.execute(
-                update(Delivery).where(Delivery.id.in_(due.scalar_subquery()), Delivery.state == "pending")
+                update(Delivery).where(Delivery.id.in_(ids), Delivery.state == "pending")
                 .values(state="sending", updated_at=now)
                 .returning(Delivery.id, Delivery.user_id, Delivery.attempts, Delivery.parts_done)
                 .execution_options(synchronize_session=False))).all()
