@@ -327,13 +327,20 @@ async def test_the_lease_is_per_channel_and_a_lost_lease_stops_the_sender_at_onc
             assert per_chat[int(pid)] == 1
 
 
-async def test_rows_are_claimed_once_even_by_senders_racing_each_other(bot):
+async def test_rows_are_claimed_once_even_by_senders_racing_each_other(bot, database_url):
     await subscribe(bot, range(800, 840))
     campaign = await bot.runtime.campaigns.create(draft())
     await bot.runtime.campaign_runner.coordinate()
     runners = [CampaignRunner(bot.store.sessions, bot.runtime.channels, owner=f"p{i}") for i in range(3)]
-    batches = await asyncio.gather(*(r._claim("telegram", campaign.id, 7) for r in runners for _ in range(3)))
-    ids = [row.id for batch in batches for row in batch]
+    ids: list[int] = []
+    for round_ in range(40):
+        batches = await asyncio.gather(*(r._claim("telegram", campaign.id, 7) for r in runners for _ in range(3)))
+        got = [row.id for batch in batches for row in batch]
+        if round_ == 0 and database_url.startswith("postgresql"):
+            assert len(got) == 40  # SKIP LOCKED: each claim took other rows instead of waiting
+        if not got:
+            break
+        ids += got
     assert len(ids) == len(set(ids)) == 40  # every row once, none twice
     async with bot.store.sessions() as s:
         states = Counter((await s.scalars(select(Delivery.state).where(Delivery.campaign_id == campaign.id))).all())

@@ -317,20 +317,24 @@ class CampaignRunner:
 
     async def _heartbeat(self, name: str, lost: asyncio.Event, halt: asyncio.Event) -> None:
         """Renew the lease; stop the sender at once if a renewal fails or comes too late."""
-        interval = self.lease.total_seconds() / 3
-        last_ok = time.monotonic()
+        lease = self.lease.total_seconds()
+        last_ok = time.monotonic()  # the lease is ours until at least last_ok + lease
+        delay = lease / 3
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(delay)
             started = time.monotonic()
             try:
                 ok = await locks.acquire(self.sessions, name, self.owner, self.lease)
-            except Exception:
+            except Exception:  # the database hiccupped: the lease still runs, try again soon
                 log.warning("could not renew %s", name, exc_info=True)
-                ok = False
-            if ok and started - last_ok < self.lease.total_seconds():
-                last_ok = started
+                ok = None
+            if ok and started - last_ok < lease:
+                last_ok, delay = started, lease / 3
                 continue
-            log.error("%s: lease lost (renewal failed or late); this process stops sending", name)
+            if ok is None and time.monotonic() - last_ok < 0.7 * lease:
+                delay = min(lease / 10, 1.0)
+                continue
+            log.error("%s: lease lost (taken, or not renewed in time); this process stops sending", name)
             lost.set()
             halt.set()
             return
@@ -482,7 +486,7 @@ class CampaignRunner:
         if prepare is not None:  # rules with state (quotas) re-read it per window
             await prepare(self.sessions)
         async with self.sessions.begin() as s:
-            due = (select(Delivery.id).where(
+            due = (select(Delivery.id, Delivery.user_id).where(
                 Delivery.campaign_id == campaign_id, Delivery.channel == channel, Delivery.state == "pending",
                 or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now))
                 .order_by(Delivery.id).limit(limit))
@@ -490,23 +494,22 @@ class CampaignRunner:
                 # Rows another transaction is claiming are skipped, not waited for. A separate
                 # SELECT: inside `IN (...)` PostgreSQL may re-run a LIMIT ... SKIP LOCKED subquery
                 # and claim more than the limit.
-                due = due.with_for_update(skip_locked=True)
-            ids = list((await s.scalars(due)).all())
-            if not ids:
+                due = due.with_for_update(skip_locked=True, of=Delivery)
+            candidates = dict((await s.execute(due)).all())
+            if not candidates:
                 return []
-            # `state = 'pending'` again: on SQLite another writer may have claimed some meanwhile.
-            claimed = (await s.execute(
-                update(Delivery).where(Delivery.id.in_(ids), Delivery.state == "pending")
-                .values(state="sending", updated_at=now)
-                .returning(Delivery.id, Delivery.user_id, Delivery.attempts, Delivery.parts_done)
-                .execution_options(synchronize_session=False))).all()
-            if not claimed:
-                return []
+            # Read before writing: on SQLite the write lock is then held only for the UPDATE.
             people = {row.id: row for row in (await s.execute(
                 select(User.id, User.platform_id, User.active, User.last_inbound_at,
                        Subscription.active.label("subscribed"))
                 .join(Subscription, Subscription.user_id == User.id, isouter=True)
-                .where(User.id.in_([c.user_id for c in claimed if c.user_id is not None])))).all()}
+                .where(User.id.in_([u for u in candidates.values() if u is not None])))).all()}
+            # `state = 'pending'` again: on SQLite another writer may have claimed some meanwhile.
+            claimed = (await s.execute(
+                update(Delivery).where(Delivery.id.in_(list(candidates)), Delivery.state == "pending")
+                .values(state="sending", updated_at=now)
+                .returning(Delivery.id, Delivery.user_id, Delivery.attempts, Delivery.parts_done)
+                .execution_options(synchronize_session=False))).all()
         rows = []
         for delivery_id, user_id, attempts, parts_done in sorted(claimed):
             person = people.get(user_id)
