@@ -20,7 +20,8 @@ so 100,000 messages take minutes, not hours; retry_after stays in whole real sec
 Bot API's unit), which only makes a 429 costlier. --real uses the real rates and sends for
 --seconds, then cancels the campaign.
 
-Reported per sender: sustained sends/s (API sends answered 200 or 403, first to last) as a
+tracemalloc (on with --real, else --tracemalloc) roughly halves Python's speed, which only the
+real-rate run can spare. Reported per sender: sustained sends/s (API sends answered 200 or 403, first to last) as a
 fraction of the configured 25/s (scaled; live replies sent meanwhile count too: the limit is the bot's),
 429s received, peak tracemalloc and peak RSS during
 the broadcast (RSS also at 10/50/90 % of the recipients, to show it stays flat), and p50/p99
@@ -297,9 +298,10 @@ async def run_ours(runtime, control: Control, args, limit: float, sampler: Sampl
     asked.set()
     stop.set()
     await asyncio.gather(sender, questions)
-    result = figures("ours (paced engine)", total if state == "done" else done, await control.stats(),
-                     sampler, limit, elapsed)
-    result["deliveries"] = await svc.delivery_counts(campaign.id)
+    counts = await svc.delivery_counts(campaign.id)
+    reached = sum(counts[s] for s in ("sent", "blocked", "failed", "uncertain"))
+    result = figures("ours (paced engine)", reached, await control.stats(), sampler, limit, elapsed)
+    result["deliveries"] = counts
     return result
 
 
@@ -361,6 +363,7 @@ async def bench_backend(backend: str, url: str, args, fake_url: str, control: Co
     from bot.settings import load_settings
 
     logging.getLogger().setLevel(logging.ERROR)
+    logging.getLogger("telegram.ext.AIORateLimiter").setLevel(logging.CRITICAL)  # logs each re-raised 429
     await reset_database(url)
     limit = RATE * args.scale
     settings = load_settings(
@@ -419,7 +422,7 @@ def report(results: list[dict], args) -> None:
             for what, ok in checks:
                 print(f"  {'PASS' if ok else 'FAIL'}  {what}")
     print(f"\nmachine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; tracemalloc "
-          f"{'on (slows Python; use --no-tracemalloc for throughput alone)' if args.tracemalloc else 'off'}")
+          f"{'on (slows Python)' if args.tracemalloc else 'off (--tracemalloc to trace allocations)'}")
 
 
 SELF = Path(__file__).resolve()
@@ -463,13 +466,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--baseline-recipients", type=int, default=None,
                         help="size of the naive baselines (default: 1/20 of --recipients, at most 5,000)")
-    parser.add_argument("--no-tracemalloc", dest="tracemalloc", action="store_false")
+    parser.add_argument("--tracemalloc", action=argparse.BooleanOptionalAction, default=None,
+                        help="trace Python allocations (default: with --real only; it slows Python ~2x, "
+                             "which a time-scaled run cannot afford)")
     parser.add_argument("--progress", action="store_true", help="print progress to stderr")
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--chats", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.real:
         args.scale = 1.0
+    if args.tracemalloc is None:
+        args.tracemalloc = args.real
     if args.baseline_recipients is None:
         args.baseline_recipients = min(5000, max(200, args.recipients // 20))
     return args
