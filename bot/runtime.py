@@ -98,7 +98,8 @@ class Runtime:
         runtime = cls(settings, knowledge, conversation, channels, store, engine, campaigns=campaigns)
         runtime.campaign_runner = CampaignRunner(
             store.sessions, channels, on_unreachable=store.mark_unreachable,
-            lease=dt.timedelta(seconds=settings.campaign_lease_seconds))
+            lease=dt.timedelta(seconds=settings.campaign_lease_seconds),
+            approval_threshold=settings.campaign_approval_threshold)
         await store.ensure_admins(settings.admin_ids)
         runtime.channel_states["web"] = "on"
         from bot.channels.web import WebChannel

@@ -1,15 +1,25 @@
 """/chiendich for staff in chat: a short guided dialogue (text -> segment -> time -> preview ->
-confirm) and list/status/pause/resume/cancel/approve. The engine itself is bot/campaigns."""
+confirm) and list/status/pause/resume/cancel/approve. The engine itself is bot/campaigns.
+
+The preview carries optional extras as buttons (link, image, expiry, channel): each asks for
+one thing and shows the preview again, so the usual path stays five steps."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from bot.campaigns.service import LOCAL_TZ, CampaignDraft, CampaignError, CampaignService, campaign_reply
+from bot.campaigns.service import (
+    LOCAL_TZ,
+    CampaignDraft,
+    CampaignError,
+    CampaignService,
+    campaign_reply,
+    parse_link,
+)
 from handlers import texts
 from handlers.menus import TOPICS
-from handlers.messages import Button, Reply
+from handlers.messages import Button, Link, Reply
 
 if TYPE_CHECKING:
     from handlers.conversation import Conversation, Turn
@@ -26,8 +36,21 @@ USAGE = (
 )
 
 
+TIME_FORMAT = "%H:%M %d/%m/%Y"
+CHANNEL_LABELS = {"all": "mọi kênh", "telegram": "Telegram", "zalo": "Zalo"}
+PROMPTS = {
+    "link": "Gửi liên kết theo dạng: Nhãn | https://địa-chỉ (ví dụ: Cổng Dịch vụ công | https://...).",
+    "img": "Gửi địa chỉ ảnh, bắt đầu bằng https://",
+    "exp": "Gõ hạn cuối theo dạng 20:00 25/12/2026. Sau hạn này, tin chưa gửi sẽ được bỏ.",
+}
+
+
 def _local(value: dt.datetime | None) -> str:
-    return value.astimezone(LOCAL_TZ).strftime("%H:%M %d/%m/%Y") if value else "ngay"
+    return value.astimezone(LOCAL_TZ).strftime(TIME_FORMAT) if value else "ngay"
+
+
+def _parse_local(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text.strip(), TIME_FORMAT).replace(tzinfo=LOCAL_TZ).astimezone(dt.UTC)
 
 
 class CampaignFeature:
@@ -83,7 +106,7 @@ class CampaignFeature:
             kind="notice")
 
     async def on_text(self, turn: Turn, text: str) -> list[Reply]:
-        """Text typed during the dialogue: the message itself, or a time."""
+        """Text typed during the dialogue: the message itself, a time, or an extra (link...)."""
         assert self.conv.store is not None and turn.user is not None
         state = turn.user.state
         if await self._role(turn) not in EDIT_ROLES or self.service is None:
@@ -97,15 +120,35 @@ class CampaignFeature:
                     report_channel=turn.msg.channel, report_chat=turn.msg.chat), confirm=False)
                 await self.conv.store.update_user(turn.user.id, state=f"camp:seg:{campaign.id}")
                 return [self._segment_reply(campaign.id)]
-            if state.startswith("camp:time:"):
-                campaign_id = int(state.rsplit(":", 1)[1])
-                when = dt.datetime.strptime(text.strip(), "%H:%M %d/%m/%Y").replace(tzinfo=LOCAL_TZ)
-                return await self._preview(turn, campaign_id, when.astimezone(dt.UTC))
-        except ValueError:
-            return [Reply("Chưa đọc được thời gian. Gõ theo dạng 08:00 25/12/2026 hoặc bấm nút.", kind="notice")]
+            step, _, number = state.removeprefix("camp:").partition(":")
+            if number.isdigit() and step in ("time", "link", "img", "exp"):
+                campaign_id = int(number)
+                await self._own_draft(turn, campaign_id)
+                if step == "time":
+                    return await self._preview(turn, campaign_id, scheduled_at=_parse_local(text))
+                if step == "link":
+                    links = [*(await self._links(campaign_id)), parse_link(text.strip())]
+                    return await self._preview(turn, campaign_id, links=links)
+                if step == "img":
+                    return await self._preview(turn, campaign_id, image_url=text.strip())
+                return await self._preview(turn, campaign_id, expires_at=_parse_local(text))
         except CampaignError as exc:
             return [Reply(f"Không thực hiện được: {exc}.", kind="notice")]
+        except ValueError:
+            return [Reply("Chưa đọc được thời gian. Gõ theo dạng 08:00 25/12/2026 hoặc bấm nút.", kind="notice")]
         return [Reply("Bấm một nút bên trên để tiếp tục, hoặc /chiendich để bắt đầu lại.", kind="notice")]
+
+    async def _own_draft(self, turn: Turn, campaign_id: int):
+        assert self.service is not None
+        campaign = await self.service.get(campaign_id)
+        if campaign.created_by != self._actor(turn):
+            raise CampaignError("chỉ người tạo mới tiếp tục được bản nháp này")
+        return campaign
+
+    async def _links(self, campaign_id: int) -> list[Link]:
+        assert self.service is not None
+        campaign = await self.service.get(campaign_id)
+        return [Link(item["label"], item["url"]) for item in campaign.links or []]
 
     def _segment_reply(self, campaign_id: int) -> Reply:
         rows = [[Button("Tất cả người đăng ký", f"camp:seg:{campaign_id}:all")]]
@@ -142,7 +185,17 @@ class CampaignFeature:
                 if when is None:
                     local = now.astimezone(LOCAL_TZ) + dt.timedelta(days=1)
                     when = local.replace(hour=8, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
-                return await self._preview(turn, campaign_id, when)
+                return await self._preview(turn, campaign_id, scheduled_at=when)
+            if parts[0] == "opt" and parts[2] in PROMPTS:  # an optional extra: ask for it
+                await self.conv.store.update_user(turn.user.id, state=f"camp:{parts[2]}:{campaign_id}")
+                return [Reply(PROMPTS[parts[2]], [[Button("Quay lại", f"camp:back:{campaign_id}")]], kind="notice")]
+            if parts[0] == "opt" and parts[2] == "ch":
+                rows = [[Button(label, f"camp:ch:{campaign_id}:{key}")] for key, label in CHANNEL_LABELS.items()]
+                return [Reply("Gửi qua kênh nào?", rows, kind="menu")]
+            if parts[0] == "ch" and parts[2] in CHANNEL_LABELS:
+                return await self._preview(turn, campaign_id, channel=parts[2])
+            if parts[0] == "back":
+                return await self._preview(turn, campaign_id)
             if parts[0] == "ok":
                 campaign = await self.service.confirm(campaign_id, self._actor(turn))
                 if campaign.state == "pending_approval":
@@ -157,13 +210,21 @@ class CampaignFeature:
             return [Reply(f"Không thực hiện được: {exc}.", kind="notice")]
         return [Reply(texts.UNKNOWN_ACTION, kind="notice")]
 
-    async def _preview(self, turn: Turn, campaign_id: int, when: dt.datetime) -> list[Reply]:
+    async def _preview(self, turn: Turn, campaign_id: int, **changes) -> list[Reply]:
+        """Apply `changes` to the draft, then show it exactly as citizens will see it, with the
+        recipient count, the confirm buttons and the optional extras."""
         assert self.service is not None and self.conv.store is not None and turn.user is not None
-        campaign = await self.service.update_draft(campaign_id, scheduled_at=when)
+        campaign = await self.service.update_draft(campaign_id, **changes) if changes \
+            else await self.service.get(campaign_id)
         await self.conv.store.update_user(turn.user.id, state="")
         note = " (cần cán bộ khác duyệt)" if campaign.requires_approval else ""
-        confirm = Reply(f"Trên đây là bản xem trước. Chiến dịch #{campaign.id} sẽ gửi tới {campaign.recipients} "
-                        f"người lúc {_local(campaign.scheduled_at)}{note}. Xác nhận?",
-                        [[Button("Xác nhận gửi", f"camp:ok:{campaign.id}"), Button("Hủy", f"camp:no:{campaign.id}")]],
+        expiry = f", hết hạn lúc {_local(campaign.expires_at)}" if campaign.expires_at else ""
+        n = campaign.id
+        confirm = Reply(f"Trên đây là bản xem trước. Chiến dịch #{n} sẽ gửi tới {campaign.recipients} người "
+                        f"qua {CHANNEL_LABELS.get(campaign.channel, campaign.channel)} lúc "
+                        f"{_local(campaign.scheduled_at)}{expiry}{note}. Xác nhận?",
+                        [[Button("Xác nhận gửi", f"camp:ok:{n}"), Button("Hủy", f"camp:no:{n}")],
+                         [Button("➕ Liên kết", f"camp:opt:{n}:link"), Button("🖼 Ảnh", f"camp:opt:{n}:img")],
+                         [Button("⏳ Hạn gửi", f"camp:opt:{n}:exp"), Button("📡 Kênh", f"camp:opt:{n}:ch")]],
                         kind="notice")
         return [campaign_reply(campaign), confirm]

@@ -1,10 +1,25 @@
-"""The delivery engine: claims due campaigns and sends them, crash-safe and paced.
+"""The delivery engine: starts due campaigns and sends them, crash-safe, paced, per channel.
 
-Every (campaign, recipient) pair is a row. A window of rows is marked `sending`, sent
-concurrently through the channel's pacer, then marked with the result. A crash can only
-leave that window in `sending`; on the next claim those rows become `uncertain` and are
-reported, never re-sent, so nobody gets a campaign twice and nobody is skipped silently.
-Recipients are streamed in batches, so memory stays flat however many there are.
+Every (campaign, recipient) pair is a row. Sending is claimed per channel: one lease per
+channel in the database ("campaign-sender:<channel>", bot/storage/locks.py), renewed by a
+heartbeat; if a renewal fails the sender stops at once. So Telegram and Zalo campaigns
+proceed independently, and since only the lease holder broadcasts on a channel, the
+channel's broadcast rate holds across processes. Within its lease the sender keeps a window
+of rows in flight, taken round-robin from every due campaign, so a small urgent warning is
+not stuck behind a 100,000-recipient campaign.
+
+Rows are claimed `pending -> sending` (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite has one
+writer) and the result is written only while the row is still `sending`. A crash can only
+leave claimed rows in `sending`; the next holder of the channel's lease marks them
+`uncertain` and they are reported, never re-sent: nobody gets a campaign twice and nobody
+is skipped silently. Retries (429, 5xx, timeouts) go back to `pending` with a
+`next_attempt_at`, never a sleep inside the window; a multi-part message (photo, text,
+quiz) records the parts delivered, so a retry resumes at the part that failed.
+
+Every process also runs the bookkeeping (`coordinate`): start due campaigns (creating rows
+with one INSERT ... SELECT, re-checking the approval threshold on the real count), expire,
+finish, and post the progress message and final report of the staff member who launched
+it. Recipients are streamed in windows, so memory stays flat however many there are.
 """
 
 from __future__ import annotations
@@ -12,299 +27,701 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import inspect
 import logging
+import math
 import os
 import socket
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy import bindparam, exists, func, insert, literal, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
-from bot.campaigns.service import campaign_reply, recipients_query
+from bot.campaigns.service import BROADCAST_CHANNELS, LOCAL_TZ, campaign_reply, recipients_query
 from bot.channels.errors import OutsideWindow, RateLimited, RecipientGone, Rejected, SendError, Transient
 from bot.storage import locks
-from bot.storage.models import Campaign, Delivery, User, utcnow
+from bot.storage.models import AuditLog, Campaign, ChannelPause, Delivery, Subscription, User, utcnow
 from handlers.messages import Reply
 
 log = logging.getLogger(__name__)
 
 LEASE = dt.timedelta(seconds=60)
-SENDER_LOCK = "campaign-sender"
-MAX_ATTEMPTS = 5
+SENDER_LOCK = "campaign-sender:{channel}"
+MAX_ATTEMPTS = 5  # 5xx / timeouts; a 429 is not counted (the platform asked us to wait)
+BACKOFF_BASE = 2.0  # seconds before the first retry, doubled each attempt
+BACKOFF_CAP = 300.0
+WINDOW_SECONDS = 1.0  # rows in flight per channel: about a second of sending
+MIN_WINDOW = 4
+RECORD_EVERY = 0.25  # seconds between batched writes of results
+STOP_GRACE = 10.0  # on shutdown, in-flight sends get this long to finish
 PROGRESS_EVERY = 5.0  # seconds between edits of the staff's progress message
+PROGRESS_MESSAGE_EVERY = 600.0  # channels that cannot edit get a new message this often
+FINAL_STATES = ("done", "expired", "cancelled")
+RUNNING_STATES = ("scheduled", "pending_approval", "paused", "sending")
+STATE_LABELS = {"sending": "đang gửi", "paused": "tạm dừng", "done": "đã gửi xong",
+                "expired": "hết hạn", "cancelled": "đã hủy"}
 
 # Per-channel rule: given the recipient's last inbound time, a reason to skip them, or None.
 # A rule may also have `async prepare(sessions)`, awaited before each window (e.g. a quota).
 ChannelRule = Callable[[dt.datetime | None], str | None]
 
 
+def window_size(rate: float, parts: int = 1, per_chat_interval: float = 1.0) -> int:
+    """Deliveries a channel keeps in flight: enough to keep its pacer busy for about a
+    second, more when each needs several parts spaced `per_chat_interval` apart in one chat.
+    A crash leaves at most this many rows `uncertain`."""
+    busy = WINDOW_SECONDS + per_chat_interval * (parts - 1)
+    return max(MIN_WINDOW, math.ceil(rate * busy / parts))
+
+
+def backoff(attempts: int) -> float:
+    return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempts - 1))
+
+
+def message_parts(reply: Reply) -> int:
+    """API calls one delivery needs (photo, text, quiz); text longer than a message is rare."""
+    return 1 + bool(reply.image_url) + bool(reply.quiz)
+
+
+@dataclass
+class Claimed:
+    id: int
+    campaign_id: int
+    platform_id: str | None
+    attempts: int
+    parts_done: int
+    skip: str | None = None  # reason not to send at all (unsubscribed meanwhile, window...)
+
+
+@dataclass
+class Outcome:
+    id: int
+    campaign_id: int
+    state: str
+    error: str | None
+    attempts: int
+    parts_done: int
+    next_attempt_at: dt.datetime | None = None
+
+
+@dataclass
+class _Content:
+    reply: Reply
+    parts: int
+
+
 class CampaignRunner:
-    def __init__(self, sessions, channels, *, window: int = 8, rules: dict[str, ChannelRule] | None = None,
-                 on_unreachable=None, owner: str | None = None, poll_seconds: float = 2.0,
-                 lease: dt.timedelta = LEASE):
+    def __init__(self, sessions, channels, *, window: int | None = None,
+                 rules: dict[str, ChannelRule] | None = None, on_unreachable=None, owner: str | None = None,
+                 poll_seconds: float = 2.0, lease: dt.timedelta = LEASE, approval_threshold: int | None = None):
         self.sessions = sessions
         self.channels = channels
-        self.window = window
+        self.window = window  # None: window_size() from the channel's rate
         self.rules = rules or {}
         self.on_unreachable = on_unreachable
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.poll_seconds = poll_seconds
-        self.lease = lease  # a crashed sender's campaign is taken over after this
+        self.lease = lease  # a crashed sender's channel is taken over after this
+        self.approval_threshold = approval_threshold  # None: no re-check at start
+        self.max_attempts = MAX_ATTEMPTS
+        self.backoff = backoff  # attempts -> seconds before the next retry
+        self.progress_every = PROGRESS_EVERY
+        self._rr: dict[str, int] = {}  # channel -> campaign served last (round-robin)
+        self._content: dict[int, _Content] = {}
+        self._senders: dict[str, asyncio.Task] = {}
+        self._pause_tasks: set[asyncio.Task] = set()
 
     # --- main loop -----------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
+        """The service's loop: bookkeeping every poll, one sender task per channel with work."""
         while not stop.is_set():
             try:
-                worked = await self.run_once(stop)
+                await self.coordinate()
+                for channel in await self._channels_with_work():
+                    task = self._senders.get(channel)
+                    if task is None or task.done():
+                        self._senders[channel] = asyncio.create_task(self._sender(channel, stop))
             except Exception:
                 log.exception("campaign runner failed; retrying")
-                worked = False
-            if not worked:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.poll_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.poll_seconds)
+        await asyncio.gather(*self._senders.values(), return_exceptions=True)
 
     async def run_once(self, stop: asyncio.Event | None = None) -> bool:
-        """Send the next due campaign if this process holds the sender lock; True if it did work."""
-        if not await locks.acquire(self.sessions, SENDER_LOCK, self.owner, self.lease):
-            return False
-        try:
-            await self._expire_overdue()
-            campaign_id = await self._claim_next()
-            if campaign_id is None:
-                return False
-            await self.send_campaign(campaign_id, stop)
-            return True
-        finally:
-            await locks.release(self.sessions, SENDER_LOCK, self.owner)
+        """Bookkeeping, then send what is due now on every channel; True if anything happened."""
+        worked = await self.coordinate()
+        channels = await self._channels_with_work()
+        if channels:
+            results = await asyncio.gather(*(self._sender(c, stop) for c in channels))
+            worked = any(results) or worked
+            worked = await self.coordinate() or worked
+        return worked
 
-    async def _expire_overdue(self) -> None:
+    # --- bookkeeping (every process) -------------------------------------------------
+    async def coordinate(self) -> bool:
+        self._wire_pacers()
+        worked = await self._expire_overdue()
+        worked = await self._start_due() or worked
+        worked = await self._finish_done() or worked
+        await self._progress_round()
+        await self._report_finished()
+        return worked
+
+    def _wire_pacers(self) -> None:
+        """A 429 seen by any adapter here is stored as a channel pause, for the sender anywhere."""
+        for name, adapter in self.channels.adapters.items():
+            pacer = getattr(adapter, "pacer", None)
+            if pacer is not None and getattr(pacer, "on_pause", None) is None:
+                pacer.on_pause = lambda seconds, name=name: self._spawn_pause(name, seconds)
+
+    def _spawn_pause(self, channel: str, seconds: float) -> None:
+        task = asyncio.get_running_loop().create_task(self.store_pause(channel, seconds))
+        self._pause_tasks.add(task)
+        task.add_done_callback(self._pause_tasks.discard)
+
+    async def store_pause(self, channel: str, seconds: float) -> None:
+        until = utcnow() + dt.timedelta(seconds=seconds)
+        try:
+            async with self.sessions.begin() as s:
+                result = await s.execute(update(ChannelPause).where(
+                    ChannelPause.channel == channel, ChannelPause.paused_until < until).values(paused_until=until))
+                if result.rowcount or await s.get(ChannelPause, channel) is not None:
+                    return  # extended, or a longer pause is already stored
+                s.add(ChannelPause(channel=channel, paused_until=until))
+        except IntegrityError:  # another process stored one at the same moment
+            await self.store_pause(channel, seconds)
+        except Exception:
+            log.warning("could not store the %s pause", channel, exc_info=True)
+
+    async def _expire_overdue(self) -> bool:
         now = utcnow()
         async with self.sessions.begin() as s:
             due = (await s.scalars(select(Campaign.id).where(
-                Campaign.state.in_(("scheduled", "pending_approval", "paused")), Campaign.expires_at < now))).all()
+                Campaign.state.in_(RUNNING_STATES), Campaign.expires_at < now))).all()
             for campaign_id in due:
-                await self._finish_expired(s, campaign_id)
+                await s.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.state.in_(RUNNING_STATES))
+                                .values(state="expired", finished_at=now))
+            # Also catches a retry recorded as pending just after a cancellation or expiry.
+            await s.execute(update(Delivery).where(
+                Delivery.state == "pending",
+                Delivery.campaign_id.in_(select(Campaign.id).where(Campaign.state.in_(("cancelled", "expired")))))
+                .values(state="skipped", error=_stop_reason_sql(), updated_at=now)
+                .execution_options(synchronize_session=False))
+        return bool(due)
 
-    async def _claim_next(self) -> int | None:
+    async def _start_due(self) -> bool:
         now = utcnow()
-        async with self.sessions.begin() as s:
-            candidates = (await s.scalars(select(Campaign.id).where(
-                Campaign.state.in_(("scheduled", "sending")), Campaign.scheduled_at <= now)
-                .order_by(Campaign.scheduled_at, Campaign.id).limit(5))).all()
-            for campaign_id in candidates:
-                claimed = await s.execute(update(Campaign).where(
-                    Campaign.id == campaign_id, Campaign.state.in_(("scheduled", "sending")),
-                    (Campaign.claimed_until.is_(None)) | (Campaign.claimed_until < now)
-                    | (Campaign.claimed_by == self.owner))
-                    .values(claimed_by=self.owner, claimed_until=now + self.lease))
-                if claimed.rowcount:
-                    return campaign_id
-        return None
-
-    # --- one campaign ------------------------------------------------------------------
-    async def send_campaign(self, campaign_id: int, stop: asyncio.Event | None = None) -> None:
-        await self._start(campaign_id)
         async with self.sessions() as s:
-            campaign = await s.get(Campaign, campaign_id)
-        assert campaign is not None
-        reply = campaign_reply(campaign)
-        progress = _Progress(self, campaign)
-        await progress.open()
-        while stop is None or not stop.is_set():
-            state = await self._renew(campaign_id)
-            if state != "sending":
-                break
-            if campaign.expires_at and utcnow() >= campaign.expires_at:
-                async with self.sessions.begin() as s:
-                    await self._finish_expired(s, campaign_id)
-                break
-            batch = await self._next_window(campaign_id)
-            if not batch:
-                await self._finish(campaign_id)
-                break
-            for rule in self.rules.values():  # rules with state (quotas) re-read it per window
-                prepare = getattr(rule, "prepare", None)
-                if prepare is not None:
-                    await prepare(self.sessions)
-            results = await asyncio.gather(*(self._deliver_one(row, reply) for row in batch))
-            await self._record(campaign_id, results)
-            await progress.maybe_update()
-        await progress.close()
+            due = (await s.scalars(select(Campaign.id).where(
+                Campaign.state == "scheduled", Campaign.scheduled_at <= now,
+                or_(Campaign.expires_at.is_(None), Campaign.expires_at > now))
+                .order_by(Campaign.scheduled_at, Campaign.id))).all()
+        started = False
+        for campaign_id in due:
+            started = await self._start(campaign_id) or started
+        return started
 
-    async def _start(self, campaign_id: int) -> None:
-        """First claim creates the delivery rows; a later claim resolves rows a crash left mid-send."""
+    async def _start(self, campaign_id: int) -> bool:
+        """First start creates the delivery rows; a resume only flips the state back."""
         now = utcnow()
         async with self.sessions.begin() as s:
             campaign = await s.get(Campaign, campaign_id)
-            assert campaign is not None
-            if campaign.state == "scheduled" and campaign.started_at is None:
-                rows = recipients_query(campaign.segment or {}, campaign.channel).subquery()
-                await s.execute(insert(Delivery).from_select(
-                    ["campaign_id", "user_id", "channel", "state", "attempts", "updated_at"],
-                    select(literal(campaign_id), rows.c.id, rows.c.channel, literal("pending"), literal(0),
-                           literal(now, type_=Delivery.__table__.c.updated_at.type))))
-                campaign.recipients = await s.scalar(
-                    select(func.count()).select_from(Delivery).where(Delivery.campaign_id == campaign_id)) or 0
-                campaign.started_at = now
-            else:
-                stuck = await s.execute(update(Delivery).where(
-                    Delivery.campaign_id == campaign_id, Delivery.state == "sending")
-                    .values(state="uncertain", error="process stopped while sending", updated_at=now))
-                if stuck.rowcount:
-                    campaign.uncertain = (campaign.uncertain or 0) + stuck.rowcount
-                    log.warning("campaign %s: %d deliveries were in flight at a crash; marked uncertain",
-                                campaign_id, stuck.rowcount)
-            campaign.state = "sending"
+            if campaign is None or campaign.state != "scheduled":
+                return False
+            if campaign.started_at is not None:
+                result = await s.execute(update(Campaign).where(Campaign.id == campaign_id,
+                                                                Campaign.state == "scheduled")
+                                         .values(state="sending"))
+                return bool(result.rowcount)
+            rows = recipients_query(campaign.segment or {}, campaign.channel)
+            count = await s.scalar(select(func.count()).select_from(rows.subquery())) or 0
+            if (self.approval_threshold is not None and count > self.approval_threshold
+                    and campaign.approved_by is None):
+                # The segment grew past the threshold since creation: a second person decides.
+                result = await s.execute(update(Campaign).where(Campaign.id == campaign_id,
+                                                                Campaign.state == "scheduled")
+                                         .values(state="pending_approval", requires_approval=True, recipients=count))
+                if result.rowcount:
+                    s.add(AuditLog(actor="campaign-engine", action="campaign.needs_approval",
+                                   target=str(campaign_id), detail={"recipients": count}))
+                    log.warning("campaign %s: %d recipients now, above the approval threshold", campaign_id, count)
+                return bool(result.rowcount)
+            result = await s.execute(update(Campaign).where(
+                Campaign.id == campaign_id, Campaign.state == "scheduled", Campaign.started_at.is_(None))
+                .values(state="sending", started_at=now))
+            if not result.rowcount:  # another process started it first
+                return False
+            sub = rows.subquery()
+            await s.execute(insert(Delivery).from_select(
+                ["campaign_id", "user_id", "channel", "state", "attempts", "parts_done", "updated_at"],
+                select(literal(campaign_id), sub.c.id, sub.c.channel, literal("pending"), literal(0), literal(0),
+                       literal(now, type_=Delivery.__table__.c.updated_at.type))))
+            recipients = await s.scalar(
+                select(func.count()).select_from(Delivery).where(Delivery.campaign_id == campaign_id)) or 0
+            await s.execute(update(Campaign).where(Campaign.id == campaign_id).values(recipients=recipients))
+        await self._open_progress(campaign_id)
+        return True
 
-    async def _renew(self, campaign_id: int) -> str | None:
-        """Extend both leases; returns the campaign's state (staff may have paused it)."""
-        await locks.acquire(self.sessions, SENDER_LOCK, self.owner, self.lease)
+    async def _finish_done(self) -> bool:
+        open_rows = exists().where(Delivery.campaign_id == Campaign.id, Delivery.state.in_(("pending", "sending")))
         async with self.sessions.begin() as s:
-            await s.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.claimed_by == self.owner)
-                            .values(claimed_until=utcnow() + self.lease))
-            return await s.scalar(select(Campaign.state).where(Campaign.id == campaign_id))
+            result = await s.execute(update(Campaign).where(Campaign.state == "sending", ~open_rows)
+                                     .values(state="done", finished_at=utcnow())
+                                     .execution_options(synchronize_session=False))
+            return bool(result.rowcount)
 
-    async def _next_window(self, campaign_id: int) -> list[tuple[int, str, str | None, dt.datetime | None, int]]:
-        """Mark the next few pending rows as `sending` and return (id, channel, platform id, last inbound, attempts)."""
-        async with self.sessions.begin() as s:
-            rows = (await s.execute(
-                select(Delivery.id, Delivery.channel, User.platform_id, User.last_inbound_at, Delivery.attempts,
-                       User.active)
-                .join(User, User.id == Delivery.user_id, isouter=True)
-                .where(Delivery.campaign_id == campaign_id, Delivery.state == "pending")
-                .order_by(Delivery.id).limit(self.window))).all()
-            if not rows:
-                return []
-            await s.execute(update(Delivery).where(Delivery.id.in_([r[0] for r in rows]))
-                            .values(state="sending", updated_at=utcnow()))
-            return [(r[0], r[1], r[2] if r[5] else None, r[3], r[4]) for r in rows]
+    # --- which channels need a sender --------------------------------------------------
+    async def _channels_with_work(self) -> list[str]:
+        names = list(dict.fromkeys([*self.channels.adapters, *BROADCAST_CHANNELS]))
+        now = utcnow()
+        found = []
+        async with self.sessions() as s:
+            for channel in names:
+                due = await s.scalar(select(Delivery.id).join(Campaign, Campaign.id == Delivery.campaign_id).where(
+                    Campaign.state == "sending", Delivery.channel == channel, Delivery.state == "pending",
+                    or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now)).limit(1))
+                # Rows left `sending` need a sender too: the next lease holder resolves them.
+                stuck = due or await s.scalar(select(Delivery.id).where(
+                    Delivery.state == "sending", Delivery.channel == channel).limit(1))
+                if due or stuck:
+                    found.append(channel)
+        return found
 
-    async def _deliver_one(self, row, reply: Reply) -> tuple[int, str, str | None, int]:
-        """-> (delivery id, new state, error, attempts)."""
-        delivery_id, channel, platform_id, last_inbound, attempts = row
-        if platform_id is None:
-            return delivery_id, "skipped", "recipient left or deleted their data", attempts
-        rule = self.rules.get(channel)
-        reason = rule(last_inbound) if rule else None
-        if reason:
-            return delivery_id, "skipped", reason, attempts
-        adapter = self.channels.adapters.get(channel)
-        if adapter is None:
-            return delivery_id, "skipped", f"channel {channel} is not running", attempts
+    # --- one channel's sender ----------------------------------------------------------
+    async def _sender(self, channel: str, stop: asyncio.Event | None) -> bool:
+        """Send what is due on `channel` while holding its lease; False if another process has it."""
+        name = SENDER_LOCK.format(channel=channel)
+        if not await locks.acquire(self.sessions, name, self.owner, self.lease):
+            return False
+        halt = asyncio.Event()
+        lost = asyncio.Event()
+        watchers = [asyncio.create_task(self._heartbeat(name, lost, halt))]
+        if stop is not None:
+            watchers.append(asyncio.create_task(_relay(stop, halt)))
         try:
-            await adapter.deliver(platform_id, reply, broadcast=True)
-            return delivery_id, "sent", None, attempts + 1
-        except RateLimited as exc:
-            return delivery_id, "pending", f"rate limited ({exc.retry_after:.0f}s)", attempts  # not an attempt
-        except RecipientGone as exc:
-            if self.on_unreachable is not None:
-                await self.on_unreachable(channel, platform_id)
-            return delivery_id, "blocked", exc.reason[:300], attempts + 1
-        except OutsideWindow as exc:
-            return delivery_id, "skipped", exc.reason[:300] or "outside messaging window", attempts + 1
-        except Rejected as exc:
-            return delivery_id, "failed", exc.reason[:300], attempts + 1
-        except (Transient, SendError) as exc:
-            attempts += 1
-            if attempts >= MAX_ATTEMPTS:
-                return delivery_id, "failed", f"gave up: {exc.reason}"[:300], attempts
-            await asyncio.sleep(min(30.0, 0.5 * 2**attempts))
-            return delivery_id, "pending", exc.reason[:300], attempts
+            resolved = await self._resolve_stuck(channel)
+            adapter = self.channels.adapters.get(channel)
+            if adapter is None or not hasattr(adapter, "deliver"):
+                return await self._skip_channel(channel, adapter) or resolved
+            return await self._pump(channel, adapter, halt, lost) or resolved
+        finally:
+            for task in watchers:
+                task.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
+            if not lost.is_set():
+                with contextlib.suppress(Exception):
+                    await locks.release(self.sessions, name, self.owner)
 
-    async def _record(self, campaign_id: int, results) -> None:
+    async def _heartbeat(self, name: str, lost: asyncio.Event, halt: asyncio.Event) -> None:
+        """Renew the lease; stop the sender at once if a renewal fails or comes too late."""
+        lease = self.lease.total_seconds()
+        last_ok = time.monotonic()  # the lease is ours until at least last_ok + lease
+        delay = lease / 3
+        while True:
+            await asyncio.sleep(delay)
+            started = time.monotonic()
+            try:
+                ok = await locks.acquire(self.sessions, name, self.owner, self.lease)
+            except Exception:  # the database hiccupped: the lease still runs, try again soon
+                log.warning("could not renew %s", name, exc_info=True)
+                ok = None
+            if ok and started - last_ok < lease:
+                last_ok, delay = started, lease / 3
+                continue
+            if ok is None and time.monotonic() - last_ok < 0.7 * lease:
+                delay = min(lease / 10, 1.0)
+                continue
+            log.error("%s: lease lost (taken, or not renewed in time); this process stops sending", name)
+            lost.set()
+            halt.set()
+            return
+
+    async def _resolve_stuck(self, channel: str) -> bool:
+        """Rows another holder left `sending` (it crashed or lost the lease) become uncertain."""
         now = utcnow()
         async with self.sessions.begin() as s:
-            for delivery_id, state, error, attempts in results:
-                await s.execute(update(Delivery).where(Delivery.id == delivery_id).values(
-                    state=state, error=error, attempts=attempts, updated_at=now))
+            stuck = (await s.execute(select(Delivery.campaign_id, func.count()).where(
+                Delivery.channel == channel, Delivery.state == "sending").group_by(Delivery.campaign_id))).all()
+            if not stuck:
+                return False
+            await s.execute(update(Delivery).where(Delivery.channel == channel, Delivery.state == "sending")
+                            .values(state="uncertain", error="process stopped while sending", updated_at=now)
+                            .execution_options(synchronize_session=False))
+            for campaign_id, n in stuck:
+                await s.execute(update(Campaign).where(Campaign.id == campaign_id)
+                                .values(uncertain=Campaign.uncertain + n))
+                log.warning("campaign %s: %d %s deliveries were in flight when a sender stopped; marked uncertain",
+                            campaign_id, n, channel)
+        return True
 
-    async def _finish(self, campaign_id: int) -> None:
+    async def _skip_channel(self, channel: str, adapter) -> bool:
+        """Rows for a channel this process cannot send on are skipped, with the reason."""
+        reason = f"channel {channel} " + ("is not running" if adapter is None else "cannot deliver broadcasts")
         async with self.sessions.begin() as s:
-            await s.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.state == "sending")
-                            .values(state="done", finished_at=utcnow(), claimed_until=None))
+            result = await s.execute(update(Delivery).where(
+                Delivery.channel == channel, Delivery.state == "pending",
+                Delivery.campaign_id.in_(select(Campaign.id).where(Campaign.state == "sending")))
+                .values(state="skipped", error=reason, updated_at=utcnow())
+                .execution_options(synchronize_session=False))
+            return bool(result.rowcount)
 
-    async def _finish_expired(self, s, campaign_id: int) -> None:
+    async def _pump(self, channel: str, adapter, halt: asyncio.Event, lost: asyncio.Event) -> bool:
+        """Keep a window of deliveries in flight until nothing is due; write results in batches."""
+        tasks: set[asyncio.Task] = set()
+        outcomes: list[Outcome] = []
+        changed = asyncio.Event()
+        waker = asyncio.create_task(_relay(halt, changed))
+        resumable = "skip_parts" in inspect.signature(adapter.deliver).parameters
+        worked = False
+        low_water = 0  # refill once no more than half the window is in flight
+        idle_since: float | None = None  # last time a claim found nothing due
+        last_flush = last_progress = time.monotonic()
+
+        def finished(task: asyncio.Task) -> None:
+            tasks.discard(task)
+            if not task.cancelled() and task.exception() is None:
+                outcomes.append(task.result())
+            changed.set()
+
+        try:
+            while not halt.is_set():
+                now = time.monotonic()
+                if len(tasks) <= low_water and (idle_since is None or now - idle_since > 2 * RECORD_EVERY):
+                    batch, window = await self._claim_next(channel, adapter, len(tasks))
+                    if batch is None:
+                        idle_since = now
+                    elif batch:
+                        idle_since, worked, low_water = None, True, window // 2
+                        for content, row in batch:
+                            task = asyncio.create_task(self._deliver(channel, adapter, content, row, resumable))
+                            tasks.add(task)
+                            task.add_done_callback(finished)
+                if not tasks and not outcomes and idle_since is not None:
+                    break
+                now = time.monotonic()
+                if outcomes and (now - last_flush >= RECORD_EVERY or not tasks):
+                    ready = outcomes[:]
+                    outcomes.clear()
+                    await self._record(ready)
+                    last_flush = now
+                if now - last_progress >= self.progress_every:
+                    last_progress = now
+                    await self._progress_round()
+                if tasks:
+                    changed.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(changed.wait(), RECORD_EVERY)
+        finally:
+            waker.cancel()
+            if tasks and not lost.is_set():  # shutting down: let what is in flight finish
+                await asyncio.wait(set(tasks), timeout=STOP_GRACE)
+            for task in set(tasks):  # lease lost: stop at once; these rows will read `uncertain`
+                task.cancel()
+            await asyncio.gather(*tasks, waker, return_exceptions=True)
+            if outcomes:
+                await self._record(outcomes[:])
+        return worked
+
+    async def _claim_next(self, channel: str, adapter,
+                          in_flight: int) -> tuple[list[tuple[_Content, Claimed]] | None, int]:
+        """(rows to send next, from the due campaigns in turn, and that campaign's window);
+        rows are [] if the window is full, None if nothing is due now."""
+        await self._sync_pause(channel, adapter)
         now = utcnow()
-        await s.execute(update(Delivery).where(Delivery.campaign_id == campaign_id, Delivery.state == "pending")
-                        .values(state="skipped", error="expired", updated_at=now))
-        await s.execute(update(Campaign).where(Campaign.id == campaign_id)
-                        .values(state="expired", finished_at=now, claimed_until=None))
+        async with self.sessions() as s:
+            campaign_ids = list((await s.scalars(select(Campaign.id).where(
+                Campaign.state == "sending", or_(Campaign.expires_at.is_(None), Campaign.expires_at > now))
+                .order_by(Campaign.id))).all())
+        last = self._rr.get(channel, 0)
+        ordered = [c for c in campaign_ids if c > last] + [c for c in campaign_ids if c <= last]
+        full = False
+        for campaign_id in ordered:
+            content = await self._campaign_content(campaign_id)
+            window = self._window(adapter, content.parts)
+            if in_flight > window // 2:
+                full = True
+                continue
+            rows = await self._claim(channel, campaign_id, window - in_flight)
+            if rows:
+                self._rr[channel] = campaign_id
+                return [(content, row) for row in rows], window
+        return ([] if full else None), 0
 
+    def _window(self, adapter, parts: int) -> int:
+        if self.window is not None:
+            return self.window
+        pacer = getattr(adapter, "pacer", None)
+        if pacer is None:
+            return MIN_WINDOW * 2
+        return window_size(pacer.rate, parts, pacer.per_chat_interval)
 
-class _Progress:
-    """The status message of the staff member who launched a campaign, edited as it goes."""
+    async def _campaign_content(self, campaign_id: int) -> _Content:
+        content = self._content.get(campaign_id)
+        if content is None:
+            async with self.sessions() as s:
+                campaign = await s.get(Campaign, campaign_id)
+            reply = campaign_reply(campaign)
+            content = self._content[campaign_id] = _Content(reply, message_parts(reply))
+        return content
 
-    def __init__(self, runner: CampaignRunner, campaign: Campaign):
-        self.runner = runner
-        self.campaign = campaign
-        self.message_id: int | None = campaign.report_message_id
-        self.last = 0.0
-        self.started = time.monotonic()
-        self.sent_at_start: int | None = None
+    async def _sync_pause(self, channel: str, adapter) -> None:
+        """Honour a 429 another process received (stored by store_pause)."""
+        pacer = getattr(adapter, "pacer", None)
+        if pacer is None:
+            return
+        async with self.sessions() as s:
+            until = await s.scalar(select(ChannelPause.paused_until).where(ChannelPause.channel == channel))
+        if until is not None:
+            remaining = (until - utcnow()).total_seconds()
+            if remaining > pacer.paused_for:
+                pacer.hold(remaining)
 
-    @property
-    def adapter(self):
-        c = self.campaign
-        return self.runner.channels.adapters.get(c.report_channel) if c.report_channel and c.report_chat else None
+    async def _claim(self, channel: str, campaign_id: int, limit: int) -> list[Claimed]:
+        now = utcnow()
+        rule = self.rules.get(channel)
+        prepare = getattr(rule, "prepare", None)
+        if prepare is not None:  # rules with state (quotas) re-read it per window
+            await prepare(self.sessions)
+        async with self.sessions.begin() as s:
+            due = (select(Delivery.id, Delivery.user_id).where(
+                Delivery.campaign_id == campaign_id, Delivery.channel == channel, Delivery.state == "pending",
+                or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now))
+                .order_by(Delivery.id).limit(limit))
+            if s.bind.dialect.name == "postgresql":
+                # Rows another transaction is claiming are skipped, not waited for. A separate
+                # SELECT: inside `IN (...)` PostgreSQL may re-run a LIMIT ... SKIP LOCKED subquery
+                # and claim more than the limit.
+                due = due.with_for_update(skip_locked=True, of=Delivery)
+            candidates = dict((await s.execute(due)).all())
+            if not candidates:
+                return []
+            # Read before writing: on SQLite the write lock is then held only for the UPDATE.
+            people = {row.id: row for row in (await s.execute(
+                select(User.id, User.platform_id, User.active, User.last_inbound_at,
+                       Subscription.active.label("subscribed"))
+                .join(Subscription, Subscription.user_id == User.id, isouter=True)
+                .where(User.id.in_([u for u in candidates.values() if u is not None])))).all()}
+            # `state = 'pending'` again: on SQLite another writer may have claimed some meanwhile.
+            claimed = (await s.execute(
+                update(Delivery).where(Delivery.id.in_(list(candidates)), Delivery.state == "pending")
+                .values(state="sending", updated_at=now)
+                .returning(Delivery.id, Delivery.user_id, Delivery.attempts, Delivery.parts_done)
+                .execution_options(synchronize_session=False))).all()
+        rows = []
+        for delivery_id, user_id, attempts, parts_done in sorted(claimed):
+            person = people.get(user_id)
+            row = Claimed(delivery_id, campaign_id, person.platform_id if person else None, attempts, parts_done)
+            if person is None:
+                row.skip = "recipient deleted their data"
+            elif not person.active:
+                row.skip = "recipient is no longer reachable"
+            elif not person.subscribed:
+                row.skip = "unsubscribed"
+            elif rule is not None:
+                row.skip = rule(person.last_inbound_at)
+            rows.append(row)
+        return rows
 
-    async def counts(self) -> Counter:
-        async with self.runner.sessions() as s:
-            rows = await s.execute(select(Delivery.state, func.count()).where(
-                Delivery.campaign_id == self.campaign.id).group_by(Delivery.state))
-            return Counter({state: n for state, n in rows})
+    async def _deliver(self, channel: str, adapter, content: _Content, row: Claimed, resumable: bool) -> Outcome:
+        """One delivery attempt; every failure becomes an outcome, none escapes."""
+        def outcome(state: str, error: str | None, attempts: int, parts: int = row.parts_done,
+                    retry_in: float | None = None) -> Outcome:
+            at = utcnow() + dt.timedelta(seconds=retry_in) if retry_in is not None else None
+            return Outcome(row.id, row.campaign_id, state, error[:300] if error else None, attempts, parts, at)
 
-    def render(self, counts: Counter, final: bool = False) -> Reply:
-        c = self.campaign
+        if row.skip:
+            return outcome("skipped", row.skip, row.attempts)
+        kwargs: dict = {"broadcast": True}
+        if resumable and row.parts_done:
+            kwargs["skip_parts"] = row.parts_done
+        try:
+            await adapter.deliver(row.platform_id, content.reply, **kwargs)
+            return outcome("sent", None, row.attempts + 1, content.parts)
+        except asyncio.CancelledError:
+            raise
+        except SendError as exc:
+            parts = max(row.parts_done, getattr(exc, "parts_done", 0) if resumable else 0)
+            reason = exc.reason or type(exc).__name__
+            if parts:
+                reason = f"{reason} (after {parts} of {content.parts} parts)"
+            if isinstance(exc, RateLimited):  # not an attempt: the platform asked us to wait
+                return outcome("pending", f"rate limited ({exc.retry_after:.0f}s)", row.attempts, parts,
+                               retry_in=exc.retry_after)
+            attempts = row.attempts + 1
+            if isinstance(exc, RecipientGone):
+                if self.on_unreachable is not None:
+                    with contextlib.suppress(Exception):
+                        await self.on_unreachable(channel, row.platform_id)
+                return outcome("blocked", reason, attempts, parts)
+            if isinstance(exc, OutsideWindow):
+                return outcome("skipped", exc.reason or "outside messaging window", attempts, parts)
+            if isinstance(exc, Rejected):
+                return outcome("failed", reason, attempts, parts)
+            if attempts >= self.max_attempts:
+                return outcome("failed", f"gave up after {attempts} attempts: {reason}", attempts, parts)
+            kind = "transient" if isinstance(exc, Transient) else type(exc).__name__
+            return outcome("pending", f"{kind}: {reason}", attempts, parts, retry_in=self.backoff(attempts))
+        except Exception as exc:  # a bug or an unmapped error: this row fails, the others go on
+            log.exception("campaign %s: unexpected error delivering %s", row.campaign_id, row.id)
+            return outcome("failed", f"unexpected error: {type(exc).__name__}: {exc}", row.attempts + 1)
+
+    async def _record(self, outcomes: list[Outcome]) -> None:
+        """Write results, only onto rows still `sending` (a later holder may have resolved them)."""
+        now = utcnow()
+        async with self.sessions.begin() as s:
+            retrying = {o.campaign_id for o in outcomes if o.state == "pending"}
+            if retrying:  # a retry of a campaign stopped meanwhile is dropped, with the reason
+                states = dict((await s.execute(select(Campaign.id, Campaign.state)
+                                               .where(Campaign.id.in_(retrying)))).all())
+                for o in outcomes:
+                    if o.state == "pending" and states.get(o.campaign_id) in ("cancelled", "expired"):
+                        o.state, o.error, o.next_attempt_at = "skipped", states[o.campaign_id], None
+            table = Delivery.__table__
+            await s.execute(
+                table.update().where(table.c.id == bindparam("b_id"), table.c.state == "sending").values(
+                    state=bindparam("b_state"), error=bindparam("b_error"), attempts=bindparam("b_attempts"),
+                    parts_done=bindparam("b_parts"), next_attempt_at=bindparam("b_next"), updated_at=now),
+                [{"b_id": o.id, "b_state": o.state, "b_error": o.error, "b_attempts": o.attempts,
+                  "b_parts": o.parts_done, "b_next": o.next_attempt_at} for o in outcomes])
+
+    # --- progress and reports ------------------------------------------------------------
+    def _report_adapter(self, campaign: Campaign):
+        if not campaign.report_channel or not campaign.report_chat:
+            return None
+        return self.channels.adapters.get(campaign.report_channel)
+
+    async def counts(self, campaign_id: int) -> dict[str, Counter]:
+        """Delivery counts by channel and state."""
+        async with self.sessions() as s:
+            rows = await s.execute(select(Delivery.channel, Delivery.state, func.count()).where(
+                Delivery.campaign_id == campaign_id).group_by(Delivery.channel, Delivery.state))
+            by_channel: dict[str, Counter] = {}
+            for channel, state, n in rows:
+                by_channel.setdefault(channel, Counter())[state] = n
+            return by_channel
+
+    def eta_seconds(self, campaign: Campaign, by_channel: dict[str, Counter]) -> float:
+        """Time left at each channel's configured rate (channels send in parallel)."""
+        parts = message_parts(campaign_reply(campaign))
+        longest = 0.0
+        for channel, counts in by_channel.items():
+            pacer = getattr(self.channels.adapters.get(channel), "pacer", None)
+            rate = pacer.rate if pacer is not None else 1.0
+            wait = pacer.paused_for if pacer is not None else 0.0
+            remaining = counts["pending"] + counts["sending"]
+            if remaining:
+                longest = max(longest, wait + remaining * parts / rate)
+        return longest
+
+    def render(self, campaign: Campaign, by_channel: dict[str, Counter], state: str) -> Reply:
+        counts = sum(by_channel.values(), Counter())
         total = sum(counts.values())
         remaining = counts["pending"] + counts["sending"]
-        done = total - remaining
-        line = (f"📣 Chiến dịch #{c.id} \"{c.title}\"\n"
+        line = (f"📣 Chiến dịch #{campaign.id} \"{campaign.title}\" — {STATE_LABELS.get(state, state)}\n"
                 f"Đã gửi {counts['sent']}/{total} · lỗi {counts['failed']} · chặn bot {counts['blocked']} · "
                 f"bỏ qua {counts['skipped']} · không chắc chắn {counts['uncertain']} · còn lại {remaining}")
-        if final:
-            return Reply("✅ Kết thúc. " + line, kind="notice")
-        elapsed = time.monotonic() - self.started
-        sent_now = done - (self.sent_at_start or 0)
-        if sent_now > 0 and remaining:
-            eta = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=elapsed / sent_now * remaining)
-            line += f"\nDự kiến xong lúc {eta.astimezone(dt.timezone(dt.timedelta(hours=7))):%H:%M}"
+        if state == "sending" and remaining:
+            seconds = self.eta_seconds(campaign, by_channel)
+            eta = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)
+            line += f"\nDự kiến xong lúc {eta.astimezone(LOCAL_TZ):%H:%M} (còn khoảng {_duration(seconds)})"
+        if state in FINAL_STATES:
+            head = {"done": "✅ Kết thúc.", "expired": "⌛ Hết hạn: tin chưa gửi đã được bỏ.",
+                    "cancelled": "🛑 Đã hủy: tin chưa gửi đã được bỏ."}[state]
+            line = f"{head} {line}"
+            if counts["uncertain"]:
+                line += ("\nTin \"không chắc chắn\": đang gửi thì tiến trình dừng, có thể đã tới người nhận; "
+                         "không gửi lại để tránh trùng.")
         return Reply(line, kind="notice")
 
-    async def open(self) -> None:
-        counts = await self.counts()
-        self.sent_at_start = sum(counts.values()) - counts["pending"] - counts["sending"]
-        adapter = self.adapter
-        if adapter is None or self.message_id is not None:
+    async def _open_progress(self, campaign_id: int) -> None:
+        async with self.sessions() as s:
+            campaign = await s.get(Campaign, campaign_id)
+        adapter = self._report_adapter(campaign) if campaign else None
+        if adapter is None or campaign.report_message_id is not None:
             return
         try:
-            self.message_id = await adapter.send(self.campaign.report_chat, self.render(counts))
+            message_id = await adapter.send(campaign.report_chat,
+                                            self.render(campaign, await self.counts(campaign_id), "sending"))
         except Exception:
             log.warning("could not post campaign progress", exc_info=True)
             return
-        async with self.runner.sessions.begin() as s:
-            await s.execute(update(Campaign).where(Campaign.id == self.campaign.id)
-                            .values(report_message_id=self.message_id))
+        async with self.sessions.begin() as s:
+            await s.execute(update(Campaign).where(Campaign.id == campaign_id)
+                            .values(report_message_id=message_id, progress_at=utcnow()))
 
-    async def maybe_update(self) -> None:
-        adapter = self.adapter
-        if adapter is None or self.message_id is None or time.monotonic() - self.last < PROGRESS_EVERY:
-            return
-        self.last = time.monotonic()
-        await adapter.edit(self.campaign.report_chat, self.message_id, self.render(await self.counts()))
+    async def _progress_round(self) -> None:
+        """Edit the progress message of running campaigns; one process per edit (progress_at)."""
+        now = utcnow()
+        async with self.sessions() as s:
+            campaigns = list(await s.scalars(select(Campaign).where(
+                Campaign.state.in_(("sending", "paused")), Campaign.report_chat.is_not(None),
+                or_(Campaign.progress_at.is_(None),
+                    Campaign.progress_at < now - dt.timedelta(seconds=self.progress_every)))))
+        for campaign in campaigns:
+            adapter = self._report_adapter(campaign)
+            if adapter is None:
+                continue
+            edits = getattr(adapter, "edits_messages", True) and campaign.report_message_id is not None
+            every = self.progress_every if edits else max(self.progress_every, PROGRESS_MESSAGE_EVERY)
+            async with self.sessions.begin() as s:
+                claimed = await s.execute(update(Campaign).where(
+                    Campaign.id == campaign.id,
+                    or_(Campaign.progress_at.is_(None), Campaign.progress_at < now - dt.timedelta(seconds=every)))
+                    .values(progress_at=now))
+            if not claimed.rowcount:
+                continue
+            reply = self.render(campaign, await self.counts(campaign.id), campaign.state)
+            try:
+                if edits:
+                    await adapter.edit(campaign.report_chat, campaign.report_message_id, reply)
+                else:
+                    await adapter.send(campaign.report_chat, reply)
+            except Exception:
+                log.warning("could not update campaign %s progress", campaign.id, exc_info=True)
 
-    async def close(self) -> None:
-        adapter = self.adapter
-        if adapter is None:
-            return
-        async with self.runner.sessions() as s:
-            state = await s.scalar(select(Campaign.state).where(Campaign.id == self.campaign.id))
-        if state not in ("done", "expired"):
-            return
-        counts = await self.counts()
-        if self.message_id is not None:
-            await adapter.edit(self.campaign.report_chat, self.message_id, self.render(counts))
-        try:
-            await adapter.send(self.campaign.report_chat, self.render(counts, final=True))
-        except Exception:
-            log.warning("could not post the campaign report", exc_info=True)
+    async def _report_finished(self) -> None:
+        """One final report per finished campaign (done, expired, cancelled once it had started)."""
+        in_flight = exists().where(Delivery.campaign_id == Campaign.id, Delivery.state == "sending")
+        async with self.sessions() as s:
+            campaigns = list(await s.scalars(select(Campaign).where(
+                Campaign.state.in_(FINAL_STATES), Campaign.reported_at.is_(None), Campaign.report_chat.is_not(None),
+                or_(Campaign.state != "cancelled", Campaign.started_at.is_not(None)), ~in_flight)))
+        for campaign in campaigns:
+            adapter = self._report_adapter(campaign)
+            if adapter is None:
+                continue
+            async with self.sessions.begin() as s:
+                claimed = await s.execute(update(Campaign).where(Campaign.id == campaign.id,
+                                                                 Campaign.reported_at.is_(None))
+                                          .values(reported_at=utcnow()))
+            if not claimed.rowcount:
+                continue
+            by_channel = await self.counts(campaign.id)
+            try:
+                if campaign.report_message_id is not None and getattr(adapter, "edits_messages", True):
+                    await adapter.edit(campaign.report_chat, campaign.report_message_id,
+                                       self.render(campaign, by_channel, campaign.state))
+                await adapter.send(campaign.report_chat, self.render(campaign, by_channel, campaign.state))
+            except Exception:
+                log.warning("could not post the report of campaign %s", campaign.id, exc_info=True)
+
+
+def _stop_reason_sql():
+    """'cancelled' or 'expired': the state of the row's campaign, as the skip reason."""
+    return select(Campaign.state).where(Campaign.id == Delivery.campaign_id).scalar_subquery()
+
+
+def _duration(seconds: float) -> str:
+    minutes = math.ceil(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} phút"
+    return f"{minutes // 60} giờ {minutes % 60} phút"
+
+
+async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()
+

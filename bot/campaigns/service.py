@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Text, cast, func, or_, select, update
 
-from bot.storage.models import AuditLog, Campaign, Delivery, Subscription, User, utcnow
+from bot.storage.models import AuditLog, Campaign, Delivery, Staff, Subscription, User, utcnow
 from handlers.messages import Link, Quiz, Reply
 from knowledge.schema import TOPICS
 
@@ -17,7 +17,21 @@ UNSUBSCRIBE_FOOTER = "—\nNgừng nhận tin: gõ /huydangky hoặc nhắn \"d�
 CHANNELS = ("telegram", "zalo", "all")
 # "zalo" reaches citizens on both Zalo products: the Official Account and the Zalo Bot.
 CHANNEL_GROUPS = {"zalo": ("zalo", "zalobot")}
+# Channels whose adapter can deliver a broadcast. Web-chat users are not in any segment:
+# the chat page has no push, a campaign would sit in an outbox nobody reads.
+BROADCAST_CHANNELS = ("telegram", "zalo", "zalobot")
 DELIVERY_STATES = ("pending", "sending", "sent", "failed", "blocked", "skipped", "uncertain")
+APPROVER_ROLES = ("admin", "staff")
+MAX_TEXT = 3500
+MAX_LINKS = 6
+MAX_LINK_LABEL = 64
+# Telegram's poll limits (telegram.constants.PollLimit, PTB 22.8): the strictest of our channels.
+QUIZ_MAX_QUESTION = 300
+QUIZ_MAX_OPTIONS = 12
+QUIZ_MAX_OPTION = 100
+QUIZ_MAX_EXPLANATION = 200
+QUIZ_MAX_EXPLANATION_LINE_FEEDS = 2
+PAST_GRACE = dt.timedelta(minutes=1)  # "--at" a few seconds ago is a slow typist, not a mistake
 
 
 class CampaignError(ValueError):
@@ -41,6 +55,10 @@ class CampaignDraft:
     report_chat: str | None = None
 
 
+def _local(value: dt.datetime) -> str:
+    return value.astimezone(LOCAL_TZ).strftime("%H:%M %d/%m/%Y")
+
+
 def parse_local_time(text: str) -> dt.datetime:
     """ISO-8601; without an offset it is Vietnam time (Asia/Ho_Chi_Minh)."""
     try:
@@ -60,10 +78,41 @@ def campaign_reply(c: Campaign) -> Reply:
     return Reply(text, links=links, kind="campaign", image_url=c.image_url, quiz=quiz)
 
 
+def validate_quiz(quiz: Quiz) -> None:
+    """Within Telegram's poll limits, with the correct answer among the options."""
+    if not isinstance(quiz.question, str) or not 1 <= len(quiz.question.strip()) <= QUIZ_MAX_QUESTION:
+        raise CampaignError(f"câu hỏi của câu đố cần 1-{QUIZ_MAX_QUESTION} ký tự")
+    if not isinstance(quiz.options, list) or not 2 <= len(quiz.options) <= QUIZ_MAX_OPTIONS:
+        raise CampaignError(f"câu đố cần 2-{QUIZ_MAX_OPTIONS} phương án")
+    for option in quiz.options:
+        if not isinstance(option, str) or not 1 <= len(option.strip()) <= QUIZ_MAX_OPTION:
+            raise CampaignError(f"mỗi phương án cần 1-{QUIZ_MAX_OPTION} ký tự: {option!r}")
+    if len({o.strip().lower() for o in quiz.options}) != len(quiz.options):
+        raise CampaignError("các phương án của câu đố phải khác nhau")
+    if isinstance(quiz.correct, bool) or not isinstance(quiz.correct, int) \
+            or not 0 <= quiz.correct < len(quiz.options):
+        raise CampaignError(f"đáp án đúng là số thứ tự phương án, từ 0 đến {len(quiz.options) - 1}")
+    explanation = quiz.explanation or ""
+    if not isinstance(explanation, str) or len(explanation) > QUIZ_MAX_EXPLANATION \
+            or explanation.count("\n") > QUIZ_MAX_EXPLANATION_LINE_FEEDS:
+        raise CampaignError(f"lời giải thích tối đa {QUIZ_MAX_EXPLANATION} ký tự và "
+                            f"{QUIZ_MAX_EXPLANATION_LINE_FEEDS} lần xuống dòng")
+
+
+def parse_link(text: str) -> Link:
+    """'LABEL=URL' (CLI) or 'LABEL | URL' (chat) -> Link; https only."""
+    for sep in ("|", "="):
+        label, found, url = text.partition(sep)
+        if found and url.strip().startswith("https://"):
+            return Link(label.strip(), url.strip())
+    raise CampaignError(f"liên kết cần dạng NHÃN=https://... : {text!r}")
+
+
 def recipients_query(segment: dict, channel: str):
     """Active subscribers in the segment: wards OR-ed, topics OR-ed, the two AND-ed."""
     query = (select(User.id, User.channel).join(Subscription, Subscription.user_id == User.id)
-             .where(User.active.is_(True), Subscription.active.is_(True)))
+             .where(User.active.is_(True), Subscription.active.is_(True),
+                    User.channel.in_(BROADCAST_CHANNELS)))
     if segment.get("wards"):
         query = query.where(Subscription.ward.in_(segment["wards"]))
     if segment.get("topics"):
@@ -84,7 +133,7 @@ class CampaignService:
     def _validate(self, d: CampaignDraft) -> None:
         if not d.title.strip() or not d.text.strip():
             raise CampaignError("cần có tiêu đề và nội dung")
-        if len(d.text) > 3500:
+        if len(d.text) > MAX_TEXT:
             raise CampaignError("nội dung quá dài (tối đa 3.500 ký tự)")
         if d.channel not in CHANNELS:
             raise CampaignError(f"kênh phải là một trong {', '.join(CHANNELS)}")
@@ -95,14 +144,23 @@ class CampaignService:
             bad = [w for w in d.wards if w not in self.known_wards]
             if bad:
                 raise CampaignError(f"phường/xã không có trong cấu hình WARDS: {', '.join(bad)}")
+        if len(d.links) > MAX_LINKS:
+            raise CampaignError(f"tối đa {MAX_LINKS} liên kết")
         for link in d.links:
-            if not link.url.startswith("https://"):
-                raise CampaignError(f"liên kết phải là https: {link.url}")
-        if d.image_url and not d.image_url.startswith("https://"):
+            if not link.url.startswith("https://") or len(link.url) > 1000 or any(c.isspace() for c in link.url):
+                raise CampaignError(f"liên kết phải là địa chỉ https: {link.url}")
+            if not 1 <= len(link.label.strip()) <= MAX_LINK_LABEL:
+                raise CampaignError(f"nhãn liên kết cần 1-{MAX_LINK_LABEL} ký tự: {link.label!r}")
+        if d.image_url and (not d.image_url.startswith("https://") or len(d.image_url) > 1000):
             raise CampaignError("ảnh phải là địa chỉ https")
-        if d.quiz and not (2 <= len(d.quiz.options) <= 10 and 0 <= d.quiz.correct < len(d.quiz.options)):
-            raise CampaignError("câu đố cần 2-10 phương án và đáp án đúng nằm trong số đó")
-        if d.expires_at and d.scheduled_at and d.expires_at <= d.scheduled_at:
+        if d.quiz:
+            validate_quiz(d.quiz)
+        now = utcnow()
+        if d.scheduled_at and d.scheduled_at < now - PAST_GRACE:
+            raise CampaignError(f"thời điểm gửi {_local(d.scheduled_at)} đã qua; chọn một thời điểm sắp tới")
+        if d.expires_at and d.expires_at <= now:
+            raise CampaignError(f"thời hạn {_local(d.expires_at)} đã qua; chọn một thời điểm sắp tới")
+        if d.expires_at and d.expires_at <= (d.scheduled_at or now):
             raise CampaignError("thời hạn phải sau thời điểm gửi")
 
     async def count_recipients(self, segment: dict, channel: str) -> int:
@@ -129,21 +187,32 @@ class CampaignService:
                            detail={"recipients": count, "state": state}))
             return row
 
-    async def update_draft(self, campaign_id: int, *, segment: dict | None = None,
-                           scheduled_at: dt.datetime | None = None) -> Campaign:
-        """Change a draft's segment or time; the recipient count and approval need follow."""
+    async def update_draft(self, campaign_id: int, **changes) -> Campaign:
+        """Change a draft (segment, scheduled_at, expires_at, channel, links, image_url), validated
+        like a new campaign; the recipient count and the approval need follow."""
+        allowed = {"segment", "scheduled_at", "expires_at", "channel", "links", "image_url"}
+        if set(changes) - allowed:
+            raise TypeError(f"cannot change {sorted(set(changes) - allowed)}")
         row = await self.get(campaign_id)
         if row.state != "draft":
             raise CampaignError(f"chiến dịch #{campaign_id} không còn là bản nháp")
-        values: dict = {}
-        if segment is not None:
-            values["segment"] = segment
-            values["recipients"] = count = await self.count_recipients(segment, row.channel)
+        segment = changes.get("segment", row.segment or {})
+        links = changes.get("links", [Link(item["label"], item["url"]) for item in row.links or []])
+        self._validate(CampaignDraft(
+            title=row.title, text=row.text, created_by=row.created_by, wards=segment.get("wards", []),
+            topics=segment.get("topics", []), channel=changes.get("channel", row.channel), links=links,
+            image_url=changes.get("image_url", row.image_url), quiz=Quiz(**row.quiz) if row.quiz else None,
+            scheduled_at=changes.get("scheduled_at", row.scheduled_at),
+            expires_at=changes.get("expires_at", row.expires_at)))
+        values = dict(changes)
+        if "links" in values:
+            values["links"] = [{"label": link.label, "url": link.url} for link in links]
+        if "segment" in values or "channel" in values:
+            values["recipients"] = count = await self.count_recipients(segment, changes.get("channel", row.channel))
             values["requires_approval"] = count > self.approval_threshold
-        if scheduled_at is not None:
-            values["scheduled_at"] = scheduled_at
         async with self.sessions.begin() as s:
-            await s.execute(update(Campaign).where(Campaign.id == campaign_id).values(**values))
+            await s.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.state == "draft")
+                            .values(**values))
         return await self.get(campaign_id)
 
     async def get(self, campaign_id: int) -> Campaign:
@@ -160,28 +229,62 @@ class CampaignService:
         state = "pending_approval" if row.requires_approval else "scheduled"
         return await self._transition(campaign_id, ("draft",), state, by, "campaign.confirm")
 
+    async def find_staff(self, who: str) -> Staff | None:
+        """The active staff account named by a dashboard username or `<channel>:<id>`."""
+        who = (who or "").strip()
+        channel, sep, platform_id = who.partition(":")
+        async with self.sessions() as s:
+            if sep:
+                query = select(Staff).where(Staff.channel == channel, Staff.platform_id == platform_id)
+            else:
+                query = select(Staff).where(Staff.username == who.lower())
+            return await s.scalar(query.where(Staff.active.is_(True)))
+
+    async def staff_member(self, who: str) -> Staff:
+        """Like find_staff, but only admins and staff, else a CampaignError saying so."""
+        row = await self.find_staff(who)
+        if row is None or row.role not in APPROVER_ROLES:
+            raise CampaignError(f"{who!r} không phải cán bộ (cần tên đăng nhập hoặc telegram:<id> của một "
+                                "tài khoản cán bộ đang hoạt động)")
+        return row
+
     async def approve(self, campaign_id: int, by: str) -> Campaign:
+        """The two-person rule: a staff member other than the creator (under any of their names)."""
+        approver = await self.staff_member(by)
         row = await self.get(campaign_id)
         if row.state != "pending_approval":
             raise CampaignError(f"chiến dịch #{campaign_id} không chờ duyệt (trạng thái: {row.state})")
-        if by == row.created_by:
+        creator = await self.find_staff(row.created_by)
+        if by == row.created_by or (creator is not None and creator.id == approver.id):
             raise CampaignError("cần một cán bộ khác người tạo duyệt chiến dịch này (quy tắc hai người)")
         async with self.sessions.begin() as s:
-            await s.execute(update(Campaign).where(Campaign.id == campaign_id).values(
-                state="scheduled", approved_by=by))
-            s.add(AuditLog(actor=by, action="campaign.approve", target=str(campaign_id), detail={}))
+            # The check and the change in one statement: two approvals at once cannot both win.
+            result = await s.execute(update(Campaign).where(
+                Campaign.id == campaign_id, Campaign.state == "pending_approval", Campaign.created_by != by)
+                .values(state="scheduled", approved_by=by))
+            if not result.rowcount:
+                raise CampaignError(f"chiến dịch #{campaign_id} vừa được duyệt hoặc đổi trạng thái")
+            s.add(AuditLog(actor=by, action="campaign.approve", target=str(campaign_id),
+                           detail={"created_by": row.created_by, "recipients": row.recipients}))
         return await self.get(campaign_id)
 
     async def _transition(self, campaign_id: int, from_states: tuple[str, ...], to: str, by: str,
                           action: str) -> Campaign:
         async with self.sessions.begin() as s:
+            values: dict = {"state": to}
+            if to == "cancelled":
+                values["finished_at"] = utcnow()
             result = await s.execute(update(Campaign).where(
-                Campaign.id == campaign_id, Campaign.state.in_(from_states)).values(state=to))
+                Campaign.id == campaign_id, Campaign.state.in_(from_states)).values(**values))
             if not result.rowcount:
                 row = await s.get(Campaign, campaign_id)
                 if row is None:
                     raise CampaignError(f"không có chiến dịch #{campaign_id}")
                 raise CampaignError(f"không thể chuyển chiến dịch #{campaign_id} từ {row.state} sang {to}")
+            if to == "cancelled":  # same transaction: no pending row outlives the cancellation
+                await s.execute(update(Delivery).where(Delivery.campaign_id == campaign_id,
+                                                       Delivery.state == "pending")
+                                .values(state="skipped", error="cancelled", updated_at=utcnow()))
             s.add(AuditLog(actor=by, action=action, target=str(campaign_id), detail={}))
         return await self.get(campaign_id)
 
@@ -192,12 +295,9 @@ class CampaignService:
         return await self._transition(campaign_id, ("paused",), "scheduled", by, "campaign.resume")
 
     async def cancel(self, campaign_id: int, by: str) -> Campaign:
-        row = await self._transition(campaign_id, ("draft", "pending_approval", "scheduled", "sending", "paused"),
-                                     "cancelled", by, "campaign.cancel")
-        async with self.sessions.begin() as s:
-            await s.execute(update(Delivery).where(Delivery.campaign_id == campaign_id, Delivery.state == "pending")
-                            .values(state="skipped", error="cancelled", updated_at=utcnow()))
-        return row
+        """Pending messages are dropped at once; those in flight finish and are counted."""
+        return await self._transition(campaign_id, ("draft", "pending_approval", "scheduled", "sending", "paused"),
+                                      "cancelled", by, "campaign.cancel")
 
     async def delivery_counts(self, campaign_id: int) -> dict[str, int]:
         async with self.sessions() as s:

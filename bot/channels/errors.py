@@ -7,7 +7,13 @@ from __future__ import annotations
 
 
 class SendError(Exception):
-    """Base class: the message was not delivered."""
+    """Base class: the message was not delivered.
+
+    `parts_done`: parts of a multi-part reply (photo, text, quiz) delivered before the
+    failure, so a retry can resume after them; adapters that send one part leave it 0.
+    """
+
+    parts_done = 0
 
     def __init__(self, reason: str = ""):
         super().__init__(reason)

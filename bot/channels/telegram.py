@@ -348,11 +348,13 @@ class TelegramChannel:
 
     # --- outgoing -------------------------------------------------------------------
     async def deliver(self, chat_id: str, reply: Reply, *, thread_id: int | None = None,
-                      reply_to: int | None = None, broadcast: bool = False) -> int | None:
+                      reply_to: int | None = None, broadcast: bool = False, skip_parts: int = 0) -> int | None:
         """One attempt to send a reply (image, text parts, quiz); raises bot.channels.errors types.
 
         Returns the id of the last text message. Each API call is paced: live replies go
-        first, broadcasts wait their turn (bot/channels/pacing.py).
+        first, broadcasts wait their turn (bot/channels/pacing.py). `skip_parts` resumes a
+        retry after the parts an earlier attempt delivered; a raised error's `parts_done`
+        says how many are delivered now (so the photo is not sent twice).
         """
         pace = (lambda: self.pacer.broadcast(chat_id)) if broadcast else self.pacer.live
         kwargs: dict = {"message_thread_id": thread_id} if thread_id else {}
@@ -361,37 +363,50 @@ class TelegramChannel:
             kwargs["allow_sending_without_reply"] = True  # the quoted message may be gone
         bot = self.app.bot
         last: int | None = None
+        parts: list = []
+        if reply.image_url:
+            parts.append(lambda: bot.send_photo(chat_id, reply.image_url, **kwargs))
+        chunks = split_text(reply.text)
+        markup = keyboard(reply)
+        for index, chunk in enumerate(chunks):
+            parts.append(lambda chunk=chunk, index=index: self._send_text(
+                chat_id, chunk, markup if index == len(chunks) - 1 else None, kwargs))
+        if reply.quiz:
+            quiz = reply.quiz
+            parts.append(lambda: bot.send_poll(
+                chat_id, quiz.question[:300], [o[:100] for o in quiz.options], type="quiz",
+                correct_option_ids=[quiz.correct], explanation=quiz.explanation[:200] or None,
+                is_anonymous=True, **kwargs))
+        done = skip_parts
         try:
-            if reply.image_url:
+            for send_part in parts[skip_parts:]:
                 await pace()
-                await bot.send_photo(chat_id, reply.image_url, **kwargs)
-            chunks = split_text(reply.text)
-            markup = keyboard(reply)
-            for index, chunk in enumerate(chunks):
-                await pace()
-                message = await self._send_text(chat_id, chunk, markup if index == len(chunks) - 1 else None, kwargs)
-                last = message.message_id
-            if reply.quiz:
-                await pace()
-                quiz = reply.quiz
-                await bot.send_poll(chat_id, quiz.question[:300], [o[:100] for o in quiz.options], type="quiz",
-                                    correct_option_ids=[quiz.correct], explanation=quiz.explanation[:200] or None,
-                                    is_anonymous=True, **kwargs)
-        except RetryAfter as exc:
+                message = await send_part()
+                done += 1
+                if isinstance(message, Message) and message.text is not None:
+                    last = message.message_id
+        except TelegramError as exc:
+            error = self._translate(exc)
+            error.parts_done = done
+            raise error from exc
+        return last
+
+    def _translate(self, exc: TelegramError) -> SendError:
+        if isinstance(exc, RetryAfter):
             seconds = retry_after_seconds(exc)
             self.pacer.pause(seconds)
-            raise RateLimited(seconds) from exc
-        except Forbidden as exc:
-            raise RecipientGone(str(exc)) from exc
-        except ChatMigrated as exc:  # a group became a supergroup: its id changed
-            raise Rejected(f"chat moved to {exc.new_chat_id}; update TEAM_CHATS") from exc
-        except BadRequest as exc:
-            raise Rejected(str(exc)) from exc
-        except (TimedOut, NetworkError) as exc:
-            raise Transient(str(exc) or type(exc).__name__) from exc
-        except TelegramError as exc:  # e.g. unauthorised token: retrying will not help
-            raise Rejected(f"{type(exc).__name__}: {exc}") from exc
-        return last
+            return RateLimited(seconds)
+        if isinstance(exc, Forbidden):
+            return RecipientGone(str(exc))
+        if isinstance(exc, ChatMigrated):  # a group became a supergroup: its id changed
+            return Rejected(f"chat moved to {exc.new_chat_id}; update TEAM_CHATS")
+        if isinstance(exc, BadRequest):
+            return Rejected(str(exc))
+        if isinstance(exc, (TimedOut, NetworkError)):
+            return Transient(str(exc) or type(exc).__name__)
+        # InvalidToken (a token problem hits every send: retry, then give up), Conflict and
+        # anything newer: worth another attempt later.
+        return Transient(f"{type(exc).__name__}: {exc}")
 
     async def _send_text(self, chat_id: str, text: str, markup, kwargs: dict) -> Message:
         try:
@@ -410,26 +425,34 @@ class TelegramChannel:
         RecipientGone is raised after a citizen who blocked the bot has been marked
         unreachable, and for a group the bot was removed from."""
         delays = live_delays()
+        skip = 0  # parts already delivered by an earlier attempt
         while True:
             try:
-                return await self.deliver(chat_id, reply, thread_id=thread_id, reply_to=reply_to)
+                return await self.deliver(chat_id, reply, thread_id=thread_id, reply_to=reply_to, skip_parts=skip)
             except RateLimited as exc:
+                skip = exc.parts_done
                 await asyncio.sleep(exc.retry_after)
             except RecipientGone:
                 if not str(chat_id).startswith("-"):
                     await self._on_unreachable(str(chat_id))
                 raise
-            except Transient:
+            except Transient as exc:
+                skip = exc.parts_done
                 delay = next(delays, None)
                 if delay is None:
                     raise
                 await asyncio.sleep(delay)
 
     async def edit(self, chat_id: str, message_id: int, reply: Reply) -> None:
-        """Edit a message in place (campaign progress); 'not modified' is not an error."""
+        """Edit a message in place (campaign progress), paced like a broadcast; 'not modified'
+        is not an error, a 429 pauses the channel."""
         try:
+            await self.pacer.broadcast(chat_id)
             await self.app.bot.edit_message_text(html.escape(reply.text, quote=False), chat_id, message_id,
                                                  parse_mode=ParseMode.HTML, reply_markup=keyboard(reply))
+        except RetryAfter as exc:
+            self.pacer.pause(retry_after_seconds(exc))
+            log.warning("progress edit in %s rate limited", self.who(chat_id))
         except BadRequest as exc:
             if "not modified" not in str(exc).lower():
                 log.warning("could not edit message %s in %s: %s", message_id, self.who(chat_id), exc)

@@ -111,6 +111,7 @@ class NumberedTextChannel:
 
     name = ""
     max_text = 2000
+    edits_messages = False  # campaign progress goes out as new messages (bot/campaigns/engine.py)
 
     def __init__(self, store: Store, respond: Responder, on_unreachable: Unreachable, pacer: Pacer,
                  flood: FloodCheck | None = None):

@@ -237,8 +237,9 @@ class Campaign(Base):
     """A broadcast to subscribers ("Bình dân học vụ số" announcements, warnings, quizzes).
 
     States: draft -> pending_approval -> scheduled -> sending -> done, with paused,
-    cancelled and expired on the side. `claimed_by`/`claimed_until` is the lease of the
-    process sending it, so only one process sends a campaign at a time.
+    cancelled and expired on the side. Sending is claimed per channel, not per campaign
+    (a lease in job_locks, bot/campaigns/engine.py); `claimed_by`/`claimed_until` are unused
+    since migration 0005 and kept for old rows.
     """
 
     __tablename__ = "campaigns"
@@ -268,6 +269,9 @@ class Campaign(Base):
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]
     uncertain: Mapped[int] = mapped_column(Integer, default=0)  # rows found in 'sending' after a crash
+    # --- added by migration 0005 (campaigns) ---
+    progress_at: Mapped[dt.datetime | None]  # last edit of the progress message (one process edits it)
+    reported_at: Mapped[dt.datetime | None]  # final report sent (exactly one process sends it)
 
 
 class Delivery(Base):
@@ -277,6 +281,8 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("campaign_id", "user_id"),
         Index("ix_deliveries_campaign_state", "campaign_id", "state"),
+        Index("ix_deliveries_claim", "campaign_id", "channel", "state", "id"),
+        Index("ix_deliveries_state_channel", "state", "channel"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -287,6 +293,19 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(String(300))
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # --- added by migration 0005 (campaigns) ---
+    next_attempt_at: Mapped[dt.datetime | None]  # a retry waits until then (5xx, timeout, 429)
+    parts_done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # photo, text..., quiz
+
+
+class ChannelPause(Base):
+    """A 429's retry_after, written by whichever process received it, so the process that
+    broadcasts on that channel pauses too (migration 0005)."""
+
+    __tablename__ = "channel_pauses"
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    paused_until: Mapped[dt.datetime]
 
 
 class JobLock(Base):
