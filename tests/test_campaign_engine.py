@@ -116,9 +116,9 @@ async def test_unsubscribed_meanwhile_is_skipped_and_unexpected_errors_fail_one_
     bot.fake.register_method("sendMessage", broken_for_43)
     campaign = await bot.runtime.campaigns.create(draft())
     await bot.runtime.campaign_runner.coordinate()  # started: rows exist
-    web = await bot.store.touch_user("web", "cookie-1")  # a row no adapter can deliver (older data)
+    zalo = await bot.store.touch_user("zalobot", "zb-1")  # a row for a channel this process does not run
     async with bot.store.sessions.begin() as s:
-        s.add(Delivery(campaign_id=campaign.id, user_id=web.id, channel="web", state="pending", attempts=0))
+        s.add(Delivery(campaign_id=campaign.id, user_id=zalo.id, channel="zalobot", state="pending", attempts=0))
     user = await bot.store.touch_user("telegram", "42")
     await bot.store.save_subscription(user.id, active=False)  # "dừng" while the campaign runs
     await settle(bot, campaign.id)
@@ -126,7 +126,7 @@ async def test_unsubscribed_meanwhile_is_skipped_and_unexpected_errors_fail_one_
     assert rows["41"].state == rows["44"].state == "sent"
     assert rows["42"].state == "skipped" and rows["42"].error == "unsubscribed" and not bot.fake.sent_to(42)
     assert rows["43"].state == "failed" and rows["43"].error.startswith("unexpected error")
-    assert rows["cookie-1"].state == "skipped" and "cannot deliver" in rows["cookie-1"].error
+    assert rows["zb-1"].state == "skipped" and rows["zb-1"].error == "channel zalobot is not running"
     assert (await bot.runtime.campaigns.get(campaign.id)).state == "done"
 
 
@@ -274,7 +274,7 @@ async def test_a_small_urgent_campaign_is_not_stuck_behind_a_big_one(database_ur
 async def test_telegram_and_zalo_campaigns_proceed_independently(database_url):
     async with FakeZaloBot(token=ZALO_TOKEN) as zalo:
         async with running_bot(database_url, telegram_rate_per_second=50.0, zalo_bot_token=ZALO_TOKEN,
-                               zalo_bot_api_base_url=zalo.url) as bot:
+                               zalo_bot_api_base_url=zalo.base_url) as bot:
             runner = bot.runtime.campaign_runner
             await subscribe(bot, [600, 601])
             for uid in ("zb-1", "zb-2", "zb-3"):
