@@ -52,21 +52,39 @@ Responder = Callable[[IncomingMessage], Awaitable[list[Reply]]]
 Unreachable = Callable[[str], Awaitable[None]]
 
 
+def utf16_len(text: str) -> int:
+    """Length as Telegram and Zalo count it: UTF-16 code units (an emoji is two)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _fit(text: str, limit: int) -> int:
+    """How many leading characters of `text` fit in `limit` UTF-16 units."""
+    if utf16_len(text) <= limit:
+        return len(text)
+    units = 0
+    for index, char in enumerate(text):
+        units += 2 if ord(char) > 0xFFFF else 1
+        if units > limit:
+            return max(index, 1)
+    return len(text)
+
+
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
-    """Split at line boundaries (then at spaces, then hard) so each part fits one message."""
+    """Split at line boundaries (then at spaces, then hard) so each part fits `limit` UTF-16 units."""
     parts: list[str] = []
     current = ""
     for line in text.split("\n"):
-        while len(line) > limit:
-            cut = line.rfind(" ", 0, limit)
-            cut = cut if cut > limit // 2 else limit
+        while utf16_len(line) > limit:
+            fit = _fit(line, limit)
+            cut = line.rfind(" ", 0, fit)
+            cut = cut if cut > fit // 2 else fit
             if current:
                 parts.append(current)
                 current = ""
             parts.append(line[:cut])
             line = line[cut:].lstrip(" ")
         candidate = f"{current}\n{line}" if current else line
-        if len(candidate) > limit:
+        if utf16_len(candidate) > limit:
             parts.append(current)
             current = line
         else:

@@ -19,7 +19,7 @@ from functools import lru_cache
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from bot.matching.normalize import Normalizer, fold
+from bot.matching.normalize import Normalizer
 from knowledge.loader import KnowledgeBase
 
 # Blend weights (tuned on the development set with bench/accuracy.py).
@@ -181,9 +181,7 @@ class Matcher:
 
     def scores(self, text: str) -> tuple[str, list[tuple[str, float]]]:
         """Normalised text and (entry id, score) pairs for the best candidates, best first."""
-        words = self.normalizer.words(text)
-        normalized = " ".join(words)
-        tokens = [fold(w) for w in words]
+        normalized, tokens = self.normalizer.analyse(text)
         n = len(self.ids)
         if not tokens or n == 0:
             return normalized, []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -65,21 +65,33 @@ def fold(text: str) -> str:
 
 
 def canonical(text: str) -> str:
-    """NFC, lower-case, one tone-mark style, words only, single spaces."""
-    text = unicodedata.normalize("NFC", text).translate(_INVISIBLE).lower()
+    """NFKC (full-width and compatibility forms folded), lower-case, one tone-mark style, words only."""
+    text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE).lower()
+    text = unicodedata.normalize("NFC", text)  # lower() can decompose a few letters again
     text = _NON_WORD.sub(" ", text)
     text = _TONE_PATTERN.sub(lambda m: _TONE_TABLE[m.group(1)], text)
     return " ".join(text.split())
 
 
+Phrase = tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class Lexicon:
-    """Abbreviations (phrase -> expansion) and filler phrases, all as word tuples."""
+    """Abbreviations (phrase -> expansion), filler phrases and matcher synonyms, as word tuples.
 
-    abbreviations: dict[tuple[str, ...], tuple[str, ...]]
-    fillers: frozenset[tuple[str, ...]]
+    `abbreviations` and `fillers` define the normal form (`Normalizer.words`), which must be
+    idempotent: an expansion is itself normalised when the file is loaded (so "vs" -> "với",
+    a filler, simply drops). `synonyms` only feed the matcher (`Normalizer.tokens`): they add
+    words ("trực tuyến" -> "online trực tuyến") and would grow on every pass if they were part
+    of the normal form.
+    """
+
+    abbreviations: dict[Phrase, Phrase]
+    fillers: frozenset[Phrase]
     max_len: int
     stopwords: frozenset[str] = frozenset()  # folded
+    synonyms: dict[Phrase, Phrase] = field(default_factory=dict)  # folded
 
     @classmethod
     def from_file(cls, path: Path = LEXICON_FILE) -> Lexicon:
@@ -87,17 +99,31 @@ class Lexicon:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ValueError(f"{path}: cannot load the chat lexicon: {exc}") from exc
-        abbreviations = {
-            tuple(canonical(str(key)).split()): tuple(canonical(str(value)).split())
-            for key, value in (data.get("abbreviations") or {}).items()
-            if canonical(str(key))
-        }
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: the chat lexicon must be a mapping")
+
+        def phrases(section: str) -> dict[Phrase, Phrase]:
+            items = data.get(section) or {}
+            if not isinstance(items, dict):
+                raise ValueError(f"{path}: '{section}' must be a mapping of phrase: words")
+            return {tuple(canonical(str(k)).split()): tuple(canonical(str(v)).split())
+                    for k, v in items.items() if canonical(str(k))}
+
+        abbreviations = phrases("abbreviations")
         fillers = frozenset(
             tuple(canonical(str(item)).split()) for item in data.get("fillers") or [] if canonical(str(item))
         )
         longest = max((len(k) for k in [*abbreviations, *fillers]), default=1)
         stopwords = frozenset(fold(canonical(str(w))) for w in data.get("stopwords") or [])
-        return cls(abbreviations, fillers, longest, stopwords)
+        synonyms = {tuple(map(fold, k)): tuple(map(fold, v)) for k, v in phrases("synonyms").items()}
+        raw = cls(abbreviations, fillers, longest, stopwords, synonyms)
+        # Expansions in normal form, so a second pass finds nothing left to expand or drop.
+        settle = Normalizer(raw)
+        settled = {key: tuple(settle.words(" ".join(value))) for key, value in abbreviations.items()}
+        return cls(settled, fillers, longest, stopwords, raw.synonyms)
+
+
+MAX_PASSES = 8  # rewriting settles in one or two passes; the cap only guards against a lexicon loop
 
 
 class Normalizer:
@@ -105,36 +131,74 @@ class Normalizer:
 
     def __init__(self, lexicon: Lexicon | None = None):
         self.lexicon = lexicon or Lexicon.from_file()
+        self._synonym_len = max((len(k) for k in self.lexicon.synonyms), default=0)
 
     def words(self, text: str) -> list[str]:
-        """Canonical words with abbreviations expanded and filler dropped (diacritics kept)."""
-        source = canonical(text).split()
-        out: list[str] = []
-        i = 0
+        """Canonical words with abbreviations expanded and filler dropped (diacritics kept).
+
+        Idempotent: rewriting repeats until nothing changes, since an expansion can complete a
+        filler with its neighbours ("cho e hoi" -> "cho em hỏi", then dropped).
+        """
+        words = canonical(text).split()
+        for _ in range(MAX_PASSES):
+            words, changed = self._rewrite(words)
+            if not changed:
+                break
+        return words
+
+    def _rewrite(self, source: list[str]) -> tuple[list[str], bool]:
         lex = self.lexicon
+        out: list[str] = []
+        changed = False
+        i = 0
         while i < len(source):
             for size in range(min(lex.max_len, len(source) - i), 0, -1):
                 phrase = tuple(source[i : i + size])
                 if phrase in lex.fillers:
                     i += size
+                    changed = True
                     break
                 expansion = lex.abbreviations.get(phrase)
                 if expansion is not None:
                     out.extend(expansion)
                     i += size
+                    changed = changed or expansion != phrase
                     break
             else:
                 out.append(source[i])
                 i += 1
-        return out
+        return out, changed
 
     def normalized(self, text: str) -> str:
-        """The form stored in logs and used to group similar questions."""
+        """The form stored in logs and used to group similar questions (idempotent)."""
         return " ".join(self.words(text))
 
+    def analyse(self, text: str) -> tuple[str, list[str]]:
+        """The normalised text and the diacritic-folded tokens the matcher compares."""
+        words = self.words(text)
+        return " ".join(words), self._with_synonyms(_fold_words(tuple(words)))
+
     def tokens(self, text: str) -> list[str]:
-        """Diacritic-folded words: what the matcher compares."""
-        return _fold_words(tuple(self.words(text)))
+        """Diacritic-folded words plus lexicon synonyms: what the matcher compares."""
+        return self.analyse(text)[1]
+
+    def _with_synonyms(self, words: list[str]) -> list[str]:
+        synonyms = self.lexicon.synonyms
+        if not synonyms:
+            return words
+        out: list[str] = []
+        i = 0
+        while i < len(words):
+            for size in range(min(self._synonym_len, len(words) - i), 0, -1):
+                replacement = synonyms.get(tuple(words[i : i + size]))
+                if replacement is not None:
+                    out.extend(replacement)
+                    i += size
+                    break
+            else:
+                out.append(words[i])
+                i += 1
+        return out
 
 
 @lru_cache(maxsize=65536)
