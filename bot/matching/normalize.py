@@ -126,12 +126,55 @@ class Lexicon:
 MAX_PASSES = 8  # rewriting settles in one or two passes; the cap only guards against a lexicon loop
 
 
+class _Rewriter:
+    """Longest-match phrase replacement; a word that starts no phrase costs one dict lookup."""
+
+    def __init__(self, table: dict[Phrase, Phrase]):
+        self.table = table
+        self.starts: dict[str, int] = {}
+        for phrase in table:
+            self.starts[phrase[0]] = max(self.starts.get(phrase[0], 0), len(phrase))
+
+    def __call__(self, source: list[str], tags: list | None = None) -> tuple[list[str], bool, list]:
+        """Rewritten words, whether anything changed, and `tags` kept for words copied through
+        (None for words a replacement produced)."""
+        starts, table = self.starts, self.table
+        out: list[str] = []
+        out_tags: list = []
+        changed = False
+        i, n = 0, len(source)
+        while i < n:
+            longest = starts.get(source[i])
+            if longest is not None:
+                for size in range(min(longest, n - i), 0, -1):
+                    phrase = tuple(source[i : i + size])
+                    replacement = table.get(phrase)
+                    if replacement is not None:
+                        out.extend(replacement)
+                        out_tags.extend([None] * len(replacement))
+                        i += size
+                        changed = changed or replacement != phrase
+                        break
+                else:
+                    out.append(source[i])
+                    out_tags.append(tags[i] if tags else None)
+                    i += 1
+            else:
+                out.append(source[i])
+                out_tags.append(tags[i] if tags else None)
+                i += 1
+        return out, changed, out_tags
+
+
 class Normalizer:
     """Turns raw text into comparable word lists (see module docstring)."""
 
     def __init__(self, lexicon: Lexicon | None = None):
         self.lexicon = lexicon or Lexicon.from_file()
-        self._synonym_len = max((len(k) for k in self.lexicon.synonyms), default=0)
+        table = {phrase: () for phrase in self.lexicon.fillers}
+        table.update((k, v) for k, v in self.lexicon.abbreviations.items() if k not in self.lexicon.fillers)
+        self._rewrite = _Rewriter(table)
+        self._synonyms = _Rewriter(self.lexicon.synonyms)
 
     def words(self, text: str) -> list[str]:
         """Canonical words with abbreviations expanded and filler dropped (diacritics kept).
@@ -141,64 +184,27 @@ class Normalizer:
         """
         words = canonical(text).split()
         for _ in range(MAX_PASSES):
-            words, changed = self._rewrite(words)
+            words, changed, _ = self._rewrite(words)
             if not changed:
                 break
         return words
-
-    def _rewrite(self, source: list[str]) -> tuple[list[str], bool]:
-        lex = self.lexicon
-        out: list[str] = []
-        changed = False
-        i = 0
-        while i < len(source):
-            for size in range(min(lex.max_len, len(source) - i), 0, -1):
-                phrase = tuple(source[i : i + size])
-                if phrase in lex.fillers:
-                    i += size
-                    changed = True
-                    break
-                expansion = lex.abbreviations.get(phrase)
-                if expansion is not None:
-                    out.extend(expansion)
-                    i += size
-                    changed = changed or expansion != phrase
-                    break
-            else:
-                out.append(source[i])
-                i += 1
-        return out, changed
 
     def normalized(self, text: str) -> str:
         """The form stored in logs and used to group similar questions (idempotent)."""
         return " ".join(self.words(text))
 
-    def analyse(self, text: str) -> tuple[str, list[str]]:
-        """The normalised text and the diacritic-folded tokens the matcher compares."""
+    def analyse(self, text: str) -> tuple[str, list[str], list[str | None]]:
+        """The normalised text, the diacritic-folded tokens the matcher compares, and per token
+        the word as typed when it carried diacritics (None otherwise, or for synonym words)."""
         words = self.words(text)
-        return " ".join(words), self._with_synonyms(_fold_words(tuple(words)))
+        folded = _fold_words(words)
+        accented = [w if w != f else None for w, f in zip(words, folded)]
+        tokens, _, accented = self._synonyms(folded, accented)
+        return " ".join(words), tokens, accented
 
     def tokens(self, text: str) -> list[str]:
         """Diacritic-folded words plus lexicon synonyms: what the matcher compares."""
         return self.analyse(text)[1]
-
-    def _with_synonyms(self, words: list[str]) -> list[str]:
-        synonyms = self.lexicon.synonyms
-        if not synonyms:
-            return words
-        out: list[str] = []
-        i = 0
-        while i < len(words):
-            for size in range(min(self._synonym_len, len(words) - i), 0, -1):
-                replacement = synonyms.get(tuple(words[i : i + size]))
-                if replacement is not None:
-                    out.extend(replacement)
-                    i += size
-                    break
-            else:
-                out.append(words[i])
-                i += 1
-        return out
 
 
 @lru_cache(maxsize=65536)
@@ -206,5 +212,5 @@ def _fold_word(word: str) -> str:
     return word.translate(_FOLD)
 
 
-def _fold_words(words: tuple[str, ...]) -> list[str]:
+def _fold_words(words: list[str]) -> list[str]:
     return [_fold_word(w) for w in words]
