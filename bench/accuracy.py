@@ -85,14 +85,15 @@ def summarise(questions: list[dict], results: list[MatchResult]) -> dict:
 
 
 def objective(top1: float, decline: float, wrong: float, answered: float) -> float:
-    """Most right entries first, while declining >= 85% of out-of-scope and <= 3% wrong.
+    """Balanced accuracy (in-scope top-1 and out-of-scope decline weigh the same, whatever the
+    counts), with a penalty beyond the issue's limits (decline >= 85%, wrong <= 3%).
 
-    `answered` (share of in-scope questions answered directly and rightly) earns a little, and
-    every wrong answer costs, so the gap threshold is chosen for something: without these terms
-    suggesting everything would score as well as answering.
+    `answered` (in-scope questions answered directly and rightly) earns a little and every wrong
+    answer costs, so the gap threshold is chosen for something: otherwise suggesting everything
+    would score as well as answering.
     """
     penalty = 4 * max(0.0, TARGETS["decline"] - decline) + 4 * max(0.0, wrong - TARGETS["wrong"])
-    return top1 + 0.25 * decline + 0.1 * answered - 0.5 * wrong - penalty
+    return (top1 + decline) / 2 + 0.05 * answered - 0.5 * wrong - penalty
 
 
 # --- calibration ----------------------------------------------------------------------------

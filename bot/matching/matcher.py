@@ -19,7 +19,8 @@ stays compact and quick to build at 10,000 entries.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
@@ -35,16 +36,17 @@ W_UNIGRAM = 0.30
 W_BIGRAM = 0.20
 W_VARIANT = 0.50
 KEYWORD_BONUS = 6.0  # points when a whole multi-word keyword appears in the question
-CANDIDATES = 8  # entries reranked against their variants
+CANDIDATES = 6  # entries reranked against their variants
 STOPWORD_WEIGHT = 0.3
 OOV_FACTOR = 1.0  # weight of a word unknown to the whole knowledge base, relative to the rarest known word
 ANSWER_CREDIT = 0.5  # share of a word's weight an entry earns when only its answer text has the word
-EVIDENCE_FULL = 12.0  # matched word weight that counts as full evidence, however long the question
+EVIDENCE_FULL = 14.0  # matched word weight that counts as full evidence, however long the question
+COVER_CAP = 8.0  # question weight that counts as fully covered: a long question need not match every word
 SPELL_CUTOFF = 85.0
 SPELL_MIN_LEN = 5
 CORRECTED_WEIGHT = 0.8  # a spelling-corrected word is less certain than one typed right
+NUMBER_WEIGHT = 1.0  # weight of a number, known or not
 MAX_QUERY_TOKENS = 60  # longer messages are cut; questions are short
-ACCENT_MISMATCH = 1.0  # credit for a word typed with diacritics the knowledge base never uses ("nổ" vs "nó")
 
 
 class Decision(StrEnum):
@@ -55,9 +57,11 @@ class Decision(StrEnum):
 
 @dataclass(frozen=True)
 class Thresholds:
-    answer_score: float = 50.0
-    min_gap: float = 4.0
-    suggest_score: float = 50.0
+    """Defaults as in bot/settings.py (MATCH_*), calibrated with bench/accuracy.py."""
+
+    answer_score: float = 64.0
+    min_gap: float = 3.0
+    suggest_score: float = 62.0
 
 
 @dataclass(frozen=True)
@@ -87,30 +91,24 @@ class _Postings:
         self.ptr = np.zeros(n_terms + 1, dtype=np.int64)
         np.cumsum(counts, out=self.ptr[1:])
         self.df = counts
+        self._bounds = self.ptr.tolist()  # plain ints: slicing with numpy scalars is slower
 
     def accumulate(self, ids: Sequence[int], weights: Sequence[float], n: int) -> np.ndarray:
         """Per entry, the summed weight of the given terms it contains (one bincount)."""
         if not ids:
             return np.zeros(n)
-        ptr = self.ptr
-        parts = [self.entries[ptr[t] : ptr[t + 1]] for t in ids]
+        bounds, entries = self._bounds, self.entries
+        parts = [entries[bounds[t] : bounds[t + 1]] for t in ids]
         values = np.repeat(np.asarray(weights, dtype=np.float64), [len(p) for p in parts])
         return np.bincount(np.concatenate(parts), weights=values, minlength=n)
 
 
-def _pairs(sets: Iterable[Iterable[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """(term, entry) pairs of per-entry term collections, as two arrays."""
-    terms: list[int] = []
-    entries: list[int] = []
-    for index, items in enumerate(sets):
-        before = len(terms)
-        terms.extend(items)
-        entries.extend([index] * (len(terms) - before))
-    return np.asarray(terms, dtype=np.int64), np.asarray(entries, dtype=np.int64)
-
-
 def _bigram_keys(ids: list[int], base: int) -> list[int]:
     return [a * base + b for a, b in zip(ids, ids[1:])]
+
+
+def _int64(buffer: array) -> np.ndarray:
+    return np.frombuffer(buffer, dtype=np.int64) if len(buffer) else np.zeros(0, dtype=np.int64)
 
 
 class Matcher:
@@ -123,134 +121,127 @@ class Matcher:
         self.thresholds = thresholds or Thresholds()
         self.ids = [entry.id for entry in kb.entries]
         n = self._n = len(self.ids)
-        tokens = lru_cache(maxsize=None)(self.normalizer.tokens)  # synthetic and local entries repeat texts
+        # Build into compact int buffers (array), not lists of Python ints: at 10,000 entries the
+        # lists alone would take hundreds of MB at peak. Keywords repeat across entries: cached.
+        tokens = lru_cache(maxsize=4096)(self.normalizer.tokens)
         vocab: dict[str, int] = {}
-
-        def ids_of(words: list[str]) -> list[int]:
-            return [vocab.setdefault(w, len(vocab)) for w in words]
-
-        entry_terms: list[set[int]] = []
-        entry_bigrams: list[set[int]] = []
-        variants: list[list[list[int]]] = []
+        uni_terms, uni_owners = array("q"), array("q")
+        bi_keys, bi_owners = array("q"), array("q")
+        var_terms, var_lengths, entry_variants = array("q"), array("q"), array("q")
         self._keywords: list[tuple[str, ...]] = []
-        # Bigram keys are a*BASE+b; BASE bounds the vocabulary of questions (answers add words later).
+        # Bigram keys are a*BASE+b; BASE bounds the vocabulary.
         base = 1 << 31
-        for entry in kb.entries:
-            token_lists = [ids_of(tokens(t)) for t in (entry.title, *entry.questions)]
-            keyword_tokens = [tokens(k) for k in entry.keywords]
-            keyword_lists = [ids_of(k) for k in keyword_tokens]
+        for index, entry in enumerate(kb.entries):
             uni: set[int] = set()
             bi: set[int] = set()
-            for ids in token_lists + keyword_lists:
+            count = 0
+            for text in (entry.title, *entry.questions):
+                ids = [vocab.setdefault(w, len(vocab)) for w in tokens(text)]
+                if not ids:
+                    continue
+                distinct = sorted(set(ids))
+                var_terms.extend(distinct)
+                var_lengths.append(len(distinct))
+                count += 1
+                uni.update(distinct)
+                bi.update(_bigram_keys(ids, base))
+            keywords = [tokens(k) for k in entry.keywords]
+            for words in keywords:
+                ids = [vocab.setdefault(w, len(vocab)) for w in words]
                 uni.update(ids)
                 bi.update(_bigram_keys(ids, base))
-            entry_terms.append(uni)
-            entry_bigrams.append(bi)
-            variants.append([sorted(set(ids)) for ids in token_lists if ids])
-            self._keywords.append(tuple(f" {' '.join(k)} " for k in keyword_tokens if len(k) > 1))
+            entry_variants.append(count)
+            uni_terms.extend(uni)
+            uni_owners.extend(array("q", [index]) * len(uni))
+            bi_keys.extend(bi)
+            bi_owners.extend(array("q", [index]) * len(bi))
+            self._keywords.append(tuple(f" {' '.join(k)} " for k in keywords if len(k) > 1))
         self._question_vocab = len(vocab)  # ids below this occur in some title, question or keyword
 
         # Words only the answers use: known (not out of scope) and a little evidence for that entry.
-        answer_terms: list[set[int]] = []
-        answer_words = lru_cache(maxsize=None)(lambda text: frozenset(canonical(text).split()))
-        accented: set[str] = set()
-        for entry in kb.entries:
-            words = answer_words(entry.answer)
-            accented |= words
-            found = {vocab.setdefault(fold(w), len(vocab)) for w in words}
-            answer_terms.append({t for t in found if t >= self._question_vocab})
-            for text in (entry.title, *entry.questions, *entry.keywords):
-                accented.update(self.normalizer.words(text))
-        self._accented = frozenset(w for w in accented if fold(w) != w)
+        answer_terms, answer_owners = array("q"), array("q")
+        answer_words = lru_cache(maxsize=256)(lambda text: frozenset(fold(canonical(text)).split()))
+        for index, entry in enumerate(kb.entries):
+            found = {vocab.setdefault(w, len(vocab)) for w in answer_words(entry.answer)}
+            only = [t for t in found if t >= self._question_vocab]
+            answer_terms.extend(only)
+            answer_owners.extend(array("q", [index]) * len(only))
         self._vocab = vocab
         size = len(vocab)
 
-        self._postings = _Postings(*_pairs(entry_terms), size)
-        self._answer_postings = _Postings(*_pairs(answer_terms), size)
+        self._postings = _Postings(_int64(uni_terms), _int64(uni_owners), size)
+        self._answer_postings = _Postings(_int64(answer_terms), _int64(answer_owners), size)
         df = self._postings.df[: self._question_vocab]
         self._rare = math.log(1 + n) if n else 1.0
         idf = np.full(size, self._rare)  # answer-only words count as rare
         idf[: self._question_vocab] = np.log1p(n / np.maximum(df, 1))
         stop = [vocab[w] for w in self.normalizer.lexicon.stopwords if w in vocab]
         idf[stop] = STOPWORD_WEIGHT
+        idf[[t for w, t in vocab.items() if w.isdigit()]] = NUMBER_WEIGHT
         self._idf = idf
         self._oov_weight = OOV_FACTOR * self._rare
 
-        keys, owners = _pairs(entry_bigrams)
-        self._bigram_keys, inverse = np.unique(keys, return_inverse=True)
-        self._bigrams = _Postings(inverse.ravel(), owners, len(self._bigram_keys))
+        self._bigram_keys, inverse = np.unique(_int64(bi_keys), return_inverse=True)
+        self._bigrams = _Postings(inverse.ravel(), _int64(bi_owners), len(self._bigram_keys))
         self._bigram_idf = np.log1p(n / np.maximum(self._bigrams.df, 1))
         self._base = base
 
-        self._index_variants(variants)
-        self._vocabulary_by_length: dict[int, list[str]] = {}
+        # Variant v has terms var_terms[var_ptr[v]:var_ptr[v+1]]; entry e owns variants
+        # entry_ptr[e]:entry_ptr[e+1]; var_mass is each variant's summed IDF.
+        self._var_terms = _int64(var_terms).astype(np.int32)
+        self._var_ptr = np.zeros(len(var_lengths) + 1, dtype=np.int64)
+        np.cumsum(_int64(var_lengths), out=self._var_ptr[1:])
+        self._entry_ptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(_int64(entry_variants), out=self._entry_ptr[1:])
+        self._var_mass = (np.add.reduceat(idf[self._var_terms], self._var_ptr[:-1]) if len(var_lengths)
+                          else np.zeros(0))
+
+        # Spelling candidates by word length: a ratio >= SPELL_CUTOFF is only possible between words
+        # of nearly the same length, so each length gets the words one shorter to one longer.
+        by_length: dict[int, list[str]] = {}
         for word, term in vocab.items():
-            if term < self._question_vocab:
-                self._vocabulary_by_length.setdefault(len(word), []).append(word)
+            if term < self._question_vocab and not word.isdigit():
+                by_length.setdefault(len(word), []).append(word)
+        self._spell_pool = {size: tuple(w for k in (size - 1, size, size + 1) for w in by_length.get(k, ()))
+                            for size in range(SPELL_MIN_LEN, max(by_length, default=0) + 2)}
         self._spell = lru_cache(maxsize=16384)(self._correct_uncached)
 
-    def _index_variants(self, variants: list[list[list[int]]]) -> None:
-        """Flat arrays: variant v has terms var_terms[var_ptr[v]:var_ptr[v+1]]; entry e owns
-        variants entry_ptr[e]:entry_ptr[e+1]; var_mass is each variant's summed IDF."""
-        flat = [ids for per_entry in variants for ids in per_entry]
-        self._var_terms = np.fromiter((t for ids in flat for t in ids), dtype=np.int32,
-                                      count=sum(map(len, flat)))
-        self._var_ptr = np.zeros(len(flat) + 1, dtype=np.int64)
-        np.cumsum([len(ids) for ids in flat], out=self._var_ptr[1:])
-        self._entry_ptr = np.zeros(len(variants) + 1, dtype=np.int64)
-        np.cumsum([len(v) for v in variants], out=self._entry_ptr[1:])
-        if len(flat):
-            self._var_mass = np.add.reduceat(self._idf[self._var_terms], self._var_ptr[:-1])
-        else:
-            self._var_mass = np.zeros(0)
-
     def _correct_uncached(self, token: str) -> str | None:
-        if len(token) < SPELL_MIN_LEN or token.isdigit():
+        pool = self._spell_pool.get(len(token))
+        if not pool:
             return None
-        # A ratio >= SPELL_CUTOFF is only possible between words of nearly the same length.
-        size = len(token)
-        nearby = [w for n in (size - 1, size, size + 1) for w in self._vocabulary_by_length.get(n, ())]
-        best = process.extractOne(token, nearby, scorer=fuzz.ratio, score_cutoff=SPELL_CUTOFF)
+        best = process.extractOne(token, pool, scorer=fuzz.ratio, score_cutoff=SPELL_CUTOFF)
         return best[0] if best else None
 
-    def _query_terms(self, tokens: list[str], accented: list[str | None]
+    def _query_terms(self, tokens: list[str], accented: frozenset[str]
                      ) -> tuple[dict[int, float], float, list[int]]:
         """Weights of the known terms, the weight of unknown words, and the term sequence (-1 unknown).
 
-        A word typed with diacritics that no entry uses is only partly the folded word it shares
-        letters with: "nổ" (explode) is not "nó" (it), "nghèo" (poor) is not "nghe" (hear).
+        Numbers weigh little (a "2" or "5" says nothing of the topic; "mức 2", "nghị quyết 57" count
+        through their bigrams). Spelling is corrected only in words typed without diacritics: a word
+        typed with them is a real word the knowledge base does not know ("nghèo" is not "nghe").
         """
         vocab, idf, stopwords = self._vocab, self._idf, self.normalizer.lexicon.stopwords
         weights: dict[int, float] = {}
         unknown = 0.0
         sequence: list[int] = []
-        for token, typed in zip(tokens[:MAX_QUERY_TOKENS], accented):
+        for token in tokens[:MAX_QUERY_TOKENS]:
             term = vocab.get(token)
-            if typed is not None and typed not in self._accented:
-                if term is not None and ACCENT_MISMATCH > 0:
-                    weights[term] = max(weights.get(term, 0.0), ACCENT_MISMATCH * float(idf[term]))
-                    sequence.append(term)
-                    unknown += (1 - ACCENT_MISMATCH) * self._oov_weight
-                else:
-                    unknown += self._oov_weight
-                    sequence.append(-1)
-                continue
             if term is not None:
                 weights[term] = float(idf[term])
                 sequence.append(term)
                 continue
+            sequence.append(-1)
             if token in stopwords:
                 unknown += STOPWORD_WEIGHT
-                sequence.append(-1)
-                continue
-            corrected = self._spell(token)
-            if corrected is None:
-                unknown += self._oov_weight
-                sequence.append(-1)
+            elif token.isdigit():
+                unknown += NUMBER_WEIGHT
+            elif token in accented or (corrected := self._spell(token)) is None:
+                unknown += self._oov_weight  # typed with diacritics: a real word, not a typo
             else:
                 term = vocab[corrected]
                 weights[term] = max(weights.get(term, 0.0), CORRECTED_WEIGHT * float(idf[term]))
-                sequence.append(term)
+                sequence[-1] = term
         return weights, unknown, sequence
 
     def scores(self, text: str) -> tuple[str, list[tuple[str, float]]]:
@@ -267,7 +258,8 @@ class Matcher:
         if answer_terms:
             acc += ANSWER_CREDIT * self._answer_postings.accumulate(
                 answer_terms, [weights[t] for t in answer_terms], n)
-        unigram_cov = acc / total
+        cover = min(total, COVER_CAP)
+        unigram_cov = np.minimum(1.0, acc / cover)
         bigram_cov = self._bigram_coverage(sequence)
         coarse = W_UNIGRAM * unigram_cov + W_BIGRAM * (unigram_cov if bigram_cov is None else bigram_cov)
         k = min(CANDIDATES, n)
@@ -275,7 +267,7 @@ class Matcher:
         top = top[coarse[top] > 0]
         if not len(top):
             return normalized, []
-        variant = self._best_variants(top, weights, total)
+        variant = self._best_variants(top, weights, cover)
         evidence = np.minimum(1.0, acc[top] / min(total, EVIDENCE_FULL))
         score = 100.0 * (coarse[top] + W_VARIANT * variant) * evidence
         joined = f" {' '.join(tokens)} "
@@ -317,7 +309,7 @@ class Matcher:
         hit = query[pos] == terms
         offsets = np.zeros(len(variants), dtype=np.int64)
         np.cumsum(v_len[:-1], out=offsets[1:])
-        recall = np.add.reduceat(np.where(hit, query_w[pos], 0.0), offsets) / total
+        recall = np.minimum(1.0, np.add.reduceat(np.where(hit, query_w[pos], 0.0), offsets) / total)
         precision = np.add.reduceat(np.where(hit, self._idf[terms], 0.0), offsets) / self._var_mass[variants]
         both = recall + precision
         f_score = np.divide(2 * recall * precision, both, out=np.zeros_like(both), where=both > 0)

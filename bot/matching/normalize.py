@@ -19,10 +19,9 @@ import yaml
 LEXICON_FILE = Path(__file__).resolve().parents[2] / "knowledge" / "lexicon" / "chat.yaml"
 
 # Invisible formatting characters (zero-width, bidi marks, BOM, soft hyphen): removed.
-_INVISIBLE = dict.fromkeys(
-    [0x00AD, 0x061C, 0x180E, 0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0x2060, 0xFEFF]
-    + list(range(0x202A, 0x202F))
-    + list(range(0x2066, 0x206A))
+_INVISIBLE = re.compile(
+    "[" + "".join(map(chr, [0x00AD, 0x061C, 0x180E, 0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0x2060, 0xFEFF,
+                             *range(0x202A, 0x202F), *range(0x2066, 0x206A)])) + "]"
 )
 _NON_WORD = re.compile(r"[\W_]+")
 
@@ -57,19 +56,25 @@ _TONE_TABLE = _build_tone_table()
 # Only at the end of a syllable (hoàn/toán/khuyến are the same in both styles) and not after
 # "q" ("quý" is written one way).
 _TONE_PATTERN = re.compile(r"(?<!q)(" + "|".join(_TONE_TABLE) + r")(?!\w)")
+_TONED_SECONDS = frozenset(old[1] for old in _TONE_TABLE)
 
 
 def fold(text: str) -> str:
     """Drop Vietnamese diacritics: 'Đăng ký' -> 'Dang ky'."""
-    return text.translate(_FOLD)
+    return text if text.isascii() else text.translate(_FOLD)
 
 
 def canonical(text: str) -> str:
-    """NFKC (full-width and compatibility forms folded), lower-case, one tone-mark style, words only."""
-    text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE).lower()
-    text = unicodedata.normalize("NFC", text)  # lower() can decompose a few letters again
+    """NFKC (full-width and compatibility forms folded), lower-case, one tone-mark style, words only.
+
+    ASCII text (most chat typed without diacritics) skips the steps that cannot change it.
+    """
+    text = unicodedata.normalize("NFKC", text)
+    # lower() can decompose a few letters again, hence NFC after it
+    text = text.lower() if text.isascii() else unicodedata.normalize("NFC", _INVISIBLE.sub("", text).lower())
     text = _NON_WORD.sub(" ", text)
-    text = _TONE_PATTERN.sub(lambda m: _TONE_TABLE[m.group(1)], text)
+    if not text.isascii() and not _TONED_SECONDS.isdisjoint(text):
+        text = _TONE_PATTERN.sub(lambda m: _TONE_TABLE[m.group(1)], text)
     return " ".join(text.split())
 
 
@@ -135,35 +140,32 @@ class _Rewriter:
         for phrase in table:
             self.starts[phrase[0]] = max(self.starts.get(phrase[0], 0), len(phrase))
 
-    def __call__(self, source: list[str], tags: list | None = None) -> tuple[list[str], bool, list]:
-        """Rewritten words, whether anything changed, and `tags` kept for words copied through
-        (None for words a replacement produced)."""
+    def __call__(self, source: list[str]) -> tuple[list[str], bool]:
+        """Rewritten words, and whether anything changed."""
         starts, table = self.starts, self.table
+        hits = [i for i, word in enumerate(source) if word in starts]
+        if not hits:
+            return source, False
         out: list[str] = []
-        out_tags: list = []
         changed = False
         i, n = 0, len(source)
-        while i < n:
-            longest = starts.get(source[i])
-            if longest is not None:
-                for size in range(min(longest, n - i), 0, -1):
-                    phrase = tuple(source[i : i + size])
-                    replacement = table.get(phrase)
-                    if replacement is not None:
-                        out.extend(replacement)
-                        out_tags.extend([None] * len(replacement))
-                        i += size
-                        changed = changed or replacement != phrase
-                        break
-                else:
-                    out.append(source[i])
-                    out_tags.append(tags[i] if tags else None)
-                    i += 1
+        for hit in hits:
+            if hit < i:
+                continue  # inside a phrase already replaced
+            out.extend(source[i:hit])
+            for size in range(min(starts[source[hit]], n - hit), 0, -1):
+                phrase = tuple(source[hit : hit + size])
+                replacement = table.get(phrase)
+                if replacement is not None:
+                    out.extend(replacement)
+                    i = hit + size
+                    changed = changed or replacement != phrase
+                    break
             else:
-                out.append(source[i])
-                out_tags.append(tags[i] if tags else None)
-                i += 1
-        return out, changed, out_tags
+                out.append(source[hit])
+                i = hit + 1
+        out.extend(source[i:])
+        return out, changed
 
 
 class Normalizer:
@@ -184,7 +186,7 @@ class Normalizer:
         """
         words = canonical(text).split()
         for _ in range(MAX_PASSES):
-            words, changed, _ = self._rewrite(words)
+            words, changed = self._rewrite(words)
             if not changed:
                 break
         return words
@@ -193,14 +195,13 @@ class Normalizer:
         """The form stored in logs and used to group similar questions (idempotent)."""
         return " ".join(self.words(text))
 
-    def analyse(self, text: str) -> tuple[str, list[str], list[str | None]]:
-        """The normalised text, the diacritic-folded tokens the matcher compares, and per token
-        the word as typed when it carried diacritics (None otherwise, or for synonym words)."""
+    def analyse(self, text: str) -> tuple[str, list[str], frozenset[str]]:
+        """The normalised text, the diacritic-folded tokens the matcher compares, and which of
+        those tokens were typed with diacritics."""
         words = self.words(text)
         folded = _fold_words(words)
-        accented = [w if w != f else None for w, f in zip(words, folded)]
-        tokens, _, accented = self._synonyms(folded, accented)
-        return " ".join(words), tokens, accented
+        accented = frozenset(f for w, f in zip(words, folded) if w != f)
+        return " ".join(words), self._synonyms(folded)[0], accented
 
     def tokens(self, text: str) -> list[str]:
         """Diacritic-folded words plus lexicon synonyms: what the matcher compares."""
