@@ -11,7 +11,7 @@ from bot.channels import telegram, zalo_bot, zalo_oa
 from bot.channels.choices import render
 from bot.channels.telegram import split_text
 from bot.matching import Decision
-from bot.matching.normalize import canonical, fold
+from bot.matching.normalize import Lexicon, canonical, fold
 from handlers.conversation import Conversation
 from handlers.messages import MAX_ACTION_BYTES, IncomingMessage
 
@@ -26,12 +26,17 @@ CHAT = st.lists(st.sampled_from(
      "vneid", "vn", "eid", "trực", "tuyến", "truc", "tuyen", "mst", "mã", "số", "thuế", "ca", "xa", "phuong",
      "định", "danh", "điện", "tử", "giúp", "mình", "nha", "hoà", "thuỷ", "ＶＮｅＩＤ", "!", "😀"]),
     max_size=30).map(" ".join)
+_LEXICON = Lexicon.from_file()
+# Runs of the lexicon's own words (keys, expansions, fillers, synonyms): every rewrite interaction.
+LEXICON_WORDS = st.lists(st.sampled_from(sorted(
+    {w for phrase in [*_LEXICON.abbreviations, *_LEXICON.abbreviations.values(), *_LEXICON.fillers,
+                      *_LEXICON.synonyms] for w in phrase})), max_size=25).map(" ".join)
 MIXED = st.one_of(
-    ANY_TEXT, VIETNAMESE, CHAT,
+    ANY_TEXT, VIETNAMESE, CHAT, LEXICON_WORDS,
     st.builds(lambda s, n: s * n, st.sampled_from(["ạ ", "😀", "\u202e", "\x00", "vneid ", "𝐕𝐍𝐞𝐈𝐃 "]),
               st.integers(1, 3000)),
 )
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 # Platform limits in UTF-16 code units (how both APIs count), and the splitter each adapter uses.
 CHANNEL_LIMITS = {"telegram": (4096, telegram.MAX_TEXT), "zalo": (2000, zalo_oa.MAX_TEXT),
                   "zalobot": (2000, zalo_bot.MAX_TEXT)}

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
@@ -107,6 +107,19 @@ def _bigram_keys(ids: list[int], base: int) -> list[int]:
     return [a * base + b for a, b in zip(ids, ids[1:])]
 
 
+def _entry_tokens(kb: KnowledgeBase, normalizer: Normalizer, batch: int = 64
+                  ) -> Iterator[tuple[list[list[str]], list[list[str]]]]:
+    """Per entry: tokens of its title and questions, and of its keywords (normalised in batches)."""
+    entries = kb.entries
+    for begin in range(0, len(entries), batch):
+        part = entries[begin : begin + batch]
+        texts = [t for e in part for t in (e.title, *e.questions, *e.keywords)]
+        tokens = iter(normalizer.tokens_many(texts))
+        for e in part:
+            variants = [next(tokens) for _ in range(1 + len(e.questions))]
+            yield variants, [next(tokens) for _ in e.keywords]
+
+
 def _int64(buffer: array) -> np.ndarray:
     return np.frombuffer(buffer, dtype=np.int64) if len(buffer) else np.zeros(0, dtype=np.int64)
 
@@ -122,8 +135,7 @@ class Matcher:
         self.ids = [entry.id for entry in kb.entries]
         n = self._n = len(self.ids)
         # Build into compact int buffers (array), not lists of Python ints: at 10,000 entries the
-        # lists alone would take hundreds of MB at peak. Keywords repeat across entries: cached.
-        tokens = lru_cache(maxsize=4096)(self.normalizer.tokens)
+        # lists alone would take hundreds of MB at peak.
         vocab: dict[str, int] = {}
         uni_terms, uni_owners = array("q"), array("q")
         bi_keys, bi_owners = array("q"), array("q")
@@ -131,12 +143,12 @@ class Matcher:
         self._keywords: list[tuple[str, ...]] = []
         # Bigram keys are a*BASE+b; BASE bounds the vocabulary.
         base = 1 << 31
-        for index, entry in enumerate(kb.entries):
+        for index, (variants, keywords) in enumerate(_entry_tokens(kb, self.normalizer)):
             uni: set[int] = set()
             bi: set[int] = set()
             count = 0
-            for text in (entry.title, *entry.questions):
-                ids = [vocab.setdefault(w, len(vocab)) for w in tokens(text)]
+            for words in variants:
+                ids = [vocab.setdefault(w, len(vocab)) for w in words]
                 if not ids:
                     continue
                 distinct = sorted(set(ids))
@@ -145,7 +157,6 @@ class Matcher:
                 count += 1
                 uni.update(distinct)
                 bi.update(_bigram_keys(ids, base))
-            keywords = [tokens(k) for k in entry.keywords]
             for words in keywords:
                 ids = [vocab.setdefault(w, len(vocab)) for w in words]
                 uni.update(ids)

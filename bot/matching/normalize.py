@@ -128,6 +128,7 @@ class Lexicon:
         return cls(settled, fillers, longest, stopwords, raw.synonyms)
 
 
+_SEPARATOR = "qxzsepqxz"  # canonical keeps it; no lexicon phrase contains it
 MAX_PASSES = 8  # rewriting settles in one or two passes; the cap only guards against a lexicon loop
 
 
@@ -135,37 +136,46 @@ class _Rewriter:
     """Longest-match phrase replacement; a word that starts no phrase costs one dict lookup."""
 
     def __init__(self, table: dict[Phrase, Phrase]):
-        self.table = table
+        self.table = {k: v for k, v in table.items() if k != v}  # "vneid: vneid" documents, changes nothing
         self.starts: dict[str, int] = {}
         for phrase in table:
             self.starts[phrase[0]] = max(self.starts.get(phrase[0], 0), len(phrase))
 
     def __call__(self, source: list[str]) -> tuple[list[str], bool]:
-        """Rewritten words, and whether anything changed."""
+        """Rewritten words, and whether another pass could still change them.
+
+        Another pass is needed only if a replacement produced a word that starts a phrase, or
+        landed within reach of an earlier phrase start that did not match ("cho e hoi": "e" ->
+        "em" completes the filler "cho em hỏi"); otherwise the output is already a fixpoint.
+        """
         starts, table = self.starts, self.table
         hits = [i for i, word in enumerate(source) if word in starts]
         if not hits:
             return source, False
         out: list[str] = []
-        changed = False
+        again = False
+        reach = -1  # last output index an unmatched phrase start could still cover
         i, n = 0, len(source)
         for hit in hits:
             if hit < i:
                 continue  # inside a phrase already replaced
             out.extend(source[i:hit])
-            for size in range(min(starts[source[hit]], n - hit), 0, -1):
+            longest = starts[source[hit]]
+            for size in range(min(longest, n - hit), 0, -1):
                 phrase = tuple(source[hit : hit + size])
                 replacement = table.get(phrase)
                 if replacement is not None:
+                    if replacement != phrase:
+                        again = again or len(out) <= reach or not starts.keys().isdisjoint(replacement)
                     out.extend(replacement)
                     i = hit + size
-                    changed = changed or replacement != phrase
                     break
             else:
+                reach = len(out) + longest - 1
                 out.append(source[hit])
                 i = hit + 1
         out.extend(source[i:])
-        return out, changed
+        return out, again
 
 
 class Normalizer:
@@ -186,8 +196,8 @@ class Normalizer:
         """
         words = canonical(text).split()
         for _ in range(MAX_PASSES):
-            words, changed = self._rewrite(words)
-            if not changed:
+            words, again = self._rewrite(words)
+            if not again:
                 break
         return words
 
@@ -205,7 +215,29 @@ class Normalizer:
 
     def tokens(self, text: str) -> list[str]:
         """Diacritic-folded words plus lexicon synonyms: what the matcher compares."""
-        return self.analyse(text)[1]
+        return self._synonyms(_fold_words(self.words(text)))[0]
+
+    def tokens_many(self, texts: list[str], chunk: int = 512) -> list[list[str]]:
+        """`tokens` of each text, a chunk of texts per pass: indexing 10,000 entries means ~200,000
+        texts, and one regex or rewrite pass over a chunk costs far less than one per text.
+
+        Texts are joined with a separator word that survives `canonical` and starts no phrase, so
+        no rewrite can reach across two texts.
+        """
+        out: list[list[str]] = []
+        for begin in range(0, len(texts), chunk):
+            part = texts[begin : begin + chunk]
+            words = self.words(f" {_SEPARATOR} ".join(part))
+            tokens = self._synonyms(_fold_words(words))[0]
+            current: list[str] = []
+            for token in tokens:
+                if token == _SEPARATOR:
+                    out.append(current)
+                    current = []
+                else:
+                    current.append(token)
+            out.append(current)
+        return out
 
 
 @lru_cache(maxsize=65536)
