@@ -12,7 +12,9 @@ out-of-scope chatter. dev-questions.jsonl is deliberately not used.
 
 For each size: index build time, process RSS after the build (and its growth, and the process's peak
 RSS so far), tracemalloc peak during a second, traced build, then per-query `Matcher.match` latency
-(perf_counter_ns, pinned to one core, gc enabled, after a 50-query warm-up on separate queries).
+(perf_counter_ns wall time and thread CPU time, pinned to one core, gc enabled, after a 50-query
+warm-up on separate queries). On a busy machine the wall-time tail is mostly waiting for the core;
+the CPU columns show what a query itself costs.
 tracemalloc slows the build about 4-6x (over a minute at 10,000 entries), so the 10,000-entry traced
 build only runs with --trace-10k; without it, read the peak RSS column.
 

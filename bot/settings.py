@@ -71,7 +71,7 @@ class Settings(BaseSettings):
 
     # Matcher decision thresholds (0-100 scale), calibrated on the development set.
     match_answer_score: float = Field(64.0, ge=0, le=100)
-    match_min_gap: float = Field(3.0, ge=0, le=100)
+    match_min_gap: float = Field(5.0, ge=0, le=100)
     match_suggest_score: float = Field(62.0, ge=0, le=100)
 
     # --- staff dashboard and web chat (bot/dashboard) -------------------------------------

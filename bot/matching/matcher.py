@@ -60,7 +60,7 @@ class Thresholds:
     """Defaults as in bot/settings.py (MATCH_*), calibrated with bench/accuracy.py."""
 
     answer_score: float = 64.0
-    min_gap: float = 3.0
+    min_gap: float = 5.0
     suggest_score: float = 62.0
 
 
