@@ -12,7 +12,9 @@ out-of-scope chatter. dev-questions.jsonl is deliberately not used.
 
 For each size: index build time, process RSS after the build (and its growth, and the process's peak
 RSS so far), tracemalloc peak during a second, traced build, then per-query `Matcher.match` latency
-(perf_counter_ns, pinned to one core, gc enabled, after a 50-query warm-up on separate queries).
+(perf_counter_ns wall time and thread CPU time, pinned to one core, gc enabled, after a 50-query
+warm-up on separate queries). On a busy machine the wall-time tail is mostly waiting for the core;
+the CPU columns show what a query itself costs.
 tracemalloc slows the build about 4-6x (over a minute at 10,000 entries), so the 10,000-entry traced
 build only runs with --trace-10k; without it, read the peak RSS column.
 
@@ -235,19 +237,23 @@ def pin_one_core() -> str:
 
 
 def time_calls(fn: Callable[[str], object], queries: list[str], budget_s: float | None = None,
-               minimum: int = 1) -> np.ndarray:
-    """Milliseconds per call; with a budget, stop once it is spent (after at least `minimum` calls)."""
-    out = np.empty(len(queries), dtype=np.float64)
-    clock = time.perf_counter_ns
+               minimum: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Wall and CPU milliseconds per call; with a budget, stop once it is spent (after at least
+    `minimum` calls). CPU time (this thread only) is what the call costs; wall time also counts
+    waiting for the core, which on a busy machine dominates the tail."""
+    wall = np.empty(len(queries), dtype=np.float64)
+    cpu = np.empty(len(queries), dtype=np.float64)
+    clock, cpu_clock = time.perf_counter_ns, time.thread_time_ns
     deadline = clock() + int(budget_s * 1e9) if budget_s is not None else None
     for i, q in enumerate(queries):
-        start = clock()
+        start, cpu_start = clock(), cpu_clock()
         fn(q)
-        end = clock()
-        out[i] = (end - start) / 1e6
+        cpu_end, end = cpu_clock(), clock()
+        wall[i] = (end - start) / 1e6
+        cpu[i] = (cpu_end - cpu_start) / 1e6
         if deadline is not None and end > deadline and i + 1 >= minimum:
-            return out[: i + 1]
-    return out
+            return wall[: i + 1], cpu[: i + 1]
+    return wall, cpu
 
 
 @dataclass
@@ -262,6 +268,7 @@ class Row:
     rss_delta_mb: float
     max_rss_mb: float
     ours: np.ndarray
+    ours_cpu: np.ndarray
     base: np.ndarray
 
 
@@ -290,7 +297,7 @@ def bench_size(label: str, kb: KnowledgeBase, queries: list[str], warmup: list[s
 
     for q in warmup:
         matcher.match(q)
-    ours = time_calls(matcher.match, queries)
+    ours, ours_cpu = time_calls(matcher.match, queries)
 
     choices = [text.lower() for entry in kb.entries for text in (entry.title, *entry.questions)]
 
@@ -298,9 +305,9 @@ def bench_size(label: str, kb: KnowledgeBase, queries: list[str], warmup: list[s
         return process.extractOne(q.lower(), choices, scorer=fuzz.WRatio)
 
     naive(warmup[0])
-    base = time_calls(naive, baseline_queries, budget_s, BASELINE_MIN)
+    base, _ = time_calls(naive, baseline_queries, budget_s, BASELINE_MIN)
     return Row(label, len(kb), len(choices), len(getattr(matcher, "_idf", ())), build_s, peak_mb, rss_after,
-               rss_after - rss_before, max_rss, ours, base)
+               rss_after - rss_before, max_rss, ours, ours_cpu, base)
 
 
 def pct(values: np.ndarray, q: float) -> float:
@@ -318,16 +325,20 @@ def print_table(rows: list[Row], n_queries: int) -> None:
         print(f"{r.label:<8} {r.entries:>7} {r.variants:>8} {r.vocabulary:>6} {r.build_s:>8.3f} "
               f"{traced} {r.rss_mb:>7.1f} {r.rss_delta_mb:>8.1f} {r.max_rss_mb:>8.1f}")
     print()
-    print(f"latency per query, ms (matcher: {n_queries} queries; WRatio baseline: first n queries, time-boxed)")
-    print(f"{'kb':<8} {'median':>7} {'p90':>7} {'p99':>7} {'max':>7} | {'wratio med':>10} {'p99':>8} "
-          f"{'n':>5} | target")
+    print(f"latency per query, ms (matcher: {n_queries} queries, wall and CPU time; WRatio baseline: "
+          "first n queries, time-boxed, wall)")
+    print(f"{'kb':<8} {'median':>7} {'p90':>7} {'p99':>7} {'max':>7} {'cpu p50':>8} {'cpu p99':>8} | "
+          f"{'wratio med':>10} {'p99':>8} {'n':>5} {'x faster':>8} | target")
     for r in rows:
         p99 = pct(r.ours, 99)
         limit = TARGETS.get(r.entries) if r.label != "real" else None
         target = f"p99 < {limit:g} ms: {'PASS' if p99 < limit else 'FAIL'}" if limit else "-"
-        print(f"{r.label:<8} {pct(r.ours, 50):>7.3f} {pct(r.ours, 90):>7.3f} {p99:>7.3f} "
-              f"{r.ours.max():>7.3f} | {pct(r.base, 50):>10.3f} {pct(r.base, 99):>8.3f} {len(r.base):>5} "
-              f"| {target}")
+        if limit and pct(r.ours_cpu, 99) < limit <= p99:
+            target += " (CPU p99 passes: the core was busy)"
+        speedup = pct(r.base, 50) / max(pct(r.ours, 50), 1e-9)
+        print(f"{r.label:<8} {pct(r.ours, 50):>7.3f} {pct(r.ours, 90):>7.3f} {p99:>7.3f} {r.ours.max():>7.3f} "
+              f"{pct(r.ours_cpu, 50):>8.3f} {pct(r.ours_cpu, 99):>8.3f} | {pct(r.base, 50):>10.3f} "
+              f"{pct(r.base, 99):>8.3f} {len(r.base):>5} {speedup:>8.0f} | {target}")
 
 
 def load_real() -> tuple[KnowledgeBase, str]:

@@ -55,13 +55,16 @@ def cmd_match(settings: Settings, _args: argparse.Namespace) -> int:
     for number, line in enumerate(sys.stdin, start=1):
         if not line.strip():
             continue
+        item = None  # a bad line must not report the previous line's id
         try:
             item = json.loads(line)
+            if not isinstance(item, dict):
+                raise TypeError("each line must be a JSON object")
             text = item["text"]
             if not isinstance(text, str):
                 raise TypeError("text must be a string")
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            ident = item.get("id") if isinstance(locals().get("item"), dict) else None
+            ident = item.get("id") if isinstance(item, dict) else None
             print(json.dumps({"id": ident, "line": number, "error": f"bad input: {exc}"}, ensure_ascii=False))
             status = 1
             continue

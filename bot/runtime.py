@@ -26,18 +26,51 @@ def thresholds_from(settings: Settings) -> Thresholds:
     return Thresholds(settings.match_answer_score, settings.match_min_gap, settings.match_suggest_score)
 
 
+def placeholders_from(settings: Settings) -> dict[str, str]:
+    """Values for the {placeholders} answers may use (knowledge.loader.PLACEHOLDERS)."""
+    return {"retention_days": str(settings.log_retention_days)}
+
+
 def load_live_knowledge(settings: Settings) -> LiveKnowledge:
     """Load and index the knowledge base, or fail naming the file and entry at fault."""
     try:
         kb = load_knowledge_base(settings.knowledge_dir, settings.knowledge_local_file)
     except KnowledgeError as exc:
+        at_fault = [f"KNOWLEDGE_LOCAL_FILE={settings.knowledge_local_file}"] if any(
+            p.local for p in exc.problems) else []
+        if not all(p.local for p in exc.problems):
+            at_fault.insert(0, f"KNOWLEDGE_DIR={settings.knowledge_dir}")
         raise ConfigurationError(
-            f"KNOWLEDGE_DIR={settings.knowledge_dir}: {exc}. Run `python -m bot kb validate` for the full list."
+            f"{' and '.join(at_fault)}: {exc}. Run `python -m bot kb validate` for the full list."
         ) from None
     try:
-        return LiveKnowledge(kb, thresholds_from(settings))
+        return LiveKnowledge(kb, thresholds_from(settings), placeholders=placeholders_from(settings))
     except ValueError as exc:  # unreadable lexicon file
         raise ConfigurationError(str(exc)) from None
+
+
+NOT_STARTED = "off: configured, but this process has no database and starts no channel"
+
+
+def configured_channel_states(settings: Settings) -> dict[str, str]:
+    """Each channel's state from settings alone: why it is off, or that it could run.
+
+    `Runtime.open` replaces "could run" with what actually happened when the channel starts;
+    `Runtime.build` (no database, e.g. `match` or tests) reports it as not started.
+    """
+    missing_zalo = settings.zalo_oa_missing
+    if len(missing_zalo) == 3:
+        zalo = "off: ZALO_OA_APP_ID is not set"
+    elif missing_zalo:
+        zalo = f"off: {', '.join(missing_zalo)} not set"
+    else:
+        zalo = NOT_STARTED
+    return {
+        "web": "on",
+        "telegram": NOT_STARTED if settings.telegram_enabled else "off: TELEGRAM_BOT_TOKEN is not set",
+        "zalo": zalo,
+        "zalobot": NOT_STARTED if settings.zalo_bot_token else "off: ZALO_BOT_TOKEN is not set",
+    }
 
 
 def conversation_config(settings: Settings) -> ConversationConfig:
@@ -84,7 +117,7 @@ class Runtime:
         """Knowledge and conversation only (no database): for `match`, `/api/ask` and tests."""
         knowledge = load_live_knowledge(settings)
         runtime = cls(settings, knowledge, Conversation(knowledge, config=conversation_config(settings)))
-        runtime.channel_states = {"web": "on", "telegram": "off: TELEGRAM_BOT_TOKEN is not set"}
+        runtime.channel_states = configured_channel_states(settings)
         return runtime
 
     @classmethod

@@ -12,8 +12,9 @@ import re
 import secrets
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -78,9 +79,9 @@ class Settings(BaseSettings):
     knowledge_local_file: Path | None = None
 
     # Matcher decision thresholds (0-100 scale), calibrated on the development set.
-    match_answer_score: float = Field(50.0, ge=0, le=100)
-    match_min_gap: float = Field(4.0, ge=0, le=100)
-    match_suggest_score: float = Field(50.0, ge=0, le=100)
+    match_answer_score: float = Field(64.0, ge=0, le=100)
+    match_min_gap: float = Field(5.0, ge=0, le=100)
+    match_suggest_score: float = Field(62.0, ge=0, le=100)
 
     # --- staff dashboard and web chat (bot/dashboard) -------------------------------------
     # Hours a dashboard login lasts before staff must sign in again.
@@ -130,6 +131,23 @@ class Settings(BaseSettings):
     zalo_bot_webhook_url: str = ""
     zalo_bot_webhook_secret: str = ""
     zalo_bot_rate_per_second: float = Field(10.0, gt=0, le=1000)
+
+    @field_validator("telegram_api_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in {"http", "https"} or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError("must be an http(s) URL such as https://api.telegram.org "
+                             "or http://127.0.0.1:8081 for a self-hosted Bot API server")
+        return value.strip().rstrip("/")
+
+    @model_validator(mode="after")
+    def _suggest_not_above_answer(self) -> Settings:
+        if self.match_suggest_score > self.match_answer_score:
+            raise ValueError(
+                f"MATCH_SUGGEST_SCORE ({self.match_suggest_score:g}) must not exceed MATCH_ANSWER_SCORE "
+                f"({self.match_answer_score:g}): a score good enough to answer must be good enough to suggest")
+        return self
 
     @field_validator("dashboard_cookie_secure")
     @classmethod
@@ -356,6 +374,7 @@ def load_settings(*, env_file: list[str] | None = None, **overrides: object) -> 
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            name = ".".join(str(p) for p in err["loc"]).upper() or "settings"
-            problems.append(f"{name}: {err['msg']}")
+            name = ".".join(str(p) for p in err["loc"]).upper()
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{name}: {message}" if name else message)
         raise ConfigurationError("Invalid configuration: " + "; ".join(problems)) from None

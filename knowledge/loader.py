@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +14,9 @@ from pydantic import ValidationError
 from knowledge.schema import CATEGORIES, MAX_ANSWER_CHARS, Entry
 
 TOPICS_FILE = Path(__file__).resolve().parent / "meta" / "topics.yaml"
+# Answers may say {name} for a value that comes from configuration (see fill_placeholders).
+PLACEHOLDERS = {"retention_days": "LOG_RETENTION_DAYS"}
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass(frozen=True)
@@ -19,6 +24,7 @@ class Problem:
     file: str
     entry_id: str | None
     message: str
+    local: bool = False  # found in the local overrides file (KNOWLEDGE_LOCAL_FILE), not KNOWLEDGE_DIR
 
     def __str__(self) -> str:
         where = f"{self.file}: {self.entry_id}" if self.entry_id else self.file
@@ -70,6 +76,8 @@ class KnowledgeBase:
 
 def required_topic_ids(path: Path = TOPICS_FILE) -> list[str]:
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise yaml.YAMLError("top level must be a mapping of topic id -> details")
     return list(data)
 
 
@@ -120,6 +128,9 @@ def _content_problems(entry: Entry) -> list[str]:
             found.append(f"link {link!r} must be an https:// URL")
     if entry.id in entry.related:
         found.append("related lists the entry itself")
+    for name in sorted(set(_PLACEHOLDER.findall(entry.answer)) - PLACEHOLDERS.keys()):
+        found.append(f"unknown placeholder {{{name}}} in answer; known: "
+                     + ", ".join(f"{{{k}}} ({v})" for k, v in PLACEHOLDERS.items()))
     return found
 
 
@@ -149,8 +160,12 @@ def _load_local(path: Path, base: dict[str, Entry], problems: list[Problem]):
 
 
 def collect(knowledge_dir: Path, local_file: Path | None = None,
-            topics_file: Path = TOPICS_FILE) -> tuple[KnowledgeBase, list[Problem]]:
-    """Read everything, returning the usable entries and every problem found."""
+            topics_file: Path | None = TOPICS_FILE) -> tuple[KnowledgeBase, list[Problem]]:
+    """Read everything, returning the usable entries and every problem found.
+
+    `topics_file=None` skips the topic-coverage check (fixtures with a handful of entries); a
+    topics file that cannot be read is a problem, never a silent skip.
+    """
     problems: list[Problem] = []
     entries: list[Entry] = []
     seen: dict[str, str] = {}
@@ -176,12 +191,14 @@ def collect(knowledge_dir: Path, local_file: Path | None = None,
     by_id = {entry.id: entry for entry in entries}
     variants: dict[tuple[str, str], Entry] = {}
     if local_file is not None:
+        local_problems: list[Problem] = []
         if not local_file.is_file():
-            problems.append(Problem(str(local_file), None, "local knowledge file does not exist"))
+            local_problems.append(Problem(str(local_file), None, "local knowledge file does not exist"))
         else:
-            replaced, variants = _load_local(local_file, by_id, problems)
+            replaced, variants = _load_local(local_file, by_id, local_problems)
             by_id.update(replaced)
             entries = list(by_id.values())
+        problems.extend(dataclasses.replace(p, local=True) for p in local_problems)
 
     for entry in entries:
         for rel in entry.related:
@@ -189,11 +206,28 @@ def collect(knowledge_dir: Path, local_file: Path | None = None,
                 problems.append(
                     Problem(seen.get(entry.id, "local"), entry.id, f"related id {rel!r} does not exist")
                 )
-    if topics_file.is_file():
-        for topic in required_topic_ids(topics_file):
+    if topics_file is not None:
+        try:
+            required = required_topic_ids(topics_file)
+        except (OSError, yaml.YAMLError) as exc:
+            problems.append(Problem(str(topics_file), None,
+                                    f"cannot read the required topic list, so coverage is unchecked: {exc}"))
+            required = []
+        for topic in required:
             if topic not in by_id:
                 problems.append(Problem(topics_file.name, topic, "required topic has no entry"))
     return KnowledgeBase(entries, variants), problems
+
+
+def fill_placeholders(kb: KnowledgeBase, values: dict[str, str]) -> KnowledgeBase:
+    """The knowledge base with {name} in answers replaced by configured values (e.g. the log
+    retention the privacy answer states), so the text never contradicts the settings."""
+
+    def fill(entry: Entry) -> Entry:
+        text = _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), entry.answer)
+        return entry if text == entry.answer else entry.model_copy(update={"answer": text})
+
+    return KnowledgeBase([fill(e) for e in kb.entries], {k: fill(e) for k, e in kb.ward_variants.items()})
 
 
 def validate_knowledge(knowledge_dir: Path, local_file: Path | None = None) -> list[Problem]:

@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from bot.settings import ConfigurationError, load_settings
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -37,11 +41,18 @@ def test_match_cli_round_trip():
 
 
 def test_match_cli_reports_bad_lines_and_continues():
-    proc = run_cli("match", stdin='not json\n{"id": "x"}\n{"id": "ok", "text": "vneid là gì"}\n')
+    stdin = ('{"id": "first", "text": "quên mật khẩu vneid"}\nnot json\n[1, 2]\n{"id": "x"}\n'
+             '{"id": "y", "text": 5}\n{"id": "ok", "text": "vneid là gì"}\n')
+    proc = run_cli("match", stdin=stdin)
     assert proc.returncode == 1
     out = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert "error" in out[0] and "error" in out[1]
-    assert out[2]["id"] == "ok" and out[2]["faq_id"] == "vneid.what_is"
+    assert out[0]["id"] == "first" and "error" not in out[0]
+    # A line that is not JSON (or not an object) has no id: never the previous line's.
+    assert out[1]["id"] is None and out[1]["line"] == 2 and "error" in out[1]
+    assert out[2]["id"] is None and out[2]["line"] == 3 and "error" in out[2]
+    assert out[3]["id"] == "x" and "error" in out[3]
+    assert out[4]["id"] == "y" and "text must be a string" in out[4]["error"]
+    assert out[5]["id"] == "ok" and out[5]["faq_id"] == "vneid.what_is"
 
 
 def test_bad_setting_is_named_at_startup():
@@ -56,11 +67,43 @@ def test_unreadable_knowledge_dir_is_named(tmp_path):
     assert "KNOWLEDGE_DIR" in proc.stderr and "does not exist" in proc.stderr
 
 
-def test_terminal_chat_answers_and_presses_buttons():
+def test_broken_local_knowledge_file_is_named_as_such(tmp_path):
+    local = tmp_path / "local.yaml"
+    local.write_text("entries: [ {id: dvc.service_center\n", encoding="utf-8")
+    proc = run_cli("match", stdin="", env={"KNOWLEDGE_LOCAL_FILE": str(local)})
+    assert proc.returncode == 2
+    assert f"KNOWLEDGE_LOCAL_FILE={local}" in proc.stderr and "invalid YAML" in proc.stderr
+    assert "KNOWLEDGE_DIR" not in proc.stderr  # the shipped knowledge base is fine
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"match_answer_score": 50, "match_suggest_score": 60}, ["MATCH_SUGGEST_SCORE", "MATCH_ANSWER_SCORE"]),
+        ({"telegram_api_base_url": "api.telegram.org"}, ["TELEGRAM_API_BASE_URL"]),
+        ({"telegram_api_base_url": "ftp://files.example"}, ["TELEGRAM_API_BASE_URL"]),
+    ],
+)
+def test_inconsistent_settings_are_refused_by_name(overrides, named):
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(_env_file=None, **overrides)
+    assert all(name in str(caught.value) for name in named)
+
+
+def test_self_hosted_bot_api_url_is_accepted_without_trailing_slash():
+    settings = load_settings(_env_file=None, telegram_api_base_url="http://127.0.0.1:8081/")
+    assert settings.telegram_api_base_url == "http://127.0.0.1:8081"
+
+
+def test_terminal_chat_answers_and_presses_buttons(knowledge):
     proc = run_cli("chat", stdin="/menu\n1\nquen passcode vneid\n")
     assert proc.returncode == 0, proc.stderr
-    assert "VNeID" in proc.stdout
-    assert "Passcode" in proc.stdout or "passcode" in proc.stdout
+    # "1" pressed the first menu button: the VNeID topic list, with its entries' titles.
+    vneid_titles = [e.title for e in knowledge.kb.in_category("vneid")]
+    assert sum(title in proc.stdout for title in vneid_titles) >= 3
+    # The typed question got the passcode entry's answer itself, not just a menu naming it.
+    first_line = knowledge.kb.get("vneid.passcode").answer_text.splitlines()[0]
+    assert first_line in proc.stdout
 
 
 async def arun_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -106,9 +106,40 @@ def test_local_overrides_replace_and_specialise_by_ward(tmp_path: Path):
         "  - id: vneid.b\n    wards: [phuong-a]\n    answer: 'Riêng phường A: số 1 phố X.'\n",
         encoding="utf-8",
     )
-    kb, problems = collect(kb_dir, local, tmp_path / "none.yaml")
+    kb, problems = collect(kb_dir, local, topics_file=None)
     assert problems == []
     assert kb.get("vneid.a").answer == "Địa chỉ chung mới của phường."
     assert kb.get("vneid.b").answer.startswith("Trả lời")
     assert kb.get("vneid.b", ward="phuong-a").answer.startswith("Riêng phường A")
     assert kb.get("vneid.b", ward="phuong-khac").answer.startswith("Trả lời")
+
+
+def test_missing_topic_list_is_a_problem_not_a_silent_skip(tmp_path: Path):
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    write(kb, "v.yaml", "entries:" + GOOD.format(id="vneid.a"))
+    found = messages(kb, tmp_path / "gone" / "topics.yaml")
+    assert any("cannot read the required topic list" in m for m in found), found
+    assert collect(kb, None, topics_file=None)[1] == []  # skipping is explicit
+
+
+def test_unknown_placeholder_in_an_answer_is_a_problem(tmp_path: Path):
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    write(kb, "v.yaml", "entries:" + GOOD.format(id="vneid.a").replace(
+        'answer: "Trả lời', 'answer: "Lưu {retention_days} ngày, gọi {hotline}. Trả lời'))
+    found = messages(kb, None)
+    assert any("vneid.a: unknown placeholder {hotline}" in m for m in found), found
+    assert not any("{retention_days}" in m.split("known:")[0] for m in found)
+
+
+def test_privacy_answer_states_the_configured_retention():
+    from bot.runtime import Runtime
+    from bot.settings import load_settings
+
+    runtime = Runtime.build(load_settings(_env_file=None, log_retention_days=30))
+    answer = runtime.knowledge.kb.get("bot.privacy").answer
+    assert "30 ngày" in answer and "{retention_days}" not in answer
+    # A knowledge base swapped in later (dashboard overlays) is filled the same way.
+    runtime.knowledge.replace(collect(ROOT / "knowledge")[0])
+    assert "30 ngày" in runtime.knowledge.kb.get("bot.privacy").answer

@@ -79,12 +79,23 @@ def test_thresholds_drive_the_decision(knowledge):
 
 @pytest.mark.parametrize(
     "text",
-    ["", "   ", "😀🙏", "\x00\x1b[0m\u200b", "a" * 10_000, "ạ ạ ạ", "đ" * 5000, "\u202eبيانات", "1234567890"],
+    ["", "   ", "\t\n", "😀🙏", "👍👍👍", "\x00\x1b[0m\u200b", "a" * 10_000, "ạ ạ ạ", "ạ nhé", "đ" * 5000,
+     "\u202eبيانات", "1234567890", "?!..."],
 )
-def test_odd_input_never_raises_and_decides(matcher, text):
+def test_input_without_a_question_falls_back(matcher, text):
+    # Empty, whitespace, emoji, control characters, filler only, noise: nothing to answer.
+    result = matcher.match(text)
+    assert result.decision is Decision.FALLBACK, (text[:20], result)
+    assert result.faq_id is None and result.alternatives == []
+    assert 0.0 <= result.score <= 100.0
+
+
+def test_ten_thousand_character_question_still_decides(matcher):
+    text = "Tôi quên mật khẩu đăng nhập VNeID. " + "Tôi đã thử nhiều lần mà không được. " * 280
+    assert len(text) > 10_000
     result = matcher.match(text)
     assert result.decision in tuple(Decision)
-    assert 0.0 <= result.score <= 100.0
+    assert result.faq_id in (None, "vneid.forgot_password")
 
 
 def test_abbreviation_expansion_reaches_entry(matcher):

@@ -70,3 +70,32 @@ def test_control_characters_and_huge_text(norm):
     text = "\x00\x07abc\x1b[31m" + "x" * 10_000
     assert isinstance(norm.normalized(text), str)
     assert norm.tokens("") == []
+
+
+def test_full_width_and_compatibility_forms_fold(norm):
+    assert canonical("ＶＮｅＩＤ　ｌà　ｇì") == "vneid là gì"
+    assert norm.tokens("𝐕𝐍𝐞𝐈𝐃") == ["vneid"]  # mathematical bold letters (NFKC)
+
+
+@pytest.mark.parametrize("text", ["vs", "nói chuyện vs bot", "cho e hoi", "trực tuyến", "mst", "ko dc a"])
+def test_normal_form_is_a_fixpoint(norm, text):
+    once = norm.normalized(text)
+    assert norm.normalized(once) == once
+
+
+def test_expansion_that_is_a_filler_drops_in_one_pass(norm):
+    # "vs" means "với", which is politeness filler: gone at once, not only on a second pass.
+    assert norm.normalized("đổi sdt vs") == "đổi số điện thoại"
+    assert norm.normalized("cho e hoi doi mk") == "doi mật khẩu"
+
+
+def test_ca_is_police_only_next_to_an_administrative_level(norm):
+    assert norm.normalized("cach nau canh chua ca loc") == "cach nau canh chua ca loc"
+    assert norm.normalized("lên ca phường làm căn cước") == "lên công an phường làm căn cước"
+    assert norm.normalized("ra ca xa") == "ra công an xã"
+
+
+def test_matcher_synonyms_stay_out_of_the_normal_form(norm):
+    assert norm.normalized("nộp hồ sơ trực tuyến") == "nộp hồ sơ trực tuyến"
+    assert norm.tokens("nộp hồ sơ trực tuyến") == ["nop", "ho", "so", "online", "truc", "tuyen"]
+    assert norm.tokens("nop ho so truc tuyen") == norm.tokens("nộp hồ sơ trực tuyến")

@@ -1,12 +1,23 @@
-"""/healthz and /api/ask over real HTTP."""
+"""/healthz and /api/ask over real HTTP, and `python -m bot` started for real."""
 
 from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
 
 import aiohttp
 import pytest
 
+from bot.runtime import Runtime
+from bot.settings import load_settings
 from bot.web import create_app
 from tests.helpers import serve_app
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -20,8 +31,64 @@ async def test_healthz_names_kb_size_and_channels(base_url, runtime):
         assert resp.status == 200
         body = await resp.json()
     assert body["knowledge_entries"] == len(runtime.knowledge.kb) >= 63
-    assert body["channels"]["telegram"].startswith("off")
-    assert "web" in body["enabled_channels"]
+    assert body["channels"] == runtime.channel_states
+    assert body["channels"]["telegram"] == "off: TELEGRAM_BOT_TOKEN is not set"
+    assert body["enabled_channels"] == ["web"]
+
+
+def test_channel_states_follow_the_settings():
+    settings = load_settings(_env_file=None, telegram_bot_token="123:abc", zalo_oa_app_id="42")
+    states = Runtime.build(settings).channel_states
+    assert states["web"] == "on"
+    assert states["telegram"].startswith("off: configured")  # a token, but no database in this process
+    assert "ZALO_OA_SECRET_KEY" in states["zalo"] and "ZALO_OA_APP_ID" not in states["zalo"]
+    assert states["zalobot"] == "off: ZALO_BOT_TOKEN is not set"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_service_starts_without_tokens_and_logs_why_channels_are_off(tmp_path):
+    port = _free_port()
+    env = {
+        **os.environ, "PYTHONPATH": str(ROOT), "WEB_HOST": "127.0.0.1", "WEB_PORT": str(port),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/bot.sqlite3", "USER_KEY_SECRET": "test-secret",
+        "LOG_FORMAT": "text", "LOG_LEVEL": "INFO", "TELEGRAM_BOT_TOKEN": "", "ZALO_BOT_TOKEN": "",
+        "ZALO_OA_APP_ID": "", "ZALO_OA_SECRET_KEY": "", "ZALO_OA_ACCESS_TOKEN": "", "ZALO_OA_REFRESH_TOKEN": "",
+    }
+    # Run from an empty folder so no developer .env is read.
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
+    body = None
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(300):
+                if proc.returncode is not None:
+                    break
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                        body = await resp.json()
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.2)
+            assert body is not None, "the service never answered /healthz"
+            async with http.post(f"http://127.0.0.1:{port}/api/ask", json={"text": "😀\x00"}) as resp:
+                assert resp.status == 200 and (await resp.json())["replies"]
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    log = err.decode()
+    assert proc.returncode == 0, log
+    assert body["status"] == "ok" and body["enabled_channels"] == ["web"]
+    assert "Traceback" not in log
+    for line in ("channel web: on", "channel telegram: off: TELEGRAM_BOT_TOKEN is not set",
+                 "channel zalo: off: ZALO_OA_APP_ID is not set", "channel zalobot: off: ZALO_BOT_TOKEN is not set"):
+        assert line in log, log
 
 
 async def test_ask_returns_answer_with_text_and_buttons(base_url):
@@ -77,11 +144,15 @@ async def test_ask_oversized_body_is_refused(base_url):
 
 @pytest.mark.parametrize(
     "text",
-    ["", "   ", "😀🙏👍", "\x00\x01\x02\x1b[2J", "a" * 10_000, "\u202e\u200b\u2066", "?!...", "ٱلسَّلَامُ عَلَيْكُمْ"],
+    ["", "   ", "😀🙏👍", "\x00\x01\x02\x1b[2J", "a" * 10_000, "\u202e\u200b\u2066", "?!...", "ٱلسَّلَامُ عَلَيْكُمْ",
+     "\ud800 lone surrogate", "quên mật khẩu vneid " * 500],
 )
 async def test_ask_odd_text_never_crashes(base_url, text):
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{base_url}/api/ask", json={"text": text}) as resp:
             assert resp.status == 200
             body = await resp.json()
-    assert body["replies"] and body["replies"][0]["text"]
+    assert body["replies"] and body["replies"][0]["text"].strip()
+    assert "Traceback" not in body["replies"][0]["text"]
+    if not any(ch.isalpha() for ch in text):  # nothing to understand: never a guessed answer
+        assert body["decision"] in (None, "fallback") and body["faq_id"] is None

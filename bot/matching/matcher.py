@@ -4,14 +4,23 @@ Why this shape: plain fuzzy ratios over-reward short queries found inside long
 questions (rapidfuzz's WRatio) and know nothing of which words matter. Vietnamese
 words span syllables, so we weigh syllables and syllable bigrams by how rare they
 are across entries (IDF), retrieve candidates with a vectorised sum over postings,
-then rerank a few candidates against each question variant with a coverage F-score
-and an order-insensitive edit ratio. Two thresholds (minimum score, minimum gap to
-the runner-up) turn close calls into suggestions rather than guesses.
+then rerank a few candidates against each question variant with a coverage F-score.
+Two thresholds (minimum score, minimum gap to the runner-up) turn close calls into
+suggestions rather than guesses.
+
+Out of scope is recognised by what the knowledge base does not know: a word found in
+no title, question, keyword or answer weighs as much as the rarest known word, so a
+question about something else covers too little of itself to reach the threshold.
+
+The index is a handful of flat numpy arrays (postings and variants in CSR form), so it
+stays compact and quick to build at 10,000 entries.
 """
 
 from __future__ import annotations
 
 import math
+from array import array
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
@@ -19,22 +28,24 @@ from functools import lru_cache
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from bot.matching.normalize import Normalizer, fold
+from bot.matching.normalize import Normalizer, canonical, fold
 from knowledge.loader import KnowledgeBase
 
-# Blend weights (tuned on the development set with bench/accuracy.py).
+# Blend weights (chosen with bench/accuracy.py on the development set).
 W_UNIGRAM = 0.30
 W_BIGRAM = 0.20
 W_VARIANT = 0.50
-VARIANT_COVERAGE = 0.75  # share of the variant score from word coverage (rest: edit ratio)
 KEYWORD_BONUS = 6.0  # points when a whole multi-word keyword appears in the question
-CANDIDATES = 8
+CANDIDATES = 6  # entries reranked against their variants
 STOPWORD_WEIGHT = 0.3
-OOV_FACTOR = 1.0  # weight of an unknown word relative to the rarest known word
-COVERAGE_POWER = 1.0  # final score is scaled by (evidence) ** this
-EVIDENCE_FULL = 12.0  # matched word weight that counts as full evidence, however long the question
+OOV_FACTOR = 1.0  # weight of a word unknown to the whole knowledge base, relative to the rarest known word
+ANSWER_CREDIT = 0.5  # share of a word's weight an entry earns when only its answer text has the word
+EVIDENCE_FULL = 14.0  # matched word weight that counts as full evidence, however long the question
+COVER_CAP = 8.0  # question weight that counts as fully covered: a long question need not match every word
 SPELL_CUTOFF = 85.0
 SPELL_MIN_LEN = 5
+CORRECTED_WEIGHT = 0.8  # a spelling-corrected word is less certain than one typed right
+NUMBER_WEIGHT = 1.0  # weight of a number, known or not
 MAX_QUERY_TOKENS = 60  # longer messages are cut; questions are short
 
 
@@ -46,9 +57,11 @@ class Decision(StrEnum):
 
 @dataclass(frozen=True)
 class Thresholds:
-    answer_score: float = 50.0
-    min_gap: float = 4.0
-    suggest_score: float = 50.0
+    """Defaults as in bot/settings.py (MATCH_*), calibrated with bench/accuracy.py."""
+
+    answer_score: float = 64.0
+    min_gap: float = 5.0
+    suggest_score: float = 62.0
 
 
 @dataclass(frozen=True)
@@ -68,8 +81,47 @@ class MatchResult:
         }
 
 
-def _bigrams(tokens: list[str]) -> set[str]:
-    return {f"{a} {b}" for a, b in zip(tokens, tokens[1:])}
+class _Postings:
+    """term id -> sorted entry indices, as one CSR pair of arrays (a dict of arrays costs ~100 B/term)."""
+
+    def __init__(self, terms: np.ndarray, entries: np.ndarray, n_terms: int):
+        order = np.lexsort((entries, terms))
+        self.entries = entries[order].astype(np.int32)
+        counts = np.bincount(terms, minlength=n_terms)
+        self.ptr = np.zeros(n_terms + 1, dtype=np.int64)
+        np.cumsum(counts, out=self.ptr[1:])
+        self.df = counts
+        self._bounds = self.ptr.tolist()  # plain ints: slicing with numpy scalars is slower
+
+    def accumulate(self, ids: Sequence[int], weights: Sequence[float], n: int) -> np.ndarray:
+        """Per entry, the summed weight of the given terms it contains (one bincount)."""
+        if not ids:
+            return np.zeros(n)
+        bounds, entries = self._bounds, self.entries
+        parts = [entries[bounds[t] : bounds[t + 1]] for t in ids]
+        values = np.repeat(np.asarray(weights, dtype=np.float64), [len(p) for p in parts])
+        return np.bincount(np.concatenate(parts), weights=values, minlength=n)
+
+
+def _bigram_keys(ids: list[int], base: int) -> list[int]:
+    return [a * base + b for a, b in zip(ids, ids[1:])]
+
+
+def _entry_tokens(kb: KnowledgeBase, normalizer: Normalizer, batch: int = 64
+                  ) -> Iterator[tuple[list[list[str]], list[list[str]]]]:
+    """Per entry: tokens of its title and questions, and of its keywords (normalised in batches)."""
+    entries = kb.entries
+    for begin in range(0, len(entries), batch):
+        part = entries[begin : begin + batch]
+        texts = [t for e in part for t in (e.title, *e.questions, *e.keywords)]
+        tokens = iter(normalizer.tokens_many(texts))
+        for e in part:
+            variants = [next(tokens) for _ in range(1 + len(e.questions))]
+            yield variants, [next(tokens) for _ in e.keywords]
+
+
+def _int64(buffer: array) -> np.ndarray:
+    return np.frombuffer(buffer, dtype=np.int64) if len(buffer) else np.zeros(0, dtype=np.int64)
 
 
 class Matcher:
@@ -81,160 +133,204 @@ class Matcher:
         self.normalizer = normalizer or Normalizer()
         self.thresholds = thresholds or Thresholds()
         self.ids = [entry.id for entry in kb.entries]
-        n = len(self.ids)
-        variant_sets: list[list[frozenset[str]]] = []
-        self._variant_texts: list[str] = []
-        self._keywords: list[list[tuple[str, ...]]] = []
-        unigram_sets: list[set[str]] = []
-        bigram_sets: list[set[str]] = []
-        for entry in kb.entries:
-            texts = [entry.title, *entry.questions]
-            token_lists = [self.normalizer.tokens(t) for t in texts]
-            keyword_lists = [self.normalizer.tokens(k) for k in entry.keywords]
-            uni: set[str] = set()
-            bi: set[str] = set()
-            for tokens in token_lists + keyword_lists:
-                uni.update(tokens)
-                bi.update(_bigrams(tokens))
-            unigram_sets.append(uni)
-            bigram_sets.append(bi)
-            variant_sets.append([frozenset(t) for t in token_lists if t])
-            self._variant_texts.extend(" ".join(sorted(t)) for t in token_lists if t)
-            self._keywords.append([tuple(k) for k in keyword_lists if len(k) > 1])
+        n = self._n = len(self.ids)
+        # Build into compact int buffers (array), not lists of Python ints: at 10,000 entries the
+        # lists alone would take hundreds of MB at peak.
+        vocab: dict[str, int] = {}
+        uni_terms, uni_owners = array("q"), array("q")
+        bi_keys, bi_owners = array("q"), array("q")
+        var_terms, var_lengths, entry_variants = array("q"), array("q"), array("q")
+        self._keywords: list[tuple[str, ...]] = []
+        # Bigram keys are a*BASE+b; BASE bounds the vocabulary.
+        base = 1 << 31
+        for index, (variants, keywords) in enumerate(_entry_tokens(kb, self.normalizer)):
+            uni: set[int] = set()
+            bi: set[int] = set()
+            count = 0
+            for words in variants:
+                ids = [vocab.setdefault(w, len(vocab)) for w in words]
+                if not ids:
+                    continue
+                distinct = sorted(set(ids))
+                var_terms.extend(distinct)
+                var_lengths.append(len(distinct))
+                count += 1
+                uni.update(distinct)
+                bi.update(_bigram_keys(ids, base))
+            for words in keywords:
+                ids = [vocab.setdefault(w, len(vocab)) for w in words]
+                uni.update(ids)
+                bi.update(_bigram_keys(ids, base))
+            entry_variants.append(count)
+            uni_terms.extend(uni)
+            uni_owners.extend(array("q", [index]) * len(uni))
+            bi_keys.extend(bi)
+            bi_owners.extend(array("q", [index]) * len(bi))
+            self._keywords.append(tuple(f" {' '.join(k)} " for k in keywords if len(k) > 1))
+        self._question_vocab = len(vocab)  # ids below this occur in some title, question or keyword
 
-        self._idf = self._inverse_document_frequency(unigram_sets, n)
-        self._bigram_idf = self._inverse_document_frequency(bigram_sets, n)
-        self._stopwords = self.normalizer.lexicon.stopwords
-        for word in self._stopwords & self._idf.keys():
-            self._idf[word] = STOPWORD_WEIGHT
-        self._oov_weight = OOV_FACTOR * math.log(1 + n) if n else 1.0
-        self._index_variants(variant_sets)
-        self._postings = self._build_postings(unigram_sets)
-        self._bigram_postings = self._build_postings(bigram_sets)
-        self._vocabulary_by_length: dict[int, list[str]] = {}
-        for word in sorted(self._idf):
-            self._vocabulary_by_length.setdefault(len(word), []).append(word)
+        # Words only the answers use: known (not out of scope) and a little evidence for that entry.
+        answer_terms, answer_owners = array("q"), array("q")
+        answer_words = lru_cache(maxsize=256)(lambda text: frozenset(fold(canonical(text)).split()))
+        for index, entry in enumerate(kb.entries):
+            found = {vocab.setdefault(w, len(vocab)) for w in answer_words(entry.answer)}
+            only = [t for t in found if t >= self._question_vocab]
+            answer_terms.extend(only)
+            answer_owners.extend(array("q", [index]) * len(only))
+        self._vocab = vocab
+        size = len(vocab)
+
+        self._postings = _Postings(_int64(uni_terms), _int64(uni_owners), size)
+        self._answer_postings = _Postings(_int64(answer_terms), _int64(answer_owners), size)
+        df = self._postings.df[: self._question_vocab]
+        self._rare = math.log(1 + n) if n else 1.0
+        idf = np.full(size, self._rare)  # answer-only words count as rare
+        idf[: self._question_vocab] = np.log1p(n / np.maximum(df, 1))
+        stop = [vocab[w] for w in self.normalizer.lexicon.stopwords if w in vocab]
+        idf[stop] = STOPWORD_WEIGHT
+        idf[[t for w, t in vocab.items() if w.isdigit()]] = NUMBER_WEIGHT
+        self._idf = idf
+        self._oov_weight = OOV_FACTOR * self._rare
+
+        self._bigram_keys, inverse = np.unique(_int64(bi_keys), return_inverse=True)
+        self._bigrams = _Postings(inverse.ravel(), _int64(bi_owners), len(self._bigram_keys))
+        self._bigram_idf = np.log1p(n / np.maximum(self._bigrams.df, 1))
+        self._base = base
+
+        # Variant v has terms var_terms[var_ptr[v]:var_ptr[v+1]]; entry e owns variants
+        # entry_ptr[e]:entry_ptr[e+1]; var_mass is each variant's summed IDF.
+        self._var_terms = _int64(var_terms).astype(np.int32)
+        self._var_ptr = np.zeros(len(var_lengths) + 1, dtype=np.int64)
+        np.cumsum(_int64(var_lengths), out=self._var_ptr[1:])
+        self._entry_ptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(_int64(entry_variants), out=self._entry_ptr[1:])
+        self._var_mass = (np.add.reduceat(idf[self._var_terms], self._var_ptr[:-1]) if len(var_lengths)
+                          else np.zeros(0))
+
+        # Spelling candidates by word length: a ratio >= SPELL_CUTOFF is only possible between words
+        # of nearly the same length, so each length gets the words one shorter to one longer.
+        by_length: dict[int, list[str]] = {}
+        for word, term in vocab.items():
+            if term < self._question_vocab and not word.isdigit():
+                by_length.setdefault(len(word), []).append(word)
+        self._spell_pool = {size: tuple(w for k in (size - 1, size, size + 1) for w in by_length.get(k, ()))
+                            for size in range(SPELL_MIN_LEN, max(by_length, default=0) + 2)}
         self._spell = lru_cache(maxsize=16384)(self._correct_uncached)
 
-    def _index_variants(self, variant_sets: list[list[frozenset[str]]]) -> None:
-        """Per entry: (words, IDF mass, sorted text) of each question variant, for the rerank."""
-        texts = iter(self._variant_texts)
-        self._variants = [
-            [(words, sum(self._idf[w] for w in words) or 1e-9, next(texts)) for words in per_entry]
-            for per_entry in variant_sets
-        ]
-        del self._variant_texts
-
-    @staticmethod
-    def _inverse_document_frequency(term_sets: list[set[str]], n: int) -> dict[str, float]:
-        df: dict[str, int] = {}
-        for terms in term_sets:
-            for term in terms:
-                df[term] = df.get(term, 0) + 1
-        return {term: math.log(1 + n / count) for term, count in df.items()}
-
-    @staticmethod
-    def _build_postings(term_sets: list[set[str]]) -> dict[str, np.ndarray]:
-        lists: dict[str, list[int]] = {}
-        for index, terms in enumerate(term_sets):
-            for term in terms:
-                lists.setdefault(term, []).append(index)
-        return {term: np.asarray(idx, dtype=np.int32) for term, idx in lists.items()}
-
-    @staticmethod
-    def _accumulate(postings: dict[str, np.ndarray], weights: dict[str, float], n: int) -> np.ndarray:
-        """Per entry, the summed weight of the given terms it contains (one bincount, no Python loop)."""
-        lists = [(postings[term], weight) for term, weight in weights.items() if term in postings]
-        if not lists:
-            return np.zeros(n)
-        indices = np.concatenate([p for p, _ in lists])
-        values = np.repeat([w for _, w in lists], [len(p) for p, _ in lists])
-        return np.bincount(indices, weights=values, minlength=n)
-
     def _correct_uncached(self, token: str) -> str | None:
-        if len(token) < SPELL_MIN_LEN or token.isdigit():
+        pool = self._spell_pool.get(len(token))
+        if not pool:
             return None
-        # A ratio >= SPELL_CUTOFF is only possible between words of nearly the same length.
-        size = len(token)
-        nearby = [w for n in (size - 1, size, size + 1) for w in self._vocabulary_by_length.get(n, ())]
-        best = process.extractOne(token, nearby, scorer=fuzz.ratio, score_cutoff=SPELL_CUTOFF)
+        best = process.extractOne(token, pool, scorer=fuzz.ratio, score_cutoff=SPELL_CUTOFF)
         return best[0] if best else None
 
-    def _query_terms(self, tokens: list[str]) -> tuple[dict[str, float], dict[str, float]]:
-        """Weighted unigrams and bigrams of the question, with misspellings corrected."""
-        fixed: list[str] = []
-        weights: dict[str, float] = {}
+    def _query_terms(self, tokens: list[str], accented: frozenset[str]
+                     ) -> tuple[dict[int, float], float, list[int]]:
+        """Weights of the known terms, the weight of unknown words, and the term sequence (-1 unknown).
+
+        Numbers weigh little (a "2" or "5" says nothing of the topic; "mức 2", "nghị quyết 57" count
+        through their bigrams). Spelling is corrected only in words typed without diacritics: a word
+        typed with them is a real word the knowledge base does not know ("nghèo" is not "nghe").
+        """
+        vocab, idf, stopwords = self._vocab, self._idf, self.normalizer.lexicon.stopwords
+        weights: dict[int, float] = {}
+        unknown = 0.0
+        sequence: list[int] = []
         for token in tokens[:MAX_QUERY_TOKENS]:
-            if token in self._idf:
-                fixed.append(token)
-                weights[token] = self._idf[token]
+            term = vocab.get(token)
+            if term is not None:
+                weights[term] = float(idf[term])
+                sequence.append(term)
                 continue
-            corrected = None if token in self._stopwords else self._spell(token)
-            if corrected is None:
-                fixed.append(token)
-                weights[token] = STOPWORD_WEIGHT if token in self._stopwords else self._oov_weight
+            sequence.append(-1)
+            if token in stopwords:
+                unknown += STOPWORD_WEIGHT
+            elif token.isdigit():
+                unknown += NUMBER_WEIGHT
+            elif token in accented or (corrected := self._spell(token)) is None:
+                unknown += self._oov_weight  # typed with diacritics: a real word, not a typo
             else:
-                fixed.append(corrected)
-                weights[corrected] = max(weights.get(corrected, 0.0), 0.8 * self._idf[corrected])
-        bigrams = {b: self._bigram_idf.get(b, 0.0) for b in _bigrams(fixed)}
-        return weights, {b: w for b, w in bigrams.items() if w > 0}
+                term = vocab[corrected]
+                weights[term] = max(weights.get(term, 0.0), CORRECTED_WEIGHT * float(idf[term]))
+                sequence[-1] = term
+        return weights, unknown, sequence
 
     def scores(self, text: str) -> tuple[str, list[tuple[str, float]]]:
         """Normalised text and (entry id, score) pairs for the best candidates, best first."""
-        words = self.normalizer.words(text)
-        normalized = " ".join(words)
-        tokens = [fold(w) for w in words]
-        n = len(self.ids)
+        normalized, tokens, accented = self.normalizer.analyse(text)
+        n = self._n
         if not tokens or n == 0:
             return normalized, []
-        weights, bigrams = self._query_terms(tokens)
-        total = sum(weights.values())
-        acc = self._accumulate(self._postings, weights, n)
-        unigram_cov = acc / total
-        bigram_total = sum(bigrams.values())
-        if bigram_total:
-            bigram_cov = self._accumulate(self._bigram_postings, bigrams, n) / bigram_total
-        else:
-            bigram_cov = unigram_cov
-        coarse = W_UNIGRAM * unigram_cov + W_BIGRAM * bigram_cov
+        weights, unknown, sequence = self._query_terms(tokens, accented)
+        total = sum(weights.values()) + unknown
+        question_terms = [t for t in weights if t < self._question_vocab]
+        answer_terms = [t for t in weights if t >= self._question_vocab]
+        acc = self._postings.accumulate(question_terms, [weights[t] for t in question_terms], n)
+        if answer_terms:
+            acc += ANSWER_CREDIT * self._answer_postings.accumulate(
+                answer_terms, [weights[t] for t in answer_terms], n)
+        cover = min(total, COVER_CAP)
+        unigram_cov = np.minimum(1.0, acc / cover)
+        bigram_cov = self._bigram_coverage(sequence)
+        coarse = W_UNIGRAM * unigram_cov + W_BIGRAM * (unigram_cov if bigram_cov is None else bigram_cov)
         k = min(CANDIDATES, n)
         top = np.argpartition(-coarse, k - 1)[:k] if k < n else np.arange(n)
         top = top[coarse[top] > 0]
-        variant = self._best_variants(top, weights, total)
+        if not len(top):
+            return normalized, []
+        variant = self._best_variants(top, weights, cover)
+        evidence = np.minimum(1.0, acc[top] / min(total, EVIDENCE_FULL))
+        score = 100.0 * (coarse[top] + W_VARIANT * variant) * evidence
         joined = f" {' '.join(tokens)} "
         ranked = []
-        for index, best in zip(top.tolist(), variant.tolist()):
-            evidence = min(1.0, acc[index] / min(total, EVIDENCE_FULL))
-            score = 100.0 * (coarse[index] + W_VARIANT * best) * evidence**COVERAGE_POWER
-            if any(f" {' '.join(k)} " in joined for k in self._keywords[index]):
-                score += KEYWORD_BONUS
-            ranked.append((self.ids[index], min(score, 100.0)))
+        for index, value in zip(top.tolist(), score.tolist()):
+            if any(k in joined for k in self._keywords[index]):
+                value += KEYWORD_BONUS
+            ranked.append((self.ids[index], min(value, 100.0)))
         ranked.sort(key=lambda pair: pair[1], reverse=True)
         return normalized, ranked
 
-    def _best_variants(self, entries: np.ndarray, weights: dict[str, float], total: float) -> np.ndarray:
-        """Best variant score per candidate entry: coverage F-score blended with an edit ratio.
+    def _bigram_coverage(self, sequence: list[int]) -> np.ndarray | None:
+        """Per entry, the IDF share of the question's known bigrams it contains (None: no bigram)."""
+        pairs = [(a, b) for a, b in zip(sequence, sequence[1:]) if a >= 0 and b >= 0]
+        if not pairs:
+            return None
+        keys = np.unique(np.asarray([a * self._base + b for a, b in pairs], dtype=np.int64))
+        pos = np.searchsorted(self._bigram_keys, keys)
+        inside = pos < len(self._bigram_keys)
+        pos, keys = pos[inside], keys[inside]
+        found = pos[self._bigram_keys[pos] == keys]
+        if not len(found):
+            return None
+        weights = self._bigram_idf[found]
+        return self._bigrams.accumulate(found.tolist(), weights.tolist(), self._n) / weights.sum()
 
-        Plain Python on purpose: a candidate has ~15 variants, too few for numpy to pay off.
-        """
-        query_words = weights.keys()
-        query_text = " ".join(sorted(weights))  # variant texts are stored with sorted words
-        idf = self._idf
-        ratio = fuzz.ratio
+    def _best_variants(self, entries: np.ndarray, weights: dict[int, float], total: float) -> np.ndarray:
+        """Best coverage F-score (recall of the question, precision of the variant) per candidate."""
+        start, end = self._entry_ptr[entries], self._entry_ptr[entries + 1]
+        counts = end - start
+        variants = _ranges(start, counts)
+        v_start, v_end = self._var_ptr[variants], self._var_ptr[variants + 1]
+        v_len = v_end - v_start
+        terms = self._var_terms[_ranges(v_start, v_len)]
+        query = np.fromiter(weights.keys(), dtype=np.int64, count=len(weights))
+        order = np.argsort(query)
+        query, query_w = query[order], np.fromiter(weights.values(), dtype=np.float64, count=len(weights))[order]
+        pos = np.minimum(np.searchsorted(query, terms), len(query) - 1)
+        hit = query[pos] == terms
+        offsets = np.zeros(len(variants), dtype=np.int64)
+        np.cumsum(v_len[:-1], out=offsets[1:])
+        recall = np.minimum(1.0, np.add.reduceat(np.where(hit, query_w[pos], 0.0), offsets) / total)
+        precision = np.add.reduceat(np.where(hit, self._idf[terms], 0.0), offsets) / self._var_mass[variants]
+        both = recall + precision
+        f_score = np.divide(2 * recall * precision, both, out=np.zeros_like(both), where=both > 0)
+        entry_offsets = np.zeros(len(entries), dtype=np.int64)
+        np.cumsum(counts[:-1], out=entry_offsets[1:])
         best = np.zeros(len(entries))
-        for slot, index in enumerate(entries.tolist()):
-            top = 0.0
-            for words, weight, text in self._variants[index]:
-                shared = query_words & words
-                if not shared:
-                    continue
-                recall = sum([weights[w] for w in shared]) / total
-                precision = sum([idf[w] for w in shared]) / weight
-                coverage = 2 * recall * precision / (recall + precision)
-                score = VARIANT_COVERAGE * coverage + (1 - VARIANT_COVERAGE) * ratio(query_text, text) / 100.0
-                if score > top:
-                    top = score
-            best[slot] = top
+        has = counts > 0
+        if has.all():
+            return np.maximum.reduceat(f_score, entry_offsets)
+        best[has] = np.maximum.reduceat(f_score, entry_offsets[has])
         return best
 
     def match(self, text: str) -> MatchResult:
@@ -242,13 +338,30 @@ class Matcher:
         return self.decide(normalized, ranked)
 
     def decide(self, normalized: str, ranked: list[tuple[str, float]]) -> MatchResult:
-        th = self.thresholds
-        if not ranked or ranked[0][1] < th.suggest_score:
-            best_score = ranked[0][1] if ranked else 0.0
-            return MatchResult(Decision.FALLBACK, None, best_score, [], normalized)
-        best_id, best = ranked[0]
-        runner_up = ranked[1][1] if len(ranked) > 1 else 0.0
-        close = [fid for fid, s in ranked[1:3] if s >= th.suggest_score * 0.8]
-        if best >= th.answer_score and best - runner_up >= th.min_gap:
-            return MatchResult(Decision.ANSWER, best_id, best, close, normalized)
-        return MatchResult(Decision.SUGGEST, best_id, best, close, normalized)
+        return decide(ranked, self.thresholds, normalized)
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(s, s + l) for each (s, l), without a Python loop."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.cumsum(lengths) - lengths
+    return np.repeat(starts - offsets, lengths) + np.arange(total)
+
+
+def decide(ranked: list[tuple[str, float]], thresholds: Thresholds, normalized: str = "") -> MatchResult:
+    """Answer, suggest or fall back, from (entry id, score) pairs best first.
+
+    A module function so bench/accuracy.py applies exactly this rule to the baselines' rankings.
+    """
+    th = thresholds
+    if not ranked or ranked[0][1] < th.suggest_score:
+        best_score = ranked[0][1] if ranked else 0.0
+        return MatchResult(Decision.FALLBACK, None, best_score, [], normalized)
+    best_id, best = ranked[0]
+    runner_up = ranked[1][1] if len(ranked) > 1 else 0.0
+    close = [fid for fid, s in ranked[1:3] if s >= th.suggest_score * 0.8]
+    if best >= th.answer_score and best - runner_up >= th.min_gap:
+        return MatchResult(Decision.ANSWER, best_id, best, close, normalized)
+    return MatchResult(Decision.SUGGEST, best_id, best, close, normalized)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,10 +19,9 @@ import yaml
 LEXICON_FILE = Path(__file__).resolve().parents[2] / "knowledge" / "lexicon" / "chat.yaml"
 
 # Invisible formatting characters (zero-width, bidi marks, BOM, soft hyphen): removed.
-_INVISIBLE = dict.fromkeys(
-    [0x00AD, 0x061C, 0x180E, 0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0x2060, 0xFEFF]
-    + list(range(0x202A, 0x202F))
-    + list(range(0x2066, 0x206A))
+_INVISIBLE = re.compile(
+    "[" + "".join(map(chr, [0x00AD, 0x061C, 0x180E, 0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0x2060, 0xFEFF,
+                             *range(0x202A, 0x202F), *range(0x2066, 0x206A)])) + "]"
 )
 _NON_WORD = re.compile(r"[\W_]+")
 
@@ -57,29 +56,47 @@ _TONE_TABLE = _build_tone_table()
 # Only at the end of a syllable (hoàn/toán/khuyến are the same in both styles) and not after
 # "q" ("quý" is written one way).
 _TONE_PATTERN = re.compile(r"(?<!q)(" + "|".join(_TONE_TABLE) + r")(?!\w)")
+_TONED_SECONDS = frozenset(old[1] for old in _TONE_TABLE)
 
 
 def fold(text: str) -> str:
     """Drop Vietnamese diacritics: 'Đăng ký' -> 'Dang ky'."""
-    return text.translate(_FOLD)
+    return text if text.isascii() else text.translate(_FOLD)
 
 
 def canonical(text: str) -> str:
-    """NFC, lower-case, one tone-mark style, words only, single spaces."""
-    text = unicodedata.normalize("NFC", text).translate(_INVISIBLE).lower()
+    """NFKC (full-width and compatibility forms folded), lower-case, one tone-mark style, words only.
+
+    ASCII text (most chat typed without diacritics) skips the steps that cannot change it.
+    """
+    text = unicodedata.normalize("NFKC", text)
+    # lower() can decompose a few letters again, hence NFC after it
+    text = text.lower() if text.isascii() else unicodedata.normalize("NFC", _INVISIBLE.sub("", text).lower())
     text = _NON_WORD.sub(" ", text)
-    text = _TONE_PATTERN.sub(lambda m: _TONE_TABLE[m.group(1)], text)
+    if not text.isascii() and not _TONED_SECONDS.isdisjoint(text):
+        text = _TONE_PATTERN.sub(lambda m: _TONE_TABLE[m.group(1)], text)
     return " ".join(text.split())
+
+
+Phrase = tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Lexicon:
-    """Abbreviations (phrase -> expansion) and filler phrases, all as word tuples."""
+    """Abbreviations (phrase -> expansion), filler phrases and matcher synonyms, as word tuples.
 
-    abbreviations: dict[tuple[str, ...], tuple[str, ...]]
-    fillers: frozenset[tuple[str, ...]]
+    `abbreviations` and `fillers` define the normal form (`Normalizer.words`), which must be
+    idempotent: an expansion is itself normalised when the file is loaded (so "vs" -> "với",
+    a filler, simply drops). `synonyms` only feed the matcher (`Normalizer.tokens`): they add
+    words ("trực tuyến" -> "online trực tuyến") and would grow on every pass if they were part
+    of the normal form.
+    """
+
+    abbreviations: dict[Phrase, Phrase]
+    fillers: frozenset[Phrase]
     max_len: int
     stopwords: frozenset[str] = frozenset()  # folded
+    synonyms: dict[Phrase, Phrase] = field(default_factory=dict)  # folded
 
     @classmethod
     def from_file(cls, path: Path = LEXICON_FILE) -> Lexicon:
@@ -87,17 +104,78 @@ class Lexicon:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ValueError(f"{path}: cannot load the chat lexicon: {exc}") from exc
-        abbreviations = {
-            tuple(canonical(str(key)).split()): tuple(canonical(str(value)).split())
-            for key, value in (data.get("abbreviations") or {}).items()
-            if canonical(str(key))
-        }
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: the chat lexicon must be a mapping")
+
+        def phrases(section: str) -> dict[Phrase, Phrase]:
+            items = data.get(section) or {}
+            if not isinstance(items, dict):
+                raise ValueError(f"{path}: '{section}' must be a mapping of phrase: words")
+            return {tuple(canonical(str(k)).split()): tuple(canonical(str(v)).split())
+                    for k, v in items.items() if canonical(str(k))}
+
+        abbreviations = phrases("abbreviations")
         fillers = frozenset(
             tuple(canonical(str(item)).split()) for item in data.get("fillers") or [] if canonical(str(item))
         )
         longest = max((len(k) for k in [*abbreviations, *fillers]), default=1)
         stopwords = frozenset(fold(canonical(str(w))) for w in data.get("stopwords") or [])
-        return cls(abbreviations, fillers, longest, stopwords)
+        synonyms = {tuple(map(fold, k)): tuple(map(fold, v)) for k, v in phrases("synonyms").items()}
+        raw = cls(abbreviations, fillers, longest, stopwords, synonyms)
+        # Expansions in normal form, so a second pass finds nothing left to expand or drop.
+        settle = Normalizer(raw)
+        settled = {key: tuple(settle.words(" ".join(value))) for key, value in abbreviations.items()}
+        return cls(settled, fillers, longest, stopwords, raw.synonyms)
+
+
+_SEPARATOR = "qxzsepqxz"  # canonical keeps it; no lexicon phrase contains it
+MAX_PASSES = 8  # rewriting settles in one or two passes; the cap only guards against a lexicon loop
+
+
+class _Rewriter:
+    """Longest-match phrase replacement; a word that starts no phrase costs one dict lookup."""
+
+    def __init__(self, table: dict[Phrase, Phrase]):
+        self.table = {k: v for k, v in table.items() if k != v}  # "vneid: vneid" documents, changes nothing
+        self.starts: dict[str, int] = {}
+        for phrase in table:
+            self.starts[phrase[0]] = max(self.starts.get(phrase[0], 0), len(phrase))
+
+    def __call__(self, source: list[str]) -> tuple[list[str], bool]:
+        """Rewritten words, and whether another pass could still change them.
+
+        Another pass is needed only if a replacement produced a word that starts a phrase, or
+        landed within reach of an earlier phrase start that did not match ("cho e hoi": "e" ->
+        "em" completes the filler "cho em hỏi"); otherwise the output is already a fixpoint.
+        """
+        starts, table = self.starts, self.table
+        hits = [i for i, word in enumerate(source) if word in starts]
+        if not hits:
+            return source, False
+        out: list[str] = []
+        again = False
+        reach = -1  # last output index an unmatched phrase start could still cover
+        i, n = 0, len(source)
+        for hit in hits:
+            if hit < i:
+                continue  # inside a phrase already replaced
+            out.extend(source[i:hit])
+            longest = starts[source[hit]]
+            for size in range(min(longest, n - hit), 0, -1):
+                phrase = tuple(source[hit : hit + size])
+                replacement = table.get(phrase)
+                if replacement is not None:
+                    if replacement != phrase:
+                        again = again or len(out) <= reach or not starts.keys().isdisjoint(replacement)
+                    out.extend(replacement)
+                    i = hit + size
+                    break
+            else:
+                reach = len(out) + longest - 1
+                out.append(source[hit])
+                i = hit + 1
+        out.extend(source[i:])
+        return out, again
 
 
 class Normalizer:
@@ -105,36 +183,61 @@ class Normalizer:
 
     def __init__(self, lexicon: Lexicon | None = None):
         self.lexicon = lexicon or Lexicon.from_file()
+        table = {phrase: () for phrase in self.lexicon.fillers}
+        table.update((k, v) for k, v in self.lexicon.abbreviations.items() if k not in self.lexicon.fillers)
+        self._rewrite = _Rewriter(table)
+        self._synonyms = _Rewriter(self.lexicon.synonyms)
 
     def words(self, text: str) -> list[str]:
-        """Canonical words with abbreviations expanded and filler dropped (diacritics kept)."""
-        source = canonical(text).split()
-        out: list[str] = []
-        i = 0
-        lex = self.lexicon
-        while i < len(source):
-            for size in range(min(lex.max_len, len(source) - i), 0, -1):
-                phrase = tuple(source[i : i + size])
-                if phrase in lex.fillers:
-                    i += size
-                    break
-                expansion = lex.abbreviations.get(phrase)
-                if expansion is not None:
-                    out.extend(expansion)
-                    i += size
-                    break
-            else:
-                out.append(source[i])
-                i += 1
-        return out
+        """Canonical words with abbreviations expanded and filler dropped (diacritics kept).
+
+        Idempotent: rewriting repeats until nothing changes, since an expansion can complete a
+        filler with its neighbours ("cho e hoi" -> "cho em hỏi", then dropped).
+        """
+        words = canonical(text).split()
+        for _ in range(MAX_PASSES):
+            words, again = self._rewrite(words)
+            if not again:
+                break
+        return words
 
     def normalized(self, text: str) -> str:
-        """The form stored in logs and used to group similar questions."""
+        """The form stored in logs and used to group similar questions (idempotent)."""
         return " ".join(self.words(text))
 
+    def analyse(self, text: str) -> tuple[str, list[str], frozenset[str]]:
+        """The normalised text, the diacritic-folded tokens the matcher compares, and which of
+        those tokens were typed with diacritics."""
+        words = self.words(text)
+        folded = _fold_words(words)
+        accented = frozenset(f for w, f in zip(words, folded) if w != f)
+        return " ".join(words), self._synonyms(folded)[0], accented
+
     def tokens(self, text: str) -> list[str]:
-        """Diacritic-folded words: what the matcher compares."""
-        return _fold_words(tuple(self.words(text)))
+        """Diacritic-folded words plus lexicon synonyms: what the matcher compares."""
+        return self._synonyms(_fold_words(self.words(text)))[0]
+
+    def tokens_many(self, texts: list[str], chunk: int = 512) -> list[list[str]]:
+        """`tokens` of each text, a chunk of texts per pass: indexing 10,000 entries means ~200,000
+        texts, and one regex or rewrite pass over a chunk costs far less than one per text.
+
+        Texts are joined with a separator word that survives `canonical` and starts no phrase, so
+        no rewrite can reach across two texts.
+        """
+        out: list[list[str]] = []
+        for begin in range(0, len(texts), chunk):
+            part = texts[begin : begin + chunk]
+            words = self.words(f" {_SEPARATOR} ".join(part))
+            tokens = self._synonyms(_fold_words(words))[0]
+            current: list[str] = []
+            for token in tokens:
+                if token == _SEPARATOR:
+                    out.append(current)
+                    current = []
+                else:
+                    current.append(token)
+            out.append(current)
+        return out
 
 
 @lru_cache(maxsize=65536)
@@ -142,5 +245,5 @@ def _fold_word(word: str) -> str:
     return word.translate(_FOLD)
 
 
-def _fold_words(words: tuple[str, ...]) -> list[str]:
+def _fold_words(words: list[str]) -> list[str]:
     return [_fold_word(w) for w in words]
