@@ -213,13 +213,38 @@ async def test_failed_event_is_not_remembered(oa, database_url):
         async def works():
             handled.append(1)
 
-        assert await channel.take("zalo:test:m1", broken)
+        channel.take("zalo:test:m1", USER, broken)
         await channel.idle()
-        assert await channel.take("zalo:test:m1", works)  # a redelivery is handled, not dropped
+        assert await svc.count(InboundEvent) == 0
+        channel.take("zalo:test:m1", USER, works)  # a redelivery is handled, not dropped
         await channel.idle()
         assert handled == [1]
-        assert not await channel.take("zalo:test:m1", works)  # once handled, it is a duplicate
-        assert await svc.count(InboundEvent) == 1
+        channel.take("zalo:test:m1", USER, works)  # once handled, it is a duplicate
+        await channel.idle()
+        assert handled == [1] and await svc.count(InboundEvent) == 1
+
+
+async def test_one_citizens_events_in_order_others_not_held_up_no_locks_left(oa, database_url):
+    async with running(oa_settings(oa, database_url)) as svc:
+        channel = svc.channel()
+        order: list[str] = []
+
+        def step(name: str, pause: float = 0.0):
+            async def handle() -> None:
+                order.append(f"{name}+")
+                await asyncio.sleep(pause)
+                order.append(f"{name}-")
+            return handle
+
+        channel.take("zalo:test:a1", USER, step("a1", 0.3))  # each key is claimed in the database first
+        channel.take("zalo:test:a2", USER, step("a2"))
+        channel.take("zalo:test:b1", "8000000000000000003", step("b1"))
+        await channel.idle()
+        assert order.index("a1-") < order.index("a2+")  # the same citizen: in order
+        assert order.index("b1-") < order.index("a1-")  # another citizen does not wait
+        for n in range(20):
+            await oa_say(oa, svc, str(9000 + n), "/start")
+        assert len(channel._locks) == 0  # one lock per citizen while busy, none kept after
 
 
 # --- tokens ------------------------------------------------------------------------------
@@ -378,6 +403,26 @@ async def test_handoff_reply_from_telegram_team_reaches_zalo_citizen(oa, databas
         assert [m.text for m in await svc.rows(HandoffMessage, *queued)] == ["Bạn đã đưa mèo đi khám chưa?"]
         assert len(oa.sent_to(USER)) == sent + 1
         assert (await svc.rows(Handoff))[0].user_id == (await svc.rows(User, User.platform_id == USER))[0].id
+
+
+async def test_handoff_reply_to_a_citizen_who_unfollowed_is_not_reported_sent(oa, database_url):
+    async with with_telegram(oa, database_url) as (bot, svc):
+        await oa_say(oa, svc, USER, "con mèo nhà tôi bỏ ăn hai hôm nay")
+        before = len(bot.fake.sent_to(TEAM_DEFAULT))
+        assert await oa_say(oa, svc, USER, number_of(options(await oa_say(oa, svc, USER, "/menu")), "cán bộ"))
+        await bot.fake.wait_for_sent(before + 1, chat_id=TEAM_DEFAULT)
+        post = bot.fake.sent_to(TEAM_DEFAULT)[-1]
+
+        oa.set_follower(USER, False)  # unfollowed, and the unfollow event never reached us
+        sent = len(oa.sent_to(USER))
+        [notice] = await bot.team_reply(TEAM_DEFAULT, 555, post.message_id, "Bạn nên đưa mèo đến thú y.")
+        assert notice.plain_text == texts.GROUP_CITIZEN_GONE.format(id=1)  # not "✅ Đã gửi"
+        assert oa.calls("cs")[-1].response["error"] == -213 and len(oa.sent_to(USER)) == sent
+        [row] = await svc.rows(User, User.platform_id == USER)
+        [message] = await svc.rows(HandoffMessage, HandoffMessage.direction == "team")
+        [handoff] = await svc.rows(Handoff)
+        assert row.active is False and handoff.state == "closed"
+        assert message.delivered is False and message.delivery_error.startswith("recipient gone")
 
 
 async def test_campaign_reaches_telegram_and_both_zalo_products(oa, database_url):

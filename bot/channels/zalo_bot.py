@@ -38,7 +38,6 @@ from bot.channels.zalo_common import (
 )
 from bot.settings import Settings
 from bot.storage import inbound
-from bot.storage.pending import DATABASE_ERRORS
 from bot.storage.store import Store
 from handlers.messages import IncomingMessage, Reply
 
@@ -221,19 +220,15 @@ class ZaloBotChannel(NumberedTextChannel):
                 backoff = min(POLL_BACKOFF_MAX, backoff * 2)
                 continue
             for update in updates_in(result):
-                try:
-                    await self._accept_update(update)
-                except DATABASE_ERRORS:  # Zalo hands an update out once: answer it without de-duplication
-                    log.warning("zalobot: database unavailable; handling an update without its key")
-                    self.spawn(self.handle_update(update))
+                self._accept_update(update)
 
-    async def _accept_update(self, update: dict[str, Any]) -> None:
-        await self.take(update_key(update), functools.partial(self.handle_update, update))
-
-    async def handle_update(self, update: dict[str, Any]) -> None:
+    def _accept_update(self, update: dict[str, Any]) -> None:
+        """Hand a citizen's update to a background task (bots and group chats are ignored)."""
         msg = translate(update)
-        if msg is None:
-            return
+        if msg is not None:
+            self.take(update_key(update), msg.user_id, functools.partial(self._handle, msg))
+
+    async def _handle(self, msg: IncomingMessage) -> None:
         if msg.text is not None:
             await self.on_text(msg.user_id, msg.text)
         else:
@@ -259,7 +254,7 @@ class ZaloBotChannel(NumberedTextChannel):
         if not updates:  # authentic but not an update we know: acknowledge, or Zalo resends it
             log.info("zalobot: ignored a webhook body without a message (keys: %s)", ", ".join(sorted(data))[:200])
         for update in updates:
-            await self._accept_update(update)
+            self._accept_update(update)
         return web.Response(text="ok")
 
     # --- outgoing -------------------------------------------------------------------

@@ -44,6 +44,7 @@ from bot.channels.zalo_common import (
 )
 from bot.settings import Settings
 from bot.storage import inbound
+from bot.storage.pending import DATABASE_ERRORS
 from bot.storage.store import Store
 from bot.storage.tokens import RotatingTokens, TokenError
 from handlers.messages import IncomingMessage, Reply
@@ -96,6 +97,19 @@ def signature_ok(header: str | None, app_id: str, body: bytes, timestamp: str, s
         given = given[4:]
     expected = signature(app_id, body, timestamp, secret)
     return hmac.compare_digest(given.lower().encode(), expected.encode())
+
+
+def citizen_of(event: dict[str, Any]) -> str:
+    """The citizen an event comes from: the sender of a user_send_* event, the follower of a
+    follow/unfollow; "" for receipts and the OA's own messages (sent by the OA)."""
+    name = str(event.get("event_name", ""))
+    if name in ("follow", "unfollow"):
+        who = event.get("follower")
+    elif name.startswith("user_send_"):
+        who = event.get("sender")
+    else:
+        return ""
+    return str(who.get("id") or "") if isinstance(who, dict) else ""
 
 
 class ZaloOAChannel(NumberedTextChannel):
@@ -184,7 +198,7 @@ class ZaloOAChannel(NumberedTextChannel):
             event, raw = await self._verify(request)
         except WebhookRejected as exc:
             return rejection(NAME, exc)
-        await self.take(self.event_key(event, raw), functools.partial(self.handle_event, event))
+        self.take(self.event_key(event, raw), citizen_of(event), functools.partial(self.handle_event, event))
         return web.Response(text="ok")
 
     async def _verify(self, request: web.Request) -> tuple[dict[str, Any], bytes]:
@@ -221,22 +235,16 @@ class ZaloOAChannel(NumberedTextChannel):
     async def handle_event(self, event: dict[str, Any]) -> None:
         """Route one verified event: text to the handlers, follow/unfollow, other content."""
         name = str(event.get("event_name", ""))
-        sender = event.get("sender") if isinstance(event.get("sender"), dict) else {}
         message = event.get("message") if isinstance(event.get("message"), dict) else {}
-        user_id = str(sender.get("id") or "")
+        user_id = citizen_of(event)
         if name == "user_send_text" and user_id:
             text = message.get("text")
             if isinstance(text, str):
                 await self.on_text(user_id, text)
-        elif name in ("follow", "unfollow"):
-            follower = event.get("follower") if isinstance(event.get("follower"), dict) else {}
-            follower_id = str(follower.get("id") or "")
-            if not follower_id:
-                return
-            if name == "follow":  # the welcome message is the /start menu
-                await self.on_message(IncomingMessage(channel=NAME, user_id=follower_id, text="/start"))
-            else:
-                await self._on_unreachable(follower_id)
+        elif name == "follow" and user_id:  # the welcome message is the /start menu
+            await self.on_message(IncomingMessage(channel=NAME, user_id=user_id, text="/start"))
+        elif name == "unfollow" and user_id:
+            await self._mark_gone(user_id)
         elif name in OTHER_EVENTS and user_id:
             kind = name.removeprefix("user_send_")
             await self.on_message(IncomingMessage(channel=NAME, user_id=user_id, other=kind))
@@ -285,6 +293,8 @@ class ZaloOAChannel(NumberedTextChannel):
         return None
 
     async def _token(self, rejected: str | None = None) -> str:
+        """The access token (in memory while it is valid); a refresh needs the database, as
+        the single-use refresh token must be stored before the new access token is used."""
         try:
             if rejected is None:
                 return await self.tokens.current()
@@ -292,6 +302,9 @@ class ZaloOAChannel(NumberedTextChannel):
         except TokenError as exc:
             self._report_state(f"down: {exc}")
             raise (Rejected if exc.permanent else Transient)(f"zalo: {exc}") from exc
+        except DATABASE_ERRORS as exc:
+            self.store.outage.failed(exc)
+            raise Transient("zalo: the token needs refreshing and the database is unavailable") from exc
 
     async def _send_message(self, user_id: str, message: dict[str, Any]) -> dict[str, Any]:
         body = {"recipient": {"user_id": str(user_id)}, "message": message}
