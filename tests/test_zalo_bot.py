@@ -113,6 +113,17 @@ async def test_long_replies_are_split_at_2000_characters(zbot, database_url):
         assert " ".join(parts).split() == text.split()  # nothing lost, no word cut
 
 
+async def test_emoji_heavy_replies_are_split_in_utf16_units(zbot, database_url):
+    async with running(bot_settings(zbot, database_url)) as svc:
+        zbot.add_user(CHAT)
+        exact = "🇻🇳" * 500  # 1,000 characters, 2,000 UTF-16 units: one message
+        lines = ["😀" * 900] * 3  # two lines are 1,801 characters but 3,601 units: one message each
+        await svc.channel("zalobot").send(CHAT, Reply(exact))
+        await svc.channel("zalobot").send(CHAT, Reply("\n".join(lines)))
+        assert zbot.texts_to(CHAT) == [exact, *lines]
+        assert all(r.ok for r in zbot.calls("sendMessage"))
+
+
 async def test_rate_limit_and_server_errors_are_retried(zbot, database_url):
     async with running(bot_settings(zbot, database_url)) as svc:
         zbot.add_user(CHAT)

@@ -27,7 +27,8 @@ from bot.storage.models import (
 )
 from bot.web import create_app
 from handlers import texts
-from handlers.messages import Reply
+from handlers.messages import Button, Reply
+from tests.fakes._base import utf16_len
 from tests.fakes.zalo_bot import FakeZaloBot
 from tests.fakes.zalo_oa import FakeZaloOA
 from tests.helpers import serve_app
@@ -363,6 +364,34 @@ async def test_reply_outside_the_window_raises_outside_window(oa, database_url):
         with pytest.raises(OutsideWindow):
             await svc.channel().send(USER, Reply("Cán bộ trả lời: bạn mang căn cước đến phường nhé."))
         assert oa.sent == []
+
+
+async def test_emoji_heavy_text_fits_zalo_limits_in_utf16_units(oa, database_url):
+    """Zalo's 2,000 (text) and 100 (button title) are counted in UTF-16 units, an emoji being
+    two: the fake refuses more (tests/fakes/_base.py says why)."""
+    async with running(oa_settings(oa, database_url)) as svc:
+        channel = svc.channel()
+        exact = "😀" * 1000  # 2,000 units: one message
+        await channel.send(USER, Reply(exact))
+        assert oa.texts_to(USER) == [exact]
+        lines = ["😀" * 900] * 3  # two lines are 1,801 characters but 3,601 units: one message each
+        await channel.send(USER, Reply("\n".join(lines)))
+        assert oa.texts_to(USER)[1:] == lines
+        words = "Bà con 🇻🇳 nhớ cài VNeID 😀 " * 150  # one line, 3,900 characters, 4,350 units
+        await channel.send(USER, Reply(words))
+        parts = oa.texts_to(USER)[4:]
+        assert len(parts) == 3 and all(utf16_len(p) <= 2000 for p in parts)  # cut between words
+        assert " ".join(parts).split() == words.split()
+
+        # A body that would fit a button template by characters, not by units: numbered text for
+        # this reply (the template is not refused and then given up for good); a long label is
+        # clipped to 100 units.
+        await channel.send(USER, Reply("😀" * 1000, [[Button(texts.MENU, "menu")]]))
+        assert oa.sent_to(USER)[-1].attachment is None and "1. " in oa.texts_to(USER)[-1]
+        await channel.send(USER, Reply("Bạn chọn:", [[Button("😀" * 60, "menu")]]))
+        [title] = [b["title"] for b in oa.sent_to(USER)[-1].buttons]
+        assert title == "1. " + "😀" * 48
+        assert all(r.response["error"] == 0 for r in oa.calls("cs")) and channel.buttons
 
 
 # --- hand-off and campaigns across channels ------------------------------------------------

@@ -3,8 +3,9 @@
 getUpdates long polling by default; webhook mode when ZALO_BOT_WEBHOOK_URL is set, with
 Zalo's `X-Bot-Api-Secret-Token` header checked in constant time. Sources disagree on the
 update envelope (flat `{event_name, message}` or `{ok, result: {...}}`, one update or a
-list), so every shape is accepted. Replies use sendMessage (2,000 characters) with numbered
-choices, since the API has no keyboards. Facts: /work/shared/notes/platforms.md section 4.
+list), so every shape is accepted. Replies use sendMessage (2,000 characters, counted here in
+UTF-16 units as for the OA: the stricter reading) with numbered choices, since the API has no
+keyboards. Facts: /work/shared/notes/platforms.md section 4.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NAME = "zalobot"
-MAX_TEXT = 2000  # sendMessage text: 1-2000 characters
+MAX_TEXT = 2000  # sendMessage text: 1-2000 characters (UTF-16 units here, see above)
 SECRET_HEADER = "X-Bot-Api-Secret-Token"
 DEFAULT_WEBHOOK_PATH = "/zalobot/webhook"
 POLL_TIMEOUT = 30  # seconds Zalo holds a getUpdates call open
@@ -132,7 +133,6 @@ def update_key(update: dict[str, Any]) -> str:
 
 class ZaloBotChannel(NumberedTextChannel):
     name = NAME
-    max_text = MAX_TEXT
 
     def __init__(self, settings: Settings, store: Store, respond: Responder, on_unreachable: Unreachable,
                  flood: FloodCheck | None = None):

@@ -126,7 +126,6 @@ class NumberedTextChannel:
     """Base of the Zalo adapters; subclasses implement `_transmit` (one rendered reply out)."""
 
     name = ""
-    max_text = 2000
 
     def __init__(self, store: Store, respond: Responder, on_unreachable: Unreachable, pacer: Pacer,
                  flood: FloodCheck | None = None):

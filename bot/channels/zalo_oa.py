@@ -31,7 +31,7 @@ from aiohttp import web
 from bot.channels.choices import Rendered
 from bot.channels.errors import OutsideWindow, RateLimited, RecipientGone, Rejected, Transient
 from bot.channels.pacing import Pacer
-from bot.channels.telegram import split_text
+from bot.channels.telegram import split_text, utf16_len
 from bot.channels.zalo_common import (
     FloodCheck,
     NumberedTextChannel,
@@ -55,7 +55,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NAME = "zalo"
-MAX_TEXT = 2000  # consultation text limit per a reseller's docs (UNCONFIRMED); keep to it
+# Consultation text limit per a reseller's docs (UNCONFIRMED), like every length here counted
+# in UTF-16 units: Zalo does not say how it counts, and UTF-16 units (an emoji counts two) are
+# never fewer than characters, so text cut to fit them fits either way.
+MAX_TEXT = 2000
 MAX_BUTTONS = 5  # per button template
 MAX_BUTTON_TITLE = 100
 SIGNATURE_HEADER = "X-ZEvent-Signature"
@@ -114,7 +117,6 @@ def citizen_of(event: dict[str, Any]) -> str:
 
 class ZaloOAChannel(NumberedTextChannel):
     name = NAME
-    max_text = MAX_TEXT
 
     def __init__(self, settings: Settings, store: Store, respond: Responder, on_unreachable: Unreachable,
                  report_state: Callable[[str], None] | None = None, flood: FloodCheck | None = None):
@@ -358,6 +360,16 @@ class ZaloOAChannel(NumberedTextChannel):
         raise MessageRefused(reason)
 
 
+def clip(text: str, units: int) -> str:
+    """The longest start of `text` within `units` UTF-16 units, never half a character."""
+    used = 0
+    for index, ch in enumerate(text):
+        used += 2 if ord(ch) > 0xFFFF else 1
+        if used > units:
+            return text[:index]
+    return text
+
+
 def button_templates(rendered: Rendered) -> list[tuple[str, list[dict[str, Any]]]] | None:
     """(text, buttons) of the button templates showing a reply's choices, five at most each.
 
@@ -369,10 +381,10 @@ def button_templates(rendered: Rendered) -> list[tuple[str, list[dict[str, Any]]
     numbered = [(rendered.start + i, label) for i, label in enumerate(rendered.labels)]
     groups = [numbered[i:i + MAX_BUTTONS] for i in range(0, len(numbered), MAX_BUTTONS)]
     head = rendered.body if len(groups) > 1 else f"{rendered.body}\n\n{rendered.prompt}".strip()
-    if len(head) > MAX_TEXT:
+    if utf16_len(head) > MAX_TEXT:
         return None
     return [(head if k == 0 else rendered.prompt,
-             [{"title": f"{number}. {label}"[:MAX_BUTTON_TITLE], "type": "oa.query.show", "payload": str(number)}
+             [{"title": clip(f"{number}. {label}", MAX_BUTTON_TITLE), "type": "oa.query.show", "payload": str(number)}
               for number, label in group])
             for k, group in enumerate(groups)]
 

@@ -17,7 +17,8 @@ third-party only):
   ``{"recipient": {"user_id"}, "message": {"text"} | {"attachment": template}}`` (Zalo Java SDK,
   Chatwoot). Every answer is HTTP 200 ``{"error": <int>, "message": <str>, "data"?: {...}}``,
   ``error == 0`` = success (Chatwoot). Templates: ``button`` (text + 1-5 buttons, 3p shape) and
-  ``media`` (one image). Text limit 2000 characters (UNCONFIRMED, reseller docs).
+  ``media`` (one image). Text limit 2000 characters (UNCONFIRMED, reseller docs), button
+  titles 100; both counted in UTF-16 units (``_base.utf16_len``: the stricter reading).
 * OAuth host: ``POST /v4/oa/access_token``, form ``app_id``, ``grant_type=refresh_token``,
   ``refresh_token``, header ``secret_key: <app secret>`` (Java/PHP SDK). Success
   ``{"access_token", "refresh_token", "expires_in": "90000"}`` (a STRING). Refresh tokens are
@@ -51,11 +52,12 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from tests.fakes._base import JSON, DropConnection, FakeServer, RawReply, abort, dumps, nginx_page
+from tests.fakes._base import JSON, DropConnection, FakeServer, RawReply, abort, dumps, nginx_page, utf16_len
 
 __all__ = ["ApiRequest", "FakeZaloOA", "SentMessage", "TokenRefresh", "zalo_signature"]
 
-MAX_TEXT_LENGTH = 2000  # UNCONFIRMED (reseller docs)
+MAX_TEXT_LENGTH = 2000  # UNCONFIRMED (reseller docs); UTF-16 units
+MAX_BUTTON_TITLE = 100
 CS_WINDOW = timedelta(days=7)  # 3p; consistent with error -230
 DEFAULT_EXPIRES_IN = 90_000  # seconds (25 h), as observed in refresh responses
 SIGNATURE_HEADER = "X-ZEvent-Signature"
@@ -553,7 +555,7 @@ class FakeZaloOA(FakeServer):
                 raise _invalid("text")
         else:
             self._check_attachment(attachment)
-        if isinstance(text, str) and len(text) > MAX_TEXT_LENGTH:
+        if isinstance(text, str) and utf16_len(text) > MAX_TEXT_LENGTH:
             raise ZaloOAError(ERR_PARAM_LIMIT, f"text length exceeds {MAX_TEXT_LENGTH} characters")
         if not user.follower:
             raise ZaloOAError(ERR_NOT_FOLLOWER)
@@ -576,7 +578,7 @@ class FakeZaloOA(FakeServer):
         template_type = payload.get("template_type")
         if template_type == "button":
             text = payload.get("text")
-            if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT_LENGTH:
+            if not isinstance(text, str) or not text.strip() or utf16_len(text) > MAX_TEXT_LENGTH:
                 raise _invalid("payload.text")
             buttons = payload.get("buttons")
             if not isinstance(buttons, list) or not 1 <= len(buttons) <= 5:
@@ -585,7 +587,7 @@ class FakeZaloOA(FakeServer):
                 if not isinstance(button, dict) or button.get("type") not in BUTTON_TYPES:
                     raise _invalid("buttons.type")
                 title = button.get("title")
-                if not isinstance(title, str) or not title.strip() or len(title) > 100:
+                if not isinstance(title, str) or not title.strip() or utf16_len(title) > MAX_BUTTON_TITLE:
                     raise _invalid("buttons.title")
                 if button.get("payload") in (None, "", {}):
                     raise _invalid("buttons.payload")
