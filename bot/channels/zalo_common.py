@@ -115,7 +115,7 @@ def rejection(channel: str, exc: WebhookRejected) -> web.Response:
 
 
 def forget_recent(recent: RecentKeys, key: str) -> None:
-    """Drop `key` from the store's in-memory event keys as well as from the table.
+    """Drop `key` from the store's in-memory event keys (its table row is deleted apart).
 
     RecentKeys has no public removal (bot/storage/inbound.py belongs to the storage layer);
     this reaches into it until it gets a `discard` method."""
