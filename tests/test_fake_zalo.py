@@ -112,6 +112,8 @@ async def test_oa_send_validation_and_windows(oa: FakeZaloOA, http) -> None:
     assert oa.texts_to(USER) == ["Xin chào"]
     assert (await send_cs(http, oa, text_body("x" * 2000)))["error"] == 0
     assert (await send_cs(http, oa, text_body("x" * 2001)))["error"] == ERR_PARAM_LIMIT
+    assert (await send_cs(http, oa, text_body("😀" * 1000)))["error"] == 0  # 2,000 UTF-16 units
+    assert (await send_cs(http, oa, text_body("😀" * 1000 + "x")))["error"] == ERR_PARAM_LIMIT  # 1,001 characters
     assert (await send_cs(http, oa, text_body("")))["error"] == ERR_INVALID_PARAM
     assert (await send_cs(http, oa, text_body("hi", user_id="999")))["error"] == ERR_INVALID_PARAM
     assert (await send_cs(http, oa, {"recipient": {"user_id": USER}}))["error"] == ERR_INVALID_PARAM
@@ -122,7 +124,17 @@ async def test_oa_send_validation_and_windows(oa: FakeZaloOA, http) -> None:
     assert (await send_cs(http, oa, text_body("welcome back")))["error"] == 0
     oa.make_event("unfollow", USER)
     assert (await send_cs(http, oa, text_body("bye")))["error"] == ERR_NOT_FOLLOWER
-    assert len(oa.sent) == 3
+    assert len(oa.sent) == 4
+
+
+async def test_oa_profile_needs_a_valid_token(oa: FakeZaloOA, http) -> None:
+    url = oa.api_base_url + "/v2.0/oa/getoa"
+    async with http.get(url, headers={"access_token": oa.access_token}) as resp:
+        body = await resp.json()
+    assert resp.status == 200 and body["error"] == 0 and body["data"]["name"] == oa.oa_name
+    assert body["data"]["oa_id"] == oa.oa_id and body["data"]["num_follower"] == 1
+    async with http.get(url, headers={"access_token": "revoked"}) as resp:
+        assert (await resp.json())["error"] == ERR_TOKEN_INVALID
 
 
 async def test_oa_templates(oa: FakeZaloOA, http) -> None:
@@ -132,16 +144,18 @@ async def test_oa_templates(oa: FakeZaloOA, http) -> None:
     assert record.text is None and record.template_type == "button" and len(record.buttons) == 2
     assert oa.texts_to(USER) == ["Bạn cần gì?"]
     for bad in ([show] * 6, [], [dict(show, type="nope")], [dict(show, title="")], [dict(show, title="x" * 101)],
-                [dict(show, payload="")]):
+                [dict(show, title="😀" * 51)], [dict(show, payload="")]):  # titles: 100 UTF-16 units
         assert (await send_cs(http, oa, button_body(bad)))["error"] == ERR_INVALID_PARAM, bad
     assert (await send_cs(http, oa, button_body([show], text="")))["error"] == ERR_INVALID_PARAM
+    assert (await send_cs(http, oa, button_body([show], text="😀" * 1001)))["error"] == ERR_INVALID_PARAM
+    assert (await send_cs(http, oa, button_body([dict(show, title="😀" * 50)], text="😀" * 1000)))["error"] == 0
     media = {"type": "template", "payload": {"template_type": "media",
                                              "elements": [{"media_type": "image", "url": "https://x/y.jpg"}]}}
     assert (await send_cs(http, oa, {"recipient": {"user_id": USER}, "message": {"attachment": media}}))["error"] == 0
     unknown = {"type": "template", "payload": {"template_type": "carousel", "elements": []}}
     assert (await send_cs(http, oa, {"recipient": {"user_id": USER},
                                      "message": {"attachment": unknown}}))["error"] == ERR_INVALID_PARAM
-    assert len(oa.sent) == 2
+    assert len(oa.sent) == 3
 
 
 async def test_oa_faults_rate_limit_outage_delay(oa: FakeZaloOA, http) -> None:
@@ -253,10 +267,12 @@ async def test_bot_send_limits(bot: FakeZaloBot, http) -> None:
     status, ok = await call(http, bot, "sendMessage", {"chat_id": BOT_USER, "text": "x" * 2000})
     assert status == 200 and set(ok["result"]) == {"message_id", "date"}
     assert (await call(http, bot, "sendMessage", {"chat_id": BOT_USER, "text": "x" * 2001}))[0] == 400
+    assert (await call(http, bot, "sendMessage", {"chat_id": BOT_USER, "text": "🇻🇳" * 500}))[0] == 200  # 2,000 units
+    assert (await call(http, bot, "sendMessage", {"chat_id": BOT_USER, "text": "🇻🇳" * 500 + "x"}))[0] == 400
     assert (await call(http, bot, "sendMessage", {"chat_id": BOT_USER, "text": ""}))[0] == 400
     assert (await call(http, bot, "sendPhoto", {"chat_id": BOT_USER, "photo": "not a url"}))[0] == 400
     assert (await call(http, bot, "sendPhoto", {"chat_id": BOT_USER, "photo": "https://x/y.jpg"}))[0] == 200
-    assert bot.texts_to(BOT_USER) == ["x" * 2000] and bot.sent[-1].photo == "https://x/y.jpg"
+    assert bot.texts_to(BOT_USER) == ["x" * 2000, "🇻🇳" * 500] and bot.sent[-1].photo == "https://x/y.jpg"
 
 
 async def test_bot_errors_as_http_200(http) -> None:

@@ -252,7 +252,7 @@ async def test_team_reply_outside_the_citizens_window_waits_until_they_write_aga
         settings = dict(zalo_oa_app_id=zalo.app_id, zalo_oa_secret_key=zalo.oa_secret_key,
                         zalo_oa_app_secret=zalo.app_secret, zalo_oa_access_token=zalo.access_token,
                         zalo_oa_refresh_token=zalo.refresh_token, zalo_oa_api_base_url=zalo.api_base_url,
-                        zalo_oa_oauth_base_url=zalo.oauth_base_url)
+                        zalo_oa_oauth_base_url=zalo.oauth_base_url, zalo_oa_interactive_buttons=False)
         async with running_bot(database_url, **settings) as bot:
             from bot.web import create_app
 

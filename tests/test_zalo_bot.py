@@ -6,7 +6,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from bot.storage.models import InboundEvent, QuestionLog, User
+from bot.channels.errors import RecipientGone
+from bot.storage.models import InboundEvent, QuestionLog, Subscription, User
 from handlers import texts
 from handlers.messages import Reply
 from tests.fakes.zalo_bot import FakeZaloBot
@@ -112,6 +113,17 @@ async def test_long_replies_are_split_at_2000_characters(zbot, database_url):
         assert " ".join(parts).split() == text.split()  # nothing lost, no word cut
 
 
+async def test_emoji_heavy_replies_are_split_in_utf16_units(zbot, database_url):
+    async with running(bot_settings(zbot, database_url)) as svc:
+        zbot.add_user(CHAT)
+        exact = "🇻🇳" * 500  # 1,000 characters, 2,000 UTF-16 units: one message
+        lines = ["😀" * 900] * 3  # two lines are 1,801 characters but 3,601 units: one message each
+        await svc.channel("zalobot").send(CHAT, Reply(exact))
+        await svc.channel("zalobot").send(CHAT, Reply("\n".join(lines)))
+        assert zbot.texts_to(CHAT) == [exact, *lines]
+        assert all(r.ok for r in zbot.calls("sendMessage"))
+
+
 async def test_rate_limit_and_server_errors_are_retried(zbot, database_url):
     async with running(bot_settings(zbot, database_url)) as svc:
         zbot.add_user(CHAT)
@@ -120,3 +132,15 @@ async def test_rate_limit_and_server_errors_are_retried(zbot, database_url):
         await svc.channel("zalobot").send(CHAT, Reply("Thông báo lịch tiếp dân."))
         assert zbot.texts_to(CHAT) == ["Thông báo lịch tiếp dân."]
         assert [r.status for r in zbot.calls("sendMessage")] == [429, 502, 200]
+
+
+async def test_send_to_a_citizen_who_blocked_the_bot_raises_recipient_gone(zbot, database_url):
+    async with running(bot_settings(zbot, database_url)) as svc:
+        zbot.add_user(CHAT)
+        user = await svc.store.touch_user("zalobot", CHAT)
+        await svc.store.save_subscription(user.id, ward="phuong-a", topics=[], active=True)
+        zbot.fail_next("sendMessage", 403)  # what the adapter reads as "blocked" (Zalo documents none)
+        with pytest.raises(RecipientGone):
+            await svc.channel("zalobot").send(CHAT, Reply("Cán bộ trả lời: bạn mang căn cước đến phường nhé."))
+        [row], [subscription] = await svc.rows(User), await svc.rows(Subscription)
+        assert row.active is False and subscription.active is False and zbot.sent == []

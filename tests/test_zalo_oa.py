@@ -27,7 +27,8 @@ from bot.storage.models import (
 )
 from bot.web import create_app
 from handlers import texts
-from handlers.messages import Reply
+from handlers.messages import Button, Reply
+from tests.fakes._base import utf16_len
 from tests.fakes.zalo_bot import FakeZaloBot
 from tests.fakes.zalo_oa import FakeZaloOA
 from tests.helpers import serve_app
@@ -213,13 +214,38 @@ async def test_failed_event_is_not_remembered(oa, database_url):
         async def works():
             handled.append(1)
 
-        assert await channel.take("zalo:test:m1", broken)
+        channel.take("zalo:test:m1", USER, broken)
         await channel.idle()
-        assert await channel.take("zalo:test:m1", works)  # a redelivery is handled, not dropped
+        assert await svc.count(InboundEvent) == 0
+        channel.take("zalo:test:m1", USER, works)  # a redelivery is handled, not dropped
         await channel.idle()
         assert handled == [1]
-        assert not await channel.take("zalo:test:m1", works)  # once handled, it is a duplicate
-        assert await svc.count(InboundEvent) == 1
+        channel.take("zalo:test:m1", USER, works)  # once handled, it is a duplicate
+        await channel.idle()
+        assert handled == [1] and await svc.count(InboundEvent) == 1
+
+
+async def test_one_citizens_events_in_order_others_not_held_up_no_locks_left(oa, database_url):
+    async with running(oa_settings(oa, database_url)) as svc:
+        channel = svc.channel()
+        order: list[str] = []
+
+        def step(name: str, pause: float = 0.0):
+            async def handle() -> None:
+                order.append(f"{name}+")
+                await asyncio.sleep(pause)
+                order.append(f"{name}-")
+            return handle
+
+        channel.take("zalo:test:a1", USER, step("a1", 0.3))  # each key is claimed in the database first
+        channel.take("zalo:test:a2", USER, step("a2"))
+        channel.take("zalo:test:b1", "8000000000000000003", step("b1"))
+        await channel.idle()
+        assert order.index("a1-") < order.index("a2+")  # the same citizen: in order
+        assert order.index("b1-") < order.index("a1-")  # another citizen does not wait
+        for n in range(20):
+            await oa_say(oa, svc, str(9000 + n), "/start")
+        assert len(channel._locks) == 0  # one lock per citizen while busy, none kept after
 
 
 # --- tokens ------------------------------------------------------------------------------
@@ -340,6 +366,34 @@ async def test_reply_outside_the_window_raises_outside_window(oa, database_url):
         assert oa.sent == []
 
 
+async def test_emoji_heavy_text_fits_zalo_limits_in_utf16_units(oa, database_url):
+    """Zalo's 2,000 (text) and 100 (button title) are counted in UTF-16 units, an emoji being
+    two: the fake refuses more (tests/fakes/_base.py says why)."""
+    async with running(oa_settings(oa, database_url)) as svc:
+        channel = svc.channel()
+        exact = "😀" * 1000  # 2,000 units: one message
+        await channel.send(USER, Reply(exact))
+        assert oa.texts_to(USER) == [exact]
+        lines = ["😀" * 900] * 3  # two lines are 1,801 characters but 3,601 units: one message each
+        await channel.send(USER, Reply("\n".join(lines)))
+        assert oa.texts_to(USER)[1:] == lines
+        words = "Bà con 🇻🇳 nhớ cài VNeID 😀 " * 150  # one line, 3,900 characters, 4,350 units
+        await channel.send(USER, Reply(words))
+        parts = oa.texts_to(USER)[4:]
+        assert len(parts) == 3 and all(utf16_len(p) <= 2000 for p in parts)  # cut between words
+        assert " ".join(parts).split() == words.split()
+
+        # A body that would fit a button template by characters, not by units: numbered text for
+        # this reply (the template is not refused and then given up for good); a long label is
+        # clipped to 100 units.
+        await channel.send(USER, Reply("😀" * 1000, [[Button(texts.MENU, "menu")]]))
+        assert oa.sent_to(USER)[-1].attachment is None and "1. " in oa.texts_to(USER)[-1]
+        await channel.send(USER, Reply("Bạn chọn:", [[Button("😀" * 60, "menu")]]))
+        [title] = [b["title"] for b in oa.sent_to(USER)[-1].buttons]
+        assert title == "1. " + "😀" * 48
+        assert all(r.response["error"] == 0 for r in oa.calls("cs")) and channel.buttons
+
+
 # --- hand-off and campaigns across channels ------------------------------------------------
 
 
@@ -378,6 +432,26 @@ async def test_handoff_reply_from_telegram_team_reaches_zalo_citizen(oa, databas
         assert [m.text for m in await svc.rows(HandoffMessage, *queued)] == ["Bạn đã đưa mèo đi khám chưa?"]
         assert len(oa.sent_to(USER)) == sent + 1
         assert (await svc.rows(Handoff))[0].user_id == (await svc.rows(User, User.platform_id == USER))[0].id
+
+
+async def test_handoff_reply_to_a_citizen_who_unfollowed_is_not_reported_sent(oa, database_url):
+    async with with_telegram(oa, database_url) as (bot, svc):
+        await oa_say(oa, svc, USER, "con mèo nhà tôi bỏ ăn hai hôm nay")
+        before = len(bot.fake.sent_to(TEAM_DEFAULT))
+        assert await oa_say(oa, svc, USER, number_of(options(await oa_say(oa, svc, USER, "/menu")), "cán bộ"))
+        await bot.fake.wait_for_sent(before + 1, chat_id=TEAM_DEFAULT)
+        post = bot.fake.sent_to(TEAM_DEFAULT)[-1]
+
+        oa.set_follower(USER, False)  # unfollowed, and the unfollow event never reached us
+        sent = len(oa.sent_to(USER))
+        [notice] = await bot.team_reply(TEAM_DEFAULT, 555, post.message_id, "Bạn nên đưa mèo đến thú y.")
+        assert notice.plain_text == texts.GROUP_CITIZEN_GONE.format(id=1)  # not "✅ Đã gửi"
+        assert oa.calls("cs")[-1].response["error"] == -213 and len(oa.sent_to(USER)) == sent
+        [row] = await svc.rows(User, User.platform_id == USER)
+        [message] = await svc.rows(HandoffMessage, HandoffMessage.direction == "team")
+        [handoff] = await svc.rows(Handoff)
+        assert row.active is False and handoff.state == "closed"
+        assert message.delivered is False and message.delivery_error.startswith("recipient gone")
 
 
 async def test_campaign_reaches_telegram_and_both_zalo_products(oa, database_url):

@@ -7,13 +7,12 @@ aiohttp app receives updates (bot/web.py) and hands them to `feed_webhook`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import hashlib
 import html
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 from telegram import (
     BotCommand,
@@ -36,6 +35,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 from telegram.request import HTTPXRequest
 
 from bot.channels.errors import RateLimited, RecipientGone, Rejected, SendError, Transient
+from bot.channels.keyed_locks import KeyedLocks
 from bot.channels.pacing import Pacer
 from bot.privacy import user_key
 from bot.settings import Settings
@@ -117,29 +117,6 @@ def live_delays() -> Iterator[float]:
         if time.monotonic() + delay > deadline:
             return
         yield delay
-
-
-class KeyedLocks:
-    """One asyncio.Lock per key (a chat), forgotten when nobody holds or waits for it, so the
-    map does not grow with every chat that ever wrote."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
-
-    def __len__(self) -> int:
-        return len(self._locks)
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.setdefault(key, (asyncio.Lock(), [0]))
-        users[0] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            users[0] -= 1
-            if users[0] == 0:
-                del self._locks[key]
 
 
 class PollingRequest(HTTPXRequest):

@@ -3,8 +3,9 @@
 getUpdates long polling by default; webhook mode when ZALO_BOT_WEBHOOK_URL is set, with
 Zalo's `X-Bot-Api-Secret-Token` header checked in constant time. Sources disagree on the
 update envelope (flat `{event_name, message}` or `{ok, result: {...}}`, one update or a
-list), so every shape is accepted. Replies use sendMessage (2,000 characters) with numbered
-choices, since the API has no keyboards. Facts: /work/shared/notes/platforms.md section 4.
+list), so every shape is accepted. Replies use sendMessage (2,000 characters, counted here in
+UTF-16 units as for the OA: the stricter reading) with numbered choices, since the API has no
+keyboards. Facts: /work/shared/notes/platforms.md section 4.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ from bot.channels.zalo_common import (
 )
 from bot.settings import Settings
 from bot.storage import inbound
-from bot.storage.pending import DATABASE_ERRORS
 from bot.storage.store import Store
 from handlers.messages import IncomingMessage, Reply
 
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NAME = "zalobot"
-MAX_TEXT = 2000  # sendMessage text: 1-2000 characters
+MAX_TEXT = 2000  # sendMessage text: 1-2000 characters (UTF-16 units here, see above)
 SECRET_HEADER = "X-Bot-Api-Secret-Token"
 DEFAULT_WEBHOOK_PATH = "/zalobot/webhook"
 POLL_TIMEOUT = 30  # seconds Zalo holds a getUpdates call open
@@ -133,7 +133,6 @@ def update_key(update: dict[str, Any]) -> str:
 
 class ZaloBotChannel(NumberedTextChannel):
     name = NAME
-    max_text = MAX_TEXT
 
     def __init__(self, settings: Settings, store: Store, respond: Responder, on_unreachable: Unreachable,
                  flood: FloodCheck | None = None):
@@ -221,19 +220,15 @@ class ZaloBotChannel(NumberedTextChannel):
                 backoff = min(POLL_BACKOFF_MAX, backoff * 2)
                 continue
             for update in updates_in(result):
-                try:
-                    await self._accept_update(update)
-                except DATABASE_ERRORS:  # Zalo hands an update out once: answer it without de-duplication
-                    log.warning("zalobot: database unavailable; handling an update without its key")
-                    self.spawn(self.handle_update(update))
+                self._accept_update(update)
 
-    async def _accept_update(self, update: dict[str, Any]) -> None:
-        await self.take(update_key(update), functools.partial(self.handle_update, update))
-
-    async def handle_update(self, update: dict[str, Any]) -> None:
+    def _accept_update(self, update: dict[str, Any]) -> None:
+        """Hand a citizen's update to a background task (bots and group chats are ignored)."""
         msg = translate(update)
-        if msg is None:
-            return
+        if msg is not None:
+            self.take(update_key(update), msg.user_id, functools.partial(self._handle, msg))
+
+    async def _handle(self, msg: IncomingMessage) -> None:
         if msg.text is not None:
             await self.on_text(msg.user_id, msg.text)
         else:
@@ -259,7 +254,7 @@ class ZaloBotChannel(NumberedTextChannel):
         if not updates:  # authentic but not an update we know: acknowledge, or Zalo resends it
             log.info("zalobot: ignored a webhook body without a message (keys: %s)", ", ".join(sorted(data))[:200])
         for update in updates:
-            await self._accept_update(update)
+            self._accept_update(update)
         return web.Response(text="ok")
 
     # --- outgoing -------------------------------------------------------------------

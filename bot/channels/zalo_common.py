@@ -6,6 +6,11 @@ also show them as buttons that send the number). Events are acknowledged at once
 in background tasks that this class keeps (and cancels on stop); one citizen's messages are
 handled in order. Every citizen message, typed numbers included, passes the conversation's
 flood guard.
+
+While the database is unreachable citizens are still answered, as on Telegram: event keys
+are remembered in memory (Store.claim_inbound_event), the conversation answers from the
+knowledge base and queues question logs, and the adapter's own storage (the numbered choices
+shown) is skipped while `store.outage` says the database is down.
 """
 
 from __future__ import annotations
@@ -15,17 +20,18 @@ import contextlib
 import datetime as dt
 import json
 import logging
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from bot.channels.choices import ChoiceStore, Rendered, render
 from bot.channels.errors import RateLimited, RecipientGone, Transient
+from bot.channels.keyed_locks import KeyedLocks
 from bot.channels.pacing import Pacer
 from bot.ops import metrics
 from bot.storage import inbound
+from bot.storage.inbound import RecentKeys
 from bot.storage.pending import DATABASE_ERRORS
 from bot.storage.store import Store
 from handlers import texts
@@ -43,6 +49,8 @@ MAX_WEBHOOK_BYTES = 64 * 1024
 STOP_GRACE_SECONDS = 5.0
 INBOUND_RETENTION = dt.timedelta(days=2)  # longer than any platform retry schedule
 HOUSEKEEPING_SECONDS = 3600.0
+
+T = TypeVar("T")
 
 
 class WebhookRejected(Exception):
@@ -106,11 +114,18 @@ def rejection(channel: str, exc: WebhookRejected) -> web.Response:
     return web.Response(status=exc.status, text=exc.reason.replace("_", " "))
 
 
+def forget_recent(recent: RecentKeys, key: str) -> None:
+    """Drop `key` from the store's in-memory event keys (its table row is deleted apart).
+
+    RecentKeys has no public removal (bot/storage/inbound.py belongs to the storage layer);
+    this reaches into it until it gets a `discard` method."""
+    recent._keys.pop(key, None)
+
+
 class NumberedTextChannel:
     """Base of the Zalo adapters; subclasses implement `_transmit` (one rendered reply out)."""
 
     name = ""
-    max_text = 2000
     edits_messages = False  # campaign progress goes out as new messages (bot/campaigns/engine.py)
 
     def __init__(self, store: Store, respond: Responder, on_unreachable: Unreachable, pacer: Pacer,
@@ -121,7 +136,7 @@ class NumberedTextChannel:
         self._flood = flood or (lambda _key: "ok")
         self.pacer = pacer
         self.choices = ChoiceStore(store.sessions, self.name)
-        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._locks = KeyedLocks()
         self._tasks: set[asyncio.Task] = set()
 
     # --- background tasks -------------------------------------------------------------
@@ -171,42 +186,66 @@ class NumberedTextChannel:
                 log.warning("%s: could not prune inbound event keys", self.name, exc_info=True)
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
-    # --- incoming -------------------------------------------------------------------
-    async def take(self, key: str, handle: Callable[[], Awaitable[None]]) -> bool:
-        """Record a platform event's key and handle it in the background; False for a duplicate.
-
-        If handling fails the key is forgotten again, so a redelivery of the event is not
-        dropped as a duplicate of one that was never handled.
-        """
-        if not await inbound.remember(self.store.sessions, key):
-            return False
-        self.spawn(self._handle_once(key, handle))
-        return True
-
-    async def _handle_once(self, key: str, handle: Callable[[], Awaitable[None]]) -> None:
+    # --- storage ------------------------------------------------------------------
+    async def _db(self, what: str, call: Callable[[], Awaitable[T]], default: T) -> T:
+        """`call()` unless the database is known to be down. When it cannot be reached the
+        outage is noted (so the next calls skip it for a while) and `default` returned: the
+        citizen is answered all the same."""
+        outage = self.store.outage
+        if outage.skip:
+            return default
         try:
-            await handle()
-        except (Exception, asyncio.CancelledError):
-            with contextlib.suppress(Exception):
-                await inbound.forget(self.store.sessions, key)
-            raise  # logged by spawn()
+            return await call()
+        except DATABASE_ERRORS as exc:
+            outage.failed(exc)
+            log.warning("%s: database unavailable, %s", self.name, what)
+            return default
+
+    async def _mark_gone(self, chat_id: str) -> None:
+        """The citizen blocked or unfollowed: stop sending to them (campaigns, hand-offs).
+        During a database outage this is lost; the next send to them fails and marks them."""
+        await self._db("a citizen who left is not marked unreachable",
+                       lambda: self._on_unreachable(str(chat_id)), None)
+
+    # --- incoming -------------------------------------------------------------------
+    def take(self, key: str, citizen: str, handle: Callable[[], Awaitable[None]]) -> None:
+        """Handle a platform event once, in the background, after the earlier events of
+        `citizen` (its sender, or "" when it has none).
+
+        The webhook is acknowledged without waiting for the database: the key is claimed in
+        the background (Store.claim_inbound_event, which keeps answering from memory while
+        the database is unreachable). If handling fails the key is forgotten again, so a
+        redelivery of the event is not dropped as a duplicate of one that was never handled.
+        """
+        self.spawn(self._handle_once(key, citizen or key, handle))
+
+    async def _handle_once(self, key: str, order: str, handle: Callable[[], Awaitable[None]]) -> None:
+        async with self._locks.hold(order):  # one citizen's events in the order they came
+            if not await self.store.claim_inbound_event(key):
+                return  # a duplicate: Zalo retried, or another process has it
+            try:
+                await handle()
+            except (Exception, asyncio.CancelledError):
+                forget_recent(self.store.recent_events, key)
+                with contextlib.suppress(Exception):
+                    await self._db("a failed event's key is not forgotten",
+                                   lambda: inbound.forget(self.store.sessions, key), None)
+                raise  # logged by spawn()
 
     async def on_text(self, user_id: str, text: str) -> None:
-        """A citizen's text: a number picks one of the choices shown last, else it is a message."""
-        async with self._locks[user_id]:
-            try:
-                choice = await self.choices.resolve(user_id, text)
-            except DATABASE_ERRORS:  # the conversation answers without storage meanwhile
-                log.warning("%s: stored choices unavailable; reading the message as text", self.name)
-                choice = None
-            if choice is not None and choice.reply is not None:
-                await self._local_reply(user_id, choice.reply)
-                return
-            if choice is not None and choice.action is not None:
-                msg = IncomingMessage(channel=self.name, user_id=user_id, action=choice.action)
-            else:
-                msg = IncomingMessage(channel=self.name, user_id=user_id, text=text)
-            await self.send_turn(user_id, await self._respond(msg))
+        """A citizen's text: a number picks one of the choices shown last, else it is a message.
+
+        Called by `take`'s task, which holds the citizen's lock."""
+        choice = await self._db("stored choices not read; the message is read as text",
+                                lambda: self.choices.resolve(user_id, text), None)
+        if choice is not None and choice.reply is not None:
+            await self._local_reply(user_id, choice.reply)
+            return
+        if choice is not None and choice.action is not None:
+            msg = IncomingMessage(channel=self.name, user_id=user_id, action=choice.action)
+        else:
+            msg = IncomingMessage(channel=self.name, user_id=user_id, text=text)
+        await self.send_turn(user_id, await self._respond(msg))
 
     async def _local_reply(self, user_id: str, reply: Reply) -> None:
         """A reply worked out here (quiz verdict, "type 1 to 6"): same flood guard as the
@@ -216,15 +255,13 @@ class NumberedTextChannel:
             return
         if verdict == "warn":
             reply = Reply(texts.FLOOD, kind="notice")
-        try:
-            await self.store.touch_user(self.name, user_id)
-        except DATABASE_ERRORS:
-            log.warning("%s: could not record a message from a citizen", self.name)
+        await self._db("a message from a citizen is not recorded",
+                       lambda: self.store.touch_user(self.name, user_id), None)
         await self.send_turn(user_id, [reply], keep_choices=True)
 
     async def on_message(self, msg: IncomingMessage) -> None:
-        async with self._locks[msg.user_id]:
-            await self.send_turn(msg.chat, await self._respond(msg))
+        """Anything else from a citizen (follow, an image...); called under the citizen's lock."""
+        await self.send_turn(msg.chat, await self._respond(msg))
 
     # --- outgoing -------------------------------------------------------------------
     async def send_turn(self, chat_id: str, replies: list[Reply], *, keep_choices: bool = False) -> None:
@@ -234,17 +271,20 @@ class NumberedTextChannel:
         for reply in replies:
             try:
                 rendered = await self.send_live(chat_id, reply, start=number, remember=False)
+            except RecipientGone:
+                return  # marked unreachable: the rest would fail the same way
             except Exception:
                 log.warning("%s: a reply could not be sent", self.name, exc_info=True)
                 continue
-            if rendered is not None:
-                sent.append(rendered)
-                number += len(rendered.actions)
+            sent.append(rendered)
+            number += len(rendered.actions)
         if not keep_choices:
-            try:
-                await self.choices.save(chat_id, sent)
-            except DATABASE_ERRORS:  # the replies are out; typed numbers will read as text
-                log.warning("%s: could not store the choices just shown", self.name)
+            await self._save_choices(chat_id, sent)
+
+    async def _save_choices(self, chat_id: str, rendered: list[Rendered]) -> None:
+        """Remember the numbered choices just shown; without the database the replies are
+        out all the same, and typed numbers read as text."""
+        await self._db("the choices just shown are not stored", lambda: self.choices.save(chat_id, rendered), None)
 
     async def deliver(self, chat_id: str, reply: Reply, *, thread_id: int | None = None,
                       reply_to: int | None = None, broadcast: bool = False, start: int = 1,
@@ -256,8 +296,8 @@ class NumberedTextChannel:
         """
         rendered = render(reply, start)
         await self._transmit(chat_id, reply, rendered, broadcast)
-        if remember and rendered.actions:
-            await self.choices.save(chat_id, [rendered])
+        if remember and rendered.actions:  # sent: a storage failure must not make it look unsent
+            await self._save_choices(chat_id, [rendered])
         return rendered
 
     async def _transmit(self, chat_id: str, reply: Reply, rendered: Rendered, broadcast: bool) -> None:
@@ -265,13 +305,17 @@ class NumberedTextChannel:
 
     async def send(self, chat_id: str, reply: Reply, *, thread_id: int | None = None,
                    reply_to: int | None = None) -> int | None:
-        """Send a live reply (team answers, notices); Zalo message ids are strings, so None."""
+        """Send a live reply (team answers, notices); Zalo message ids are strings, so None.
+
+        Raises like handlers.messages.Messenger.send says: RecipientGone once the citizen is
+        marked unreachable, OutsideWindow, Rejected, Transient."""
         await self.send_live(chat_id, reply)
         return None
 
     async def send_live(self, chat_id: str, reply: Reply, *, start: int = 1,
-                        remember: bool = True) -> Rendered | None:
-        """Send, retrying rate limits and transient failures; None if the citizen cannot be reached.
+                        remember: bool = True) -> Rendered:
+        """Send, retrying rate limits and transient failures. A citizen who blocked or
+        unfollowed is marked unreachable, then RecipientGone propagates.
 
         OutsideWindow propagates: a hand-off answer then stays queued and is retried
         (handlers/handoff.py), reaching the citizen once they write again.
@@ -282,8 +326,8 @@ class NumberedTextChannel:
             except RateLimited as exc:
                 await asyncio.sleep(exc.retry_after)
             except RecipientGone:
-                await self._on_unreachable(str(chat_id))
-                return None
+                await self._mark_gone(chat_id)
+                raise
             except Transient:
                 if attempt == LIVE_ATTEMPTS - 1:
                     raise

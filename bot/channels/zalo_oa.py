@@ -31,7 +31,7 @@ from aiohttp import web
 from bot.channels.choices import Rendered
 from bot.channels.errors import OutsideWindow, RateLimited, RecipientGone, Rejected, Transient
 from bot.channels.pacing import Pacer
-from bot.channels.telegram import split_text
+from bot.channels.telegram import split_text, utf16_len
 from bot.channels.zalo_common import (
     FloodCheck,
     NumberedTextChannel,
@@ -44,6 +44,7 @@ from bot.channels.zalo_common import (
 )
 from bot.settings import Settings
 from bot.storage import inbound
+from bot.storage.pending import DATABASE_ERRORS
 from bot.storage.store import Store
 from bot.storage.tokens import RotatingTokens, TokenError
 from handlers.messages import IncomingMessage, Reply
@@ -54,7 +55,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NAME = "zalo"
-MAX_TEXT = 2000  # consultation text limit per a reseller's docs (UNCONFIRMED); keep to it
+# Consultation text limit per a reseller's docs (UNCONFIRMED), like every length here counted
+# in UTF-16 units: Zalo does not say how it counts, and UTF-16 units (an emoji counts two) are
+# never fewer than characters, so text cut to fit them fits either way.
+MAX_TEXT = 2000
 MAX_BUTTONS = 5  # per button template
 MAX_BUTTON_TITLE = 100
 SIGNATURE_HEADER = "X-ZEvent-Signature"
@@ -98,9 +102,21 @@ def signature_ok(header: str | None, app_id: str, body: bytes, timestamp: str, s
     return hmac.compare_digest(given.lower().encode(), expected.encode())
 
 
+def citizen_of(event: dict[str, Any]) -> str:
+    """The citizen an event comes from: the sender of a user_send_* event, the follower of a
+    follow/unfollow; "" for receipts and the OA's own messages (sent by the OA)."""
+    name = str(event.get("event_name", ""))
+    if name in ("follow", "unfollow"):
+        who = event.get("follower")
+    elif name.startswith("user_send_"):
+        who = event.get("sender")
+    else:
+        return ""
+    return str(who.get("id") or "") if isinstance(who, dict) else ""
+
+
 class ZaloOAChannel(NumberedTextChannel):
     name = NAME
-    max_text = MAX_TEXT
 
     def __init__(self, settings: Settings, store: Store, respond: Responder, on_unreachable: Unreachable,
                  report_state: Callable[[str], None] | None = None, flood: FloodCheck | None = None):
@@ -184,7 +200,7 @@ class ZaloOAChannel(NumberedTextChannel):
             event, raw = await self._verify(request)
         except WebhookRejected as exc:
             return rejection(NAME, exc)
-        await self.take(self.event_key(event, raw), functools.partial(self.handle_event, event))
+        self.take(self.event_key(event, raw), citizen_of(event), functools.partial(self.handle_event, event))
         return web.Response(text="ok")
 
     async def _verify(self, request: web.Request) -> tuple[dict[str, Any], bytes]:
@@ -221,22 +237,16 @@ class ZaloOAChannel(NumberedTextChannel):
     async def handle_event(self, event: dict[str, Any]) -> None:
         """Route one verified event: text to the handlers, follow/unfollow, other content."""
         name = str(event.get("event_name", ""))
-        sender = event.get("sender") if isinstance(event.get("sender"), dict) else {}
         message = event.get("message") if isinstance(event.get("message"), dict) else {}
-        user_id = str(sender.get("id") or "")
+        user_id = citizen_of(event)
         if name == "user_send_text" and user_id:
             text = message.get("text")
             if isinstance(text, str):
                 await self.on_text(user_id, text)
-        elif name in ("follow", "unfollow"):
-            follower = event.get("follower") if isinstance(event.get("follower"), dict) else {}
-            follower_id = str(follower.get("id") or "")
-            if not follower_id:
-                return
-            if name == "follow":  # the welcome message is the /start menu
-                await self.on_message(IncomingMessage(channel=NAME, user_id=follower_id, text="/start"))
-            else:
-                await self._on_unreachable(follower_id)
+        elif name == "follow" and user_id:  # the welcome message is the /start menu
+            await self.on_message(IncomingMessage(channel=NAME, user_id=user_id, text="/start"))
+        elif name == "unfollow" and user_id:
+            await self._mark_gone(user_id)
         elif name in OTHER_EVENTS and user_id:
             kind = name.removeprefix("user_send_")
             await self.on_message(IncomingMessage(channel=NAME, user_id=user_id, other=kind))
@@ -285,6 +295,8 @@ class ZaloOAChannel(NumberedTextChannel):
         return None
 
     async def _token(self, rejected: str | None = None) -> str:
+        """The access token (in memory while it is valid); a refresh needs the database, as
+        the single-use refresh token must be stored before the new access token is used."""
         try:
             if rejected is None:
                 return await self.tokens.current()
@@ -292,6 +304,9 @@ class ZaloOAChannel(NumberedTextChannel):
         except TokenError as exc:
             self._report_state(f"down: {exc}")
             raise (Rejected if exc.permanent else Transient)(f"zalo: {exc}") from exc
+        except DATABASE_ERRORS as exc:
+            self.store.outage.failed(exc)
+            raise Transient("zalo: the token needs refreshing and the database is unavailable") from exc
 
     async def _send_message(self, user_id: str, message: dict[str, Any]) -> dict[str, Any]:
         body = {"recipient": {"user_id": str(user_id)}, "message": message}
@@ -345,6 +360,16 @@ class ZaloOAChannel(NumberedTextChannel):
         raise MessageRefused(reason)
 
 
+def clip(text: str, units: int) -> str:
+    """The longest start of `text` within `units` UTF-16 units, never half a character."""
+    used = 0
+    for index, ch in enumerate(text):
+        used += 2 if ord(ch) > 0xFFFF else 1
+        if used > units:
+            return text[:index]
+    return text
+
+
 def button_templates(rendered: Rendered) -> list[tuple[str, list[dict[str, Any]]]] | None:
     """(text, buttons) of the button templates showing a reply's choices, five at most each.
 
@@ -356,10 +381,10 @@ def button_templates(rendered: Rendered) -> list[tuple[str, list[dict[str, Any]]
     numbered = [(rendered.start + i, label) for i, label in enumerate(rendered.labels)]
     groups = [numbered[i:i + MAX_BUTTONS] for i in range(0, len(numbered), MAX_BUTTONS)]
     head = rendered.body if len(groups) > 1 else f"{rendered.body}\n\n{rendered.prompt}".strip()
-    if len(head) > MAX_TEXT:
+    if utf16_len(head) > MAX_TEXT:
         return None
     return [(head if k == 0 else rendered.prompt,
-             [{"title": f"{number}. {label}"[:MAX_BUTTON_TITLE], "type": "oa.query.show", "payload": str(number)}
+             [{"title": clip(f"{number}. {label}", MAX_BUTTON_TITLE), "type": "oa.query.show", "payload": str(number)}
               for number, label in group])
             for k, group in enumerate(groups)]
 

@@ -24,6 +24,16 @@ from aiohttp import web
 JSON = dict[str, Any]
 
 
+def utf16_len(text: str) -> int:
+    """Length in UTF-16 code units, how both Zalo fakes count text limits (an emoji counts 2).
+
+    Zalo does not document whether its limits count characters or UTF-16 units (its clients
+    and SDKs are Java/JavaScript, where a string's length is in UTF-16 units). The fakes take
+    the stricter reading: a text they accept fits under either, and a product that counted
+    characters would have emoji-heavy text refused here."""
+    return len(text.encode("utf-16-le")) // 2
+
+
 class RawReply(Exception):  # noqa: N818 - control flow
     """Answer with this status and (HTML) body instead of the API's JSON."""
 

@@ -23,7 +23,8 @@ XuanNguyenNB/QuanLyThuChi_Bot_Telegram_Zalom docs/ZALO_BOT_API.md, of bot.zalopl
   ``deleteWebhook`` -> ``{url: "", updated_at}``. Zalo echoes the secret in header
   ``X-Bot-Api-Secret-Token`` (docs copy, OpenClaw).
 * ``sendMessage {chat_id, text (1-2000 chars)}`` -> ``{message_id, date}`` (date in ms);
-  ``sendPhoto {chat_id, photo (URL), caption <= 2000}``.
+  ``sendPhoto {chat_id, photo (URL), caption <= 2000}``. Lengths are counted in UTF-16 units
+  (``_base.utf16_len``): the docs say "characters", the stricter reading is taken.
 * Update: ``{event_name, message: {message_id, from {id, display_name, is_bot}, chat {id,
   chat_type: PRIVATE|GROUP}, date (ms), text | photo_url+caption | sticker}}``; event names
   ``message.text.received``, ``message.image.received``, ``message.sticker.received``,
@@ -54,7 +55,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
-from tests.fakes._base import JSON, DropConnection, FakeServer, RawReply, abort, dumps, nginx_page
+from tests.fakes._base import JSON, DropConnection, FakeServer, RawReply, abort, dumps, nginx_page, utf16_len
 
 __all__ = ["FakeZaloBot", "SentMessage"]
 
@@ -348,7 +349,7 @@ class FakeZaloBot(FakeServer):
             if required:
                 raise BotApiError(400, f"Bad Request: {name} is empty")
             return None
-        if not isinstance(value, str) or len(value) > MAX_TEXT_LENGTH:
+        if not isinstance(value, str) or utf16_len(value) > MAX_TEXT_LENGTH:
             raise BotApiError(400, f"Bad Request: {name} must be 1-{MAX_TEXT_LENGTH} characters")
         return value
 
