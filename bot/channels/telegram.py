@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import html
@@ -208,7 +209,9 @@ class TelegramChannel:
     def __init__(self, settings: Settings, respond: Responder, on_unreachable: Unreachable,
                  claim_update: Callable[[str], Awaitable[bool]] | None = None):
         self.settings = settings
-        self._claim_update = claim_update  # idempotency across processes (None: no check)
+        # Idempotency across processes (None: no check). With it, a citizen's private message
+        # reaches `respond` with IncomingMessage.event_key set, for the conversation to claim.
+        self._claim_update = claim_update
         self._respond = respond
         self._on_unreachable = on_unreachable
         self._locks = KeyedLocks()
@@ -274,14 +277,20 @@ class TelegramChannel:
 
     # --- incoming -------------------------------------------------------------------
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
-        if self._claim_update is not None and not await self._claim_update(f"telegram:{update.update_id}"):
-            return  # already handled here or by another process (Telegram retried, or both got it)
-        if update.my_chat_member is not None:
-            member = update.my_chat_member
+        key = f"telegram:{update.update_id}"
+        member = update.my_chat_member
+        incoming, query = self.translate(update) if member is None else (None, None)
+        if self._claim_update is not None:
+            if incoming is not None and query is None and not incoming.is_group:
+                # A citizen's message: the conversation claims it in the same transaction
+                # as recording the sender (Store.arrive), one commit instead of two.
+                incoming = dataclasses.replace(incoming, event_key=key)
+            elif not await self._claim_update(key):
+                return  # already handled here or by another process (Telegram retried, or both got it)
+        if member is not None:
             if member.chat.type == "private" and member.new_chat_member.status in ("kicked", "left"):
                 await self._on_unreachable(str(member.chat.id))
             return
-        incoming, query = self.translate(update)
         if query is not None:
             try:
                 await query.answer()
