@@ -20,7 +20,8 @@ from telegram import (
     BotCommand,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
-    Message,
+    LinkPreviewOptions,
+    ReplyParameters,
     Update,
 )
 from telegram.constants import ParseMode
@@ -34,10 +35,10 @@ from telegram.error import (
     TimedOut,
 )
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
-from telegram.request import HTTPXRequest
 
 from bot.channels.errors import RateLimited, RecipientGone, Rejected, SendError, Transient
 from bot.channels.pacing import Pacer
+from bot.channels.telegram_http import AiohttpRequest
 from bot.privacy import user_key
 from bot.settings import Settings
 from handlers.messages import Button, IncomingMessage, Reply
@@ -63,6 +64,7 @@ COMMANDS = [
     ("quyenriengtu", "Trợ lý lưu gì về bạn"),
     ("xoadulieu", "Xóa dữ liệu của bạn"),
 ]
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 OTHER_CONTENT = ("sticker", "photo", "voice", "video", "video_note", "audio", "document", "animation",
                  "location", "contact", "poll", "dice")
 
@@ -72,7 +74,7 @@ Unreachable = Callable[[str], Awaitable[None]]
 
 def utf16_len(text: str) -> int:
     """Length in UTF-16 code units, as Telegram counts message text (emoji count twice)."""
-    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _fit(line: str, limit: int) -> int:
@@ -88,6 +90,8 @@ def _fit(line: str, limit: int) -> int:
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     """Split at line boundaries (then at spaces, then hard) so each part fits one message;
     sizes in UTF-16 units, never splitting a character."""
+    if utf16_len(text) <= limit:  # nearly every reply
+        return [text] if text.strip() else ["…"]
     parts: list[str] = []
     current = ""
     for line in text.split("\n"):
@@ -143,7 +147,7 @@ class KeyedLocks:
                 del self._locks[key]
 
 
-class PollingRequest(HTTPXRequest):
+class PollingRequest(AiohttpRequest):
     """getUpdates transport that retries every POLL_RETRY_SECONDS while the Bot API fails.
 
     PTB's polling loop backs off up to 30 s after 5xx answers and network errors, which would
@@ -224,9 +228,10 @@ class TelegramChannel:
             .base_url(f"{base}/bot")
             .base_file_url(f"{base}/file/bot")
             .concurrent_updates(True)
+            .request(AiohttpRequest())  # PTB's defaults (pool 256, 5 s timeouts) on aiohttp
         )
         if self.webhook_mode:
-            builder = builder.updater(None)
+            builder = builder.updater(None).get_updates_request(AiohttpRequest(connection_pool_size=1))
         else:
             builder = builder.get_updates_request(PollingRequest())
         self.app: Application = builder.build()
@@ -365,9 +370,8 @@ class TelegramChannel:
         """
         pace = (lambda: self.pacer.broadcast(chat_id)) if broadcast else self.pacer.live
         kwargs: dict = {"message_thread_id": thread_id} if thread_id else {}
-        if reply_to:
-            kwargs["reply_to_message_id"] = reply_to
-            kwargs["allow_sending_without_reply"] = True  # the quoted message may be gone
+        if reply_to:  # the quoted message may be gone
+            kwargs["reply_parameters"] = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
         bot = self.app.bot
         last: int | None = None
         try:
@@ -378,8 +382,7 @@ class TelegramChannel:
             markup = keyboard(reply)
             for index, chunk in enumerate(chunks):
                 await pace()
-                message = await self._send_text(chat_id, chunk, markup if index == len(chunks) - 1 else None, kwargs)
-                last = message.message_id
+                last = await self._send_text(chat_id, chunk, markup if index == len(chunks) - 1 else None, kwargs)
             if reply.quiz:
                 await pace()
                 quiz = reply.quiz
@@ -402,15 +405,23 @@ class TelegramChannel:
             raise Rejected(f"{type(exc).__name__}: {exc}") from exc
         return last
 
-    async def _send_text(self, chat_id: str, text: str, markup, kwargs: dict) -> Message:
+    async def _send_text(self, chat_id: str, text: str, markup, kwargs: dict) -> int:
+        """sendMessage; returns the message id.
+
+        Through PTB's `Bot._post` rather than `send_message`: the same request and errors,
+        without building a `Message` from the answer, which cost about as much CPU as the
+        rest of sending (README, Benchmarks)."""
+        params = {"chat_id": chat_id, "reply_markup": markup, **kwargs}
         try:
-            return await self.app.bot.send_message(chat_id, html.escape(text, quote=False), parse_mode=ParseMode.HTML,
-                                                   reply_markup=markup, disable_web_page_preview=True, **kwargs)
+            sent = await self.app.bot._post("sendMessage", {
+                **params, "text": html.escape(text, quote=False), "parse_mode": ParseMode.HTML,
+                "link_preview_options": NO_PREVIEW})
         except BadRequest as exc:
             if "parse entities" not in str(exc).lower():
                 raise
             # Escaping should make this impossible; if Telegram still objects, send plain text.
-            return await self.app.bot.send_message(chat_id, text, reply_markup=markup, **kwargs)
+            sent = await self.app.bot._post("sendMessage", {**params, "text": text})
+        return int(sent["message_id"])
 
     async def send(self, chat_id: str, reply: Reply, *, thread_id: int | None = None,
                    reply_to: int | None = None) -> int | None:
