@@ -125,3 +125,13 @@ def test_aiohttp_request_takes_the_proxy_from_the_environment_once(monkeypatch):
     assert request._proxy("http://127.0.0.1:8081/bot1:x/getMe") is None
     monkeypatch.delenv("HTTPS_PROXY")
     assert request._proxy("https://api.telegram.org/bot1:x/sendMessage") == "http://proxy.example:3128"  # cached
+
+
+def test_the_keyboard_sent_as_json_is_the_one_ptb_would_send():
+    from bot.channels.telegram import keyboard, keyboard_json
+    from handlers.messages import Button, Link, Reply
+
+    reply = Reply("x", [[Button("Đăng ký tài khoản VNeID mức 2 cho người cao tuổi ở phường " * 2, "faq:a")],
+                        [Button("👍", "fb:up:1:a"), Button("👎", "fb:down:1:a")]], [Link("vneid.gov.vn", "https://vneid.gov.vn")])
+    assert keyboard_json(reply) == keyboard(reply).to_dict()
+    assert keyboard_json(Reply("x")) is None and keyboard(Reply("x")) is None

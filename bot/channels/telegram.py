@@ -188,6 +188,13 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup(rows) if rows else None
 
 
+def keyboard_json(reply: Reply) -> dict | None:
+    """`keyboard(reply)` as the Bot API's JSON, without PTB objects (the hot path of sending)."""
+    rows = [[{"text": f"🔗 {link.label}", "url": link.url}] for link in reply.links]
+    rows += [[{"text": b.label[:64], "callback_data": b.action} for b in row] for row in reply.buttons]
+    return {"inline_keyboard": rows} if rows else None
+
+
 def retry_after_seconds(exc: RetryAfter) -> float:
     """Seconds to wait; PTB gives an int or a timedelta depending on version and settings."""
     value = getattr(exc, "_retry_after", None)
@@ -379,7 +386,7 @@ class TelegramChannel:
                 await pace()
                 await bot.send_photo(chat_id, reply.image_url, **kwargs)
             chunks = split_text(reply.text)
-            markup = keyboard(reply)
+            markup = keyboard_json(reply)
             for index, chunk in enumerate(chunks):
                 await pace()
                 last = await self._send_text(chat_id, chunk, markup if index == len(chunks) - 1 else None, kwargs)
