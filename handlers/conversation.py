@@ -287,7 +287,7 @@ class Conversation:
         store = self.store
         if store is None:
             return None
-        logged, normalized = loggable(text, self.knowledge.normalizer.normalized)
+        logged, normalized = loggable(text, self.knowledge.normalizer.normalized, result.normalized)
         values = (result.decision.value, result.faq_id, result.score, list(result.alternatives))
         if turn.user is not None:
             changed = streak if streak != turn.user.fallback_streak else None

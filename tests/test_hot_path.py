@@ -1,5 +1,6 @@
-"""The per-message writes committed in groups (bot/storage/group_commit.py), on both backends,
-and PTB's requests on aiohttp (bot/channels/telegram_http.py) against the fake Bot API."""
+"""The per-message hot path made cheap: writes committed in groups (bot/storage/group_commit.py)
+on both backends, PTB's requests on aiohttp (bot/channels/telegram_http.py) against the fake
+Bot API, the keyboard as JSON, and the question-log text not normalised twice."""
 
 from __future__ import annotations
 
@@ -135,3 +136,13 @@ def test_the_keyboard_sent_as_json_is_the_one_ptb_would_send():
                         [Button("👍", "fb:up:1:a"), Button("👎", "fb:down:1:a")]], [Link("vneid.gov.vn", "https://vneid.gov.vn")])
     assert keyboard_json(reply) == keyboard(reply).to_dict()
     assert keyboard_json(Reply("x")) is None and keyboard(Reply("x")) is None
+
+
+def test_the_logged_form_is_the_same_when_the_matchers_normalisation_is_reused(knowledge):
+    from bot.privacy import loggable
+
+    normalize = knowledge.normalizer.normalized
+    texts = ["Quên mật khẩu VNeID thì làm sao ạ", "cho em hoi cccd o dau", "gọi 0912 345 678 giúp tôi",
+             "email a.b@gmail.com", "tôi gõ [SĐT] vào đây", "  ", "091/234/5678"]
+    for text in texts:
+        assert loggable(text, normalize, normalize(text)) == loggable(text, normalize)
