@@ -65,13 +65,17 @@ def redact(text: str) -> str:
     return _NUMBER.sub(lambda m: _number_tag(m.group()) or m.group(), text)
 
 
-def loggable(text: str, normalize: Callable[[str], str]) -> tuple[str, str]:
+def loggable(text: str, normalize: Callable[[str], str], normalized: str | None = None) -> tuple[str, str]:
     """(redacted text, normalised redacted text) for the question log.
 
     The pieces between tags are normalised separately and redacted once more, in case
     normalising brought digits together (e.g. "091/234/5678" becomes "091 234 5678").
+    `normalized`, when given, is `normalize(text)` already computed (by the matcher): it is
+    reused when redaction found nothing, instead of normalising the same text again.
     """
     redacted = redact(text)
+    if normalized is not None and redacted == text and not _TAG.search(text):
+        return redacted, redact(normalized)
     parts: list[str] = []
     position = 0
     for match in _TAG.finditer(redacted):

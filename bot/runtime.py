@@ -183,5 +183,7 @@ class Runtime:
                 await adapter.stop()  # type: ignore[attr-defined]
             except Exception:
                 log.warning("channel %s did not stop cleanly", adapter.name, exc_info=True)
+        if self.store is not None:
+            self.store.group.close()  # the SQLite connection of the group-commit thread
         if self.engine is not None:
             await self.engine.dispose()

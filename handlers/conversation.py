@@ -10,7 +10,7 @@ import logging
 import time
 import unicodedata
 from collections import defaultdict, deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 from bot.campaigns.service import CampaignService
@@ -159,10 +159,12 @@ class Conversation:
     async def _route(self, msg: IncomingMessage) -> list[Reply] | Outcome:
         if msg.is_group:
             return await self.handoff.on_team_message(msg)
+        fresh, user = await self._arrive(msg)
+        if not fresh:
+            return []  # already handled here or by another process (the platform retried)
         verdict = self.flood.check(f"{msg.channel}:{msg.user_id}")
         if verdict != "ok":
             return [Reply(texts.FLOOD, kind="notice")] if verdict == "warn" else []
-        user = await self._touch_user(msg)
         turn = Turn(msg, user)
         if msg.action is not None:
             return await self.on_action(turn, msg.action)
@@ -181,24 +183,28 @@ class Conversation:
                 return handled
         return await self.on_question(turn, text)
 
-    async def _touch_user(self, msg: IncomingMessage) -> UserInfo | None:
-        """The sender's record; None without storage or while the database is unreachable,
-        in which case the bot still answers from the knowledge base (see `pending`)."""
+    async def _arrive(self, msg: IncomingMessage) -> tuple[bool, UserInfo | None]:
+        """(False for a duplicate event, the sender's record). The record is None without
+        storage or while the database is unreachable, in which case the bot still answers
+        from the knowledge base (see `pending`)."""
         store = self.store
-        if store is None or store.outage.skip:
-            return None
-        try:
-            user = await store.touch_user(msg.channel, msg.user_id)
-            if msg.ward and msg.ward != user.ward:
-                await store.update_user(user.id, ward=msg.ward)
-                user = replace(user, ward=msg.ward)  # this message is already logged under the new ward
-        except DATABASE_ERRORS as exc:
-            store.outage.failed(exc)
-            return None
-        store.outage.recovered()
-        if self.pending.items:
-            await self.pending.flush(store)
-        return user
+        if store is None:
+            return True, None
+        if msg.event_key is not None:
+            fresh, user = await store.arrive(msg.event_key, msg.channel, msg.user_id, msg.ward or None)
+        elif store.outage.skip:
+            return True, None
+        else:
+            try:
+                fresh, user = True, await store.touch_user(msg.channel, msg.user_id, msg.ward or None)
+            except DATABASE_ERRORS as exc:
+                store.outage.failed(exc)
+                return True, None
+        if user is not None:
+            store.outage.recovered()
+            if self.pending.items:
+                await self.pending.flush(store)
+        return fresh, user
 
     # --- commands and buttons -------------------------------------------------
     async def on_command(self, turn: Turn, command: str) -> list[Reply] | Outcome:
@@ -257,7 +263,10 @@ class Conversation:
         metrics.MATCH_SECONDS.observe(timer.seconds)
         metrics.QUESTIONS.labels(turn.msg.channel, result.decision.value).inc()
         user = turn.user
-        question_id = await self._log_question(turn, text, result)
+        streak = None
+        if user is not None:
+            streak = user.fallback_streak + 1 if result.decision is Decision.FALLBACK else 0
+        question_id = await self._log_question(turn, text, result, streak)
         ref = str(question_id or 0)
         if result.decision is Decision.ANSWER and result.faq_id:
             replies = self.entry_replies(turn, result.faq_id, ref)
@@ -265,29 +274,25 @@ class Conversation:
             replies = [self.suggest_reply([result.faq_id, *result.alternatives], ref)]
         else:
             replies = [self.fallback_reply(ref)]
-        if user is not None and self.store is not None and question_id is not None:
-            streak = user.fallback_streak + 1 if result.decision is Decision.FALLBACK else 0
-            if streak != user.fallback_streak:
-                try:
-                    await self.store.update_user(user.id, fallback_streak=streak)
-                except DATABASE_ERRORS as exc:  # the answer matters more than the counter
-                    self.store.outage.failed(exc)
-            if streak >= 2:
-                replies.append(self.handoff.offer_reply(ref))
+        if streak is not None and question_id is not None and streak >= 2:
+            replies.append(self.handoff.offer_reply(ref))
         if result.faq_id == "bot.human" and result.decision is Decision.ANSWER:
             replies.append(self.handoff.offer_reply(ref))
         return Outcome(replies, result, question_id)
 
-    async def _log_question(self, turn: Turn, text: str, result: MatchResult) -> int | None:
-        """Store the question (redacted); queue it when the database is unreachable."""
+    async def _log_question(self, turn: Turn, text: str, result: MatchResult,
+                            streak: int | None = None) -> int | None:
+        """Store the question (redacted) with the sender's new fallback streak, in one
+        transaction; queue it when the database is unreachable."""
         store = self.store
         if store is None:
             return None
-        logged, normalized = loggable(text, self.knowledge.normalizer.normalized)
+        logged, normalized = loggable(text, self.knowledge.normalizer.normalized, result.normalized)
         values = (result.decision.value, result.faq_id, result.score, list(result.alternatives))
         if turn.user is not None:
+            changed = streak if streak != turn.user.fallback_streak else None
             try:
-                return await store.log_question(turn.user, logged, normalized, *values)
+                return await store.log_question(turn.user, logged, normalized, *values, streak=changed)
             except DATABASE_ERRORS as exc:
                 store.outage.failed(exc)
         ward = turn.user.ward if turn.user else turn.msg.ward

@@ -75,6 +75,9 @@ class IncomingMessage:
     thread_id: int | None = None
     author: str | None = None  # how to name a team member in records, e.g. "Lan (telegram:42)"
     message_id: int | None = None  # for a pressed button: the message carrying it
+    # The platform's id of this event when the conversation is to claim it (idempotency)
+    # in the same transaction as recording the sender (bot/storage/store.py `arrive`).
+    event_key: str | None = None
 
     @property
     def chat(self) -> str:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, text
+from sqlalchemy import Engine, event, text
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -42,6 +43,16 @@ def create_engine(url: str) -> AsyncEngine:
     # (bot/storage/pending.py) instead of keeping citizens waiting a minute per attempt.
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, pool_timeout=10,
                                connect_args={"timeout": PG_CONNECT_TIMEOUT_S}, hide_parameters=True)
+
+
+def sync_sqlite_engine(url) -> Engine:
+    """A synchronous engine on the same SQLite file (pysqlite, same pragmas and busy timeout),
+    for work that runs in a worker thread (bot/storage/group_commit.py)."""
+    engine = create_sync_engine(make_url(url).set(drivername="sqlite"),
+                                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+                                hide_parameters=True)
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker:

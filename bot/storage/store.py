@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bot.privacy import redact, user_key
 from bot.storage.db import session_factory
-from bot.storage.inbound import RecentKeys, remember
+from bot.storage.group_commit import Claim, GroupCommit, LogRow, Touch
+from bot.storage.inbound import MAX_KEY, RecentKeys
 from bot.storage.models import (
     AuditLog,
     FaqDraft,
@@ -58,7 +59,8 @@ class HandoffInfo:
     created_at: dt.datetime
 
 
-def _user_info(row: User) -> UserInfo:
+def _user_info(row) -> UserInfo:
+    """From a User or a row of its columns."""
     return UserInfo(row.id, row.channel, row.platform_id, row.user_key, row.ward, row.active,
                     row.fallback_streak, row.state)
 
@@ -75,25 +77,38 @@ class Store:
         self._secret = secret
         self.outage = Outage()  # set while the database is unreachable (bot/storage/pending.py)
         self.recent_events = RecentKeys()
+        self.group = GroupCommit(engine)  # the per-message writes, committed in groups
 
     def key_for(self, channel: str, platform_id: str | int) -> str:
         return user_key(self._secret, channel, platform_id)
 
     # --- users -----------------------------------------------------------------
-    async def touch_user(self, channel: str, platform_id: str) -> UserInfo:
-        """Find or create the user and record that they just wrote to us."""
-        now = utcnow()
-        async with self.sessions.begin() as s:
-            row = await s.scalar(select(User).where(User.channel == channel, User.platform_id == platform_id))
-            if row is None:
-                row = User(channel=channel, platform_id=platform_id, user_key=self.key_for(channel, platform_id),
-                           active=True, fallback_streak=0, state="", last_inbound_at=now)
-                s.add(row)
-                await s.flush()
-            else:
-                row.last_inbound_at = now
-                row.active = True
-            return _user_info(row)
+    async def touch_user(self, channel: str, platform_id: str, ward: str | None = None) -> UserInfo:
+        """Find or create the user and record that they just wrote to us; `ward`, when the
+        channel tells it, replaces the stored one."""
+        [row] = await self.group.submit(self._touch(channel, platform_id, ward))
+        return _user_info(row)
+
+    def _touch(self, channel: str, platform_id: str, ward: str | None) -> Touch:
+        return Touch(channel, platform_id, self.key_for(channel, platform_id), ward)
+
+    async def arrive(self, key: str, channel: str, platform_id: str,
+                     ward: str | None = None) -> tuple[bool, UserInfo | None]:
+        """`claim_inbound_event(key)` and `touch_user` in one transaction (a citizen's message):
+        (fresh, the user). While the database is unreachable: (as claim_inbound_event, None).
+        A duplicate still counts as the citizen having written."""
+        if key in self.recent_events:
+            return False, None
+        fresh, user = True, None
+        if not self.outage.skip:
+            try:
+                fresh, row = await self.group.submit(Claim(key[:MAX_KEY]), self._touch(channel, platform_id, ward))
+                user = _user_info(row)
+            except DATABASE_ERRORS as exc:
+                self.outage.failed(exc)
+        if fresh:
+            self.recent_events.add(key)
+        return fresh, user
 
     async def get_user(self, user_id: int) -> UserInfo | None:
         async with self.sessions() as s:
@@ -141,7 +156,7 @@ class Store:
         fresh = True
         if not self.outage.skip:
             try:
-                fresh = await remember(self.sessions, key)
+                [fresh] = await self.group.submit(Claim(key[:MAX_KEY]))
             except DATABASE_ERRORS as exc:
                 self.outage.failed(exc)
         if fresh:
@@ -150,16 +165,16 @@ class Store:
 
     # --- question log ----------------------------------------------------------
     async def log_question(self, user: UserInfo, text: str, normalized: str, decision: str,
-                           faq_id: str | None, score: float, alternatives: list[str]) -> int:
+                           faq_id: str | None, score: float, alternatives: list[str],
+                           streak: int | None = None) -> int:
         """Store a question; pass `text` and `normalized` from `bot.privacy.loggable` (redacted
-        before normalising). Both are redacted once more here, as a safety net."""
-        async with self.sessions.begin() as s:
-            row = QuestionLog(channel=user.channel, user_key=user.key, ward=user.ward, text=redact(text)[:2000],
-                              normalized=redact(normalized)[:2000], decision=decision, faq_id=faq_id,
-                              score=float(score), alternatives=list(alternatives))
-            s.add(row)
-            await s.flush()
-            return row.id
+        before normalising). Both are redacted once more here, as a safety net. `streak`, when
+        given, is the user's new fallback streak, saved in the same transaction."""
+        values = dict(channel=user.channel, user_key=user.key, ward=user.ward, text=redact(text)[:2000],
+                      normalized=redact(normalized)[:2000], decision=decision, faq_id=faq_id,
+                      score=float(score), alternatives=list(alternatives))
+        [question_id] = await self.group.submit(LogRow(values, user.id, streak))
+        return question_id
 
     async def set_outcome(self, question_id: int, user: UserInfo, outcome: str,
                           faq_id: str | None = None) -> bool:
