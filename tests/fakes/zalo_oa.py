@@ -18,6 +18,8 @@ third-party only):
   Chatwoot). Every answer is HTTP 200 ``{"error": <int>, "message": <str>, "data"?: {...}}``,
   ``error == 0`` = success (Chatwoot). Templates: ``button`` (text + 1-5 buttons, 3p shape) and
   ``media`` (one image). Text limit 2000 characters (UNCONFIRMED, reseller docs).
+  ``GET /v2.0/oa/getoa`` (same header) answers the OA's profile in ``data`` (Chatwoot
+  ``official_account.rb``): what ``python -m bot doctor`` checks the token with.
 * OAuth host: ``POST /v4/oa/access_token``, form ``app_id``, ``grant_type=refresh_token``,
   ``refresh_token``, header ``secret_key: <app secret>`` (Java/PHP SDK). Success
   ``{"access_token", "refresh_token", "expires_in": "90000"}`` (a STRING). Refresh tokens are
@@ -81,6 +83,7 @@ ERROR_MESSAGES = {
 }
 
 PATH_CS = "/v3.0/oa/message/cs"
+PATH_GET_OA = "/v2.0/oa/getoa"
 PATH_ACCESS_TOKEN = "/v4/oa/access_token"
 TARGETS = {"cs": PATH_CS, "refresh": PATH_ACCESS_TOKEN, "oauth": PATH_ACCESS_TOKEN}
 
@@ -190,9 +193,11 @@ class FakeZaloOA(FakeServer):
     def __init__(self, *, host: str = "127.0.0.1", app_id: str = "1357924680135792468",
                  app_secret: str = "fake-app-secret-key", oa_id: str = "2468013579246801357",
                  oa_secret_key: str = "fake-oa-secret-key", expires_in: int = DEFAULT_EXPIRES_IN,
-                 cs_window: timedelta = CS_WINDOW, expired_token_code: int = ERR_TOKEN_INVALID) -> None:
+                 cs_window: timedelta = CS_WINDOW, expired_token_code: int = ERR_TOKEN_INVALID,
+                 oa_name: str = "Trợ lý Dịch vụ công (test)") -> None:
         super().__init__(host)
         self.app_id = app_id
+        self.oa_name = oa_name
         self.app_secret = app_secret
         self.oa_id = oa_id
         self.oa_secret_key = oa_secret_key
@@ -221,6 +226,7 @@ class FakeZaloOA(FakeServer):
             return self
         api = web.Application()
         api.router.add_route("POST", PATH_CS, self._handle_api)
+        api.router.add_route("GET", PATH_GET_OA, self._handle_get_oa)
         api.router.add_route("*", "/{tail:.*}", self._handle_unknown)
         oauth = web.Application()
         oauth.router.add_route("POST", PATH_ACCESS_TOKEN, self._handle_oauth)
@@ -472,6 +478,25 @@ class FakeZaloOA(FakeServer):
             abort(request)
         self._log("api", request, body, status, payload, started)
         return response
+
+    async def _handle_get_oa(self, request: web.Request) -> web.StreamResponse:
+        started = time.time()
+        try:
+            self._apply_outage(PATH_GET_OA)
+            self._check_token(request)
+            payload: Any = {"error": 0, "message": "Success", "data": {
+                "oa_id": self.oa_id, "name": self.oa_name, "description": "Fake OA for tests", "is_verified": True,
+                "num_follower": sum(1 for u in self._users.values() if u.follower)}}
+        except ZaloOAError as exc:
+            payload = exc.payload()
+        except RawReply as reply:
+            self._log("api", request, None, reply.status, reply.body, started)
+            return web.Response(status=reply.status, text=reply.body, content_type=reply.content_type)
+        except DropConnection:
+            self._log("api", request, None, 0, None, started)
+            abort(request)
+        self._log("api", request, None, 200, payload, started)
+        return web.json_response(payload, dumps=dumps)
 
     async def _handle_oauth(self, request: web.Request) -> web.StreamResponse:
         started = time.time()
