@@ -174,6 +174,9 @@ async def test_only_the_creator_confirms_a_draft_and_confirming_counts_again(bot
         audit = (await s.scalars(select(AuditLog).where(AuditLog.target == str(campaign.id),
                                                         AuditLog.action == "campaign.confirm"))).one()
     assert (audit.actor, audit.detail) == ("telegram:903", {"recipients": 3})
+    legacy = await svc.create(draft(created_by="dashboard:mai"))  # how early dashboard campaigns were signed
+    with pytest.raises(CampaignError, match="hai người"):
+        await svc.approve(legacy.id, "telegram:903")
 
 
 async def test_pause_resume_cancel(bot):

@@ -238,9 +238,12 @@ class CampaignService:
                                       recipients=count, requires_approval=needs_approval)
 
     async def find_staff(self, who: str) -> Staff | None:
-        """The active staff account named by a dashboard username or `<channel>:<id>`."""
+        """The active staff account named by a dashboard username or `<channel>:<id>`
+        (`dashboard:<username>`, how early dashboard campaigns were signed, is the username)."""
         who = (who or "").strip()
         channel, sep, platform_id = who.partition(":")
+        if channel == "dashboard":
+            who, sep = platform_id, ""
         async with self.sessions() as s:
             if sep:
                 query = select(Staff).where(Staff.channel == channel, Staff.platform_id == platform_id)
