@@ -35,11 +35,13 @@ async def test_segments_by_ward_topic_and_channel(bot):
     await subscribe(bot, [14], ward="phuong-b", topics=["vneid"])
     await subscribe(bot, ["oa-1", "oa-2"], ward="phuong-a", channel="zalo")  # Zalo Official Account
     await subscribe(bot, ["zb-1"], ward="phuong-b", topics=["safety"], channel="zalobot")  # Zalo Bot
-    await subscribe(bot, ["web-cookie"], ward="phuong-a", channel="web")  # web chat cannot be pushed to
-    assert await svc.count_recipients({}, "all") == 7
+    # Web chat: the campaign waits in the chat page's outbox; only "all" reaches it.
+    await subscribe(bot, ["web-cookie"], ward="phuong-a", topics=["vneid"], channel="web")
+    assert await svc.count_recipients({}, "all") == 8
     assert await svc.count_recipients({}, "telegram") == 4
     assert await svc.count_recipients({}, "zalo") == 3  # both Zalo products
-    assert await svc.count_recipients({"wards": ["phuong-a"]}, "all") == 4
+    assert await svc.count_recipients({"wards": ["phuong-a"]}, "all") == 5
+    assert await svc.count_recipients({"wards": ["phuong-a"], "topics": ["vneid"]}, "all") == 3  # Zalo OA + web
     assert await svc.count_recipients({"wards": ["phuong-a"]}, "zalo") == 2
     assert await svc.count_recipients({"topics": ["safety"]}, "all") == 6  # empty topic lists match too
     assert await svc.count_recipients({"wards": ["phuong-b"], "topics": ["safety"]}, "zalo") == 1
@@ -151,6 +153,30 @@ async def test_threshold_is_checked_again_against_the_real_count_at_start(bot):
     await svc.approve(campaign.id, f"telegram:{STAFF_2}")
     await run_all(bot)
     assert all(len(bot.fake.sent_to(u)) == 1 for u in (45, 46, 47, 48))
+
+
+async def test_only_the_creator_confirms_a_draft_and_confirming_counts_again(bot):
+    """Shared by the CLI, the chat dialogue and the dashboard: the draft's count may be stale."""
+    svc = bot.runtime.campaigns
+    svc.approval_threshold = 2
+    await subscribe(bot, [51, 52])
+    await bot.store.set_staff("telegram", "903", "staff", actor="test")
+    async with bot.store.sessions.begin() as s:  # the dashboard account "mai" is linked to telegram:903
+        await s.execute(update(Staff).where(Staff.platform_id == "903").values(username="mai"))
+    campaign = await svc.create(draft(created_by="mai"), confirm=False)
+    assert (campaign.state, campaign.recipients, campaign.requires_approval) == ("draft", 2, False)
+    with pytest.raises(CampaignError, match="người tạo"):
+        await svc.confirm(campaign.id, f"telegram:{STAFF_2}")  # another staff member
+    await subscribe(bot, [53])  # joins while the draft waits
+    confirmed = await svc.confirm(campaign.id, "telegram:903")  # the creator, under their other name
+    assert (confirmed.state, confirmed.recipients, confirmed.requires_approval) == ("pending_approval", 3, True)
+    async with bot.store.sessions() as s:
+        audit = (await s.scalars(select(AuditLog).where(AuditLog.target == str(campaign.id),
+                                                        AuditLog.action == "campaign.confirm"))).one()
+    assert (audit.actor, audit.detail) == ("telegram:903", {"recipients": 3})
+    legacy = await svc.create(draft(created_by="dashboard:mai"))  # how early dashboard campaigns were signed
+    with pytest.raises(CampaignError, match="hai người"):
+        await svc.approve(legacy.id, "telegram:903")
 
 
 async def test_pause_resume_cancel(bot):

@@ -105,7 +105,7 @@ async def test_create_preview_two_person_approval_send_and_report(site):
     approved = await op(hoa, campaign_id, "approve")
     assert "Đã duyệt" in approved.text
     campaign = await state_of(site, campaign_id)
-    assert (campaign.state, campaign.approved_by) == ("scheduled", "dashboard:hoa")
+    assert (campaign.state, campaign.approved_by) == ("scheduled", "hoa")
     assert f'data-refresh="/dashboard/campaigns/{campaign_id}?fragment=1"' in approved.text  # live progress
 
     assert await site.runtime.campaign_runner.run_once()
@@ -129,8 +129,11 @@ async def test_create_preview_two_person_approval_send_and_report(site):
     assert "Đã gửi xong" in row and '<td class="num">2</td>' in row and "lan" in row
     async with site.runtime.store.sessions() as s:
         audit = {(a.actor, a.action) for a in await s.scalars(select(AuditLog).where(AuditLog.target == str(campaign_id)))}
-    assert {("dashboard:lan", "campaign.create"), ("dashboard:lan", "campaign.confirm"),
-            ("dashboard:hoa", "campaign.approve")} <= audit
+    assert {("lan", "campaign.create"), ("lan", "campaign.confirm"),
+            ("hoa", "campaign.approve")} <= audit  # staff usernames, as on the CLI
+    await site.account("chi", "admin", ward="phuong-a")  # a ward admin sees their ward's staff at work
+    ward_audit = (await (await site.client("chi")).get("/dashboard/audit")).text
+    assert "<td>lan</td>" in ward_audit and "<td>hoa</td>" in ward_audit
 
 
 async def test_schedule_pause_resume_cancel(site):
@@ -171,7 +174,7 @@ async def test_campaign_lists_and_pages_are_ward_scoped_and_viewers_read_only(si
     ids = {}
     for key, wards in (("a", ["phuong-a"]), ("b", ["phuong-b"]), ("ab", ["phuong-a", "phuong-b"]), ("all", [])):
         ids[key] = (await service.create(CampaignDraft(title=f"Tin {key}", text="Nội dung thông báo.",
-                                                       created_by="dashboard:admin", wards=wards), confirm=False)).id
+                                                       created_by="admin", wards=wards), confirm=False)).id
     lan = await site.client("lan")
     listing = await lan.get("/dashboard/campaigns")
     assert re.findall(r">Tin (\w+)</a>", listing.text) == ["a"]
@@ -233,11 +236,11 @@ async def test_statistics_chart_handoffs_and_campaign_deliveries_per_campaign(si
     await store.mark_handoff_answered(handoff, "dashboard:lan")
     service = site.runtime.campaigns
     everyone = await service.create(CampaignDraft(title="Cảnh báo lừa đảo", text="Không đưa mã OTP cho ai.",
-                                                  created_by="dashboard:admin"))
+                                                  created_by="admin"))
     own = await service.create(CampaignDraft(title="Họp tổ dân phố", text="Tối thứ Sáu tại nhà văn hóa.",
-                                             created_by="dashboard:admin", wards=["phuong-a"]))
-    await service.approve(everyone.id, "dashboard:hoa")  # three recipients: above the threshold of one
-    await service.approve(own.id, "dashboard:hoa")
+                                             created_by="admin", wards=["phuong-a"]))
+    await service.approve(everyone.id, "hoa")  # three recipients: above the threshold of one
+    await service.approve(own.id, "hoa")
     while await site.runtime.campaign_runner.run_once():
         pass
 

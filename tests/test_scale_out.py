@@ -86,10 +86,11 @@ async def test_two_processes_reply_once_send_the_campaign_once_at_the_global_rat
     needs_postgres(database_url)
     recipients = list(range(7000, 7150))
     citizens = list(range(1, 41))
-    waiting, idle = await seed(database_url, recipients, handoff_users=list(range(500, 505)))
+    asking = list(range(500, 505))  # the last one's hand-off is idle
+    waiting, idle = await seed(database_url, recipients, handoff_users=asking)
     async with FakeTelegram(token=TOKEN, local_mode=True) as fake:
         fake.add_group(TEAM, "Tổ CNS")
-        for uid in [*recipients, *citizens]:
+        for uid in [*recipients, *citizens, *asking]:
             fake.add_private_chat(uid)
         ports = [free_port(), free_port()]
         base_env = {"DATABASE_URL": database_url, "USER_KEY_SECRET": "x", "TELEGRAM_BOT_TOKEN": TOKEN,
@@ -147,8 +148,12 @@ async def test_two_processes_reply_once_send_the_campaign_once_at_the_global_rat
     # the margin covers the pacer's initial burst (RATE / 5) and timing jitter.
     assert rate <= RATE * 1.15
     assert busiest_second(times) <= RATE * 1.2 + 2
-    reminders = Counter(s.plain_text for s in fake.sent_to(TEAM))
-    assert reminders == Counter({texts.GROUP_REMINDER.format(id=h): 1 for h in [*waiting, idle]})  # once each
+    team_posts = Counter(s.plain_text for s in fake.sent_to(TEAM))
+    expected = {texts.GROUP_REMINDER.format(id=h): 1 for h in [*waiting, idle]}
+    expected[texts.GROUP_AUTO_CLOSED.format(id=idle, hours=72)] = 1  # HANDOFF_AUTO_CLOSE_HOURS
+    assert team_posts == Counter(expected)  # each reminder and the auto-close notice once
+    told = {uid: [s.plain_text for s in fake.sent_to(uid)] for uid in asking}
+    assert told == {**{uid: [] for uid in asking[:-1]}, asking[-1]: [texts.AUTO_CLOSED_TO_CITIZEN.format(id=idle)]}
     engine, store = await open_store(load_settings(_env_file=None, database_url=database_url, user_key_secret="x"))
     try:
         async with store.sessions() as s:

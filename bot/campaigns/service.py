@@ -17,9 +17,10 @@ UNSUBSCRIBE_FOOTER = "—\nNgừng nhận tin: gõ /huydangky hoặc nhắn \"d�
 CHANNELS = ("telegram", "zalo", "all")
 # "zalo" reaches citizens on both Zalo products: the Official Account and the Zalo Bot.
 CHANNEL_GROUPS = {"zalo": ("zalo", "zalobot")}
-# Channels whose adapter can deliver a broadcast. Web-chat users are not in any segment:
-# the chat page has no push, a campaign would sit in an outbox nobody reads.
-BROADCAST_CHANNELS = ("telegram", "zalo", "zalobot")
+# Channels whose adapter can deliver a broadcast. Web chat too: its citizens can subscribe
+# there (/dangky is told "Đã đăng ký nhận tin"), and a campaign waits in their outbox until
+# the chat page polls, like a team reply. Only "all" reaches them: no --channel names web.
+BROADCAST_CHANNELS = ("telegram", "zalo", "zalobot", "web")
 DELIVERY_STATES = ("pending", "sending", "sent", "failed", "blocked", "skipped", "uncertain")
 APPROVER_ROLES = ("admin", "staff")
 MAX_TEXT = 3500
@@ -223,22 +224,40 @@ class CampaignService:
         return row
 
     async def confirm(self, campaign_id: int, by: str) -> Campaign:
+        """The creator sends their draft on. The recipients are counted again first (people may
+        have subscribed since the draft was saved), and that count decides on approval."""
         row = await self.get(campaign_id)
         if row.state != "draft":
             raise CampaignError(f"chiến dịch #{campaign_id} đang ở trạng thái {row.state}")
-        state = "pending_approval" if row.requires_approval else "scheduled"
-        return await self._transition(campaign_id, ("draft",), state, by, "campaign.confirm")
+        if not await self.same_person(by, row.created_by):
+            raise CampaignError("chỉ người tạo mới xác nhận được bản nháp này")
+        count = await self.count_recipients(row.segment or {}, row.channel)
+        needs_approval = count > self.approval_threshold
+        state = "pending_approval" if needs_approval else "scheduled"
+        return await self._transition(campaign_id, ("draft",), state, by, "campaign.confirm",
+                                      recipients=count, requires_approval=needs_approval)
 
     async def find_staff(self, who: str) -> Staff | None:
-        """The active staff account named by a dashboard username or `<channel>:<id>`."""
+        """The active staff account named by a dashboard username or `<channel>:<id>`
+        (`dashboard:<username>`, how early dashboard campaigns were signed, is the username)."""
         who = (who or "").strip()
         channel, sep, platform_id = who.partition(":")
+        if channel == "dashboard":
+            who, sep = platform_id, ""
         async with self.sessions() as s:
             if sep:
                 query = select(Staff).where(Staff.channel == channel, Staff.platform_id == platform_id)
             else:
                 query = select(Staff).where(Staff.username == who.lower())
             return await s.scalar(query.where(Staff.active.is_(True)))
+
+    async def same_person(self, who: str, other: str) -> bool:
+        """Whether two actor names are one person: the same name, or two names of one active
+        staff account (its dashboard username and its linked telegram:<id>)."""
+        if who.strip().lower() == other.strip().lower():
+            return True
+        first, second = await self.find_staff(who), await self.find_staff(other)
+        return first is not None and second is not None and first.id == second.id
 
     async def staff_member(self, who: str) -> Staff:
         """Like find_staff, but only admins and staff, else a CampaignError saying so."""
@@ -250,12 +269,11 @@ class CampaignService:
 
     async def approve(self, campaign_id: int, by: str) -> Campaign:
         """The two-person rule: a staff member other than the creator (under any of their names)."""
-        approver = await self.staff_member(by)
+        await self.staff_member(by)  # only staff approve
         row = await self.get(campaign_id)
         if row.state != "pending_approval":
             raise CampaignError(f"chiến dịch #{campaign_id} không chờ duyệt (trạng thái: {row.state})")
-        creator = await self.find_staff(row.created_by)
-        if by == row.created_by or (creator is not None and creator.id == approver.id):
+        if await self.same_person(by, row.created_by):
             raise CampaignError("cần một cán bộ khác người tạo duyệt chiến dịch này (quy tắc hai người)")
         async with self.sessions.begin() as s:
             # The check and the change in one statement: two approvals at once cannot both win.
@@ -269,9 +287,9 @@ class CampaignService:
         return await self.get(campaign_id)
 
     async def _transition(self, campaign_id: int, from_states: tuple[str, ...], to: str, by: str,
-                          action: str) -> Campaign:
+                          action: str, **changes) -> Campaign:
         async with self.sessions.begin() as s:
-            values: dict = {"state": to}
+            values: dict = {"state": to, **changes}
             if to == "cancelled":
                 values["finished_at"] = utcnow()
             result = await s.execute(update(Campaign).where(
@@ -285,7 +303,8 @@ class CampaignService:
                 await s.execute(update(Delivery).where(Delivery.campaign_id == campaign_id,
                                                        Delivery.state == "pending")
                                 .values(state="skipped", error="cancelled", updated_at=utcnow()))
-            s.add(AuditLog(actor=by, action=action, target=str(campaign_id), detail={}))
+            s.add(AuditLog(actor=by, action=action, target=str(campaign_id),
+                           detail={"recipients": changes["recipients"]} if "recipients" in changes else {}))
         return await self.get(campaign_id)
 
     async def pause(self, campaign_id: int, by: str) -> Campaign:

@@ -7,6 +7,10 @@ is the service's own `campaign_reply`, i.e. exactly the message citizens get.
 
 A ward-limited account works on campaigns confined to its ward only: it creates them for
 its ward and neither sees nor steers campaigns aimed at other or several wards.
+
+Staff act on campaigns under their username, the service's name for a staff account (the
+same as `campaign ... --by <username>` on the CLI), so the service can tell that a dashboard
+user and their linked Telegram account are one person.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from bot.campaigns.service import (
 from bot.dashboard.auth import requires
 from bot.dashboard.common import VN_TZ, dash, is_https_url, path_id, redirect, render, viewer
 from bot.storage.dashboard_queries import StaffAccount, campaign_ward
-from bot.storage.models import Campaign, Staff
+from bot.storage.models import Campaign
 from handlers.messages import Link
 from knowledge.schema import TOPICS
 
@@ -155,7 +159,7 @@ def _draft(values: dict, account: StaffAccount) -> CampaignDraft:
     expires = parse_local_time(values["expires_at"]) if values["expires_at"] else None
     if expires is not None and expires <= (scheduled or now):
         raise CampaignError("thời hạn phải sau thời điểm gửi")
-    return CampaignDraft(title=values["title"], text=values["text"], created_by=account.actor,
+    return CampaignDraft(title=values["title"], text=values["text"], created_by=account.username,
                          wards=values["wards"], topics=values["topics"], channel=values["channel"], links=links,
                          image_url=values["image_url"] or None, scheduled_at=scheduled, expires_at=expires)
 
@@ -182,16 +186,6 @@ async def new(request: web.Request) -> web.Response:
 
 
 # --- one campaign ----------------------------------------------------------------------------------
-async def _identities(request: web.Request, account: StaffAccount) -> set[str]:
-    """Every actor name this person acts under: the dashboard account and its linked chat account."""
-    names = {account.actor}
-    async with dash(request).runtime.store.sessions() as s:  # type: ignore[union-attr]
-        row = await s.get(Staff, account.id)
-    if row is not None and row.channel and row.platform_id:
-        names.add(f"{row.channel}:{row.platform_id}")
-    return names
-
-
 def _report(status: dict) -> dict:
     counts = status["deliveries"]
     total = sum(counts.values())
@@ -211,12 +205,9 @@ async def _detail_context(request: web.Request, campaign: Campaign) -> dict:
     live = None
     if campaign.state in ("draft", "pending_approval", "scheduled"):  # who it would reach if sent now
         live = await service.count_recipients(campaign.segment or {}, campaign.channel)
-    own = campaign.created_by in await _identities(request, account)
+    own = await service.same_person(account.username, campaign.created_by)
     allowed = {op for op, (_m, states, _t) in OPS.items() if campaign.state in states and account.can("staff")}
-    if own:
-        allowed.discard("approve")  # the two-person rule
-    if campaign.created_by != account.actor:
-        allowed.discard("confirm")  # only the creator sends their draft on
+    allowed.discard("approve" if own else "confirm")  # the two-person rule; only the creator sends a draft on
     return {"campaign": campaign, "info": status, "report": _report(status), "live_recipients": live,
             "own": own, "allowed": allowed, "active": campaign.state in ACTIVE,
             "finished": campaign.state in FINISHED, "threshold": service.approval_threshold}
@@ -247,14 +238,8 @@ async def operate(request: web.Request) -> web.Response:
     if campaign.state not in states:
         raise redirect(here, err=f"Không thực hiện được khi chiến dịch đang ở trạng thái "
                                  f"“{STATE_NAMES.get(campaign.state, campaign.state)}”.")
-    if op == "approve" and campaign.created_by in await _identities(request, account):
-        raise redirect(here, err="Cần một cán bộ khác người tạo duyệt chiến dịch này (quy tắc hai người).")
-    if op == "confirm" and campaign.created_by != account.actor:
-        raise redirect(here, err="Chỉ người tạo mới xác nhận được bản nháp này.")
-    try:
-        if op == "confirm":  # recount first: subscribers may have joined since the draft was saved
-            await _service(request).update_draft(campaign.id, segment=campaign.segment or {})
-        updated = await getattr(_service(request), method)(campaign.id, account.actor)
+    try:  # the service enforces the two-person rule and who confirms (it also recounts on confirm)
+        updated = await getattr(_service(request), method)(campaign.id, account.username)
     except CampaignError as exc:
         raise redirect(here, err=f"Không thực hiện được: {exc}.") from None
     if op == "confirm":

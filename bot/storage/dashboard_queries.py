@@ -614,8 +614,8 @@ class DashboardQueries:
                 actors: set[str] = set()
                 for username, channel, platform_id in await s.execute(
                         select(Staff.username, Staff.channel, Staff.platform_id).where(Staff.ward == ward)):
-                    if username:
-                        actors |= {f"dashboard:{username}", f"login:{username}"}
+                    if username:  # campaigns name staff by bare username (as the CLI's --by does)
+                        actors |= {username, f"dashboard:{username}", f"login:{username}"}
                     if channel and platform_id:
                         actors.add(f"{channel}:{platform_id}")
                 query = query.where(AuditLog.actor.in_(sorted(actors) or [""]))
