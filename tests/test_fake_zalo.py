@@ -137,16 +137,6 @@ async def test_oa_profile_needs_a_valid_token(oa: FakeZaloOA, http) -> None:
         assert (await resp.json())["error"] == ERR_TOKEN_INVALID
 
 
-async def test_oa_profile_needs_a_valid_token(oa: FakeZaloOA, http) -> None:
-    url = oa.api_base_url + "/v2.0/oa/getoa"
-    async with http.get(url, headers={"access_token": oa.access_token}) as resp:
-        body = await resp.json()
-    assert resp.status == 200 and body["error"] == 0 and body["data"]["name"] == oa.oa_name
-    assert body["data"]["oa_id"] == oa.oa_id and body["data"]["num_follower"] == 1
-    async with http.get(url, headers={"access_token": "revoked"}) as resp:
-        assert (await resp.json())["error"] == ERR_TOKEN_INVALID
-
-
 async def test_oa_templates(oa: FakeZaloOA, http) -> None:
     show = {"type": "oa.query.show", "title": "1. VNeID", "payload": "1"}
     assert (await send_cs(http, oa, button_body([show, dict(show, title="2. DVC", payload="2")])))["error"] == 0
