@@ -3,6 +3,7 @@
 
     python3 dev.py run     # install if needed, then `python -m bot`
     python3 dev.py test    # install if needed, validate the knowledge base, lint, run pytest
+                           # (four workers; extra arguments go to pytest, `-n 0` for one process)
 
 Only the standard library is used here, so it works on a fresh machine with Python 3.11+.
 """
@@ -45,6 +46,14 @@ def run(*args: str) -> int:
     return subprocess.run([str(PY), *args], cwd=ROOT).returncode
 
 
+def _workers(extra: list[str]) -> list[str]:
+    """Four pytest-xdist workers unless told otherwise (`-n 0` runs in one process): most slow
+    tests wait on rate limits, retries and restarts rather than the CPU, so four beat two cores."""
+    if any(a.startswith(("-n", "--numprocesses")) for a in extra):
+        return []
+    return ["-n", "4"]
+
+
 def main() -> int:
     command = sys.argv[1] if len(sys.argv) > 1 else "run"
     extra = sys.argv[2:]
@@ -57,7 +66,7 @@ def main() -> int:
             code = run(*step)
             if code:
                 return code
-        return run("-m", "pytest", *extra)
+        return run("-m", "pytest", *_workers(extra), *extra)
     sys.exit(f"unknown command {command!r}; use 'run' or 'test'")
 
 

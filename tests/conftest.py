@@ -28,6 +28,28 @@ def knowledge(runtime: Runtime) -> LiveKnowledge:
 BACKENDS = ["sqlite", "postgres"]
 
 
+async def _worker_database(url: str) -> str:
+    """Under pytest-xdist each worker gets its own database next to TEST_DATABASE_URL's
+    (`test_gw0`, `test_gw1`, ...), created on first use, so workers never reset each other's."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    from sqlalchemy import make_url, text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    base = make_url(url)
+    name = f"{base.database}_{worker}"
+    engine = create_async_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            found = await conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+            if not found:
+                await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await engine.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
 async def _reset_postgres(url: str) -> None:
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
@@ -47,5 +69,6 @@ async def database_url(request, tmp_path) -> str:
     url = os.environ.get("TEST_DATABASE_URL")
     if not url:
         pytest.skip("PostgreSQL tests skipped: TEST_DATABASE_URL is not set")
+    url = await _worker_database(url)
     await _reset_postgres(url)
     return url

@@ -34,6 +34,7 @@ from bot.channels.zalo_common import (
     Responder,
     Unreachable,
     WebhookRejected,
+    post_json,
     read_json_body,
     rejection,
 )
@@ -175,16 +176,8 @@ class ZaloBotChannel(NumberedTextChannel):
         """POST one method; the `result`, or ZaloBotApiError / Transient."""
         url = f"{self.settings.zalo_bot_api_base_url.rstrip('/')}/bot{self.settings.zalo_bot_token}/{method}"
         client_timeout = aiohttp.ClientTimeout(total=http_timeout) if http_timeout else HTTP_TIMEOUT
-        try:
-            async with self._http().post(url, json=params, timeout=client_timeout) as resp:
-                status = resp.status
-                text = await resp.text()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise Transient(f"zalobot: {type(exc).__name__}: {exc}") from exc
-        try:
-            body = json.loads(text)
-        except ValueError:
-            body = None
+        status, body = await post_json(self._http(), url, lambda e: Transient(f"zalobot: {e}"),
+                                       json=params, timeout=client_timeout)
         if not isinstance(body, dict):
             if status >= 500 or status in (408, 429):
                 raise Transient(f"zalobot: HTTP {status}")

@@ -23,6 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+import aiohttp
 from aiohttp import web
 
 from bot.channels.choices import ChoiceStore, Rendered, render
@@ -31,7 +32,6 @@ from bot.channels.keyed_locks import KeyedLocks
 from bot.channels.pacing import Pacer
 from bot.ops import metrics
 from bot.storage import inbound
-from bot.storage.inbound import RecentKeys
 from bot.storage.pending import DATABASE_ERRORS
 from bot.storage.store import Store
 from handlers import texts
@@ -81,6 +81,24 @@ async def read_json_body(request: web.Request, channel: str) -> tuple[bytes, dic
     return raw, data
 
 
+async def post_json(session: aiohttp.ClientSession, url: str, unreachable: Callable[[str], Exception],
+                    **request: Any) -> tuple[int, Any]:
+    """POST and read the answer: (HTTP status, its JSON, or None when the body is not JSON).
+
+    A connection error or timeout raises `unreachable(description)`: each caller has its own
+    exception for "try again later"."""
+    try:
+        async with session.post(url, **request) as resp:
+            status = resp.status
+            text = await resp.text()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise unreachable(f"{type(exc).__name__}: {exc}") from exc
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, None
+
+
 class Parts:
     """Sends the messages one reply is made of (image, templates, text chunks) in order.
 
@@ -112,14 +130,6 @@ class Parts:
 def rejection(channel: str, exc: WebhookRejected) -> web.Response:
     metrics.WEBHOOK_REJECTED.labels(channel, exc.reason).inc()
     return web.Response(status=exc.status, text=exc.reason.replace("_", " "))
-
-
-def forget_recent(recent: RecentKeys, key: str) -> None:
-    """Drop `key` from the store's in-memory event keys (its table row is deleted apart).
-
-    RecentKeys has no public removal (bot/storage/inbound.py belongs to the storage layer);
-    this reaches into it until it gets a `discard` method."""
-    recent._keys.pop(key, None)
 
 
 class NumberedTextChannel:
@@ -226,10 +236,8 @@ class NumberedTextChannel:
             try:
                 await handle()
             except (Exception, asyncio.CancelledError):
-                forget_recent(self.store.recent_events, key)
                 with contextlib.suppress(Exception):
-                    await self._db("a failed event's key is not forgotten",
-                                   lambda: inbound.forget(self.store.sessions, key), None)
+                    await self.store.release_inbound_event(key)
                 raise  # logged by spawn()
 
     async def on_text(self, user_id: str, text: str) -> None:

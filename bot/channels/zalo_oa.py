@@ -19,7 +19,6 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -39,6 +38,7 @@ from bot.channels.zalo_common import (
     Responder,
     Unreachable,
     WebhookRejected,
+    post_json,
     read_json_body,
     rejection,
 )
@@ -168,16 +168,8 @@ class ZaloOAChannel(NumberedTextChannel):
         url = settings.zalo_oa_oauth_base_url.rstrip("/") + PATH_TOKEN
         form = {"refresh_token": refresh_token, "app_id": settings.zalo_oa_app_id, "grant_type": "refresh_token"}
         headers = {"secret_key": settings.zalo_oa_app_secret or settings.zalo_oa_secret_key}
-        try:
-            async with self._http().post(url, data=form, headers=headers, timeout=HTTP_TIMEOUT) as resp:
-                status = resp.status
-                text = await resp.text()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise TokenError(f"token refresh failed: {type(exc).__name__}: {exc}") from exc
-        try:
-            body = json.loads(text)
-        except ValueError:
-            body = None
+        status, body = await post_json(self._http(), url, lambda e: TokenError(f"token refresh failed: {e}"),
+                                       data=form, headers=headers, timeout=HTTP_TIMEOUT)
         if status >= 500 or body is None:
             raise TokenError(f"token refresh failed: HTTP {status}")
         if status != 200 or not isinstance(body, dict) or not body.get("access_token"):
@@ -326,21 +318,15 @@ class ZaloOAChannel(NumberedTextChannel):
 
     async def _post(self, path: str, body: dict[str, Any], token: str) -> dict[str, Any]:
         url = self.settings.zalo_oa_api_base_url.rstrip("/") + path
-        try:
-            async with self._http().post(url, json=body, headers={"access_token": token}) as resp:
-                status = resp.status
-                text = await resp.text()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise Transient(f"zalo: {type(exc).__name__}: {exc}") from exc
+        status, data = await post_json(self._http(), url, lambda e: Transient(f"zalo: {e}"),
+                                       json=body, headers={"access_token": token})
         if status == 429:
             self.pacer.pause(RATE_LIMIT_PAUSE)
             raise RateLimited(RATE_LIMIT_PAUSE, "zalo: HTTP 429")
         if status >= 500:
             raise Transient(f"zalo: HTTP {status}")
-        try:
-            data = json.loads(text)
-        except ValueError:
-            raise Transient(f"zalo: HTTP {status}, not JSON") from None
+        if data is None:
+            raise Transient(f"zalo: HTTP {status}, not JSON")
         if not isinstance(data, dict) or "error" not in data:
             raise Transient(f"zalo: HTTP {status}, unexpected answer")
         return data

@@ -105,20 +105,27 @@ async def _http_ok(url: str, *, method: str = "GET", headers: dict | None = None
     return False, f"HTTP {resp.status}: {str(body)[:200]}", body if isinstance(body, dict) else None
 
 
-async def _telegram(settings: Settings) -> Check:
-    if not settings.telegram_bot_token:
-        return Check("telegram", True, "off (TELEGRAM_BOT_TOKEN not set)")
-    base = settings.telegram_api_base_url.rstrip("/")
-    ok, detail, _ = await _http_ok(f"{base}/bot{settings.telegram_bot_token}/getMe")
+async def _bot_api(name: str, token: str, base_url: str, webhook_url: str, *, token_setting: str,
+                   token_from: str, base_setting: str, webhook_setting: str, platform: str,
+                   method: str = "GET", json: dict | None = None) -> Check:
+    """getMe on a Telegram-style Bot API (Telegram's and the Zalo Bot Platform's are alike)."""
+    if not token:
+        return Check(name, True, f"off ({token_setting} not set)")
+    ok, detail, _ = await _http_ok(f"{base_url.rstrip('/')}/bot{token}/getMe", method=method, json=json)
     if not ok:
-        return Check("telegram", False, f"getMe failed: {detail}",
-                     "check TELEGRAM_BOT_TOKEN (from @BotFather) and that this machine reaches "
-                     "TELEGRAM_API_BASE_URL")
-    if settings.telegram_webhook_url and not settings.telegram_webhook_url.startswith("https://"):
-        return Check("telegram", False, "TELEGRAM_WEBHOOK_URL is not https",
-                     "Telegram only delivers webhooks to https URLs; put the bot behind a TLS proxy")
-    return Check("telegram", True, "Bot API answers (" + ("webhook" if settings.telegram_webhook_url else
-                                                           "polling") + " mode)")
+        return Check(name, False, f"getMe failed: {detail}",
+                     f"check {token_setting} (from {token_from}) and that this machine reaches {base_setting}")
+    if webhook_url and not webhook_url.startswith("https://"):
+        return Check(name, False, f"{webhook_setting} is not https",
+                     f"{platform} only delivers webhooks to https URLs; put the bot behind a TLS proxy")
+    return Check(name, True, f"Bot API answers ({'webhook' if webhook_url else 'polling'} mode)")
+
+
+async def _telegram(settings: Settings) -> Check:
+    return await _bot_api("telegram", settings.telegram_bot_token, settings.telegram_api_base_url,
+                          settings.telegram_webhook_url, token_setting="TELEGRAM_BOT_TOKEN",
+                          token_from="@BotFather", base_setting="TELEGRAM_API_BASE_URL",
+                          webhook_setting="TELEGRAM_WEBHOOK_URL", platform="Telegram")
 
 
 async def _stored_zalo_token(settings: Settings) -> str:
@@ -167,19 +174,11 @@ async def _zalo_oa(settings: Settings) -> Check:
 
 
 async def _zalo_bot(settings: Settings) -> Check:
-    if not settings.zalo_bot_token:
-        return Check("zalo bot", True, "off (ZALO_BOT_TOKEN not set)")
-    base = settings.zalo_bot_api_base_url.rstrip("/")
-    ok, detail, _ = await _http_ok(f"{base}/bot{settings.zalo_bot_token}/getMe", method="POST", json={})
-    if not ok:
-        return Check("zalo bot", False, f"getMe failed: {detail}",
-                     "check ZALO_BOT_TOKEN (from the Zalo Bot Creator) and that this machine reaches "
-                     "ZALO_BOT_API_BASE_URL")
-    if settings.zalo_bot_webhook_url and not settings.zalo_bot_webhook_url.startswith("https://"):
-        return Check("zalo bot", False, "ZALO_BOT_WEBHOOK_URL is not https",
-                     "Zalo only posts to https URLs; put the bot behind a TLS proxy")
-    return Check("zalo bot", True, "Bot API answers (" + ("webhook" if settings.zalo_bot_webhook_url else
-                                                          "polling") + " mode)")
+    return await _bot_api("zalo bot", settings.zalo_bot_token, settings.zalo_bot_api_base_url,
+                          settings.zalo_bot_webhook_url, token_setting="ZALO_BOT_TOKEN",
+                          token_from="the Zalo Bot Creator", base_setting="ZALO_BOT_API_BASE_URL",
+                          webhook_setting="ZALO_BOT_WEBHOOK_URL", platform="Zalo",
+                          method="POST", json={})
 
 
 def _configuration(settings: Settings) -> list[Check]:

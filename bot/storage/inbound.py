@@ -50,6 +50,10 @@ class RecentKeys:
         while len(self._keys) > self.limit:
             self._keys.popitem(last=False)
 
+    def discard(self, key: str) -> None:
+        """Forget `key` (its event was not handled, so a redelivery is not a duplicate)."""
+        self._keys.pop(key, None)
+
 
 async def remember(sessions, key: str) -> bool:
     """Record `key`; False when it was already recorded (a duplicate delivery).

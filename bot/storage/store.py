@@ -14,6 +14,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bot.privacy import redact, user_key
+from bot.storage import inbound
 from bot.storage.db import session_factory
 from bot.storage.group_commit import Claim, GroupCommit, LogRow, Touch
 from bot.storage.inbound import MAX_KEY, RecentKeys
@@ -162,6 +163,15 @@ class Store:
         if fresh:
             self.recent_events.add(key)
         return fresh
+
+    async def release_inbound_event(self, key: str) -> None:
+        """Undo `claim_inbound_event`: the event was not handled, so a redelivery must be."""
+        self.recent_events.discard(key)
+        if not self.outage.skip:
+            try:
+                await inbound.forget(self.sessions, key)
+            except DATABASE_ERRORS as exc:
+                self.outage.failed(exc)
 
     # --- question log ----------------------------------------------------------
     async def log_question(self, user: UserInfo, text: str, normalized: str, decision: str,

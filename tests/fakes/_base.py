@@ -253,22 +253,31 @@ class FakeServer:
     async def _wait_for(self, what: int | Callable[[Any], bool], timeout: float,  # noqa: ASYNC109
                         belongs: Callable[[Any], bool], describe: Callable[[int, int], str]) -> list[Any]:
         """Wait until `sent` holds `what` records (int) or one matching `what` (predicate)."""
-        if callable(what):
-            predicate, need = what, 1
-        else:
-            predicate, need = (lambda _s: True), int(what)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            event = self._sent_event
-            found = [s for s in self.sent if belongs(s) and predicate(s)]
-            if len(found) >= need:
-                return found
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(describe(need, len(found)))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), remaining)
+        return await wait_for_records(lambda: self.sent, lambda: self._sent_event, what, timeout,
+                                      belongs, describe)
+
+
+async def wait_for_records(records: Callable[[], list[Any]], changed: Callable[[], asyncio.Event],
+                           what: int | Callable[[Any], bool], timeout: float,  # noqa: ASYNC109
+                           belongs: Callable[[Any], bool], describe: Callable[[int, int], str]) -> list[Any]:
+    """Wait until `records()` holds `what` items (int) or one matching `what` (predicate) among
+    those that `belongs`; `changed()` is the event the fake sets (and replaces) on each new record."""
+    if callable(what):
+        predicate, need = what, 1
+    else:
+        predicate, need = (lambda _s: True), int(what)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        event = changed()
+        found = [s for s in records() if belongs(s) and predicate(s)]
+        if len(found) >= need:
+            return found
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise TimeoutError(describe(need, len(found)))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), remaining)
 
 
 def abort(request: web.Request) -> None:

@@ -62,6 +62,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
+from tests.fakes._base import wait_for_records
+
 __all__ = [
     "ApiRequest",
     "FakeTelegram",
@@ -1381,22 +1383,10 @@ class FakeTelegram:
         ``chat_id`` restricts to one chat. Returns the matching records; raises TimeoutError
         listing what was sent and the recent failed calls.
         """
-        if callable(what):
-            predicate, need = what, 1
-        else:
-            predicate, need = (lambda _s: True), int(what)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            event = self._sent_event
-            found = [s for s in self.sent if (chat_id is None or s.chat_id == chat_id) and predicate(s)]
-            if len(found) >= need:
-                return found
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(self._describe_wait_failure(need, len(found), timeout, chat_id))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), remaining)
+        return await wait_for_records(
+            lambda: self.sent, lambda: self._sent_event, what, timeout,
+            lambda s: chat_id is None or s.chat_id == chat_id,
+            lambda need, got: self._describe_wait_failure(need, got, timeout, chat_id))
 
     def _describe_wait_failure(self, need: int, got: int, timeout: float, chat_id: Any) -> str:
         where = "" if chat_id is None else f" to chat {chat_id}"
