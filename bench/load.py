@@ -112,10 +112,7 @@ def run_fake_server(port: int, control_port: int) -> None:
             app.router.add_post("/prepare", prepare)
             app.router.add_post("/clear", clear)
             app.router.add_get("/replies", replies)
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", control_port).start()
-            await asyncio.Event().wait()
+            await serve_forever(app, control_port)
 
     asyncio.run(main())
 
@@ -145,12 +142,26 @@ def run_echo_server(port: int, api_url: str) -> None:
         app = web.Application()
         app.router.add_post("/hook", hook)
         app.router.add_get("/healthz", health)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        await asyncio.Event().wait()
+        await serve_forever(app, port)
 
-    asyncio.run(main())
+    # The same event loop as the bot (`python -m bot` takes uvloop where installed), so the
+    # floor it sets is comparable.
+    with asyncio.Runner(loop_factory=_bot_loop_factory()) as runner:
+        runner.run(main())
+
+
+def _bot_loop_factory():
+    from bot.cli import loop_factory
+    from bot.settings import load_settings
+
+    return loop_factory(load_settings(_env_file=None))
+
+
+async def serve_forever(app: web.Application, port: int) -> None:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await asyncio.Event().wait()
 
 
 class Fake:

@@ -32,6 +32,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
     restarts = await health.start_channels(runtime, stop)  # a channel that fails is retried
     log.info("knowledge base: %d entries", len(runtime.knowledge.kb))
+    log.info("event loop: %s", type(asyncio.get_running_loop()).__module__.split(".")[0])
     for name, state in runtime.channels.health.merged(runtime.channel_states).items():
         log.info("channel %s: %s", name, state)
     log.info("listening on http://%s:%s (GET /healthz, POST /api/ask)", settings.web_host, settings.web_port)

@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     web_port: int = Field(8080, ge=0, le=65535)
     log_level: str = "INFO"
     log_format: str = "text"  # text or json (one JSON object per line)
+    event_loop: str = "auto"  # auto (uvloop where installed) or asyncio
     # Bearer token required by GET /metrics when set.
     metrics_token: str = ""
 
@@ -194,6 +195,14 @@ class Settings(BaseSettings):
         value = value.lower()
         if value not in {"text", "json"}:
             raise ValueError("must be text or json")
+        return value
+
+    @field_validator("event_loop")
+    @classmethod
+    def _known_loop(cls, value: str) -> str:
+        value = value.lower()
+        if value not in {"auto", "asyncio"}:
+            raise ValueError("must be auto or asyncio")
         return value
 
     @field_validator("database_url")

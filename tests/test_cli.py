@@ -82,6 +82,7 @@ def test_broken_local_knowledge_file_is_named_as_such(tmp_path):
         ({"match_answer_score": 50, "match_suggest_score": 60}, ["MATCH_SUGGEST_SCORE", "MATCH_ANSWER_SCORE"]),
         ({"telegram_api_base_url": "api.telegram.org"}, ["TELEGRAM_API_BASE_URL"]),
         ({"telegram_api_base_url": "ftp://files.example"}, ["TELEGRAM_API_BASE_URL"]),
+        ({"event_loop": "trio"}, ["EVENT_LOOP"]),
     ],
 )
 def test_inconsistent_settings_are_refused_by_name(overrides, named):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import signal
 import socket
@@ -51,12 +52,14 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def test_service_starts_without_tokens_and_logs_why_channels_are_off(tmp_path):
+@pytest.mark.parametrize("event_loop", ["auto", "asyncio"])
+async def test_service_starts_without_tokens_and_logs_why_channels_are_off(tmp_path, event_loop):
     port = _free_port()
     env = {
         **os.environ, "PYTHONPATH": str(ROOT), "WEB_HOST": "127.0.0.1", "WEB_PORT": str(port),
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/bot.sqlite3", "USER_KEY_SECRET": "test-secret",
-        "LOG_FORMAT": "text", "LOG_LEVEL": "INFO", "TELEGRAM_BOT_TOKEN": "", "ZALO_BOT_TOKEN": "",
+        "LOG_FORMAT": "text", "LOG_LEVEL": "INFO", "EVENT_LOOP": event_loop,
+        "TELEGRAM_BOT_TOKEN": "", "ZALO_BOT_TOKEN": "",
         "ZALO_OA_APP_ID": "", "ZALO_OA_SECRET_KEY": "", "ZALO_OA_ACCESS_TOKEN": "", "ZALO_OA_REFRESH_TOKEN": "",
     }
     # Run from an empty folder so no developer .env is read.
@@ -86,7 +89,9 @@ async def test_service_starts_without_tokens_and_logs_why_channels_are_off(tmp_p
     assert proc.returncode == 0, log
     assert body["status"] == "ok" and body["enabled_channels"] == ["web"]
     assert "Traceback" not in log
-    for line in ("channel web: on", "channel telegram: off: TELEGRAM_BOT_TOKEN is not set",
+    uvloop_here = importlib.util.find_spec("uvloop") is not None
+    expected_loop = "uvloop" if event_loop == "auto" and uvloop_here else "asyncio"
+    for line in (f"event loop: {expected_loop}", "channel web: on", "channel telegram: off: TELEGRAM_BOT_TOKEN is not set",
                  "channel zalo: off: ZALO_OA_APP_ID is not set", "channel zalobot: off: ZALO_BOT_TOKEN is not set"):
         assert line in log, log
 
