@@ -5,6 +5,7 @@
     .venv/bin/python bench/broadcast.py --recipients 3000     # a quick run
     .venv/bin/python bench/broadcast.py --real --seconds 120  # Telegram's real rates for 2 minutes
     BENCH_DATABASE_URL=postgresql+asyncpg://... bench/broadcast.py --backend postgres
+                                                  # (PostgreSQL only when it is set: its schema is dropped)
 
 The fake Bot API (tests/fakes/telegram_api.py) runs in a child process so its work and memory
 are not ours. It enforces Telegram's limits (about 30 messages/s overall, 1 per second per
@@ -57,7 +58,6 @@ BLOCKED_EVERY = 33  # ~3 % of the recipients blocked the bot
 QUESTIONS = ("quên mật khẩu vneid", "làm căn cước cho con", "cách nộp hồ sơ trực tuyến",
              "bị lừa đảo qua điện thoại thì làm gì")
 ASK_EVERY = 0.5
-DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test_c"
 
 
 # ----------------------------------------------------------------------------- the fake (child)
@@ -448,7 +448,11 @@ async def main(args: argparse.Namespace) -> None:
                 folder = tempfile.mkdtemp(prefix="bench-broadcast-")
                 url = f"sqlite+aiosqlite:///{folder}/bench.sqlite3"
             else:
-                url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_PG)
+                url = os.environ.get("BENCH_DATABASE_URL", "")
+                if not url:  # its schema is dropped and rebuilt: never a database by default
+                    print("[postgres] skipped: set BENCH_DATABASE_URL (its public schema is dropped)",
+                          flush=True)
+                    continue
             results += await bench_backend(backend, url, args, fake_url, control)
     finally:
         await control.http.close()
@@ -487,4 +491,9 @@ if __name__ == "__main__":
     if arguments.serve_fake:
         asyncio.run(serve_fake(arguments))
     else:
-        asyncio.run(main(arguments))
+        from bot.cli import loop_factory
+        from bot.settings import load_settings
+
+        # The service's own event loop (uvloop where installed), as `python -m bot` runs it.
+        with asyncio.Runner(loop_factory=loop_factory(load_settings(_env_file=None))) as runner:
+            runner.run(main(arguments))

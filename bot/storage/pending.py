@@ -44,8 +44,11 @@ class Outage:
 
     def failed(self, exc: BaseException) -> None:
         if not self.down:
-            log.error("database unavailable (%s); answering from the knowledge base, queueing question logs",
-                      type(exc).__name__)
+            # The driver's own message ("database is locked", "connection refused"), never the
+            # statement or its values.
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:160]
+            log.error("database unavailable (%s: %s); answering from the knowledge base, queueing question logs",
+                      type(exc).__name__, reason)
         self.down = True
         self._retry_at = time.monotonic() + self.retry_seconds
 
