@@ -491,7 +491,7 @@ if __name__ == "__main__":
     if arguments.serve_fake:
         asyncio.run(serve_fake(arguments))
     else:
-        from bot.cli import loop_factory
+        from bot.service import loop_factory
         from bot.settings import load_settings
 
         # The service's own event loop (uvloop where installed), as `python -m bot` runs it.

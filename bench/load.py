@@ -151,7 +151,7 @@ def run_echo_server(port: int, api_url: str) -> None:
 
 
 def _bot_loop_factory():
-    from bot.cli import loop_factory
+    from bot.service import loop_factory
     from bot.settings import load_settings
 
     return loop_factory(load_settings(_env_file=None))

@@ -19,23 +19,11 @@ def _configure_logging(settings: Settings) -> None:
 
 
 def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
-    from bot.service import serve
+    from bot.service import loop_factory, serve
 
     with asyncio.Runner(loop_factory=loop_factory(settings)) as runner:
         runner.run(serve(settings))
     return 0
-
-
-def loop_factory(settings: Settings):
-    """uvloop's event loop where it is installed (not on Windows): the service spends most of
-    its CPU in the loop and aiohttp, and uvloop cuts it by about a third (bench/load.py)."""
-    if settings.event_loop == "asyncio":
-        return None
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
 
 
 def cmd_kb_validate(settings: Settings, args: argparse.Namespace) -> int:

@@ -189,20 +189,13 @@ class Settings(BaseSettings):
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return value
 
-    @field_validator("log_format")
+    @field_validator("log_format", "event_loop")
     @classmethod
-    def _known_format(cls, value: str) -> str:
+    def _one_of(cls, value: str, info) -> str:
+        allowed = {"log_format": ("text", "json"), "event_loop": ("auto", "asyncio")}[info.field_name]
         value = value.lower()
-        if value not in {"text", "json"}:
-            raise ValueError("must be text or json")
-        return value
-
-    @field_validator("event_loop")
-    @classmethod
-    def _known_loop(cls, value: str) -> str:
-        value = value.lower()
-        if value not in {"auto", "asyncio"}:
-            raise ValueError("must be auto or asyncio")
+        if value not in allowed:
+            raise ValueError(f"must be {' or '.join(allowed)}")
         return value
 
     @field_validator("database_url")
