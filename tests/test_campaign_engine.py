@@ -231,10 +231,10 @@ async def test_a_429_anywhere_pauses_the_broadcasting_process(bot):
 
     # Another process got a 429 with retry_after=2 just now; this process broadcasts.
     other = CampaignRunner(bot.store.sessions, bot.runtime.channels, owner="other-process")
+    started = time.time()  # the pause runs from here, not from when the campaign is created
     await other.store_pause("telegram", 2.0)
     await subscribe(bot, [61, 62])
     campaign = await bot.runtime.campaigns.create(draft())
-    started = time.time()
     await settle(bot, campaign.id)
     first = min(m.time for m in bot.fake.sent if m.chat_id in (61, 62))
     assert first - started >= 1.8  # the stored pause was honoured
