@@ -86,6 +86,21 @@ def loggable(text: str, normalize: Callable[[str], str], normalized: str | None 
     return redacted, " ".join(p for p in parts if p)
 
 
+# Text a database cannot store: lone UTF-16 surrogates (valid in JSON's "\ud800", not in UTF-8)
+# and control characters (PostgreSQL refuses NUL in text; the rest are invisible noise).
+_UNSTORABLE = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def storable(text: str) -> str:
+    """`text` as every database can store it: lone surrogates become U+FFFD, control
+    characters other than tab and line breaks are dropped. Applied where messages enter
+    (handlers.messages.IncomingMessage), so no channel can hand the storage a value that
+    fails a write for a reason other than an outage."""
+    if text.isascii() and text.isprintable():
+        return text
+    return _UNSTORABLE.sub(lambda m: "\ufffd" if "\ud800" <= m.group() <= "\udfff" else "", text)
+
+
 def user_key(secret: str, channel: str, platform_id: str | int) -> str:
     """Keyed hash of a platform user id: stable for us, meaningless without the secret."""
     digest = hmac.new(secret.encode(), f"{channel}:{platform_id}".encode(), hashlib.sha256)

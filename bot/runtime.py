@@ -86,11 +86,18 @@ async def open_store(settings: Settings) -> tuple[AsyncEngine, Store]:
     from bot.storage.db import create_engine, migrate
 
     engine = create_engine(settings.database_url)
+    # PostgreSQL statements time out (bot.storage.db.PG_COMMAND_TIMEOUT_S); a migration may rewrite
+    # a big table, so it runs on its own engine without that limit.
+    postgres = engine.dialect.name == "postgresql"
+    migrating = create_engine(settings.database_url, command_timeout=None) if postgres else engine
     try:
-        await migrate(engine)
+        await migrate(migrating)
     except Exception as exc:
         await engine.dispose()
         raise ConfigurationError(f"DATABASE_URL: cannot open or migrate the database: {exc}") from None
+    finally:
+        if migrating is not engine:
+            await migrating.dispose()
     return engine, Store(engine, settings.resolved_user_key_secret())
 
 
@@ -159,6 +166,8 @@ class Runtime:
         """'ok', 'off' (no database in this process) or 'down: <why>'."""
         if self.engine is None:
             return "off"
+        if self.store is not None and not await self.store.writes_work():  # locked, full, gone
+            return f"down: writes failing ({self.store.outage.reason})"
         from sqlalchemy import text
 
         try:

@@ -295,6 +295,9 @@ class Conversation:
                 return await store.log_question(turn.user, logged, normalized, *values, streak=changed)
             except DATABASE_ERRORS as exc:
                 store.outage.failed(exc)
+            except Exception as exc:  # a row the database refuses fails alone: the citizen is answered
+                log.warning("question log not stored (refused by the database: %s)", type(exc).__name__)
+                return None
         ward = turn.user.ward if turn.user else turn.msg.ward
         self.pending.add(PendingQuestion(turn.msg.channel, store.key_for(turn.msg.channel, turn.msg.user_id),
                                          logged, normalized, *values, ward=ward))

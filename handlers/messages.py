@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bot.privacy import storable
+
 MAX_ACTION_BYTES = 64  # Telegram's callback_data limit; the tightest of our channels
 
 
@@ -78,6 +80,14 @@ class IncomingMessage:
     # The platform's id of this event when the conversation is to claim it (idempotency)
     # in the same transaction as recording the sender (bot/storage/store.py `arrive`).
     event_key: str | None = None
+
+    def __post_init__(self) -> None:
+        # Whatever a channel received (JSON may carry "\ud800" or "\u0000"), the text that goes
+        # on is storable, so one odd message can never fail a database write shared with others.
+        for name in ("user_id", "text", "action", "ward", "chat_id", "author"):
+            value = getattr(self, name)
+            if isinstance(value, str) and not (value.isascii() and value.isprintable()):
+                object.__setattr__(self, name, storable(value))
 
     @property
     def chat(self) -> str:

@@ -128,6 +128,7 @@ class PostgresProxy:
         self.target = make_url(url)
         self.url = ""
         self.up = True
+        self.holes = False  # black hole: connections stay open, nothing gets through
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.StreamWriter] = set()
 
@@ -138,6 +139,9 @@ class PostgresProxy:
         return self
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.holes:  # accepted, never answered
+            self._pipes.add(writer)
+            return
         if not self.up:
             writer.transport.abort()
             return
@@ -152,6 +156,8 @@ class PostgresProxy:
         async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             with contextlib.suppress(OSError, asyncio.CancelledError):
                 while data := await src.read(65536):
+                    if self.holes:
+                        continue  # dropped on the floor, as by a dead route
                     dst.write(data)
                     await dst.drain()
             dst.transport.abort()
@@ -167,8 +173,18 @@ class PostgresProxy:
 
     async def restore(self) -> None:
         self.up = True
+        if self.holes:  # connections that lost bytes are unusable: drop them, as a router reset would
+            self.holes = False
+            for pipe in list(self._pipes):
+                pipe.transport.abort()
+            self._pipes.clear()
+
+    def black_hole(self) -> None:
+        """Packets vanish: open connections hang, new ones are accepted and never answered."""
+        self.holes = True
 
     async def close(self) -> None:
+        self.holes = False
         await self.cut()
         if self._server is not None:
             self._server.close()

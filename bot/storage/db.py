@@ -15,6 +15,29 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 MIGRATION_LOCK_KEY = 0x64766362  # pg_advisory_xact_lock key ("dvcb"): one migrating process at a time
 PG_CONNECT_TIMEOUT_S = 5
+# Every PostgreSQL statement gives up after this: on a network black hole (packets dropped,
+# connections open) queries would otherwise hang for minutes while citizens wait. A timeout
+# is an outage like any other: the bot answers from the knowledge base and queues its logs.
+PG_COMMAND_TIMEOUT_S = 10
+PG_POOL_TIMEOUT_S = 5
+
+
+def _classify_errors(context) -> BaseException | None:
+    """SQLAlchemy `handle_error` hook: a driver error that means the database cannot be used now
+    (bot.storage.pending.is_outage, which reads the SQLSTATE and the driver's own types) is raised
+    as DatabaseUnavailable and its connection discarded, so every `except DATABASE_ERRORS` treats
+    it as an outage, whatever exception type the driver chose."""
+    from bot.storage.pending import DatabaseUnavailable, is_outage
+
+    if context.engine is not None and context.engine.dialect.name == "sqlite":
+        return None  # SQLite's errors say what they are by type (locked, busy, full: OperationalError)
+    error = context.sqlalchemy_exception or context.original_exception
+    if isinstance(error, DatabaseUnavailable) or not is_outage(error):
+        return None
+    context.is_disconnect = True  # the pool drops this connection instead of reusing it
+    orig = context.original_exception
+    return DatabaseUnavailable(None, None, orig if isinstance(orig, Exception) else Exception(str(orig)),
+                               connection_invalidated=True)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -26,11 +49,12 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, command_timeout: float | None = PG_COMMAND_TIMEOUT_S) -> AsyncEngine:
     """An async engine for `url`; SQLite gets WAL, a busy timeout and foreign keys.
 
     `hide_parameters`: error messages and logs never carry bound values (question text,
-    platform ids)."""
+    platform ids). `command_timeout` (PostgreSQL): None for migrations, which may rewrite a
+    big table."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -38,11 +62,17 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
                                      hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "handle_error", _classify_errors)
         return engine
-    # A short connect timeout: while the server is unreachable the bot answers without it
-    # (bot/storage/pending.py) instead of keeping citizens waiting a minute per attempt.
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, pool_timeout=10,
-                               connect_args={"timeout": PG_CONNECT_TIMEOUT_S}, hide_parameters=True)
+    # Short connect, statement and pool timeouts: while the server is unreachable the bot answers
+    # without it (bot/storage/pending.py) instead of keeping citizens waiting a minute per attempt.
+    connect_args = {"timeout": PG_CONNECT_TIMEOUT_S}
+    if command_timeout is not None:
+        connect_args["command_timeout"] = command_timeout
+    engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
+                                 pool_timeout=PG_POOL_TIMEOUT_S, connect_args=connect_args, hide_parameters=True)
+    event.listen(engine.sync_engine, "handle_error", _classify_errors)
+    return engine
 
 
 def sync_sqlite_engine(url) -> Engine:
@@ -60,6 +90,7 @@ def sync_sqlite_engine(url) -> Engine:
                                 hide_parameters=True)
     event.listen(engine, "connect", _sqlite_pragmas)
     event.listen(engine, "begin", _begin_immediate)
+    event.listen(engine, "handle_error", _classify_errors)
     return engine
 
 

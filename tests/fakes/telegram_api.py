@@ -1306,9 +1306,13 @@ class FakeTelegram:
             for update in batch:
                 error: str | None = None
                 try:
-                    async with session.post(
-                        target, data=json.dumps(update, ensure_ascii=False), headers=headers
-                    ) as resp:
+                    body = json.dumps(update, ensure_ascii=False)
+                    if not body.isascii():
+                        try:
+                            body.encode("utf-8")
+                        except UnicodeEncodeError:  # a lone surrogate: JSON's own \ud800 escape
+                            body = json.dumps(update)
+                    async with session.post(target, data=body, headers=headers) as resp:
                         await resp.read()
                         status = resp.status
                         if not 200 <= status < 300:
