@@ -21,16 +21,21 @@ PHONE, ID_NUMBER, CARD, ACCOUNT, EMAIL = "[SĐT]", "[SỐ GIẤY TỜ]", "[SỐ 
 TAGS = (PHONE, ID_NUMBER, CARD, ACCOUNT, EMAIL)
 _TAG = re.compile("|".join(re.escape(tag) for tag in TAGS))
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-# A run of digits held together by single separators (space, dot, dash) or a bracketed group,
-# optionally led by "+" or a bracketed prefix: 0912 345 678, 0912.345.678, +84 912 345 678,
-# (+84) 912 345 678, +84 (0) 912345678, (024) 3825 1234, 001.203.004.567, 4111-1111-1111-1111.
-# Letters around it do not protect it: "sđt0912345678" is still a phone number.
-_SEP = r"(?:[ .\-]|[ .\-]?\(\d{1,4}\)[ .\-]?)"
+# An address starts where a run of address characters starts (the look-behind), so a long run
+# with no "@" is read once, not once per position ("a" * 2000 + "@b" was quadratic).
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+(?:@|\s*[(\[]\s*at\s*[)\]]\s*)[\w-]+(?:\.[\w-]+)+", re.IGNORECASE)
+# A run of digits held together by separators or a bracketed group, optionally led by "+" or a
+# bracketed prefix: 0912 345 678, 0912.345.678, +84 912 345 678, (+84) 912 345 678, (024) 3825 1234,
+# 001.203.004.567, 4111-1111-1111-1111, 0912/345/678, 0912,345,678, 0912_345_678, two spaces,
+# a line break inside an ID number. Letters around it do not protect it: "sđt0912345678" is a
+# phone number. A comma followed by a space separates a list ("năm 2023, 2024"), not a number.
+_SEP = r"(?:[ ]{1,2}|[ ]?[.\-/_][ ]?|,|[ ]?\r?\n[ ]?|[ .\-]?\(\d{1,4}\)[ .\-]?)"
 _NUMBER = re.compile(rf"(?<!\d)(?:\+|\(\+?\d{{1,4}}\)[ .\-]?)?\d(?:{_SEP}?\d)*")
 MIN_SECRET_DIGITS = 8  # shorter runs are amounts, years, house numbers: kept
-# 12-05-2024, 12.05.2024 and, once normalised, 12 05 2024: a date, not an account number.
-_DATE = re.compile(r"(0?[1-9]|[12]\d|3[01])[ .\-](0?[1-9]|1[0-2])[ .\-](19|20)\d\d")
+# 12-05-2024, 12.05.2024, 12/05/2024 and, once normalised, 12 05 2024: a date, not an account number.
+_DATE = re.compile(r"(0?[1-9]|[12]\d|3[01]) ?[ .\-/] ?(0?[1-9]|1[0-2]) ?[ .\-/] ?(19|20)\d\d")
+# Invisible characters someone (or a keyboard) put inside a number or an address.
+_INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u2060-\u2064\ufeff]")
 
 
 def _digits(text: str) -> str:
@@ -60,7 +65,12 @@ def _number_tag(run: str) -> str | None:
 
 
 def redact(text: str) -> str:
-    """Replace e-mail addresses, phone numbers, ID numbers and card/account numbers with tags."""
+    """Replace e-mail addresses, phone numbers, ID numbers and card/account numbers with tags.
+
+    Full-width and other compatibility forms are folded first (NFKC: "０９１２", "＠") and
+    invisible characters dropped, so neither hides a number or an address."""
+    if not text.isascii():
+        text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
     text = _EMAIL.sub(EMAIL, text)
     return _NUMBER.sub(lambda m: _number_tag(m.group()) or m.group(), text)
 

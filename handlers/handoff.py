@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from bot.channels.errors import OutsideWindow, RecipientGone, Rejected, SendError
 from bot.channels.registry import ChannelUnavailable
-from bot.privacy import loggable
+from bot.privacy import loggable, redact
 from bot.storage.store import HandoffInfo, UserInfo
 from handlers import texts
 from handlers.menus import back_to_bot_row, menu_buttons
@@ -84,9 +84,13 @@ class HandoffFeature:
         return await self.open(user, question[1], question[0])
 
     async def on_citizen_text_in_state(self, turn: Turn, text: str) -> list[Reply] | None:
-        """Messages while waiting for a person go to the team, not to the matcher."""
+        """Messages while waiting for a person go to the team, not to the matcher.
+
+        Redacted here, where every typed message on its way to the team passes: the team group,
+        its forum topic's name and the stored thread never see a phone, ID or card number."""
         user = turn.user
         assert user is not None and self.store is not None
+        text = redact(text)
         if user.state == "await_handoff_question":
             logged, normalized = loggable(text, self.conv.knowledge.normalizer.normalized)
             question_id = await self.store.log_question(user, logged, normalized, "handoff", None, 0.0, [])

@@ -325,7 +325,10 @@ class Store:
     async def add_handoff_message(self, handoff_id: int, direction: str, text: str, *, author: str | None = None,
                                   team_chat_id: str | None = None, group_message_id: int | None = None,
                                   delivered: bool = False, lease: dt.timedelta | None = None) -> int:
-        """Store a thread message; `lease` marks a team reply this process is about to deliver."""
+        """Store a thread message; `lease` marks a team reply this process is about to deliver.
+        A citizen's text is redacted once more here, as a safety net."""
+        if direction == "citizen":
+            text = redact(text)
         async with self.sessions.begin() as s:
             row = HandoffMessage(handoff_id=handoff_id, direction=direction, text=text[:4000], author=author,
                                  team_chat_id=team_chat_id, group_message_id=group_message_id,
