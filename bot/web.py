@@ -10,6 +10,7 @@ import secrets
 
 from aiohttp import web
 
+from bot import json_body
 from bot.ops import metrics
 from bot.runtime import Runtime
 from handlers.messages import IncomingMessage
@@ -80,8 +81,8 @@ async def ask(request: web.Request) -> web.Response:
     """POST {"text": ...} -> the reply the bot would give (decision, answer text, choices)."""
     runtime = request.app[RUNTIME_KEY]
     try:
-        payload = json.loads(await request.read())
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        payload = json_body.parse(await request.read())
+    except json_body.BadJson:
         return _error(400, "Nội dung gửi lên phải là JSON, ví dụ {\"text\": \"câu hỏi\"}.")
     if not isinstance(payload, dict):
         return _error(400, "Nội dung gửi lên phải là một đối tượng JSON có trường \"text\".")
@@ -123,13 +124,18 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         metrics.WEBHOOK_REJECTED.labels("telegram", "secret").inc()
         return web.Response(status=403, text="forbidden")
     try:
-        data = json.loads(await request.read())
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = json_body.parse_object(await request.read())
+    except json_body.BadJson:
         data = None
-    if not isinstance(data, dict) or "update_id" not in data:
+    if data is None or not isinstance(data.get("update_id"), int):
         metrics.WEBHOOK_REJECTED.labels("telegram", "malformed").inc()
         return web.Response(status=400, text="bad update")
-    await runtime.telegram.feed_webhook(data)  # type: ignore[union-attr]
+    try:
+        await runtime.telegram.feed_webhook(data)  # type: ignore[union-attr]
+    except Exception as exc:  # PTB could not read it as an Update: Telegram never sends that
+        log.warning("telegram webhook: malformed update refused (%s)", type(exc).__name__)
+        metrics.WEBHOOK_REJECTED.labels("telegram", "malformed").inc()
+        return web.Response(status=400, text="bad update")
     return web.Response(text="ok")
 
 

@@ -23,7 +23,7 @@ from bot.storage.store import Store, UserInfo
 from handlers import texts
 from handlers.handoff import human_action
 from handlers.menus import entry_token, menu_buttons, resolve_entry
-from handlers.messages import Button, IncomingMessage, Link, Messenger, Reply
+from handlers.messages import Button, IncomingMessage, Link, Messenger, Reply, action_numbers_fit
 from knowledge.schema import CATEGORIES, Entry
 
 log = logging.getLogger(__name__)
@@ -167,6 +167,8 @@ class Conversation:
             return [Reply(texts.FLOOD, kind="notice")] if verdict == "warn" else []
         turn = Turn(msg, user)
         if msg.action is not None:
+            if not action_numbers_fit(msg.action):
+                return [Reply(texts.UNKNOWN_ACTION, menu_buttons(), kind="notice")]
             return await self.on_action(turn, msg.action)
         if msg.text is None:
             return [Reply(texts.ASK_TYPE_TEXT, kind="notice")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
 import os
 import signal
 import socket
@@ -161,3 +162,28 @@ async def test_ask_odd_text_never_crashes(base_url, text):
     assert "Traceback" not in body["replies"][0]["text"]
     if not any(ch.isalpha() for ch in text):  # nothing to understand: never a guessed answer
         assert body["decision"] in (None, "fallback") and body["faq_id"] is None
+
+
+# --- hostile input: a 4xx or a polite reply, never a 500 with a traceback ---------------------------
+HOSTILE_BODIES = [b"[" * 20_000 + b"]" * 20_000, b'{"text": ' + b"9" * 5000 + b"}",
+                  b'{"update_id": ' + b"9" * 5000 + b"}", b"\xff\xfe\xfa", b'{"text": "' + b"\xc3\x28" + b'"}']
+
+
+@pytest.mark.parametrize("body", HOSTILE_BODIES, ids=["nested", "long-int", "long-int-update", "not-utf8", "bad-utf8"])
+async def test_hostile_json_gets_a_400_and_no_traceback(body, caplog):
+    from tests.helpers import serve_app
+
+    runtime = Runtime.build(load_settings(_env_file=None, telegram_bot_token=""))
+    caplog.set_level(logging.ERROR)
+    async with serve_app(create_app(runtime)) as base, aiohttp.ClientSession() as http:
+        async with http.post(f"{base}/api/ask", data=body, headers={"Content-Type": "application/json"}) as resp:
+            assert resp.status == 400, await resp.text()
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+
+
+def test_forged_button_numbers_are_refused_before_the_database():
+    from handlers.messages import action_numbers_fit
+
+    assert action_numbers_fit("fb:up:123:vneid.what_is") and action_numbers_fit("camp:seg:7:w:phuong-a")
+    assert not action_numbers_fit("fb:up:99999999999999999999:x")
+    assert not action_numbers_fit("pick:" + "9" * 5000 + ":x")

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import aiohttp
 from aiohttp import web
 
+from bot import json_body
 from bot.channels.choices import ChoiceStore, Rendered, render
 from bot.channels.errors import RateLimited, RecipientGone, Transient
 from bot.channels.keyed_locks import KeyedLocks
@@ -73,12 +74,9 @@ async def read_json_body(request: web.Request, channel: str) -> tuple[bytes, dic
     if len(raw) > MAX_WEBHOOK_BYTES:
         raise WebhookRejected(413, "too_large")
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        return raw, json_body.parse_object(raw)
+    except json_body.BadJson:
         raise WebhookRejected(400, "malformed") from None
-    if not isinstance(data, dict):
-        raise WebhookRejected(400, "malformed")
-    return raw, data
 
 
 async def post_json(session: aiohttp.ClientSession, url: str, unreachable: Callable[[str], Exception],

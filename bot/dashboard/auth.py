@@ -19,7 +19,9 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 
+import aiohttp
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.dashboard.common import CSRF_KEY, VIEWER_KEY, dash, redirect, render, viewer
 from bot.storage.dashboard_queries import StaffAccount
@@ -36,7 +38,21 @@ IP_FAILURE_FACTOR = 4  # one address may fail for a few accounts before it is pa
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+async def read_form(request: web.Request):
+    """The posted form, or a plain 400: bytes that are not UTF-8, an unknown charset or a broken
+    multipart body are the sender's mistake, not a server error with a traceback."""
+    try:
+        return await request.post()
+    except web.HTTPException:
+        raise
+    except (ValueError, LookupError, AssertionError, aiohttp.ClientPayloadError, HttpProcessingError) as exc:
+        log.info("dashboard: unreadable form on %s (%s)", request.path, type(exc).__name__)
+        raise web.HTTPBadRequest(text="Biểu mẫu gửi lên không đọc được.") from None
+
+
 # --- passwords -------------------------------------------------------------------------------
+
+
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P,
@@ -125,8 +141,8 @@ def requires(role: str = "viewer") -> Callable[[Handler], Handler]:
                 if request.method == "GET":
                     raise redirect("/dashboard/login", next=request.path_qs)
                 raise redirect("/dashboard/login")
-            if request.method == "POST":
-                form = await request.post()
+            if request.method not in ("GET", "HEAD", "OPTIONS"):  # PUT and DELETE need the token too
+                form = await read_form(request)
                 given = str(form.get("csrf_token", "")) or request.headers.get("X-CSRF-Token", "")
                 if not csrf_ok(given, request.get(CSRF_KEY, "")):
                     log.warning("dashboard: CSRF check failed for %s on %s", account.username, request.path)
@@ -167,7 +183,7 @@ def _login_form(request: web.Request, message: str = "", status: int = 200, user
 
 async def login_submit(request: web.Request) -> web.Response:
     d = dash(request)
-    form = await request.post()
+    form = await read_form(request)
     if not csrf_ok(str(form.get("csrf_token", "")), request.cookies.get(LOGIN_CSRF_COOKIE, "")):
         return _login_form(request, "Phiên đăng nhập đã hết hạn, bạn vui lòng thử lại.", status=403)
     username = str(form.get("username", "")).strip().lower()[:64]

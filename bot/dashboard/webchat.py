@@ -14,6 +14,7 @@ import secrets
 
 from aiohttp import web
 
+from bot import json_body
 from bot.dashboard.auth import client_ip, cookie_secure, is_https
 from bot.dashboard.common import dash, render
 from bot.storage.web_outbox import WebOutboxQueries
@@ -76,12 +77,9 @@ def _refuse_cross_site(request: web.Request) -> web.Response | None:
 
 async def _body(request: web.Request) -> dict:
     try:
-        data = json.loads(await request.read())
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        return json_body.parse_object(await request.read())
+    except json_body.BadJson:
         raise web.HTTPBadRequest(text="bad json") from None
-    if not isinstance(data, dict):
-        raise web.HTTPBadRequest(text="bad json")
-    return data
 
 
 def ip_guard(per_minute: int) -> FloodGuard:
