@@ -10,6 +10,7 @@ from bot.runtime import open_store
 from bot.settings import load_settings
 from bot.storage.models import HandoffMessage
 from tests.fakes.telegram_api import FakeTelegram
+from tests.helpers import eventually
 from tests.telegram_harness import TEAM_DEFAULT, TOKEN, human
 from tests.test_campaign_process import free_port, start_bot
 
@@ -38,10 +39,8 @@ async def test_sigkill_during_relay_then_restart_delivers_the_reply_once(databas
             fake.set_outage(float("inf"), mode="5xx", methods=["sendMessage"])
             before = len(fake.sent_to(1))
             fake.member_replies_in_group(TEAM_DEFAULT, 555, post.message_id, "Bạn hỏi bộ phận một cửa phường nhé.")
-            for _ in range(100):  # the reply is stored, its delivery keeps failing
-                if await stored_team_replies(database_url):
-                    break
-                await asyncio.sleep(0.2)
+            # the reply is stored, its delivery keeps failing
+            await eventually(lambda: stored_team_replies(database_url), timeout=60, what="the stored team reply")
             await asyncio.sleep(0.5)
         finally:
             first.kill()  # SIGKILL mid-relay
