@@ -98,7 +98,7 @@ def _read_yaml(path: Path, problems: list[Problem]) -> list[dict] | None:
     return data["entries"]
 
 
-def _parse_entries(path: Path, raw: list, problems: list[Problem]) -> list[Entry]:
+def _parse_entries(path: Path, raw: list, problems: list[Problem], shipped: bool = True) -> list[Entry]:
     parsed = []
     for index, item in enumerate(raw):
         label = item.get("id") if isinstance(item, dict) else None
@@ -113,12 +113,14 @@ def _parse_entries(path: Path, raw: list, problems: list[Problem]) -> list[Entry
                 loc = ".".join(str(p) for p in err["loc"]) or "entry"
                 problems.append(Problem(path.name, str(label), f"{loc}: {err['msg']}"))
             continue
-        problems.extend(Problem(path.name, entry.id, msg) for msg in _content_problems(entry))
+        problems.extend(Problem(path.name, entry.id, msg) for msg in _content_problems(entry, shipped))
         parsed.append(entry)
     return parsed
 
 
-def _content_problems(entry: Entry) -> list[str]:
+def _content_problems(entry: Entry, shipped: bool = True) -> list[str]:
+    """`shipped`: an entry of KNOWLEDGE_DIR, which must cite a URL; local entries (exported from
+    the dashboard, checked when published) may name a document instead."""
     found = []
     if len(entry.answer_text) > MAX_ANSWER_CHARS:
         found.append(
@@ -130,7 +132,7 @@ def _content_problems(entry: Entry) -> list[str]:
             found.append(f"link {link!r} must be an https:// URL")
     if entry.id in entry.related:
         found.append("related lists the entry itself")
-    if not source_urls(entry.source):
+    if shipped and not source_urls(entry.source):
         found.append("source must contain at least one http(s) URL of where the facts come from")
     for name in sorted(set(_PLACEHOLDER.findall(entry.answer)) - PLACEHOLDERS.keys()):
         found.append(f"unknown placeholder {{{name}}} in answer; known: "
@@ -151,7 +153,7 @@ def _load_local(path: Path, base: dict[str, Entry], problems: list[Problem]):
             continue
         original = base.get(item["id"])
         merged = {**original.model_dump(), **item} if original else item
-        entries = _parse_entries(path, [merged], problems)
+        entries = _parse_entries(path, [merged], problems, shipped=False)
         if not entries:
             continue
         entry = entries[0]

@@ -68,6 +68,11 @@ def test_source_needs_a_url_and_a_named_document_is_enough_for_the_dashboard(tmp
     _, problems = collect(kb, None, topics_file=None)
     assert [str(p) for p in problems] == [
         "v.yaml: vneid.b: source must contain at least one http(s) URL of where the facts come from"]
+    local = tmp_path / "local.yaml"  # exported dashboard entries, checked when published, may name a document
+    local.write_text("entries:" + GOOD.format(id="vneid.c").replace('source: "https://vneid.gov.vn"',
+                                                                    'source: "Thông báo của UBND phường"'))
+    assert [str(p) for p in collect(kb, local, topics_file=None)[1]] == [
+        "v.yaml: vneid.b: source must contain at least one http(s) URL of where the facts come from"]
     assert names_a_document("Quyết định số 12/QĐ-UBND của UBND phường")
     assert names_a_document("xem https://dichvucong.gov.vn")
     assert not names_a_document("Cán bộ xã/phường (bảng điều khiển)") and not names_a_document("UBND phường")
