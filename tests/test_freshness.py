@@ -9,6 +9,7 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 from sqlalchemy import select
 
@@ -162,3 +163,18 @@ def test_validate_warns_of_overdue_entries_and_a_recorded_review_moves_the_due_d
                      ("lan", "kb.suspend", "vneid.activate", {})]
     assert cli(monkeypatch, capsys, env, "kb", "resume", "vneid.activate", "--by", "lan")[0] == 0
     assert not asyncio.run(recorded())[0]["vneid.activate"].suspended
+
+
+def test_digest_setting_is_documented_and_checked():
+    from dotenv import dotenv_values
+
+    from bot.settings import ConfigurationError
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "| `KB_DIGEST_AT` |" in readme and "kb review ID --by NAME" in readme and "**Cần rà soát**" in readme
+    example = dotenv_values(ROOT / ".env.example")["KB_DIGEST_AT"]
+    assert load_settings(_env_file=None, kb_digest_at=example).kb_digest_at == "mon 08:00"
+    assert load_settings(_env_file=None, kb_digest_at=" OFF ").kb_digest_at == "off"
+    for bad in ("monday 8:00", "mon 25:00", "08:00"):
+        with pytest.raises(ConfigurationError, match="KB_DIGEST_AT"):
+            load_settings(_env_file=None, kb_digest_at=bad)
