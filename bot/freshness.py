@@ -95,7 +95,8 @@ async def send_digest_if_due(runtime, now: dt.datetime | None = None) -> bool:
     """Send this week's digest to admins with a Telegram account, once across processes and
     restarts (run from the periodic jobs); True if this call sent it."""
     store = runtime.store
-    period = digest_period(now or dt.datetime.now(dt.UTC), runtime.settings.kb_digest_at)
+    now = now or dt.datetime.now(dt.UTC)
+    period = digest_period(now, runtime.settings.kb_digest_at)
     if store is None or period is None:
         return False
     queries = KbStatusQueries(store.sessions)
@@ -109,8 +110,7 @@ async def send_digest_if_due(runtime, now: dt.datetime | None = None) -> bool:
         return False  # another process sent it
     if digest.empty:  # nothing to act on: no message, but the week counts as done
         return False
-    today = (now or dt.datetime.now(dt.UTC)).astimezone(VN_TZ).date()
-    reply = Reply(digest.text(today), kind="notice")
+    reply = Reply(digest.text(now.astimezone(VN_TZ).date()), kind="notice")
     sent = 0
     for chat in chats:
         try:
