@@ -43,6 +43,13 @@ def cmd_kb_validate(settings: Settings, args: argparse.Namespace) -> int:
     if problems:
         print(f"{len(problems)} problem(s) found in {directory}", file=sys.stderr)
         return 1
+    from bot.freshness import overdue_warnings
+
+    late = overdue_warnings(kb, settings)
+    print("\n".join(late) if late else "no entry is overdue for review")
+    if late and args.strict:
+        print(f"{len(late)} entr{'y is' if len(late) == 1 else 'ies are'} overdue for review (--strict)", file=sys.stderr)
+        return 1
     print(f"OK: {len(kb)} entries in {directory}")
     return 0
 
@@ -145,7 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     validate = kb_sub.add_parser("validate", help="check every knowledge file; non-zero exit on problems")
     validate.add_argument("--dir", help="knowledge directory (default KNOWLEDGE_DIR)")
     validate.add_argument("--local", help="local overrides file (default KNOWLEDGE_LOCAL_FILE)")
+    validate.add_argument("--strict", action="store_true", help="also fail when an entry is overdue for review")
     validate.set_defaults(func=cmd_kb_validate)
+    from bot.freshness import add_parsers as add_freshness_parsers
+
+    add_freshness_parsers(kb_sub)  # kb review|suspend|resume
 
     db = sub.add_parser("db", help="database tools")
     db_sub = db.add_subparsers(dest="db_command", required=True)

@@ -1,5 +1,6 @@
 """Periodic work of a serving process: hand-off reminders and auto-close, redelivery of team
-replies, purge of old logs, and flushing question logs queued while the database was down.
+replies, purge of old logs, the weekly knowledge-review digest to admins, and flushing
+question logs queued while the database was down.
 
 With several processes on one database, a lease (bot/storage/locks.py) makes each round run
 in one process only, so reminders and redeliveries are not doubled.
@@ -14,6 +15,7 @@ import logging
 import os
 import socket
 
+from bot.freshness import send_digest_if_due
 from bot.runtime import Runtime
 from bot.storage import locks
 
@@ -44,6 +46,7 @@ async def run_round(runtime: Runtime, owner: str, tick: float, state: dict) -> b
         state["last_purge"] = now
         if any(counts.values()):
             log.info("purged old records: %s", counts)
+    await send_digest_if_due(runtime, now)  # weekly knowledge-review digest to admins (KB_DIGEST_AT)
     return True
 
 

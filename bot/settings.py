@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     trust_proxy_headers: bool = False
     # How often (seconds) each process checks the database for published knowledge changes.
     kb_reload_seconds: float = Field(5.0, gt=0, le=3600)
+    # When the weekly knowledge-review digest goes to admins (Vietnam time), e.g. "mon 08:00"; "off" = never.
+    kb_digest_at: str = "mon 08:00"
     # Which sites may embed /chat in an iframe (CSP frame-ancestors), space-separated, e.g.
     # "https://phuong.gov.vn 'self'"; "*" = any, "'none'" = nobody.
     webchat_frame_ancestors: str = "*"
@@ -156,6 +158,14 @@ class Settings(BaseSettings):
         value = value.strip().lower()
         if value not in {"auto", "true", "false"}:
             raise ValueError("must be auto, true or false")
+        return value
+
+    @field_validator("kb_digest_at")
+    @classmethod
+    def _weekly_time(cls, value: str) -> str:
+        value = " ".join(value.lower().split())
+        if value != "off" and not re.fullmatch(r"(mon|tue|wed|thu|fri|sat|sun) ([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError("use a weekday and a time such as 'mon 08:00' (Vietnam time), or 'off'")
         return value
 
     @field_validator("webchat_frame_ancestors")

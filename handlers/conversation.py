@@ -20,7 +20,7 @@ from bot.ops import metrics
 from bot.privacy import loggable
 from bot.storage.pending import DATABASE_ERRORS, PendingLogs, PendingQuestion
 from bot.storage.store import Store, UserInfo
-from handlers import texts
+from handlers import freshness, texts
 from handlers.handoff import human_action
 from handlers.menus import entry_token, menu_buttons, resolve_entry
 from handlers.messages import Button, IncomingMessage, Link, Messenger, Reply, action_numbers_fit
@@ -344,6 +344,8 @@ class Conversation:
         entry = self.knowledge.kb.get(entry_id, ward=ward)
         if entry is None:
             return [self.fallback_reply()]
+        if entry.id in self.knowledge.kb.suspended:  # staff suspended it: notice + hand-off instead
+            return [freshness.suspended_reply(entry, question_ref)]
         return [self.answer_reply(entry, question_ref)]
 
     def answer_reply(self, entry: Entry, question_ref: str) -> Reply:
@@ -356,7 +358,7 @@ class Conversation:
         token = entry_token(entry.id)
         rows.append([Button("👍", f"fb:up:{question_ref}:{token}"), Button("👎", f"fb:down:{question_ref}:{token}")])
         rows.append([Button(texts.MENU, "menu")])
-        text = f"{entry.title}\n\n{entry.answer_text}\n\n{texts.FEEDBACK_QUESTION}"
+        text = f"{entry.title}\n\n{entry.answer_text}\n\n{freshness.source_line(entry)}{texts.FEEDBACK_QUESTION}"
         links = [Link(_link_label(url), url) for url in entry.links]
         return Reply(text, rows, links, kind="answer")
 

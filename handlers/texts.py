@@ -148,3 +148,12 @@ UNANSWERED_HEADER = "❓ Câu hỏi chưa trả lời được gần đây (nhó
 UNANSWERED_NONE = "Chưa có câu hỏi nào mà trợ lý không trả lời được. 👍"
 STAFF_USAGE = "Cách dùng: /staff add telegram:<id> [admin|staff|viewer] hoặc /staff remove telegram:<id>"
 STAFF_DONE = "Đã cập nhật quyền cho {who}."
+
+# --- knowledge freshness (handlers/freshness.py) -----------------------------------
+SOURCE_LINE = "Nguồn: {site} · cập nhật {day}"
+UPDATED_LINE = "Cập nhật {day}"
+ENTRY_SUSPENDED = (
+    "Thông tin về “{title}” đang được cập nhật, nên tôi tạm chưa trả lời để bạn không làm theo "
+    "hướng dẫn cũ. Bạn có thể gửi câu hỏi cho cán bộ Tổ công nghệ số cộng đồng; cán bộ sẽ trả lời "
+    "ngay trong cuộc trò chuyện này."
+)

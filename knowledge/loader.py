@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from knowledge.freshness import source_urls
 from knowledge.schema import CATEGORIES, MAX_ANSWER_CHARS, Entry
 
 TOPICS_FILE = Path(__file__).resolve().parent / "meta" / "topics.yaml"
@@ -47,6 +48,7 @@ class KnowledgeBase:
 
     entries: list[Entry]
     ward_variants: dict[tuple[str, str], Entry] = field(default_factory=dict)
+    suspended: frozenset[str] = frozenset()  # ids staff suspended (dashboard); not given to citizens
 
     def __post_init__(self) -> None:
         self.by_id = {entry.id: entry for entry in self.entries}
@@ -71,7 +73,7 @@ class KnowledgeBase:
         merged = dict(self.by_id)
         for entry in extra:
             merged[entry.id] = entry
-        return KnowledgeBase(list(merged.values()), dict(self.ward_variants))
+        return KnowledgeBase(list(merged.values()), dict(self.ward_variants), self.suspended)
 
 
 def required_topic_ids(path: Path = TOPICS_FILE) -> list[str]:
@@ -96,7 +98,7 @@ def _read_yaml(path: Path, problems: list[Problem]) -> list[dict] | None:
     return data["entries"]
 
 
-def _parse_entries(path: Path, raw: list, problems: list[Problem]) -> list[Entry]:
+def _parse_entries(path: Path, raw: list, problems: list[Problem], shipped: bool = True) -> list[Entry]:
     parsed = []
     for index, item in enumerate(raw):
         label = item.get("id") if isinstance(item, dict) else None
@@ -111,12 +113,14 @@ def _parse_entries(path: Path, raw: list, problems: list[Problem]) -> list[Entry
                 loc = ".".join(str(p) for p in err["loc"]) or "entry"
                 problems.append(Problem(path.name, str(label), f"{loc}: {err['msg']}"))
             continue
-        problems.extend(Problem(path.name, entry.id, msg) for msg in _content_problems(entry))
+        problems.extend(Problem(path.name, entry.id, msg) for msg in _content_problems(entry, shipped))
         parsed.append(entry)
     return parsed
 
 
-def _content_problems(entry: Entry) -> list[str]:
+def _content_problems(entry: Entry, shipped: bool = True) -> list[str]:
+    """`shipped`: an entry of KNOWLEDGE_DIR, which must cite a URL; local entries (exported from
+    the dashboard, checked when published) may name a document instead."""
     found = []
     if len(entry.answer_text) > MAX_ANSWER_CHARS:
         found.append(
@@ -128,6 +132,8 @@ def _content_problems(entry: Entry) -> list[str]:
             found.append(f"link {link!r} must be an https:// URL")
     if entry.id in entry.related:
         found.append("related lists the entry itself")
+    if shipped and not source_urls(entry.source):
+        found.append("source must contain at least one http(s) URL of where the facts come from")
     for name in sorted(set(_PLACEHOLDER.findall(entry.answer)) - PLACEHOLDERS.keys()):
         found.append(f"unknown placeholder {{{name}}} in answer; known: "
                      + ", ".join(f"{{{k}}} ({v})" for k, v in PLACEHOLDERS.items()))
@@ -147,7 +153,7 @@ def _load_local(path: Path, base: dict[str, Entry], problems: list[Problem]):
             continue
         original = base.get(item["id"])
         merged = {**original.model_dump(), **item} if original else item
-        entries = _parse_entries(path, [merged], problems)
+        entries = _parse_entries(path, [merged], problems, shipped=False)
         if not entries:
             continue
         entry = entries[0]
@@ -227,7 +233,8 @@ def fill_placeholders(kb: KnowledgeBase, values: dict[str, str]) -> KnowledgeBas
         text = _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), entry.answer)
         return entry if text == entry.answer else entry.model_copy(update={"answer": text})
 
-    return KnowledgeBase([fill(e) for e in kb.entries], {k: fill(e) for k, e in kb.ward_variants.items()})
+    return KnowledgeBase([fill(e) for e in kb.entries], {k: fill(e) for k, e in kb.ward_variants.items()},
+                         kb.suspended)
 
 
 def validate_knowledge(knowledge_dir: Path, local_file: Path | None = None) -> list[Problem]:

@@ -41,6 +41,9 @@ class Entry(BaseModel):
     source: str = Field(min_length=3)
     reviewed: dt.date
     wards: list[str] = Field(default_factory=list)
+    # Days between reviews; default from knowledge/freshness.py (90 with fees, deadlines or laws, else 180).
+    review_days: int | None = Field(default=None, ge=7, le=3650)
+    uncertain: bool = False  # facts not confirmed: listed first for review (as is hedged wording)
 
     @field_validator("id")
     @classmethod

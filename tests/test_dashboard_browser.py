@@ -90,6 +90,7 @@ async def test_review_draft_publish_then_ask_in_web_chat(tmp_path):
                 await staff.select_option("select[name=category]", "bdhvs")
                 await staff.fill("textarea[name=answer]",
                                  "Bạn đăng ký tại nhà văn hóa phường, sáng thứ Hai đến thứ Sáu, mang theo căn cước.")
+                await staff.fill("input[name=entry_source]", "Thông báo của UBND phường")  # a source is required
                 await staff.click("button[name=op][value=save]")
                 await staff.wait_for_selector("text=Đã lưu.")
                 await staff.click("text=Duyệt và xuất bản")

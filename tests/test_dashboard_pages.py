@@ -145,7 +145,7 @@ async def test_draft_review_publish_and_other_processes(site):
             "answer": "Bạn đăng ký tại nhà văn hóa phường, sáng thứ Hai đến thứ Sáu.",
             "questions": f"{question}\nlàm thẻ hội viên câu lạc bộ dưỡng sinh phường ở đâu\ncâu lạc bộ dưỡng sinh",
             "links": "http://khong-an-toan.example", "keywords": "dưỡng sinh", "related": "",
-            "entry_source": "UBND phường"}
+            "entry_source": "Thông báo của UBND phường"}
     rejected = await staff.post(f"/dashboard/kb/drafts/{draft_id}", form, csrf_from=f"/dashboard/kb/drafts/{draft_id}")
     assert "Chưa gửi duyệt được" in rejected.text and "https://" in rejected.text
     form["links"] = "https://dichvucong.gov.vn"
@@ -228,7 +228,7 @@ async def test_kb_browse_search_usage_and_ward_version(site):
     form = {"op": "save", "title": original.title, "category": original.category, "entry_id": original.id,
             "answer": "Bộ phận một cửa phường A: số 1 phố Tạ Hiện, sáng 7h30.", "questions": "\n".join(original.questions),
             "links": "\n".join(original.links), "keywords": ", ".join(original.keywords),
-            "related": ", ".join(original.related), "entry_source": "UBND phường A", "wards": "phuong-b"}
+            "related": ", ".join(original.related), "entry_source": "Thông báo của UBND phường A", "wards": "phuong-b"}
     await lan.post(f"/dashboard/kb/drafts/{draft_id}", form, csrf_from=f"/dashboard/kb/drafts/{draft_id}")
     await admin.post(f"/dashboard/kb/drafts/{draft_id}/publish", {}, csrf_from=f"/dashboard/kb/drafts/{draft_id}")
     kb = site.runtime.knowledge.kb

@@ -96,7 +96,7 @@ async def test_web_chat_flood_guard_uses_the_proxy_seen_address(database_url):
 # --- knowledge edits and links -----------------------------------------------------------------------
 ENTRY_FORM = {"op": "save", "title": "Thẻ thư viện phường", "category": "dvc", "entry_id": "dvc.local_the_thu_vien",
               "answer": "Bạn đến thư viện phường, mang theo căn cước.", "questions": "làm thẻ thư viện ở đâu",
-              "links": "https://dichvucong.gov.vn", "keywords": "", "related": "", "entry_source": "UBND phường"}
+              "links": "https://dichvucong.gov.vn", "keywords": "", "related": "", "entry_source": "Thông báo của UBND phường"}
 
 
 async def test_editing_a_published_entry_is_checked_before_citizens_get_it(site):
@@ -239,7 +239,7 @@ async def test_ward_accounts_see_only_their_wards_versions_and_audit(site):
         original = site.runtime.knowledge.kb.get("dvc.service_center")
         form = {"op": "save", "title": original.title, "category": original.category, "entry_id": original.id,
                 "answer": text, "questions": "\n".join(original.questions), "links": "\n".join(original.links),
-                "keywords": "", "related": "", "entry_source": "UBND", "wards": ward}
+                "keywords": "", "related": "", "entry_source": "https://dichvucong.gov.vn", "wards": ward}
         await admin.post(here, form, csrf_from=here)
         await admin.post(f"{here}/publish", {}, csrf_from=here)
     lan = await site.client("lan")

@@ -60,7 +60,8 @@ def test_clusters_merge_rewordings_but_not_short_subsets():
 
 def _draft(**fields) -> DraftRow:
     base = dict(id=1, kind="entry", state="published", source="manual", entry_id="dvc.local_x", category="dvc",
-                title="Mục thử", question="", answer="Câu trả lời đủ dài.", questions=["hỏi thử"])
+                title="Mục thử", question="", answer="Câu trả lời đủ dài.", questions=["hỏi thử"],
+                entry_source="https://dichvucong.gov.vn")
     base.update(fields)
     return DraftRow(**base)
 

@@ -15,17 +15,11 @@ if TYPE_CHECKING:  # imported lazily: CLI commands load this package without nee
     from bot.runtime import Runtime
 
 
-async def _home(_request: web.Request) -> web.Response:
-    from aiohttp import web
-
-    raise web.HTTPFound("/dashboard/unanswered")
-
-
 def setup_dashboard(app: web.Application, runtime: Runtime) -> None:
     """Mount /dashboard, /chat and /static; without a database (Runtime.build) there is nothing to mount."""
     if runtime.store is None:
         return
-    from bot.dashboard import auth, campaigns, handoffs, kb, stats, unanswered, webchat
+    from bot.dashboard import auth, campaigns, freshness, handoffs, kb, stats, unanswered, webchat
     from bot.dashboard.common import DASHBOARD_KEY, STATIC, STATIC_PREFIX, Dashboard, make_env
     from bot.dashboard.overlay import OverlaySync, polling
     from bot.storage.dashboard_queries import DashboardQueries
@@ -44,7 +38,7 @@ def setup_dashboard(app: web.Application, runtime: Runtime) -> None:
     app.cleanup_ctx.append(overlay_task)
 
     r = app.router
-    r.add_get("/dashboard", _home)
+    r.add_get("/dashboard", freshness.home, name="dashboard.home")
     r.add_get("/dashboard/login", auth.login_page)
     r.add_post("/dashboard/login", auth.login_submit)
     r.add_post("/dashboard/logout", auth.logout)
@@ -58,6 +52,9 @@ def setup_dashboard(app: web.Application, runtime: Runtime) -> None:
     r.add_get("/dashboard/kb", kb.index, name="dashboard.kb")
     r.add_get("/dashboard/kb/entry/{id}", kb.entry)
     r.add_post("/dashboard/kb/entry/{id}/override", kb.override)
+    r.add_get("/dashboard/kb/review", freshness.review_page)
+    r.add_post("/dashboard/kb/entry/{id}/reviewed", freshness.mark_reviewed)
+    r.add_post("/dashboard/kb/entry/{id}/{op:suspend|resume}", freshness.suspend)
     r.add_get("/dashboard/kb/drafts", kb.drafts)
     r.add_route("*", "/dashboard/kb/drafts/new", kb.new)
     r.add_get(r"/dashboard/kb/drafts/{id:\d+}", kb.draft)

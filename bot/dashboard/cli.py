@@ -122,13 +122,15 @@ def cmd_kb_export(settings: Settings, args: argparse.Namespace) -> int:
     base = load_live_knowledge(settings).kb
 
     async def run():
+        from bot.storage.kb_status import KbStatusQueries
+
         engine, store = await open_store(settings)
         try:
-            return await DashboardQueries(store).published_overlays()
+            return await DashboardQueries(store).published_overlays(), await KbStatusQueries(store.sessions).statuses()
         finally:
             await engine.dispose()
 
-    text, count = export_yaml(base, asyncio.run(run()))
+    text, count = export_yaml(base, *asyncio.run(run()))
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
         print(f"wrote {count} entries to {args.out}", file=sys.stderr)
@@ -138,7 +140,8 @@ def cmd_kb_export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction, kb_sub: argparse._SubParsersAction) -> None:
-    export = kb_sub.add_parser("export", help="write published dashboard entries as knowledge YAML")
+    export = kb_sub.add_parser("export", help="write published dashboard entries (and reviews recorded since "
+                                              "the files' dates) as knowledge YAML")
     export.add_argument("--out", help="file to write (default: stdout)")
     export.set_defaults(func=cmd_kb_export)
 

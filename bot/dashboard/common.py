@@ -212,6 +212,7 @@ def make_env() -> Environment:
 
 
 NAV = [
+    ("home", "/dashboard", "Tổng quan"),
     ("unanswered", "/dashboard/unanswered", "Chưa trả lời"),
     ("handoffs", "/dashboard/handoffs", "Hỏi cán bộ"),
     ("kb", "/dashboard/kb", "Kho kiến thức"),

@@ -153,7 +153,7 @@ async def new(request: web.Request) -> web.Response:
         await _save(request, draft_id, await request.post())
         raise redirect(f"/dashboard/kb/drafts/{draft_id}", ok="Đã lưu bản nháp.")
     blank = DraftRow(id=0, kind="entry", state="draft", source="manual", entry_id=None, category=None, title="",
-                     question="", answer="", entry_source=DEFAULT_SOURCE)
+                     question="", answer="", entry_source="")
     return render(request, "kb_draft.html", page="kb", row=blank, editable=True, problems=[], checks=[],
                   STATE_NAMES=STATE_NAMES, SOURCE_NAMES=SOURCE_NAMES, KIND_NAMES=KIND_NAMES, shipped_ids=set())
 

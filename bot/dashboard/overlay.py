@@ -13,7 +13,7 @@ import contextlib
 import datetime as dt
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import yaml
 from pydantic import ValidationError
@@ -21,12 +21,16 @@ from pydantic import ValidationError
 from bot.matching.normalize import fold
 from bot.runtime import Runtime
 from bot.storage.dashboard_queries import DashboardQueries, DraftRow
+from bot.storage.kb_status import EntryStatus, KbStatusQueries
+from knowledge.freshness import names_a_document, vn_date
 from knowledge.loader import KnowledgeBase
 from knowledge.schema import CATEGORIES, ID_PATTERN, MAX_ANSWER_CHARS, Entry
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SOURCE = "Cán bộ xã/phường (bảng điều khiển)"
+DEFAULT_SOURCE = "Cán bộ xã/phường (bảng điều khiển)"  # what an empty source is stored as; not a source
+SOURCE_NEEDED = ("Nguồn: cần ghi địa chỉ trang chính thức (https://...) hoặc tên văn bản làm căn cứ "
+                 "(ví dụ: Quyết định số .../QĐ-UBND, Thông báo của UBND phường ngày ...).")
 FIELD_NAMES = {"id": "Mã mục", "category": "Chủ đề", "title": "Tiêu đề", "questions": "Các cách hỏi",
                "keywords": "Từ khóa", "answer": "Câu trả lời", "links": "Liên kết", "related": "Mục liên quan",
                "source": "Nguồn", "reviewed": "Ngày rà soát", "wards": "Xã/phường"}
@@ -102,6 +106,8 @@ def problems_of(row: DraftRow, kb: KnowledgeBase) -> list[str]:
             found.append(f"Liên kết {link!r} phải là địa chỉ https://.")
     if entry.id in entry.related:
         found.append("Mục liên quan không được là chính mục này.")
+    if entry.source == DEFAULT_SOURCE or not names_a_document(entry.source):
+        found.append(SOURCE_NEEDED)
     for rel in entry.related:
         if kb.get(rel) is None:
             found.append(f"Mục liên quan {rel!r} không tồn tại.")
@@ -143,6 +149,28 @@ def merge(base: KnowledgeBase, rows: Iterable[DraftRow]) -> tuple[KnowledgeBase,
     return KnowledgeBase(list(entries.values()), ward_variants), problems
 
 
+def apply_status(kb: KnowledgeBase, statuses: Mapping[str, EntryStatus]) -> KnowledgeBase:
+    """Recorded reviews (bot/storage/kb_status.py) on top of the entries: a later review moves
+    `reviewed`, and the source it names goes first (citizens see its site); suspended ids are
+    carried for the conversation to withhold."""
+
+    def reviewed(entry: Entry) -> Entry:
+        status = statuses.get(entry.id)
+        if status is None or status.reviewed_at is None:
+            return entry
+        day = vn_date(status.reviewed_at)
+        if day < entry.reviewed:  # the file was curated after this review
+            return entry
+        update: dict = {"reviewed": day}
+        if status.review_source and not entry.source.startswith(status.review_source):
+            update["source"] = f"{status.review_source}; {entry.source}"
+        return entry.model_copy(update=update)
+
+    suspended = frozenset(entry_id for entry_id, status in statuses.items() if status.suspended)
+    return KnowledgeBase([reviewed(e) for e in kb.entries], {k: reviewed(e) for k, e in kb.ward_variants.items()},
+                         suspended)
+
+
 class OverlaySync:
     """Keeps runtime.knowledge = shipped knowledge + published overlays, in this process."""
 
@@ -153,18 +181,22 @@ class OverlaySync:
         self.fingerprint: tuple | None = None
         self.problems: list[str] = []
         self.overlay_ids: set[str] = set()
+        self.statuses: dict[str, EntryStatus] = {}  # recorded reviews and suspensions, as last applied
+        self.status_queries = KbStatusQueries(queries.sessions)
         self._lock = asyncio.Lock()
 
     async def refresh(self, force: bool = False) -> bool:
         """Reload if published overlays changed; True when the served knowledge was replaced."""
         async with self._lock:
-            fingerprint = await self.queries.overlay_fingerprint()
+            fingerprint = (await self.queries.overlay_fingerprint(), await self.status_queries.fingerprint())
             if fingerprint == self.fingerprint and not force:
                 return False
             rows = await self.queries.published_overlays()
+            statuses = await self.status_queries.statuses()
             kb, problems = merge(self.base, rows)
+            kb = apply_status(kb, statuses)
             await asyncio.to_thread(self.runtime.knowledge.replace, kb)
-            self.fingerprint, self.problems = fingerprint, problems
+            self.fingerprint, self.problems, self.statuses = fingerprint, problems, statuses
             self.overlay_ids = {r.entry_id for r in rows if r.entry_id}
             for problem in problems:
                 log.warning("knowledge overlay skipped: %s", problem)
@@ -207,12 +239,24 @@ def _str(dumper: yaml.SafeDumper, value: str):
 
 _Dumper.add_representer(str, _str)
 ORDER = ("id", "category", "title", "questions", "keywords", "answer", "links", "related", "source", "reviewed",
-         "wards")
+         "review_days", "uncertain", "wards")
+OPTIONAL = ("wards", "review_days", "uncertain")  # left out when empty
 
 
-def export_yaml(base: KnowledgeBase, rows: list[DraftRow]) -> tuple[str, int]:
-    """Published overlays as a knowledge YAML file (usable as KNOWLEDGE_LOCAL_FILE); (text, entries)."""
+def _item(entry: Entry) -> dict:
+    data = entry.model_dump()
+    item = {name: data[name] for name in ORDER if name in data and (data[name] or name not in OPTIONAL)}
+    if item.get("answer") and not item["answer"].endswith("\n"):
+        item["answer"] += "\n"
+    return item
+
+
+def export_yaml(base: KnowledgeBase, rows: list[DraftRow],
+                statuses: Mapping[str, EntryStatus] | None = None) -> tuple[str, int]:
+    """Published overlays, and shipped entries reviewed since their file says, as a knowledge
+    YAML file (usable as KNOWLEDGE_LOCAL_FILE); (text, entries)."""
     merged, _problems = merge(base, rows)
+    merged = apply_status(merged, statuses or {})
     out: list[dict] = []
     seen: set[tuple[str, tuple[str, ...]]] = set()
     for row in rows:
@@ -228,11 +272,12 @@ def export_yaml(base: KnowledgeBase, rows: list[DraftRow]) -> tuple[str, int]:
         if key in seen:
             continue
         seen.add(key)
-        data = entry.model_dump()
-        item = {name: data[name] for name in ORDER if name in data and (data[name] or name not in ("wards",))}
-        if item.get("answer") and not item["answer"].endswith("\n"):
-            item["answer"] += "\n"
-        out.append(item)
+        out.append(_item(entry))
+    for entry_id in sorted(statuses or {}):  # reviews of shipped entries wait here until curated
+        entry = merged.get(entry_id)
+        if entry is not None and (entry_id, ()) not in seen and entry != base.get(entry_id):
+            seen.add((entry_id, ()))
+            out.append(_item(entry))
     header = ("# Local knowledge entries exported from the dashboard (python -m bot kb export).\n"
               "# Curate them into the shipped files, or use this file as KNOWLEDGE_LOCAL_FILE.\n")
     body = yaml.dump({"entries": out}, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=1000)

@@ -421,3 +421,36 @@ class ReplyChoices(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# --- knowledge freshness (migration 0009) ------------------------------------------------
+
+
+class KbEntryStatus(Base):
+    """Staff's latest review of a knowledge entry and whether it is suspended, one row per id.
+
+    Every process applies these to the knowledge it serves (bot/dashboard/overlay.py): a
+    review moves the entry's `reviewed` date (and its source, when one was given) until the
+    entry is exported and curated; a suspended entry is not given to citizens."""
+
+    __tablename__ = "kb_entry_status"
+
+    entry_id: Mapped[str] = mapped_column(String(96), primary_key=True)
+    reviewed_at: Mapped[dt.datetime | None]
+    reviewed_by: Mapped[str | None] = mapped_column(String(128))
+    review_source: Mapped[str | None] = mapped_column(String(500))
+    suspended: Mapped[bool] = mapped_column(Boolean, default=False)
+    suspended_at: Mapped[dt.datetime | None]
+    suspended_by: Mapped[str | None] = mapped_column(String(128))
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class JobMark(Base):
+    """The last period a once-per-period job ran for (the weekly knowledge digest), so that
+    restarts and other processes do not run it again."""
+
+    __tablename__ = "job_marks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    period: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
