@@ -8,7 +8,7 @@ from handlers import texts
 from handlers.messages import Button
 from knowledge.schema import CATEGORIES, TOPICS
 
-MENU_CATEGORIES = list(TOPICS)  # subscription topics are the menu categories
+MENU_CATEGORIES = [*TOPICS, "social"]  # the subscription topics, and insurance/tax/health/school
 # Longest entry id put into a button action as is: "fb:down:<question id>:<id>" must stay
 # within Telegram's 64 bytes. Longer ids (the dashboard allows them) travel as a hash.
 MAX_ID_IN_ACTION = 40
