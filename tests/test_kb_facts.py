@@ -51,8 +51,9 @@ MULTIPLIERS = {
     "tỷ": 1_000_000_000, "tỉ": 1_000_000_000, "billion": 1_000_000_000,
 }
 _SPACE = r"[ \u00a0\u202f]"
-# A number: digit groups of three (dot, comma or space between), or digits with one decimal part.
-_NUM = rf"(?<![\d.,])(?:\d{{1,3}}(?:(?:[.,]|{_SPACE})\d{{3}})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?)(?![\d])"
+# A number: digit groups of three (dot, comma or space between), or digits with one decimal part;
+# not digits glued to letters before them ("tin360" is a site's name).
+_NUM = rf"(?<![\w.,])(?:\d{{1,3}}(?:(?:[.,]|{_SPACE})\d{{3}})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?)(?![\d])"
 _RANGE = rf"{_NUM}(?:\s*(?:-|đến|tới|/)\s*{_NUM})*"
 _MULT = r"(?:k|nghìn|ngàn|triệu|tr|tỷ|tỉ|million|billion|(?<=\d)M)(?![\w])"
 _CURRENCY = r"(?:đồng|đ|vnđ|vnd|VNĐ|VND)(?![\w])"
