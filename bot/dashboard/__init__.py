@@ -21,6 +21,14 @@ async def _home(_request: web.Request) -> web.Response:
     raise web.HTTPFound("/dashboard/unanswered")
 
 
+async def _favicon(_request: web.Request) -> web.Response:
+    from aiohttp import web
+
+    from bot.dashboard.common import STATIC_PREFIX
+
+    raise web.HTTPMovedPermanently(f"{STATIC_PREFIX}/favicon.svg")
+
+
 def setup_dashboard(app: web.Application, runtime: Runtime) -> None:
     """Mount /dashboard, /chat and /static; without a database (Runtime.build) there is nothing to mount."""
     if runtime.store is None:
@@ -79,6 +87,7 @@ def setup_dashboard(app: web.Application, runtime: Runtime) -> None:
     r.add_post("/chat/api/message", webchat.message)
     r.add_post("/chat/api/updates", webchat.updates)
     r.add_static(STATIC_PREFIX, STATIC)
+    r.add_get("/favicon.ico", _favicon)  # what browsers ask for when a page names no icon
 
 
 __all__ = ["setup_dashboard"]
