@@ -43,7 +43,10 @@ class Cluster:
 
     @property
     def representative(self) -> str:
-        return self.texts.most_common(1)[0][0] if self.texts else self.forms[0]
+        """The most frequent wording; between equally frequent ones, one with diacritics."""
+        if not self.texts:
+            return self.forms[0]
+        return min(self.texts.items(), key=lambda item: (-item[1], item[0].isascii()))[0]
 
     @property
     def key(self) -> str:
