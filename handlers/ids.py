@@ -12,7 +12,7 @@ from __future__ import annotations
 from handlers import texts
 from handlers.messages import IncomingMessage, Reply
 
-PLATFORM_NAMES = {"telegram": "Telegram", "zalo_oa": "Zalo", "zalo_bot": "Zalo", "web": "web", "terminal": "terminal"}
+PLATFORM_NAMES = {"telegram": "Telegram", "zalo": "Zalo", "zalobot": "Zalo Bot", "web": "web"}  # bot/channels NAMEs
 
 
 def group_id_text(chat_id: str, team_chats: dict[str, str]) -> str:

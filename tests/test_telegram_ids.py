@@ -7,6 +7,8 @@ import asyncio
 
 import pytest
 
+from handlers.conversation import Conversation, ConversationConfig
+from handlers.messages import IncomingMessage
 from tests.telegram_harness import TEAM_A, running_bot
 
 NEW_GROUP = -1001234567890  # a supergroup not (yet) in TEAM_CHATS
@@ -73,3 +75,14 @@ async def test_id_command_is_offered_in_groups_only(bot):
     group_commands = [c["command"] for c in bot.fake.commands_for({"type": "all_group_chats"})]
     assert group_commands == ["id"]
     assert "id" not in [c["command"] for c in bot.fake.commands_for()]
+
+
+@pytest.mark.parametrize(("channel", "platform"), [("zalo", "Zalo"), ("zalobot", "Zalo Bot")])
+async def test_id_is_channel_neutral(knowledge, channel, platform):
+    conversation = Conversation(knowledge, config=ConversationConfig(team_chats={"phuong-a": "g-1"}))
+    [mine] = await conversation.handle(IncomingMessage(channel=channel, user_id="8123456789012345678", text="/id"))
+    assert f"Mã người dùng {platform} của bạn: 8123456789012345678" in mine.text
+    assert f"{channel}:8123456789012345678" in mine.text
+    [group] = await conversation.handle(IncomingMessage(channel=channel, user_id="5", text="/id", chat_id="g-1",
+                                                        chat_type="group"))
+    assert "phuong-a:g-1" in group.text and "TEAM_CHATS: phuong-a." in group.text
