@@ -104,3 +104,20 @@ def test_install_prod_installs_without_dev_extras_and_run_keeps_it(tmp_path):
     assert dev("install", "--bogus").returncode != 0
     assert dev("test", "--collect-only").returncode == 0  # the tests need the extras
     assert any(line.endswith("-e .[dev]") for line in pip_log.read_text().splitlines())
+
+
+def test_a_plain_install_carries_every_data_file_of_the_packages():
+    """`pip install .` (the production install) copies only the package data pyproject names:
+    every non-Python file under the packages must match a pattern (templates, static files,
+    the migration template, the knowledge base), or the installed service would lack it."""
+    import tomllib
+    from fnmatch import fnmatch
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    patterns = config["package-data"]
+    for package in ("bot", "handlers", "knowledge"):
+        for path in (ROOT / package).rglob("*"):
+            if not path.is_file() or path.suffix in (".py", ".pyc"):
+                continue
+            relative = path.relative_to(ROOT / package).as_posix()
+            assert any(fnmatch(relative, p) for p in patterns.get(package, [])), f"{package}/{relative}"
