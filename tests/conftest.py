@@ -63,8 +63,8 @@ async def _reset_postgres(url: str) -> None:
 
 
 NO_POSTGRES = "PostgreSQL tests skipped: TEST_DATABASE_URL is not set"
-_SKIP_LINE = next(n for n, line in enumerate(Path(__file__).read_text(encoding="utf-8").splitlines())
-                  if line.strip() == "pytest.skip(NO_POSTGRES)")  # 0-based, as pytest stores it
+_SKIP_LINE = next(n for n, line in enumerate(Path(__file__).read_text(encoding="utf-8").splitlines(), start=1)
+                  if line.strip() == "pytest.skip(NO_POSTGRES)")
 
 
 @pytest.hookimpl(hookwrapper=True)
