@@ -111,4 +111,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:  # while installing: pip has stopped; no traceback
+        raise SystemExit(130) from None
