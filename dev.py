@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Set up a local virtualenv on first use, then run the service or the tests.
 
-    python3 dev.py run     # install if needed, then `python -m bot`
-    python3 dev.py test    # install if needed, validate the knowledge base, lint, run pytest
-                           # (four workers; extra arguments go to pytest, `-n 0` for one process)
+    python3 dev.py run             # install if needed, then `python -m bot` (extra arguments go to it)
+    python3 dev.py test            # install if needed, validate the knowledge base, lint, run pytest
+                                   # (four workers; extra arguments go to pytest, `-n 0` for one process)
+    python3 dev.py install --prod  # a server: the service's dependencies only, no test tools
+                                   # (`run` keeps a production install as it is)
 
 Only the standard library is used here, so it works on a fresh machine with Python 3.11+.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -27,23 +30,55 @@ def _fingerprint() -> str:
     return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
 
 
-def ensure_env() -> None:
+def _installed() -> tuple[str, str]:
+    """(fingerprint of the pyproject.toml installed from, "dev" or "prod"); empty if none."""
+    text = STAMP.read_text().split() if STAMP.exists() else []
+    return (text[0], text[1] if len(text) > 1 else "dev") if text else ("", "")
+
+
+def ensure_env(flavour: str | None = None) -> None:
+    """Install what is missing. `flavour`: "dev" (with the test tools), "prod" (the service's
+    dependencies only), or None: whatever is installed now, "dev" on a fresh checkout."""
     if sys.version_info < (3, 11):  # noqa: UP036 - the message is the point
         sys.exit("Python 3.11 or newer is required.")
     if not PY.exists():
         print("Creating virtualenv in .venv ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    if STAMP.exists() and STAMP.read_text() == _fingerprint():
+    fingerprint, installed = _installed()
+    wanted = flavour or installed or "dev"
+    if fingerprint == _fingerprint() and installed == wanted:
         return
-    print("Installing dependencies (first run or pyproject.toml changed) ...", flush=True)
+    print(f"Installing dependencies ({'first run or pyproject.toml changed' if installed == wanted else wanted}) ...",
+          flush=True)
     pip = [str(PY), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True, cwd=ROOT)
-    subprocess.run([*pip, "-e", ".[dev]"], check=True, cwd=ROOT)
-    STAMP.write_text(_fingerprint())
+    # A server gets a plain install (no Playwright, bm25s, hypothesis ...); `python -m bot`
+    # still runs the code of this checkout, the service's working directory.
+    subprocess.run([*pip, "."] if wanted == "prod" else [*pip, "-e", ".[dev]"], check=True, cwd=ROOT)
+    STAMP.write_text(f"{_fingerprint()} {wanted}")
 
 
 def run(*args: str) -> int:
-    return subprocess.run([str(PY), *args], cwd=ROOT).returncode
+    """Run the venv's python and return its exit code. Ctrl+C in a terminal reaches the child
+    too, which shuts down on its own: wait for it (no traceback here). A SIGINT sent to this
+    process alone is passed on if the child is still running a moment later."""
+    child = subprocess.Popen([str(PY), *args], cwd=ROOT)
+    while True:
+        try:
+            return _status(child.wait())
+        except KeyboardInterrupt:
+            try:
+                return _status(child.wait(timeout=2))
+            except subprocess.TimeoutExpired:
+                if os.name != "nt":
+                    child.send_signal(signal.SIGINT)
+            except KeyboardInterrupt:
+                continue
+
+
+def _status(code: int) -> int:
+    """A child killed by a signal (negative code) exits as a shell reports it: 128 + signal."""
+    return 128 - code if code < 0 else code
 
 
 def _workers(extra: list[str]) -> list[str]:
@@ -57,7 +92,12 @@ def _workers(extra: list[str]) -> list[str]:
 def main() -> int:
     command = sys.argv[1] if len(sys.argv) > 1 else "run"
     extra = sys.argv[2:]
-    ensure_env()
+    if command == "install":
+        if extra not in ([], ["--prod"], ["--dev"]):
+            sys.exit("usage: python3 dev.py install [--prod|--dev]")
+        ensure_env("prod" if extra == ["--prod"] else "dev")
+        return 0
+    ensure_env("dev" if command == "test" else None)
     if command == "run":
         (ROOT / "data").mkdir(exist_ok=True)
         return run("-m", "bot", *extra)
@@ -67,8 +107,11 @@ def main() -> int:
             if code:
                 return code
         return run("-m", "pytest", *_workers(extra), *extra)
-    sys.exit(f"unknown command {command!r}; use 'run' or 'test'")
+    sys.exit(f"unknown command {command!r}; use 'run', 'test' or 'install [--prod]'")
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:  # while installing: pip has stopped; no traceback
+        raise SystemExit(130) from None

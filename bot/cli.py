@@ -125,6 +125,12 @@ def cmd_doctor(settings: Settings, _args: argparse.Namespace) -> int:
     return report(asyncio.run(run_checks(settings)))
 
 
+def cmd_zalo_authorize(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.ops.zalo_authorize import run
+
+    return run(settings, args.redirect_uri, args.listen, args.timeout)
+
+
 def cmd_data_purge(settings: Settings, args: argparse.Namespace) -> int:
     from bot.runtime import open_store
 
@@ -166,6 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
     backup.set_defaults(func=cmd_db_backup)
     sub.add_parser("doctor", help="check configuration, database, knowledge base and channels").set_defaults(
         func=cmd_doctor)
+
+    zalo = sub.add_parser("zalo", help="Zalo OA tools")
+    zalo_sub = zalo.add_subparsers(dest="zalo_command", required=True)
+    authorize = zalo_sub.add_parser("authorize", help="authorise the app for the OA (OAuth v4 with PKCE) and "
+                                                      "store the first token pair")
+    authorize.add_argument("--redirect-uri", help="the callback URL registered for the app in Zalo's console")
+    authorize.add_argument("--listen", type=int, metavar="PORT",
+                           help="receive the code on this local port (default callback http://localhost:PORT"
+                                "/zalo/callback) instead of pasting the address")
+    authorize.add_argument("--timeout", type=float, default=600.0, help="seconds to wait with --listen")
+    authorize.set_defaults(func=cmd_zalo_authorize)
 
     data = sub.add_parser("data", help="stored data")
     data_sub = data.add_subparsers(dest="data_command", required=True)

@@ -59,7 +59,7 @@ def configured_channel_states(settings: Settings) -> dict[str, str]:
     `Runtime.build` (no database, e.g. `match` or tests) reports it as not started.
     """
     missing_zalo = settings.zalo_oa_missing
-    if len(missing_zalo) == 3:
+    if len(missing_zalo) == 2:
         zalo = "off: ZALO_OA_APP_ID is not set"
     elif missing_zalo:
         zalo = f"off: {', '.join(missing_zalo)} not set"

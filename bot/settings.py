@@ -283,11 +283,10 @@ class Settings(BaseSettings):
 
     @property
     def zalo_oa_missing(self) -> list[str]:
-        """Settings the Zalo OA channel still needs (empty = it can run)."""
-        missing = [name.upper() for name in ("zalo_oa_app_id", "zalo_oa_secret_key") if not getattr(self, name)]
-        if not (self.zalo_oa_access_token or self.zalo_oa_refresh_token):
-            missing.append("ZALO_OA_ACCESS_TOKEN/ZALO_OA_REFRESH_TOKEN")
-        return missing
+        """Settings the Zalo OA channel still needs (empty = it can run; both missing = off).
+        Tokens are not among them: `python -m bot zalo authorize` stores the first pair in the
+        database, or ZALO_OA_ACCESS_TOKEN/ZALO_OA_REFRESH_TOKEN seed it."""
+        return [name.upper() for name in ("zalo_oa_app_id", "zalo_oa_secret_key") if not getattr(self, name)]
 
     @cached_property
     def ward_names(self) -> dict[str, str]:

@@ -22,6 +22,7 @@ from bot.storage.pending import DATABASE_ERRORS, PendingLogs, PendingQuestion
 from bot.storage.store import Store, UserInfo
 from handlers import freshness, texts
 from handlers.handoff import human_action
+from handlers.ids import id_reply
 from handlers.menus import entry_token, menu_buttons, resolve_entry
 from handlers.messages import Button, IncomingMessage, Link, Messenger, Reply, action_numbers_fit
 from knowledge.schema import CATEGORIES, Entry
@@ -158,6 +159,8 @@ class Conversation:
 
     async def _route(self, msg: IncomingMessage) -> list[Reply] | Outcome:
         if msg.is_group:
+            if msg.command == "id":  # any group, configured or not: the id goes into TEAM_CHATS
+                return [id_reply(msg, self.config.team_chats)]
             return await self.handoff.on_team_message(msg)
         fresh, user = await self._arrive(msg)
         if not fresh:
@@ -214,6 +217,7 @@ class Conversation:
             "start": lambda: [Reply(texts.GREETING, menu_buttons(), kind="menu")],
             "menu": lambda: [Reply(texts.MENU_PROMPT, menu_buttons(), kind="menu")],
             "help": lambda: self.entry_replies(turn, "bot.help"),
+            "id": lambda: [id_reply(turn.msg, self.config.team_chats)],
         }
         if command in simple:
             return simple[command]()

@@ -157,3 +157,17 @@ ENTRY_SUSPENDED = (
     "hướng dẫn cũ. Bạn có thể gửi câu hỏi cho cán bộ Tổ công nghệ số cộng đồng; cán bộ sẽ trả lời "
     "ngay trong cuộc trò chuyện này."
 )
+
+# --- /id: ids the operator needs for configuration (handlers/ids.py) ----------------
+MY_ID = (
+    "Mã người dùng {platform} của bạn: {user_id}\n"
+    "Để cấp quyền cán bộ cho tài khoản này, quản trị viên ghi vào BOT_ADMINS (hoặc dùng lệnh "
+    "/staff add): {channel}:{user_id}"
+)
+GROUP_ID = (
+    "Mã của nhóm này: {chat_id}\n"
+    "Để nhóm nhận câu hỏi người dân chuyển tới cán bộ, ghi vào TEAM_CHATS: <mã-phường>:{chat_id} "
+    "(ví dụ phuong-a:{chat_id}, hoặc default:{chat_id} cho mọi phường), rồi khởi động lại trợ lý."
+)
+GROUP_ID_CONFIGURED = "Nhóm này đã được cấu hình trong TEAM_CHATS: {slugs}."
+GROUP_ADDED = "Xin chào cả nhóm! Tôi là trợ lý hỗ trợ dịch vụ công số."

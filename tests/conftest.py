@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -61,6 +62,23 @@ async def _reset_postgres(url: str) -> None:
     await engine.dispose()
 
 
+NO_POSTGRES = "PostgreSQL tests skipped: TEST_DATABASE_URL is not set"
+_SKIP_LINE = next(n for n, line in enumerate(Path(__file__).read_text(encoding="utf-8").splitlines(), start=1)
+                  if line.strip() == "pytest.skip(NO_POSTGRES)")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Every test skipped for want of TEST_DATABASE_URL reports the same place, so the `-ra`
+    summary folds them into one line ("SKIPPED [170] ...") instead of one line per test."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and isinstance(report.longrepr, tuple) and report.longrepr[2].endswith(NO_POSTGRES):
+        here = Path(__file__)
+        shown = here.relative_to(item.config.rootpath) if here.is_relative_to(item.config.rootpath) else here
+        report.longrepr = (str(shown), _SKIP_LINE, report.longrepr[2])
+
+
 @pytest.fixture(params=BACKENDS)
 async def database_url(request, tmp_path) -> str:
     """A fresh, empty database on each backend; PostgreSQL needs TEST_DATABASE_URL."""
@@ -68,7 +86,7 @@ async def database_url(request, tmp_path) -> str:
         return f"sqlite+aiosqlite:///{tmp_path}/test.sqlite3"
     url = os.environ.get("TEST_DATABASE_URL")
     if not url:
-        pytest.skip("PostgreSQL tests skipped: TEST_DATABASE_URL is not set")
+        pytest.skip(NO_POSTGRES)
     url = await _worker_database(url)
     await _reset_postgres(url)
     return url

@@ -8,7 +8,9 @@ screenshotted and its charts checked for drawn pixels.
 from __future__ import annotations
 
 import base64
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -163,3 +165,127 @@ async def test_lists_refresh_by_themselves(tmp_path):
                 assert "Đã gửi xong" in await progress.inner_text()
             finally:
                 await browser.close()
+
+
+# The staff guide (docs/huong-dan-can-bo.md) shows these; `UPDATE_DOCS_SCREENSHOTS=1` writes them to
+# docs/img (commit them), otherwise they go to a scratch folder so a test run leaves the checkout clean.
+DOCS_IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
+SCREENSHOTS = ("dang-nhap", "chua-tra-loi", "soan-muc-moi", "kho-kien-thuc", "hoi-can-bo", "chien-dich", "bao-cao",
+               "thong-ke")
+ANSWERED = ["quên mật khẩu vneid", "cách nộp hồ sơ trực tuyến trên cổng dịch vụ công",
+            "tài khoản định danh mức 2 là gì", "chuyển tiền nhầm thì phải làm sao"]
+
+
+async def seed_history(site) -> None:
+    """Ten days of questions, so the lists and charts look like a ward's, not an empty install."""
+    matcher = site.runtime.knowledge.matcher
+    for day in range(10):
+        for n, text in enumerate(ANSWERED[: 1 + (day * 7) % 4]):
+            result = matcher.match(text)
+            await site.seed_question(text, ward="phuong-a" if n % 2 else "phuong-b", decision=result.decision.value,
+                                     faq_id=result.faq_id, days_ago=day + 0.1, channel="web" if n % 3 else "telegram")
+    for text, ward, days in [("quen pass vneid phai lam sao", "phuong-a", 2), ("quên pass vneid phải làm sao", "phuong-b", 1),
+                             ("đăng ký câu lạc bộ dưỡng sinh của phường ở đâu", "phuong-a", 3),
+                             ("dang ky clb duong sinh cua phuong o dau", "phuong-a", 0.5),
+                             ("xin giấy phép nuôi chim cảnh ở đâu", "phuong-b", 4)]:
+        await site.seed_question(text, ward=ward, days_ago=days)
+
+
+async def test_staff_guide_walkthrough_with_screenshots(tmp_path):
+    """Log in, Chưa trả lời (link a cluster, draft a new entry, publish it), Kho kiến thức, Hỏi
+    cán bộ (answer a web hand-off), Chiến dịch (create, preview), Báo cáo, Thống kê; the web chat
+    header stays small on a phone."""
+    playwright_api = pytest.importorskip("playwright.async_api")
+    out = DOCS_IMG if os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1" else tmp_path
+    out.mkdir(parents=True, exist_ok=True)
+    async with running_site(f"sqlite+aiosqlite:///{tmp_path}/guide.sqlite3") as site:
+        await site.account("lan", "admin")
+        await seed_history(site)
+        user = await site.runtime.store.touch_user("web", "e" * 32)
+        await site.runtime.store.save_subscription(user.id, ward="phuong-a", topics=[], active=True)
+        async with playwright_api.async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                phone = await (await browser.new_context(viewport={"width": 390, "height": 740})).new_page()
+                phone.set_default_timeout(15_000)
+                await phone.goto(site.url + "/chat?ward=phuong-b")
+                header = await phone.locator("header.chat-head").bounding_box()
+                assert header is not None and header["height"] < 70, header  # it was 100 px: two wrapped lines
+                for n, text in enumerate(("con mèo nhà tôi bỏ ăn mấy hôm nay", "cách trồng hoa hồng trong chậu")):
+                    await phone.fill("#q", text)
+                    await phone.press("#q", "Enter")
+                    await phone.locator("li.msg.bot:has-text('chưa có câu trả lời')").nth(n).wait_for()
+                await phone.locator("button.choice[data-action='human']").last.click()
+                await phone.wait_for_selector("li.msg.bot:has-text('mã #')")  # sent to the staff
+
+                staff = await (await browser.new_context(viewport={"width": 1000, "height": 700})).new_page()
+                staff.set_default_timeout(15_000)
+                errors: list[str] = []
+                staff.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+                shot = {name: out / f"{name}.png" for name in SCREENSHOTS}
+
+                await staff.goto(site.url + "/dashboard/login")
+                await staff.fill("input[name=username]", "lan")
+                await staff.fill("input[name=password]", PASSWORD)
+                await staff.screenshot(path=shot["dang-nhap"])
+                await staff.click("button[type=submit]")
+
+                pass_cluster = staff.locator("article.cluster", has_text="pass vneid")
+                await pass_cluster.wait_for()
+                # One cluster for both spellings, named by the one with diacritics.
+                assert await staff.locator("article.cluster h2", has_text="câu lạc bộ dưỡng sinh").count() == 1
+                assert await staff.locator("article.cluster", has_text="duong sinh").count() == 1
+                await staff.screenshot(path=shot["chua-tra-loi"])
+                for guess in await staff.locator("article.cluster dd:has(span.score)").all():
+                    box = await guess.bounding_box()  # "Trợ lý đoán": title and score on one line
+                    assert box is not None and box["height"] < 40, box
+                entry = pass_cluster.locator("input[name=entry_id]")
+                assert await entry.input_value() == "vneid.forgot_password"  # the bot's confident guess
+                await pass_cluster.locator("button:has-text('Gắn')").click()
+                await staff.wait_for_selector("text=Đã gắn câu hỏi vào mục có sẵn.")
+                assert await staff.locator("article.cluster", has_text="pass vneid").count() == 0
+
+                await staff.locator("article.cluster", has_text="dưỡng sinh").locator("button[value=draft]").click()
+                await staff.wait_for_selector("text=Đã tạo bản nháp từ nhóm câu hỏi")
+                await staff.fill("input[name=title]", "Câu lạc bộ dưỡng sinh của phường")
+                await staff.select_option("select[name=category]", "bdhvs")
+                await staff.fill("textarea[name=answer]", "Bạn đăng ký tại nhà văn hóa phường, sáng thứ Hai đến "
+                                                          "thứ Sáu, mang theo căn cước.")
+                await staff.click("button[name=op][value=save]")
+                await staff.wait_for_selector("text=Đã lưu.")
+                await staff.screenshot(path=shot["soan-muc-moi"])
+                await staff.click("text=Duyệt và xuất bản")
+                await staff.wait_for_selector("text=Đã xuất bản. Trợ lý dùng ngay nội dung mới.")
+
+                await staff.click("nav >> text=Kho kiến thức")
+                await staff.wait_for_url("**/dashboard/kb**")
+                await staff.screenshot(path=shot["kho-kien-thuc"])
+
+                await staff.click("nav >> text=Hỏi cán bộ")
+                await staff.locator("a", has_text="hoa hồng").first.click()
+                await staff.fill("textarea[name=text]", "Chào bạn, bạn tưới nước vừa đủ, để chậu nơi có nắng buổi "
+                                                        "sáng. Cần gì thêm bạn cứ nhắn nhé.")
+                await staff.screenshot(path=shot["hoi-can-bo"])
+                await staff.click("button:has-text('Gửi trả lời')")
+                await staff.wait_for_selector("text=Đã gửi câu trả lời cho người dân.")
+                await phone.wait_for_selector("li.msg:has-text('tưới nước vừa đủ')")  # the citizen sees it
+
+                await staff.goto(site.url + "/dashboard/campaigns/new")
+                await staff.fill("input[name=title]", "Họp tổ dân phố tháng này")
+                await staff.fill("textarea[name=text]", "Mời bà con dự họp tổ dân phố lúc 19 giờ tối thứ Sáu tại "
+                                                        "nhà văn hóa phường.")
+                await staff.click("text=Lưu và xem trước")
+                await staff.wait_for_selector("h1:has-text('Họp tổ dân phố tháng này')")
+                await staff.screenshot(path=shot["chien-dich"])
+
+                await staff.click("nav >> text=Báo cáo")
+                await staff.wait_for_selector("h1:has-text('Báo cáo định kỳ')")
+                await staff.screenshot(path=shot["bao-cao"])
+                await staff.click("nav >> text=Thống kê")
+                await staff.locator("svg.chart").first.wait_for()
+                await staff.screenshot(path=shot["thong-ke"])
+                assert errors == []  # no missing favicon, CSP violation or script error on the way
+            finally:
+                await browser.close()
+    for name, path in shot.items():
+        assert path.stat().st_size > 5_000, name  # a real page was drawn

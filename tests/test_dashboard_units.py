@@ -42,6 +42,20 @@ def test_charts_are_valid_svg_with_escaped_labels():
     assert charts.nice_max(7) == 10 and charts.nice_max(130) == 200 and charts.nice_max(0) == 1
 
 
+def test_count_charts_have_whole_number_ticks():
+    def ticks(svg: str) -> list[str]:
+        return [e.text for e in ET.fromstring(svg).iter() if e.tag.endswith("text") and e.get("text-anchor") == "end"]
+
+    assert ticks(charts.bar_chart(["a", "b"], [1, 0], title="x")) == ["0", "1"]
+    assert ticks(charts.bar_chart(["a"], [7], title="x")) == ["0", "2", "4", "6", "8"]
+    assert ticks(charts.line_chart(["a", "b"], [("Gửi", [1, 3], charts.BLUE)], title="x")) == ["0", "1", "2", "3"]
+    rates = ticks(charts.line_chart(["a", "b"], [("x", [10.0, 40.0], charts.GREEN)], title="x", top_value=100, suffix="%"))
+    assert rates == ["0%", "25%", "50%", "75%", "100%"]
+    for value in (0.5, 1, 3, 7, 11, 26, 130, 1234):
+        top, intervals = charts.count_axis(value)
+        assert top >= value and 1 <= intervals <= 5 and (top / intervals).is_integer()
+
+
 def _q(text: str, ward: str | None = "phuong-a", outcome: str | None = None, minutes: int = 0) -> QuestionRow:
     return QuestionRow(1, NOW + dt.timedelta(minutes=minutes), "telegram", ward, text, text, "fallback", None, 0.0,
                        outcome, None)
@@ -56,6 +70,17 @@ def test_clusters_merge_rewordings_but_not_short_subsets():
     assert top.reasons == {"fallback": 2, "unhelpful": 1} and top.last_seen == NOW + dt.timedelta(minutes=5)
     closed = {text_key("nuôi chó"): TriageRow(text_key("nuôi chó"), "nuôi chó", "out_of_scope", None, None, "x", NOW)}
     assert [c.forms[0] for c in clusters.build(rows, closed)] == ["quên mật khẩu vneid", "mật khẩu"]
+
+
+def test_a_copy_typed_without_diacritics_joins_its_accented_cluster():
+    rows = [_q("quên mật khẩu vneid"), _q("quên mật khẩu vneid", minutes=1), _q("quen mat khau vneid", minutes=2),
+            _q("mat khau"), _q("nuôi chó")]
+    found = clusters.build(rows, {})
+    assert [(c.forms, c.count) for c in found] == [
+        (["quên mật khẩu vneid", "quen mat khau vneid"], 3), (["mat khau"], 1), (["nuôi chó"], 1)]
+    # Linking the cluster closes every form in it (unanswered.action), the unaccented one too.
+    closed = {text_key(f): TriageRow(text_key(f), f, "linked", None, None, "x", NOW) for f in found[0].forms}
+    assert [c.forms for c in clusters.build(rows, closed)] == [["mat khau"], ["nuôi chó"]]
 
 
 def _draft(**fields) -> DraftRow:
@@ -87,6 +112,10 @@ def test_overlay_merge_adds_replaces_and_skips_broken_rows(knowledge):
 
 def test_ids_and_csv_encoding():
     assert slug("Làm thẻ Đoàn viên!") == "lam_the_doan_vien"
+    long_title = "Đăng ký tham gia câu lạc bộ dưỡng sinh của phường vào buổi sáng"
+    assert slug(long_title) == "dang_ky_tham_gia_cau_lac_bo_duong_sinh"  # whole words, at most 40 characters
+    assert long_title.lower().startswith("đăng ký tham gia câu lạc bộ dưỡng sinh")
+    assert slug("x" * 60) == "x" * 40 and slug("!!!") == "muc_moi"
     assert suggest_id("dvc", "Thẻ thư viện", {"dvc.local_the_thu_vien"}) == "dvc.local_the_thu_vien_2"
     text = csv_text(["Câu hỏi", "Số lần"], [["Quên mật khẩu, làm sao?", 3], ["x", None]])
     assert text.startswith("\ufeff") and '"Quên mật khẩu, làm sao?",3\r\n' in text and "x,\r\n" in text

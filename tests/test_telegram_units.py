@@ -93,3 +93,17 @@ def test_split_text_fits_telegram_in_utf16_units_and_keeps_the_text(text):
     parts = split_text(text)
     assert all(utf16_len(p) <= MAX_TEXT for p in parts)
     assert "".join("".join(parts).split()) == "".join(text.split()) or not text.strip()
+
+
+def test_retry_after_is_read_as_ptb_22_wants_without_a_deprecation_warning():
+    import datetime
+    import warnings
+
+    from telegram.error import RetryAfter
+
+    from bot.channels.telegram import retry_after_seconds
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # PTB warns when RetryAfter is built unless opted in
+        assert retry_after_seconds(RetryAfter(3)) == 3.0
+        assert retry_after_seconds(RetryAfter(datetime.timedelta(seconds=1.5))) == 1.5

@@ -12,11 +12,15 @@ import datetime as dt
 import hashlib
 import html
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
 
 from telegram import (
     BotCommand,
+    BotCommandScopeAllGroupChats,
+    ChatMember,
+    ChatMemberUpdated,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     LinkPreviewOptions,
@@ -41,7 +45,15 @@ from bot.channels.pacing import Pacer
 from bot.channels.telegram_http import AiohttpRequest
 from bot.privacy import user_key
 from bot.settings import Settings
+from handlers import texts
+from handlers.ids import group_id_text
 from handlers.messages import Button, IncomingMessage, Reply
+
+# PTB 22 reports durations such as RetryAfter.retry_after as datetime.timedelta when opted
+# in, and otherwise warns (PTBDeprecationWarning) each time a RetryAfter is built; the next
+# major version makes timedelta the only shape. Opt in for this process unless the operator
+# chose otherwise (PTB reads the variable at each access).
+os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +76,7 @@ COMMANDS = [
     ("quyenriengtu", "Trợ lý lưu gì về bạn"),
     ("xoadulieu", "Xóa dữ liệu của bạn"),
 ]
+GROUP_COMMANDS = [("id", "Mã của nhóm (để ghi vào TEAM_CHATS)")]
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 OTHER_CONTENT = ("sticker", "photo", "voice", "video", "video_note", "audio", "document", "animation",
                  "location", "contact", "poll", "dice")
@@ -173,11 +186,16 @@ def keyboard_json(reply: Reply) -> dict | None:
 
 
 def retry_after_seconds(exc: RetryAfter) -> float:
-    """Seconds to wait; PTB gives an int or a timedelta depending on version and settings."""
-    value = getattr(exc, "_retry_after", None)
-    if value is None:
-        value = exc.retry_after
+    """Seconds to wait. With PTB_TIMEDELTA opted in (above) PTB 22 gives a timedelta; an int or
+    float still works should someone set PTB_TIMEDELTA=false (PTB then warns)."""
+    value = exc.retry_after
     return float(value.total_seconds()) if isinstance(value, dt.timedelta) else float(value)
+
+
+def joined(member: ChatMemberUpdated) -> bool:
+    """The bot became a member of the chat (not a promotion or a change of rights)."""
+    before = member.old_chat_member.status in (ChatMember.LEFT, ChatMember.BANNED)
+    return before and member.new_chat_member.status in (ChatMember.MEMBER, ChatMember.ADMINISTRATOR)
 
 
 def webhook_path(token: str) -> str:
@@ -230,6 +248,8 @@ class TelegramChannel:
     async def start(self) -> None:
         await self.app.initialize()
         await self.app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
+        await self.app.bot.set_my_commands([BotCommand(c, d) for c, d in GROUP_COMMANDS],
+                                           scope=BotCommandScopeAllGroupChats())
         allowed = ["message", "callback_query", "my_chat_member"]
         if self.webhook_mode:
             url = self.settings.telegram_webhook_url.rstrip("/") + webhook_path(self.settings.telegram_bot_token)
@@ -279,6 +299,8 @@ class TelegramChannel:
         if member is not None:
             if member.chat.type == "private" and member.new_chat_member.status in ("kicked", "left"):
                 await self._on_unreachable(str(member.chat.id))
+            elif member.chat.type in ("group", "supergroup") and joined(member):
+                await self._introduce(str(member.chat.id))
             return
         if query is not None:
             try:
@@ -302,6 +324,15 @@ class TelegramChannel:
                                 type(exc).__name__, exc.reason)
                     if not isinstance(exc, Rejected):
                         return  # retries are spent: the rest would fail the same way
+
+    async def _introduce(self, chat_id: str) -> None:
+        """Post the group's id once when the bot is added, so whoever sets up TEAM_CHATS
+        need not look it up (handlers/ids.py); `/id` in the group shows it again."""
+        text = f"{texts.GROUP_ADDED}\n{group_id_text(chat_id, self.settings.team_chat_ids)}"
+        try:
+            await self.send(chat_id, Reply(text, kind="notice"))
+        except SendError as exc:
+            log.warning("telegram: could not greet group %s (%s)", chat_id, exc.reason)
 
     def translate(self, update: Update):
         """Telegram update -> (IncomingMessage or None, callback query to answer or None)."""

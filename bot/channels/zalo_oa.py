@@ -75,6 +75,7 @@ RATE_LIMIT_PAUSE = 2.0  # Zalo sends no retry-after; pause the channel this long
 SEED_LIFETIME = dt.timedelta(hours=1)  # lifetime assumed for a configured token (older guides: 1 h)
 MIN_REFRESH_SLEEP = 0.5
 REFRESH_RETRY_SECONDS = 60.0
+NO_TOKEN_POLL_SECONDS = 30.0  # while the app is not authorised yet
 
 OTHER_EVENTS = {  # user_send_<kind>: content we cannot read -> "please type your question"
     "user_send_image", "user_send_gif", "user_send_sticker", "user_send_link", "user_send_audio",
@@ -138,7 +139,13 @@ class ZaloOAChannel(NumberedTextChannel):
 
     # --- lifecycle ----------------------------------------------------------------
     async def start(self) -> None:
-        await self.tokens.load()
+        try:
+            await self.tokens.load()
+        except TokenError as exc:  # not authorised yet: wait for `python -m bot zalo authorize`
+            if not exc.permanent:
+                raise
+            log.warning("zalo: %s; run `python -m bot zalo authorize`", exc)
+            self._report_state(f"down: {exc} (run python -m bot zalo authorize)")
         self.spawn_loop(self._refresh_loop())
         self.spawn_loop(self.housekeeping())
         log.info("zalo: official account webhook at %s", self.settings.zalo_oa_webhook_path)
@@ -150,6 +157,13 @@ class ZaloOAChannel(NumberedTextChannel):
 
     async def _refresh_loop(self) -> None:
         """Refresh the access token at 80% of its lifetime (the API refusing it also triggers one)."""
+        while not self.tokens.loaded:  # no pair yet: adopt the one `zalo authorize` stores
+            await asyncio.sleep(NO_TOKEN_POLL_SECONDS)
+            try:
+                await self.tokens.load()
+                self._report_state("on")
+            except TokenError:
+                pass
         while True:
             await asyncio.sleep(max(MIN_REFRESH_SLEEP, self.tokens.seconds_until_due()))
             try:
@@ -381,7 +395,7 @@ def register(runtime: Runtime) -> None:
 
     settings = runtime.settings
     missing = settings.zalo_oa_missing
-    if len(missing) == 3:
+    if len(missing) == 2:
         runtime.channel_states[NAME] = "off: ZALO_OA_APP_ID is not set"
         return
     if missing:

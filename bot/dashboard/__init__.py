@@ -15,6 +15,14 @@ if TYPE_CHECKING:  # imported lazily: CLI commands load this package without nee
     from bot.runtime import Runtime
 
 
+async def _favicon(_request: web.Request) -> web.Response:
+    from aiohttp import web
+
+    from bot.dashboard.common import STATIC_PREFIX
+
+    raise web.HTTPMovedPermanently(f"{STATIC_PREFIX}/favicon.svg")
+
+
 def setup_dashboard(app: web.Application, runtime: Runtime) -> None:
     """Mount /dashboard, /chat and /static; without a database (Runtime.build) there is nothing to mount."""
     if runtime.store is None:
@@ -76,6 +84,7 @@ def setup_dashboard(app: web.Application, runtime: Runtime) -> None:
     r.add_post("/chat/api/message", webchat.message)
     r.add_post("/chat/api/updates", webchat.updates)
     r.add_static(STATIC_PREFIX, STATIC)
+    r.add_get("/favicon.ico", _favicon)  # what browsers ask for when a page names no icon
 
 
 __all__ = ["setup_dashboard"]

@@ -38,6 +38,15 @@ def nice_max(value: float) -> float:
     return 10 * power
 
 
+def count_axis(value: float) -> tuple[float, int]:
+    """(top, intervals) of an axis of counts: every tick a whole number (no "0,2 câu hỏi"), at
+    most five intervals of 1, 2, 5 times a power of ten (or 25, 250 ...)."""
+    steps = sorted({m * 10**p for p in range(12) for m in (1, 2, 5)} | {25 * 10**p for p in range(11)})
+    step = next(s for s in steps if math.ceil(value / s) <= 5)
+    intervals = max(1, math.ceil(value / step))
+    return float(step * intervals), intervals
+
+
 def _fmt(value: float) -> str:
     if abs(value - round(value)) < 1e-9:
         return f"{int(round(value)):,}".replace(",", ".")
@@ -62,10 +71,10 @@ def _empty(width: int, height: int, title: str) -> str:
 
 
 def _y_axis(parts: list[str], left: int, top: int, plot_w: int, plot_h: int, top_value: float,
-            suffix: str = "") -> None:
-    for i in range(5):
-        value = top_value * i / 4
-        y = top + plot_h - plot_h * i / 4
+            suffix: str = "", intervals: int = 4) -> None:
+    for i in range(intervals + 1):
+        value = top_value * i / intervals
+        y = top + plot_h - plot_h * i / intervals
         parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="{GRID}"/>')
         parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="{GREY}">'
                      f'{escape(_fmt(value) + suffix)}</text>')
@@ -85,9 +94,9 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], *, title: str, uni
         return _empty(width, height, title)
     left, right, top, bottom = 48, 12, 14, 30
     plot_w, plot_h = width - left - right, height - top - bottom
-    top_value = nice_max(max(values))
+    top_value, intervals = count_axis(max(values))
     parts, _ = _open(width, height, title)
-    _y_axis(parts, left, top, plot_w, plot_h, top_value)
+    _y_axis(parts, left, top, plot_w, plot_h, top_value, intervals=intervals)
     slot = plot_w / len(values)
     bar_w = max(1.0, slot * 0.72)
     xs = []
@@ -105,15 +114,18 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], *, title: str, uni
 
 def line_chart(labels: Sequence[str], series: Sequence[tuple[str, Sequence[float | None], str]], *, title: str,
                top_value: float | None = None, suffix: str = "", width: int = 760, height: int = 280) -> str:
-    """Lines over time, e.g. answer/suggest/fallback rates; a None value leaves a gap."""
+    """Lines over time, e.g. answer/suggest/fallback rates (give top_value), or counts (leave it
+    out: whole-number ticks); a None value leaves a gap."""
     values = [v for _name, vals, _c in series for v in vals if v is not None]
     if not labels or not values:
         return _empty(width, height, title)
     left, right, top, bottom = 48, 12, 14, 56
     plot_w, plot_h = width - left - right, height - top - bottom
-    top_value = top_value or nice_max(max(values))
+    intervals = 4
+    if not top_value:
+        top_value, intervals = count_axis(max(values))
     parts, _ = _open(width, height, title)
-    _y_axis(parts, left, top, plot_w, plot_h, top_value, suffix)
+    _y_axis(parts, left, top, plot_w, plot_h, top_value, suffix, intervals)
     step = plot_w / max(1, len(labels) - 1)
     xs = [left + step * i if len(labels) > 1 else left + plot_w / 2 for i in range(len(labels))]
     for name, vals, color in series:

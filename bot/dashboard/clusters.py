@@ -3,7 +3,9 @@
 Identical normalised forms are merged first; distinct forms then join the first cluster
 whose representative is similar enough (rapidfuzz token_sort_ratio: insensitive to word
 order, but unlike token_set_ratio it does not merge a short question into every longer
-one that contains it, e.g. "mật khẩu" into "quên mật khẩu vneid").
+one that contains it, e.g. "mật khẩu" into "quên mật khẩu vneid"). Forms are compared with
+diacritics folded, since citizens type the same question with and without them ("quen mat
+khau vneid" scores 71 against "quên mật khẩu vneid" unfolded, 100 folded).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from rapidfuzz import fuzz, process
 
 from bot.matching.matcher import Matcher
+from bot.matching.normalize import fold
 from bot.storage.dashboard_queries import CLOSED_TRIAGE, QuestionRow, TriageRow, text_key, triage_key
 
 SIMILARITY = 75
@@ -35,11 +38,15 @@ class Cluster:
     guess_id: str | None = None
     guess_title: str | None = None
     guess_score: float | None = None
+    guess_confident: bool = False  # scored enough to be suggested to a citizen: worth pre-filling
     draft_id: int | None = None
 
     @property
     def representative(self) -> str:
-        return self.texts.most_common(1)[0][0] if self.texts else self.forms[0]
+        """The most frequent wording; between equally frequent ones, one with diacritics."""
+        if not self.texts:
+            return self.forms[0]
+        return min(self.texts.items(), key=lambda item: (-item[1], item[0].isascii()))[0]
 
     @property
     def key(self) -> str:
@@ -74,12 +81,13 @@ def build(rows: list[QuestionRow], triage: dict[str, TriageRow], matcher: Matche
     clusters: list[Cluster] = []
     reps: list[str] = []
     for form in ordered:
-        found = process.extractOne(form, reps, scorer=fuzz.token_sort_ratio, score_cutoff=SIMILARITY) if reps else None
+        folded = fold(form)
+        found = process.extractOne(folded, reps, scorer=fuzz.token_sort_ratio, score_cutoff=SIMILARITY) if reps else None
         group_rows = by_form[form]
         if found is None:
             cluster = Cluster([form], 0, group_rows[0].created_at, group_rows[0].created_at)
             clusters.append(cluster)
-            reps.append(form)
+            reps.append(folded)
         else:
             cluster = clusters[found[2]]
             cluster.forms.append(form)
@@ -102,4 +110,5 @@ def build(rows: list[QuestionRow], triage: dict[str, TriageRow], matcher: Matche
                 entry = matcher.kb.get(ranked[0][0])
                 cluster.guess_id, cluster.guess_score = ranked[0][0], float(ranked[0][1])
                 cluster.guess_title = entry.title if entry else None
+                cluster.guess_confident = cluster.guess_score >= matcher.thresholds.suggest_score
     return clusters

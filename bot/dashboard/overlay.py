@@ -37,10 +37,16 @@ FIELD_NAMES = {"id": "Mã mục", "category": "Chủ đề", "title": "Tiêu đ�
 
 
 def slug(text: str, limit: int = 40) -> str:
-    """'Làm thẻ thư viện' -> 'lam_the_thu_vien' (for entry ids)."""
+    """'Làm thẻ thư viện' -> 'lam_the_thu_vien' (for entry ids): whole words up to `limit`
+    characters; a first word longer than that is cut, as nothing else would fit."""
     words = re.sub(r"[^a-z0-9]+", " ", fold(text).lower().replace("đ", "d")).split()
-    out = "_".join(words)[:limit].strip("_")
-    return out or "muc_moi"
+    out = ""
+    for word in words:
+        candidate = f"{out}_{word}" if out else word
+        if len(candidate) > limit:
+            break
+        out = candidate
+    return out or (words[0][:limit] if words else "muc_moi")
 
 
 def suggest_id(category: str, title: str, taken: set[str]) -> str:

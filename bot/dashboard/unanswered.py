@@ -32,8 +32,10 @@ async def page(request: web.Request) -> web.Response:
     if request.query.get("view") == "closed":
         filters = filters_from(request)
         closed = await d.queries.closed_triage(viewer(request).ward)
+        kb = d.runtime.knowledge.kb
+        titles = {t.faq_id: entry.title for t in closed if t.faq_id and (entry := kb.get(t.faq_id))}
         return render(request, "unanswered_closed.html", page="unanswered", filters=filters, closed=closed,
-                      STATE_NAMES=STATE_NAMES)
+                      STATE_NAMES=STATE_NAMES, titles=titles)
     filters, found = await _clusters(request)
     template = "unanswered_list.html" if request.query.get("fragment") else "unanswered.html"
     kb = d.runtime.knowledge.kb

@@ -152,14 +152,17 @@ async def _stored_zalo_token(settings: Settings) -> str:
 
 async def _zalo_oa(settings: Settings) -> Check:
     missing = settings.zalo_oa_missing
-    if len(missing) == 3:
+    if len(missing) == 2:
         return Check("zalo oa", True, "off (ZALO_OA_APP_ID not set)")
     if missing:
         return Check("zalo oa", False, f"{', '.join(missing)} not set",
                      "copy them from the Zalo developer console (app and OA webhook settings)")
     token = await _stored_zalo_token(settings) or settings.zalo_oa_access_token
-    if not token:
+    if not token and settings.zalo_oa_refresh_token:
         return Check("zalo oa", True, "no access token yet: the service gets one with the refresh token")
+    if not token:
+        return Check("zalo oa", False, "no token yet: the app has not been authorised",
+                     "run `python -m bot zalo authorize` (it stores the first token pair)")
     base = settings.zalo_oa_api_base_url.rstrip("/")
     ok, detail, body = await _http_ok(f"{base}/v2.0/oa/getoa", headers={"access_token": token})
     if ok:
@@ -168,7 +171,7 @@ async def _zalo_oa(settings: Settings) -> Check:
     if body is not None and body.get("error") in (-216, -220):
         return Check("zalo oa", False, f"the access token was refused: {detail}",
                      "the service refreshes it with the refresh token; if that keeps failing, authorise the "
-                     "app again and set new ZALO_OA_ACCESS_TOKEN / ZALO_OA_REFRESH_TOKEN")
+                     "app again with `python -m bot zalo authorize`")
     return Check("zalo oa", False, f"getoa failed: {detail}",
                  "check the ZALO_OA_* settings and that this machine reaches ZALO_OA_API_BASE_URL")
 

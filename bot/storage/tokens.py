@@ -126,6 +126,10 @@ class RotatingTokens:
                     raise
 
     # --- timing -------------------------------------------------------------------------
+    @property
+    def loaded(self) -> bool:
+        return self._loaded
+
     def _expired(self) -> bool:
         return self.expires_at is not None and utcnow() >= self.expires_at
 
@@ -219,3 +223,24 @@ class RotatingTokens:
         self.refreshes += 1
         log.info("%s: access token refreshed (valid %d s)", self.name, lifetime)
         return access
+
+
+async def store_authorized_pair(sessions, name: str, access: str, refresh: str, lifetime: int, *,
+                                seed_access: str = "", seed_refresh: str = "") -> None:
+    """Store the first pair of a new authorisation (`python -m bot zalo authorize`).
+
+    It replaces whatever is stored. `seeded_from` is set to the fingerprint of the pair in the
+    settings (if any), so `RotatingTokens.load` does not put that older pair back; processes
+    running now adopt the new pair when their token is refused or due (`refresh`)."""
+    name = name[:96]
+    seed = _fingerprint(seed_access, seed_refresh) if (seed_access or seed_refresh) else None
+    now = utcnow()
+    values = dict(access_token=access, refresh_token=refresh, refreshed_at=now,
+                  expires_at=now + dt.timedelta(seconds=lifetime), seeded_from=seed)
+    async with sessions.begin() as s:
+        row = await s.get(ChannelToken, name, with_for_update=True)
+        if row is None:
+            s.add(ChannelToken(name=name, **values))
+        else:
+            for key, value in values.items():
+                setattr(row, key, value)

@@ -1224,6 +1224,30 @@ class FakeTelegram:
         self.unblock(user_id)
         return self._emit("my_chat_member", self._member_update(chat, user_id, "kicked", "member"), queue)
 
+    def bot_added_to_group(
+        self, group_id: int, by_user_id: int, *, status: str = "member", first_name: str = "Member",
+        queue: bool = True,
+    ) -> JSON:
+        """A member adds the bot to a registered group. As Telegram does, the bot gets a
+        ``my_chat_member`` update (left -> member, or -> administrator when added as admin) and
+        the group a ``new_chat_members`` service message; both are queued (the update is returned)."""
+        if status not in ("member", "administrator"):
+            raise ValueError("the bot joins as member or administrator")
+        chat = self._require_chat(group_id)
+        self._ensure_user(by_user_id, first_name)
+        self.unblock(group_id)
+        update = self._emit("my_chat_member", self._member_update(chat, by_user_id, "left", status), queue)
+        service = self._user_message(chat, self._users[by_user_id], {"new_chat_members": [dict(self.bot_user)]})
+        self._emit("message", service, queue)
+        return update
+
+    def bot_removed_from_group(self, group_id: int, by_user_id: int, *, queue: bool = True) -> JSON:
+        """A member removes the bot: ``my_chat_member`` member -> left; sends to the group -> 403."""
+        chat = self._require_chat(group_id)
+        self._ensure_user(by_user_id, "Member")
+        self.block(group_id)
+        return self._emit("my_chat_member", self._member_update(chat, by_user_id, "member", "left"), queue)
+
     def member_sends_in_group(
         self,
         group_id: int,
@@ -1649,6 +1673,12 @@ class FakeTelegram:
             data: JSON = {"user": dict(self.bot_user), "status": status}
             if status == "kicked":
                 data["until_date"] = 0
+            if status == "administrator":  # ChatMemberAdministrator's required fields
+                data.update(can_be_edited=False, is_anonymous=False, can_manage_chat=True,
+                            can_delete_messages=True, can_manage_video_chats=False,
+                            can_restrict_members=False, can_promote_members=False,
+                            can_change_info=False, can_invite_users=True, can_post_stories=False,
+                            can_edit_stories=False, can_delete_stories=False)
             return data
 
         return {

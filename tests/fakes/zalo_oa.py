@@ -26,6 +26,15 @@ third-party only):
   ``{"access_token", "refresh_token", "expires_in": "90000"}`` (a STRING). Refresh tokens are
   single-use (3p, consistent): a spent one is refused, as is any but the newest. Refusals
   carry ``error_name``/``error_reason``/``error_description`` with HTTP 200 (3p).
+* OAuth host, first authorisation (OAuth v4 with PKCE; Zalo PHP SDK ``OAuth2Client``, 3p
+  integrations): ``GET /v4/oa/permission?app_id&redirect_uri&code_challenge&state`` is the page
+  where the OA's admin allows the app; the fake allows at once and answers 302 to
+  ``redirect_uri?oa_id&code&state`` (the real page asks first). ``POST /v4/oa/access_token``
+  with form ``code``, ``app_id``, ``grant_type=authorization_code``, ``code_verifier`` and header
+  ``secret_key`` answers a token pair like a refresh. The code is single-use and valid
+  CODE_LIFETIME (UNCONFIRMED); the verifier must satisfy
+  ``code_challenge == base64url(sha256(code_verifier))`` without padding (S256, RFC 7636), and
+  ``redirect_uri`` must be the app's registered callback URL when one is set.
 * Error codes: -216 access token invalid/expired (Chatwoot); -230 user has not interacted in
   the past 7 days (3p). From a third-party table (UNCONFIRMED): -32 rate limit, -201 invalid
   parameter, -210 parameter exceeds limit, -213 user has not followed the OA, -220 expired token.
@@ -40,6 +49,7 @@ unknown ``user_id`` gives -201.
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import itertools
@@ -53,6 +63,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from tests.fakes._base import JSON, DropConnection, FakeServer, RawReply, abort, dumps, nginx_page, utf16_len
 
@@ -87,6 +98,8 @@ ERROR_MESSAGES = {
 PATH_CS = "/v3.0/oa/message/cs"
 PATH_GET_OA = "/v2.0/oa/getoa"
 PATH_ACCESS_TOKEN = "/v4/oa/access_token"
+PATH_PERMISSION = "/v4/oa/permission"
+CODE_LIFETIME = 600.0  # seconds an authorisation code stays valid (UNCONFIRMED)
 TARGETS = {"cs": PATH_CS, "refresh": PATH_ACCESS_TOKEN, "oauth": PATH_ACCESS_TOKEN}
 
 BUTTON_TYPES = frozenset({"oa.open.url", "oa.query.show", "oa.query.hide", "oa.open.sms", "oa.open.phone"})
@@ -220,6 +233,11 @@ class FakeZaloOA(FakeServer):
         self._used_refresh_tokens: set[str] = set()
         self._users: dict[str, _User] = {}
         self._api_port = self._oauth_port = 0
+        # Authorisation: the app's registered callback URL (None = any), codes not yet spent
+        # (code -> (code_challenge, issued at)), and each successful code exchange.
+        self.callback_url: str | None = None
+        self._codes: dict[str, tuple[str, float]] = {}
+        self.authorizations: list[TokenRefresh] = []
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -232,6 +250,7 @@ class FakeZaloOA(FakeServer):
         api.router.add_route("*", "/{tail:.*}", self._handle_unknown)
         oauth = web.Application()
         oauth.router.add_route("POST", PATH_ACCESS_TOKEN, self._handle_oauth)
+        oauth.router.add_route("GET", PATH_PERMISSION, self._handle_permission)
         oauth.router.add_route("*", "/{tail:.*}", self._handle_unknown)
         self._api_port = await self._serve(api)
         self._oauth_port = await self._serve(oauth)
@@ -548,6 +567,8 @@ class FakeZaloOA(FakeServer):
             raise _OAuthError("Invalid secret key")
         if form.get("app_id") != self.app_id:
             raise _OAuthError("Invalid app_id")
+        if form.get("grant_type") == "authorization_code":
+            return self._exchange_code(form)
         if form.get("grant_type") != "refresh_token":
             raise _OAuthError("Invalid grant_type")
         old = form.get("refresh_token") or ""
@@ -560,6 +581,45 @@ class FakeZaloOA(FakeServer):
         self._token_issued = time.monotonic()
         self._token_expired = False
         self.refreshes.append(TokenRefresh(old, self._access_token, self._refresh_token, time.time()))
+        return {"access_token": self._access_token, "refresh_token": self._refresh_token,
+                "expires_in": str(self.expires_in)}
+
+    async def _handle_permission(self, request: web.Request) -> web.StreamResponse:
+        """The permission page: the OA's admin allows the app (here at once) and the browser
+        goes back to ``redirect_uri`` with a code. Bad requests get a plain 400 page."""
+        query = request.query
+        problem = None
+        if query.get("app_id") != self.app_id:
+            problem = "invalid app_id"
+        elif not query.get("redirect_uri") or (self.callback_url is not None
+                                               and query.get("redirect_uri") != self.callback_url):
+            problem = "redirect_uri does not match the app's callback URL"
+        elif not query.get("code_challenge"):
+            problem = "missing code_challenge"
+        if problem is not None:
+            return web.Response(status=400, text=problem)
+        code = self._new_token("oa-code")
+        self._codes[code] = (query["code_challenge"], time.monotonic())
+        target = URL(query["redirect_uri"]).update_query(
+            {"oa_id": self.oa_id, "code": code, "state": query.get("state", "")})
+        raise web.HTTPFound(str(target))
+
+    def _exchange_code(self, form: JSON) -> JSON:
+        code = form.get("code") or ""
+        challenge, issued = self._codes.pop(code, ("", 0.0))  # single-use, even when refused
+        if not challenge or time.monotonic() - issued > CODE_LIFETIME:
+            raise _OAuthError("Invalid authorization code", "The authorization code is invalid or expired")
+        verifier = form.get("code_verifier") or ""
+        digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii", "replace")).digest())
+        if digest.rstrip(b"=").decode() != challenge:
+            raise _OAuthError("Invalid code verifier", "code_verifier does not match code_challenge")
+        self._old_access_tokens.add(self._access_token)
+        self._used_refresh_tokens.add(self._refresh_token)  # a new authorisation replaces the pair
+        self._access_token = self._new_token("oa-access")
+        self._refresh_token = self._new_token("oa-refresh")
+        self._token_issued = time.monotonic()
+        self._token_expired = False
+        self.authorizations.append(TokenRefresh(code, self._access_token, self._refresh_token, time.time()))
         return {"access_token": self._access_token, "refresh_token": self._refresh_token,
                 "expires_in": str(self.expires_in)}
 
