@@ -251,6 +251,7 @@ async def test_staff_guide_walkthrough_with_screenshots(tmp_path):
                 await staff.select_option("select[name=category]", "bdhvs")
                 await staff.fill("textarea[name=answer]", "Bạn đăng ký tại nhà văn hóa phường, sáng thứ Hai đến "
                                                           "thứ Sáu, mang theo căn cước.")
+                await staff.fill("input[name=entry_source]", "Thông báo số 12/TB-UBND của UBND phường")  # required
                 await staff.click("button[name=op][value=save]")
                 await staff.wait_for_selector("text=Đã lưu.")
                 await staff.screenshot(path=shot["soan-muc-moi"])
