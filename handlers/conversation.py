@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 from bot.campaigns.service import CampaignService
+from bot.handoff.service import HandoffService
 from bot.matching import Decision, MatchResult
 from bot.matching.live import LiveKnowledge
 from bot.ops import metrics
@@ -116,7 +117,7 @@ class Conversation:
 
     def __init__(self, knowledge: LiveKnowledge, store: Store | None = None,
                  messenger: Messenger | None = None, config: ConversationConfig | None = None,
-                 campaigns: CampaignService | None = None):
+                 campaigns: CampaignService | None = None, handoffs: HandoffService | None = None):
         from handlers.campaigns import CampaignFeature
         from handlers.handoff import HandoffFeature
         from handlers.privacy import PrivacyFeature
@@ -129,7 +130,7 @@ class Conversation:
         self.config = config or ConversationConfig()
         self.flood = FloodGuard(self.config.flood_limit_per_minute)
         self.pending = PendingLogs()
-        self.handoff = HandoffFeature(self)
+        self.handoff = HandoffFeature(self, handoffs)
         self.subscriptions = SubscriptionFeature(self)
         self.privacy = PrivacyFeature(self)
         self.staff = StaffFeature(self)
