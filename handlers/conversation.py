@@ -49,7 +49,7 @@ class ConversationConfig:
     team_channel: str = "telegram"
     flood_limit_per_minute: int = 20
     retention_days: int = 365
-    delivery_lease_seconds: float = 120.0  # see handlers/handoff.py
+    delivery_lease_seconds: float = 120.0  # see bot/handoff/service.py
 
     def team_chat_for(self, ward: str | None) -> str | None:
         return self.team_chats.get(ward or "", self.team_chats.get("default"))

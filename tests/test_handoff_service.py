@@ -6,6 +6,10 @@ dashboard over real HTTP; both on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from sqlalchemy import select
 
@@ -15,6 +19,7 @@ from handlers import texts
 from handlers.messages import IncomingMessage
 from tests.dashboard_harness import running_site
 
+ROOT = Path(__file__).resolve().parent.parent
 TEAM = "-100777"
 MEMBER = "Lan (telegram:42)"
 QUESTION = "Tôi là Hoa, số 0912345678, hỏi thủ tục đăng ký kinh doanh karaoke"
@@ -122,3 +127,15 @@ async def test_nothing_to_draft_before_the_team_answered(site):
     assert "chưa có câu trả lời của cán bộ" in refused.text
     async with site.runtime.store.sessions() as s:
         assert (await s.scalars(select(FaqDraft))).all() == []
+
+
+def test_the_service_sits_below_the_conversation_the_dashboard_and_the_channels():
+    """It reaches citizens and groups through a Messenger, never through a concrete adapter."""
+    code = ("import sys, bot.handoff.service; "
+            "print('\\n'.join(m for m in sys.modules if m.startswith(('bot.', 'handlers.'))))")
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                cwd=ROOT).stdout.split())
+    above = {"bot.runtime", "bot.web", "bot.jobs", "handlers.conversation", "handlers.handoff", "bot.channels.web",
+             "bot.channels.telegram", "bot.channels.zalo_oa", "bot.channels.zalo_bot", "bot.channels.zalo_common"}
+    assert "bot.handoff.service" in loaded
+    assert not loaded & above and not [m for m in loaded if m.startswith("bot.dashboard")]
