@@ -18,10 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.localtime import VN_TZ, vn_date, vn_today
 from bot.settings import Settings
 from bot.storage.kb_status import EntryStatus, KbStatusQueries
 from handlers.messages import Reply
-from knowledge.freshness import VN_TZ, Freshness, freshness, overdue, source_urls, vn_date, vn_today
+from knowledge.freshness import Freshness, freshness, overdue, source_urls
 from knowledge.loader import KnowledgeBase
 from knowledge.schema import Entry
 

@@ -36,10 +36,10 @@ async def run_round(runtime: Runtime, owner: str, tick: float, state: dict) -> b
     if not await locks.acquire(store.sessions, JOBS_LOCK, owner, dt.timedelta(seconds=max(2 * tick, 5))):
         return False
     settings = runtime.settings
-    await runtime.conversation.handoff.redeliver()
-    await runtime.conversation.handoff.remind_and_close(
-        dt.timedelta(minutes=settings.handoff_reminder_minutes),
-        dt.timedelta(hours=settings.handoff_auto_close_hours))
+    if runtime.handoffs is not None:
+        await runtime.handoffs.redeliver()
+        await runtime.handoffs.remind_and_close(dt.timedelta(minutes=settings.handoff_reminder_minutes),
+                                                dt.timedelta(hours=settings.handoff_auto_close_hours))
     now = dt.datetime.now(dt.UTC)
     if state.get("last_purge") is None or now - state["last_purge"] > PURGE_EVERY:
         counts = await store.purge(dt.timedelta(days=settings.log_retention_days))

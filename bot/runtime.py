@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.campaigns.engine import CampaignRunner
 from bot.campaigns.service import CampaignService
 from bot.channels.registry import Channels
+from bot.handoff.service import HandoffService
 from bot.matching.live import LiveKnowledge
 from bot.matching.matcher import Thresholds
 from bot.settings import ConfigurationError, Settings
@@ -114,6 +115,7 @@ class Runtime:
     campaigns: CampaignService | None = None
     campaign_runner: CampaignRunner | None = None
     preview: Conversation | None = None  # storage-free twin for POST /api/ask (not logged)
+    handoffs: HandoffService | None = None  # hand-off threads: chat, dashboard and jobs share it
 
     def __post_init__(self) -> None:
         if self.preview is None:
@@ -134,8 +136,11 @@ class Runtime:
         engine, store = await open_store(settings)
         channels = Channels()
         campaigns = CampaignService(store.sessions, settings.campaign_approval_threshold, settings.ward_names)
-        conversation = Conversation(knowledge, store, channels, conversation_config(settings), campaigns)
-        runtime = cls(settings, knowledge, conversation, channels, store, engine, campaigns=campaigns)
+        config = conversation_config(settings)
+        handoffs = HandoffService(store, channels, config)
+        conversation = Conversation(knowledge, store, channels, config, campaigns, handoffs)
+        runtime = cls(settings, knowledge, conversation, channels, store, engine, campaigns=campaigns,
+                      handoffs=handoffs)
         runtime.campaign_runner = CampaignRunner(
             store.sessions, channels, on_unreachable=store.mark_unreachable,
             lease=dt.timedelta(seconds=settings.campaign_lease_seconds),

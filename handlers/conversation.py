@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 from bot.campaigns.service import CampaignService
+from bot.handoff.service import HandoffService
 from bot.matching import Decision, MatchResult
 from bot.matching.live import LiveKnowledge
 from bot.ops import metrics
@@ -49,7 +50,7 @@ class ConversationConfig:
     team_channel: str = "telegram"
     flood_limit_per_minute: int = 20
     retention_days: int = 365
-    delivery_lease_seconds: float = 120.0  # see handlers/handoff.py
+    delivery_lease_seconds: float = 120.0  # see bot/handoff/service.py
 
     def team_chat_for(self, ward: str | None) -> str | None:
         return self.team_chats.get(ward or "", self.team_chats.get("default"))
@@ -117,7 +118,7 @@ class Conversation:
 
     def __init__(self, knowledge: LiveKnowledge, store: Store | None = None,
                  messenger: Messenger | None = None, config: ConversationConfig | None = None,
-                 campaigns: CampaignService | None = None):
+                 campaigns: CampaignService | None = None, handoffs: HandoffService | None = None):
         from handlers.campaigns import CampaignFeature
         from handlers.handoff import HandoffFeature
         from handlers.privacy import PrivacyFeature
@@ -130,7 +131,7 @@ class Conversation:
         self.config = config or ConversationConfig()
         self.flood = FloodGuard(self.config.flood_limit_per_minute)
         self.pending = PendingLogs()
-        self.handoff = HandoffFeature(self)
+        self.handoff = HandoffFeature(self, handoffs)
         self.subscriptions = SubscriptionFeature(self)
         self.privacy = PrivacyFeature(self)
         self.staff = StaffFeature(self)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from rapidfuzz import fuzz
 
+from bot.localtime import VN_TZ  # "today" for staff is the Vietnamese day
 from handlers import texts
 from handlers.messages import Reply
 
@@ -14,7 +15,6 @@ if TYPE_CHECKING:
     from handlers.conversation import Conversation, Turn
 
 CLUSTER_SIMILARITY = 80
-VN_TZ = dt.timezone(dt.timedelta(hours=7), "ICT")  # "today" for staff is the Vietnamese day
 
 
 def cluster(questions: list[str], threshold: float = CLUSTER_SIMILARITY) -> list[tuple[str, int]]:

@@ -22,8 +22,6 @@ from knowledge.schema import Entry
 DEFAULT_REVIEW_DAYS = 180
 SENSITIVE_REVIEW_DAYS = 90
 SOON_DAYS = 30  # "soon due" in the dashboard's review list
-# Vietnam has kept UTC+7 without daylight saving since 1975; review days are Vietnamese days.
-VN_TZ = dt.timezone(dt.timedelta(hours=7), "ICT")
 
 URL = re.compile(r"https?://[^\s;,)\]\"'<>]+[^\s;,.)\]\"'<>]")
 _MONEY = re.compile(r"\d[\d.,]*\s*(?:đồng|đ\b|vnđ|vnd|nghìn|ngàn|triệu|tỷ)", re.IGNORECASE)
@@ -34,14 +32,6 @@ _HEDGES = ("kiểm tra lại tại", "theo thông tin tại thời điểm", "ch
 # A source staff may name instead of a URL (dashboard entries): a document of some kind.
 _DOCUMENT = re.compile(r"\b(?:Thông tư|Nghị định|Luật|Quyết định|Nghị quyết|Công văn|Chỉ thị|Hướng dẫn|"
                        r"Thông báo|Kế hoạch|Văn bản)\b", re.IGNORECASE)
-
-
-def vn_today() -> dt.date:
-    return dt.datetime.now(VN_TZ).date()
-
-
-def vn_date(moment: dt.datetime) -> dt.date:
-    return moment.astimezone(VN_TZ).date()
 
 
 def source_urls(source: str) -> list[str]:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.campaigns.service import CampaignDraft, campaign_reply
-from bot.dashboard.common import VN_TZ
+from bot.localtime import VN_TZ
 from bot.storage.models import AuditLog, Campaign
 from tests.dashboard_harness import running_site
 

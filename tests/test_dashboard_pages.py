@@ -236,8 +236,13 @@ async def test_kb_browse_search_usage_and_ward_version(site):
     assert "Tạ Hiện" not in kb.get("dvc.service_center", ward="phuong-b").answer  # other wards keep theirs
     assert "Tạ Hiện" not in kb.get("dvc.service_center").answer
 
-    # A draft made in Telegram ("Tạo FAQ nháp", before this dashboard existed) is listed and editable.
-    old_id = await site.runtime.store.add_draft("handoff", "hỏi về karaoke", "Liên hệ phòng văn hóa.", "telegram:5")
+    # A draft made in Telegram ("Tạo FAQ nháp") before drafts had a questions list is listed and editable.
+    async with site.runtime.store.sessions.begin() as s:
+        old = FaqDraft(source="handoff", question="hỏi về karaoke", answer="Liên hệ phòng văn hóa.",
+                       created_by="telegram:5")
+        s.add(old)
+        await s.flush()
+        old_id = old.id
     drafts = await admin.get("/dashboard/kb/drafts")
     assert f"#{old_id}" in drafts.text and "hỏi về karaoke" in drafts.text
     assert "Liên hệ phòng văn hóa." in (await admin.get(f"/dashboard/kb/drafts/{old_id}")).text

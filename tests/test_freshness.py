@@ -14,6 +14,7 @@ import yaml
 from sqlalchemy import select
 
 from bot.dashboard.overlay import apply_status
+from bot.localtime import vn_today
 from bot.runtime import open_store
 from bot.settings import load_settings
 from bot.storage.kb_status import EntryStatus, KbStatusQueries
@@ -26,7 +27,6 @@ from knowledge.freshness import (
     is_uncertain,
     names_a_document,
     review_days,
-    vn_today,
 )
 from knowledge.loader import KnowledgeBase, collect
 from knowledge.schema import Entry

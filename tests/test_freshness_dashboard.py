@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import select
 
 from bot.dashboard.overlay import SOURCE_NEEDED, problems_of
+from bot.localtime import vn_today
 from bot.runtime import Runtime
 from bot.storage.kb_status import KbStatusQueries
 from bot.storage.models import AuditLog, Feedback, utcnow
 from bot.web import create_app
-from knowledge.freshness import vn_today
 from tests.dashboard_harness import Site, settings_for
 from tests.helpers import serve_app
 from tests.test_dashboard_units import _draft

@@ -13,13 +13,13 @@ from sqlalchemy import select
 from bot.dashboard.overlay import OverlaySync, polling
 from bot.freshness import digest_period, send_digest_if_due
 from bot.jobs import run_round
+from bot.localtime import vn_today
 from bot.runtime import open_store
 from bot.settings import load_settings
 from bot.storage.dashboard_queries import DashboardQueries
 from bot.storage.kb_status import KbStatusQueries
 from bot.storage.models import AuditLog, Feedback, utcnow
 from handlers import texts
-from knowledge.freshness import vn_today
 from tests.telegram_harness import ADMIN, TEAM_DEFAULT, buttons, running_bot
 
 QUESTION = "quen mat khau vneid thi lam the nao"

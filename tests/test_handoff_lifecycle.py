@@ -22,7 +22,7 @@ async def open_thread(bot, user: int, text: str):
 async def test_unanswered_thread_is_raised_again_then_closed_when_idle(database_url):
     async with running_bot(database_url) as bot:
         handoff = await open_thread(bot, 1, "đăng ký nuôi chó ở đâu")
-        handoffs = bot.runtime.conversation.handoff
+        handoffs = bot.runtime.handoffs
         await handoffs.remind_and_close(dt.timedelta(0), dt.timedelta(hours=1))
         reminder = bot.fake.sent_to(TEAM_DEFAULT)[-1]
         assert f"#{handoff.id} chưa có ai trả lời" in reminder.plain_text
@@ -69,7 +69,7 @@ async def test_team_reply_survives_an_api_outage_and_is_sent_once(database_url):
         assert rows and not rows[0].delivered  # stored before any attempt to send
         await asyncio.sleep(1.0)
         # Another round of redelivery must not race the live attempt still retrying.
-        assert await bot.runtime.conversation.handoff.redeliver() == 0
+        assert await bot.runtime.handoffs.redeliver() == 0
         bot.fake.clear_outage()
         await bot.fake.wait_for_sent(lambda s: "một cửa" in s.plain_text, chat_id=1, timeout=20)
         await asyncio.sleep(0.5)
@@ -83,10 +83,10 @@ async def test_reply_left_undelivered_by_a_dead_process_is_redelivered_once(data
         message_id = await bot.store.add_handoff_message(handoff.id, "team", "Bạn nộp tại bộ phận một cửa.",
                                                          author="Lan", lease=dt.timedelta(seconds=-1))
         before = len(bot.fake.sent_to(TEAM_DEFAULT))
-        assert await bot.runtime.conversation.handoff.redeliver() == 1
+        assert await bot.runtime.handoffs.redeliver() == 1
         assert "một cửa" in bot.fake.sent_to(1)[-1].plain_text
         [note] = bot.fake.sent_to(TEAM_DEFAULT)[before:]  # the team learns it went out after all
         assert f"Đã gửi câu trả lời tới người dân (câu hỏi #{handoff.id})" in note.plain_text
-        assert await bot.runtime.conversation.handoff.redeliver() == 0  # exactly once
+        assert await bot.runtime.handoffs.redeliver() == 0  # exactly once
         async with bot.store.sessions() as s:
             assert (await s.get(HandoffMessage, message_id)).delivered

@@ -251,7 +251,7 @@ async def test_entries_with_long_ids_still_get_working_buttons(bot):
 async def test_staff_today_counts_start_at_midnight_in_vietnam(bot):
     import datetime as dt
 
-    from handlers.staff import VN_TZ
+    from bot.localtime import VN_TZ
 
     midnight = dt.datetime.now(VN_TZ).replace(hour=0, minute=0, second=0, microsecond=0)
     async with bot.store.sessions.begin() as s:

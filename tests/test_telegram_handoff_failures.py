@@ -92,7 +92,7 @@ async def test_team_is_told_when_the_citizen_blocked_the_bot(bot):
     assert handoff.state == "closed" and not user.active
     await expire_delivery_leases(bot)
     tried = attempts_to(bot, 1)
-    assert await bot.runtime.conversation.handoff.redeliver() == 0
+    assert await bot.runtime.handoffs.redeliver() == 0
     assert attempts_to(bot, 1) == tried  # never retried
 
 
@@ -107,7 +107,7 @@ async def test_refused_team_reply_is_reported_and_not_retried_forever(bot):
     assert not reply.delivered and reply.delivery_error.startswith("rejected")
     await expire_delivery_leases(bot)
     tried = attempts_to(bot, 1)
-    assert await bot.runtime.conversation.handoff.redeliver() == 0
+    assert await bot.runtime.handoffs.redeliver() == 0
     assert attempts_to(bot, 1) == tried
 
 
@@ -196,7 +196,7 @@ async def test_done_twice_notifies_the_citizen_once_and_removes_the_button(bot):
 async def test_replying_to_a_reminder_reaches_the_citizen(bot):
     await open_thread(bot, 1, "đăng ký nuôi chó ở đâu")
     post = await team_post(bot, "nuôi chó")
-    await bot.runtime.conversation.handoff.remind_and_close(dt.timedelta(0), dt.timedelta(hours=1))
+    await bot.runtime.handoffs.remind_and_close(dt.timedelta(0), dt.timedelta(hours=1))
     reminder = bot.fake.sent_to(TEAM_DEFAULT)[-1]
     assert "chưa có ai trả lời" in reminder.plain_text
     assert reminder.reply_to_message_id == post.message_id  # quotes the question
@@ -207,7 +207,7 @@ async def test_replying_to_a_reminder_reaches_the_citizen(bot):
 async def test_auto_close_tells_the_citizen_and_the_team_once(bot):
     await open_thread(bot, 1, "đăng ký nuôi chó ở đâu")
     await team_post(bot, "nuôi chó")
-    handoffs = bot.runtime.conversation.handoff
+    handoffs = bot.runtime.handoffs
     await handoffs.remind_and_close(dt.timedelta(hours=1), dt.timedelta(0))
     assert "đã được đóng vì một thời gian không có trao đổi" in bot.fake.sent_to(1)[-1].plain_text
     assert "tự động đóng" in bot.fake.sent_to(TEAM_DEFAULT)[-1].plain_text
@@ -279,6 +279,6 @@ async def test_team_reply_outside_the_citizens_window_waits_until_they_write_aga
                 assert not reply.delivered and reply.delivery_error is None  # queued, not given up
                 await citizen_says("cảm ơn, tôi chờ")  # the window opens again
                 await expire_delivery_leases(bot)
-                assert await bot.runtime.conversation.handoff.redeliver() == 1
+                assert await bot.runtime.handoffs.redeliver() == 1
                 assert sum("Bạn đưa mèo đi khám nhé." in text for text in zalo.texts_to("z1")) == 1  # once
                 assert "Đã gửi câu trả lời" in bot.fake.sent_to(TEAM_DEFAULT)[-1].plain_text

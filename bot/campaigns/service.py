@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Text, cast, func, or_, select, update
 
+from bot.localtime import VN_TZ as LOCAL_TZ
 from bot.storage.models import AuditLog, Campaign, Delivery, Staff, Subscription, User, utcnow
 from handlers.messages import Link, Quiz, Reply
 from knowledge.schema import TOPICS
 
-LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 UNSUBSCRIBE_FOOTER = "—\nNgừng nhận tin: gõ /huydangky hoặc nhắn \"dừng\"."
 CHANNELS = ("telegram", "zalo", "all")
 # "zalo" reaches citizens on both Zalo products: the Official Account and the Zalo Bot.

@@ -45,4 +45,9 @@ class OutsideWindow(SendError):
 
     Not permanent: the message may be sent once the recipient writes again. A hand-off
     reply hitting it stays queued and the team is told it waits for the citizen
-    (handlers/handoff.py); campaigns skip the recipient."""
+    (bot/handoff/service.py); campaigns skip the recipient."""
+
+
+class ChannelUnavailable(Exception):
+    """No adapter is running for the channel a message must go to (not a SendError: nothing
+    was attempted; raised by bot/channels/registry.py)."""

@@ -7,7 +7,7 @@ import functools
 import logging
 from typing import Protocol
 
-from bot.channels.errors import SendError, Transient
+from bot.channels.errors import ChannelUnavailable, SendError, Transient
 from handlers.messages import Reply
 
 log = logging.getLogger(__name__)
@@ -20,10 +20,6 @@ class ChannelAdapter(Protocol):
                    reply_to: int | None = None) -> int | None: ...
 
     async def create_topic(self, chat_id: str, name: str) -> int | None: ...
-
-
-class ChannelUnavailable(Exception):
-    """No adapter is running for the channel a message must go to."""
 
 
 def short_reason(text: str) -> str:

@@ -324,7 +324,7 @@ class NumberedTextChannel:
         unfollowed is marked unreachable, then RecipientGone propagates.
 
         OutsideWindow propagates: a hand-off answer then stays queued and is retried
-        (handlers/handoff.py), reaching the citizen once they write again.
+        (bot/handoff/service.py), reaching the citizen once they write again.
         """
         for attempt in range(LIVE_ATTEMPTS):
             try:

@@ -30,7 +30,8 @@ from bot.campaigns.service import (
     parse_local_time,
 )
 from bot.dashboard.auth import requires
-from bot.dashboard.common import VN_TZ, dash, is_https_url, path_id, redirect, render, viewer
+from bot.dashboard.common import dash, is_https_url, path_id, redirect, render, viewer
+from bot.localtime import VN_TZ
 from bot.storage.dashboard_queries import StaffAccount, campaign_ward
 from bot.storage.models import Campaign
 from handlers.messages import Link

@@ -13,6 +13,7 @@ from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
+from bot.localtime import VN_TZ, vn_day_start_utc, vn_today
 from bot.runtime import Runtime
 from bot.storage.dashboard_queries import DashboardQueries, Scope, StaffAccount
 from knowledge.schema import CATEGORIES
@@ -21,10 +22,6 @@ HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 STATIC_PREFIX = "/static"
-
-# Vietnam has kept UTC+7 without daylight saving since 1975: a fixed offset is exact and
-# needs no tz database (absent on some Windows machines).
-VN_TZ = dt.timezone(dt.timedelta(hours=7), "ICT")
 
 CHANNEL_NAMES = {"telegram": "Telegram", "web": "Web", "zalo": "Zalo OA", "zalobot": "Zalo Bot", "api": "API"}
 DECISION_NAMES = {"answer": "Trả lời", "suggest": "Gợi ý", "fallback": "Chưa trả lời được", "handoff": "Gửi cán bộ"}
@@ -88,11 +85,11 @@ def local(value: dt.datetime | None) -> dt.datetime | None:
 
 
 def local_today() -> dt.date:
-    return dt.datetime.now(VN_TZ).date()
+    return vn_today()
 
 
 def day_start_utc(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(), VN_TZ).astimezone(dt.UTC)
+    return vn_day_start_utc(day)
 
 
 def parse_day(value: str | None) -> dt.date | None:

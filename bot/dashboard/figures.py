@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from bot.dashboard.common import VN_TZ
+from bot.localtime import VN_TZ
 from bot.storage.dashboard_queries import QuestionRow
 from knowledge.loader import KnowledgeBase
 from knowledge.schema import CATEGORIES

@@ -18,11 +18,12 @@ from collections.abc import Iterable, Mapping
 import yaml
 from pydantic import ValidationError
 
+from bot.localtime import vn_date
 from bot.matching.normalize import fold
 from bot.runtime import Runtime
 from bot.storage.dashboard_queries import DashboardQueries, DraftRow
 from bot.storage.kb_status import EntryStatus, KbStatusQueries
-from knowledge.freshness import names_a_document, vn_date
+from knowledge.freshness import names_a_document
 from knowledge.loader import KnowledgeBase
 from knowledge.schema import CATEGORIES, ID_PATTERN, MAX_ANSWER_CHARS, Entry
 

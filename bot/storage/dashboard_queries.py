@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import Text, and_, case, cast, delete, func, or_, select, update
 from sqlalchemy.orm import aliased
 
+from bot.storage import drafts
+from bot.storage.drafts import DRAFT_FIELDS
 from bot.storage.models import (
     AuditLog,
     Campaign,
@@ -144,10 +146,6 @@ class DraftRow:
     updated_by: str | None = None
     published_at: dt.datetime | None = None
     published_by: str | None = None
-
-
-DRAFT_FIELDS = ("kind", "state", "entry_id", "category", "title", "question", "answer", "questions", "keywords",
-                "links", "related", "wards", "entry_source", "ward")
 
 
 def _draft_row(row: FaqDraft) -> DraftRow:
@@ -433,18 +431,7 @@ class DashboardQueries:
             return _draft_row(row) if row else None
 
     async def create_draft(self, actor: str, source: str, **fields: Any) -> int:
-        unknown = set(fields) - set(DRAFT_FIELDS) - {"handoff_id"}
-        if unknown:
-            raise ValueError(f"unknown draft fields {unknown}")
-        fields.setdefault("question", (fields.get("questions") or [""])[0])
-        fields.setdefault("answer", "")
-        async with self.sessions.begin() as s:
-            row = FaqDraft(source=source, created_by=actor, updated_by=actor, **fields)
-            s.add(row)
-            await s.flush()
-            s.add(AuditLog(actor=actor, action="kb.draft.create", target=str(row.id),
-                           detail={"source": source, "kind": row.kind, "entry_id": row.entry_id}))
-            return row.id
+        return await drafts.add_draft(self.sessions, actor, source, **fields)
 
     async def update_draft(self, draft_id: int, actor: str, action: str, **fields: Any) -> None:
         unknown = set(fields) - set(DRAFT_FIELDS) - {"published_at", "published_by"}

@@ -15,13 +15,12 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bot.privacy import redact, user_key
-from bot.storage import inbound
+from bot.storage import drafts, inbound
 from bot.storage.db import session_factory
 from bot.storage.group_commit import Claim, GroupCommit, LogRow, Touch
 from bot.storage.inbound import MAX_KEY, RecentKeys
 from bot.storage.models import (
     AuditLog,
-    FaqDraft,
     Feedback,
     Handoff,
     HandoffMessage,
@@ -457,14 +456,9 @@ class Store:
                 .order_by(HandoffMessage.id.desc()).limit(1))
             return text or ""
 
-    async def add_draft(self, source: str, question: str, answer: str, created_by: str,
-                        handoff_id: int | None = None) -> int:
-        async with self.sessions.begin() as s:
-            row = FaqDraft(source=source, question=redact(question), answer=answer, created_by=created_by,
-                           handoff_id=handoff_id)
-            s.add(row)
-            await s.flush()
-            return row.id
+    async def add_draft(self, actor: str, source: str, **fields: Any) -> int:
+        """A knowledge-base draft, audited (bot/storage/drafts.py); its id."""
+        return await drafts.add_draft(self.sessions, actor, source, **fields)
 
     # --- staff and audit ---------------------------------------------------------
     async def staff_role(self, channel: str, platform_id: str) -> str | None:
