@@ -1,0 +1,33 @@
+"""The wait before each API call of one delivery attempt, with a hook after the first wait.
+
+The campaign engine marks a delivery "in flight" (state `sending`) in that hook: only once
+the pacer has let the attempt go, so a crash leaves `uncertain` only the deliveries whose
+first API call may really have been made, not those still waiting for their turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+BeforeSend = Callable[[], Awaitable[None]]
+
+
+class NotAttempted(Exception):  # noqa: N818 - it is not an error of the channel
+    """Raised by a `before_send` hook to call the attempt off before anything was sent; says
+    nothing about the channel's health and is not counted as a send error."""
+
+
+def paced(pacer, chat_id: str, broadcast: bool, before_send: BeforeSend | None = None) -> Callable[[], Awaitable[None]]:
+    """An awaitable factory: wait for the pacer (broadcast or live), then, the first time only,
+    run `before_send` (which may raise to stop the attempt before anything is sent)."""
+    pending = [before_send] if before_send is not None else []
+
+    async def pace() -> None:
+        if broadcast:
+            await pacer.broadcast(chat_id)
+        else:
+            await pacer.live()
+        if pending:
+            await pending.pop()()
+
+    return pace
