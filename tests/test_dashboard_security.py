@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 import io
 import re
+import unicodedata
 
 import pytest
 from sqlalchemy import func, select
@@ -151,15 +152,22 @@ def test_local_entries_accept_only_https_links_and_pages_link_only_https():
 async def test_exports_neutralise_spreadsheet_formulas(database_url):
     async with running_site(database_url, wards="phuong-a:=1+2,phuong-b:Phường B") as site:
         await site.account("admin", "admin")
-        for text in ('=HYPERLINK("https://evil.example","bấm")', "+1 hỏi gì", "@SUM(1)", "-2+3"):
+        planted = ('=HYPERLINK("https://evil.example","bấm")', "+1 hỏi gì", "@SUM(1)", "-2+3",
+                   '  =HYPERLINK("https://evil.example")', "＝1+2", "＋1", "－2", "＠SUM(1)", "\u200b=1+1",
+                   "\u00a0\u3000=2+2")
+        for text in planted:
             await site.seed_question(text, ward="phuong-a")
         admin = await site.client("admin")
         for path in ("/dashboard/export/questions.csv", "/dashboard/export/unanswered.csv"):
             _status, body, _ = await admin.raw(path)
             cells = [c for row in csv.reader(io.StringIO(body.decode("utf-8-sig"))) for c in row]
-            risky = [c for c in cells if c[:1] in ("=", "+", "-", "@")]
+            # What a spreadsheet reads as a formula: the first visible character, full-width folded.
+            risky = [c for c in cells
+                     if unicodedata.normalize("NFKC", c.lstrip(" \t\u00a0\u3000\u200b"))[:1] in ("=", "+", "-", "@")]
             assert risky == [], (path, risky)
             assert "'=HYPERLINK(\"https://evil.example\",\"bấm\")" in cells
+            if path.endswith("questions.csv"):  # every question as typed
+                assert "'＝1+2" in cells and "'  =HYPERLINK(\"https://evil.example\")" in cells, cells
         from openpyxl import load_workbook
 
         _status, body, _ = await admin.raw("/dashboard/report.xlsx?period=custom&from=2000-01-01&to=2100-01-01")
