@@ -237,6 +237,38 @@ async def test_ward_account_link_goes_to_review_before_changing_answers(site):
     assert (triage.state, triage.faq_id, triage.ward) == ("linked", "bot.human", "phuong-a")
 
 
+async def test_all_ward_staff_link_goes_to_review_with_the_drafts_content_checks(database_url):
+    async with running_site(database_url) as site:
+        await site.account("admin", "admin")
+        await site.account("can-bo", "staff")  # a staff account for every ward
+        await site.seed_question(CAT, ward="phuong-a")
+        await site.seed_question("con mèo nhà tôi bỏ ăn mấy hôm nay \u200b" + "x" * 9_990, ward="phuong-a")
+        staff = await site.client("can-bo")
+        page = await staff.get("/dashboard/unanswered")
+        done = await act(staff, "link", cluster_forms(page.text, "con mèo"), entry_id="bot.human", back="")
+        assert "quản trị viên duyệt" in done.text  # not live yet
+        async with site.runtime.store.sessions() as s:
+            draft = (await s.scalars(select(FaqDraft))).one()
+        assert (draft.kind, draft.state, draft.ward) == ("variants", "review", None)
+        assert draft.questions and all(len(q) <= 300 and "\u200b" not in q for q in draft.questions)
+        assert not set(draft.questions) & set(site.runtime.knowledge.kb.get("bot.human").questions)
+
+        # A wording with nothing readable (a draft edited to zero-width spaces) cannot be published.
+        admin = await site.client("admin")
+        here = f"/dashboard/kb/drafts/{draft.id}"
+        async with site.runtime.store.sessions.begin() as s:
+            row = await s.get(FaqDraft, draft.id)
+            row.questions = ["\u200b" * 9_999]
+        refused = await admin.post(f"{here}/publish", {}, csrf_from=here)
+        assert "Đã xuất bản" not in refused.text and "chữ hoặc số đọc được" in refused.text
+        assert "\u200b" * 10 not in "".join(site.runtime.knowledge.kb.get("bot.human").questions)
+        # Saving a draft drops such lines.
+        saved = await admin.post(here, {"questions": "\u200b\u200b\u200b\n" + CAT, "op": "save"}, csrf_from=here)
+        assert saved.status == 200
+        async with site.runtime.store.sessions() as s:
+            assert (await s.get(FaqDraft, draft.id)).questions == [CAT]
+
+
 async def test_ward_accounts_see_only_their_wards_versions_and_audit(site):
     await site.account("chi", "admin", ward="phuong-b")
     admin = await site.client("admin")
