@@ -237,6 +237,22 @@ async def test_ward_account_link_goes_to_review_before_changing_answers(site):
     assert (triage.state, triage.faq_id, triage.ward) == ("linked", "bot.human", "phuong-a")
 
 
+async def test_api_ask_is_limited_per_address(database_url):
+    async with running_site(database_url, flood_limit_per_minute=2, trust_proxy_headers=True) as site:
+        client = await site.client()
+
+        async def ask(address: str) -> tuple[int, dict, dict]:
+            async with client.http.post(site.url + "/api/ask", json={"text": "quên mật khẩu vneid"},
+                                        headers={"X-Forwarded-For": address}) as resp:
+                return resp.status, await resp.json(), dict(resp.headers)
+
+        answers = [await ask("203.0.113.7") for _ in range(8)]
+        assert [status for status, _, _ in answers] == [200] * 6 + [429] * 2  # three times the per-citizen limit
+        _, body, headers = answers[-1]
+        assert "quá nhiều câu hỏi" in body["error"] and headers["Retry-After"] == "60"
+        assert (await ask("203.0.113.8"))[0] == 200  # another address is not limited
+
+
 async def test_all_ward_staff_link_goes_to_review_with_the_drafts_content_checks(database_url):
     async with running_site(database_url) as site:
         await site.account("admin", "admin")
