@@ -87,10 +87,11 @@ async def ask(request: web.Request) -> web.Response:
 
     Open without login (ward portals and integrations call it), so each client address may
     ask three times FLOOD_LIMIT_PER_MINUTE per minute (like the web chat); beyond, 429."""
-    from bot.dashboard.auth import client_ip
+    from bot.dashboard.auth import client_address
 
     runtime = request.app[RUNTIME_KEY]
-    if request.app[ASK_GUARD_KEY].check(client_ip(request)) != "ok":
+    address = client_address(request, runtime.settings.trust_proxy_headers)
+    if request.app[ASK_GUARD_KEY].check(address) != "ok":
         response = _error(429, ASK_LIMITED)
         response.headers["Retry-After"] = "60"
         return response

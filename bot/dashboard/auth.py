@@ -99,7 +99,12 @@ def client_ip(request: web.Request) -> str:
     A proxy appends the address it was contacted from to X-Forwarded-For, so only the
     last entry is trustworthy: earlier ones are whatever the client chose to send.
     """
-    if dash(request).settings.trust_proxy_headers:
+    return client_address(request, dash(request).settings.trust_proxy_headers)
+
+
+def client_address(request: web.Request, trust_proxy_headers: bool) -> str:
+    """client_ip for routes outside the dashboard (POST /api/ask), given TRUST_PROXY_HEADERS."""
+    if trust_proxy_headers:
         forwarded = request.headers.getall("X-Forwarded-For", [])
         entries = [part.strip() for value in forwarded for part in value.split(",") if part.strip()]
         if entries:
