@@ -360,6 +360,8 @@ async def start_target(target: str, fake: Fake, workdir: Path) -> tuple[asyncio.
                "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_BASE_URL": fake.url,
                "TELEGRAM_WEBHOOK_URL": "http://127.0.0.1:9", "TELEGRAM_WEBHOOK_SECRET": SECRET,
                "LOG_LEVEL": "WARNING", "ENV_FILE": ""}
+        if target == "ask":  # one address sends everything: lift /api/ask's per-address limit
+            env["FLOOD_LIMIT_PER_MINUTE"] = "10000000"
     proc = await spawn(cmd, env, log)
     await wait_ready(f"http://127.0.0.1:{port}/healthz", proc, log)
     if target == "echo":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import ipaddress
 import json
 import logging
 import secrets
@@ -13,11 +14,15 @@ from aiohttp import web
 from bot import json_body
 from bot.ops import metrics
 from bot.runtime import Runtime
+from handlers.conversation import FloodGuard
 from handlers.messages import IncomingMessage
 
 log = logging.getLogger(__name__)
 
 RUNTIME_KEY: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
+ASK_GUARD_KEY: web.AppKey[FloodGuard] = web.AppKey("ask_guard", FloodGuard)
+ASK_LIMITED = ("Bạn đã gửi quá nhiều câu hỏi trong thời gian ngắn. Bạn vui lòng đợi khoảng một phút "
+               "rồi thử lại.")
 MAX_BODY_BYTES = 64 * 1024
 MAX_ASK_CHARS = 10_000
 
@@ -78,8 +83,18 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 
 
 async def ask(request: web.Request) -> web.Response:
-    """POST {"text": ...} -> the reply the bot would give (decision, answer text, choices)."""
+    """POST {"text": ...} -> the reply the bot would give (decision, answer text, choices).
+
+    Open without login (ward portals and integrations call it), so each client address may
+    ask three times FLOOD_LIMIT_PER_MINUTE per minute (like the web chat); beyond, 429."""
+    from bot.dashboard.auth import client_address
+
     runtime = request.app[RUNTIME_KEY]
+    address = client_address(request, runtime.settings.trust_proxy_headers)
+    if request.app[ASK_GUARD_KEY].check(address) != "ok":
+        response = _error(429, ASK_LIMITED)
+        response.headers["Retry-After"] = "60"
+        return response
     try:
         payload = json_body.parse(await request.read())
     except json_body.BadJson:
@@ -139,9 +154,31 @@ async def telegram_webhook(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
+def listens_beyond_loopback(host: str) -> bool:
+    """Whether WEB_HOST lets other machines connect ("0.0.0.0", a LAN address, a name)."""
+    if host in ("localhost", "ip6-localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return True
+
+
+def warn_open_metrics(settings) -> bool:
+    """At start-up: /metrics answers anyone who can connect when METRICS_TOKEN is empty, which is
+    fine on loopback (nginx in front) but not when the service listens beyond it. True if warned."""
+    if settings.metrics_token or not listens_beyond_loopback(settings.web_host):
+        return False
+    log.warning("GET /metrics is open to anyone who can reach %s:%s: set METRICS_TOKEN (or listen on "
+                "127.0.0.1 behind nginx)", settings.web_host, settings.web_port)
+    return True
+
+
 def create_app(runtime: Runtime) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors])
     app[RUNTIME_KEY] = runtime
+    app[ASK_GUARD_KEY] = FloodGuard(runtime.settings.flood_limit_per_minute * 3)
+    warn_open_metrics(runtime.settings)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_post("/api/ask", ask)

@@ -104,7 +104,7 @@ async def test_link_cluster_to_entry_adds_variants_live(site):
     await site.seed_question(CAT, ward="phuong-a")
     matcher = site.runtime.knowledge.matcher
     assert matcher.match(CAT).decision.value == "fallback"
-    staff = await site.client("can-bo")
+    staff = await site.client("admin")  # an admin's link is live at once; a staff account's is reviewed
     page = await staff.get("/dashboard/unanswered")
     bad = await act(staff, "link", cluster_forms(page.text, "con mèo"), entry_id="khong.ton_tai", back="")
     assert "Hãy chọn một mục có sẵn" in bad.text

@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 import io
 import re
+import unicodedata
 
 import pytest
 from sqlalchemy import func, select
@@ -151,15 +152,22 @@ def test_local_entries_accept_only_https_links_and_pages_link_only_https():
 async def test_exports_neutralise_spreadsheet_formulas(database_url):
     async with running_site(database_url, wards="phuong-a:=1+2,phuong-b:Phường B") as site:
         await site.account("admin", "admin")
-        for text in ('=HYPERLINK("https://evil.example","bấm")', "+1 hỏi gì", "@SUM(1)", "-2+3"):
+        planted = ('=HYPERLINK("https://evil.example","bấm")', "+1 hỏi gì", "@SUM(1)", "-2+3",
+                   '  =HYPERLINK("https://evil.example")', "＝1+2", "＋1", "－2", "＠SUM(1)", "\u200b=1+1",
+                   "\u00a0\u3000=2+2")
+        for text in planted:
             await site.seed_question(text, ward="phuong-a")
         admin = await site.client("admin")
         for path in ("/dashboard/export/questions.csv", "/dashboard/export/unanswered.csv"):
             _status, body, _ = await admin.raw(path)
             cells = [c for row in csv.reader(io.StringIO(body.decode("utf-8-sig"))) for c in row]
-            risky = [c for c in cells if c[:1] in ("=", "+", "-", "@")]
+            # What a spreadsheet reads as a formula: the first visible character, full-width folded.
+            risky = [c for c in cells
+                     if unicodedata.normalize("NFKC", c.lstrip(" \t\u00a0\u3000\u200b"))[:1] in ("=", "+", "-", "@")]
             assert risky == [], (path, risky)
             assert "'=HYPERLINK(\"https://evil.example\",\"bấm\")" in cells
+            if path.endswith("questions.csv"):  # every question as typed
+                assert "'＝1+2" in cells and "'  =HYPERLINK(\"https://evil.example\")" in cells, cells
         from openpyxl import load_workbook
 
         _status, body, _ = await admin.raw("/dashboard/report.xlsx?period=custom&from=2000-01-01&to=2100-01-01")
@@ -227,6 +235,54 @@ async def test_ward_account_link_goes_to_review_before_changing_answers(site):
     async with site.runtime.store.sessions() as s:
         triage = (await s.scalars(select(QuestionTriage))).one()
     assert (triage.state, triage.faq_id, triage.ward) == ("linked", "bot.human", "phuong-a")
+
+
+async def test_api_ask_is_limited_per_address(database_url):
+    async with running_site(database_url, flood_limit_per_minute=2, trust_proxy_headers=True) as site:
+        client = await site.client()
+
+        async def ask(address: str) -> tuple[int, dict, dict]:
+            async with client.http.post(site.url + "/api/ask", json={"text": "quên mật khẩu vneid"},
+                                        headers={"X-Forwarded-For": address}) as resp:
+                return resp.status, await resp.json(), dict(resp.headers)
+
+        answers = [await ask("203.0.113.7") for _ in range(8)]
+        assert [status for status, _, _ in answers] == [200] * 6 + [429] * 2  # three times the per-citizen limit
+        _, body, headers = answers[-1]
+        assert "quá nhiều câu hỏi" in body["error"] and headers["Retry-After"] == "60"
+        assert (await ask("203.0.113.8"))[0] == 200  # another address is not limited
+
+
+async def test_all_ward_staff_link_goes_to_review_with_the_drafts_content_checks(database_url):
+    async with running_site(database_url) as site:
+        await site.account("admin", "admin")
+        await site.account("can-bo", "staff")  # a staff account for every ward
+        await site.seed_question(CAT, ward="phuong-a")
+        await site.seed_question("con mèo nhà tôi bỏ ăn mấy hôm nay \u200b" + "x" * 9_990, ward="phuong-a")
+        staff = await site.client("can-bo")
+        page = await staff.get("/dashboard/unanswered")
+        done = await act(staff, "link", cluster_forms(page.text, "con mèo"), entry_id="bot.human", back="")
+        assert "quản trị viên duyệt" in done.text  # not live yet
+        async with site.runtime.store.sessions() as s:
+            draft = (await s.scalars(select(FaqDraft))).one()
+        assert (draft.kind, draft.state, draft.ward) == ("variants", "review", None)
+        assert draft.questions and all(len(q) <= 300 and "\u200b" not in q for q in draft.questions)
+        assert not set(draft.questions) & set(site.runtime.knowledge.kb.get("bot.human").questions)
+
+        # A wording with nothing readable (a draft edited to zero-width spaces) cannot be published.
+        admin = await site.client("admin")
+        here = f"/dashboard/kb/drafts/{draft.id}"
+        async with site.runtime.store.sessions.begin() as s:
+            row = await s.get(FaqDraft, draft.id)
+            row.questions = ["\u200b" * 9_999]
+        refused = await admin.post(f"{here}/publish", {}, csrf_from=here)
+        assert "Đã xuất bản" not in refused.text and "chữ hoặc số đọc được" in refused.text
+        assert "\u200b" * 10 not in "".join(site.runtime.knowledge.kb.get("bot.human").questions)
+        # Saving a draft drops such lines.
+        saved = await admin.post(here, {"questions": "\u200b\u200b\u200b\n" + CAT, "op": "save"}, csrf_from=here)
+        assert saved.status == 200
+        async with site.runtime.store.sessions() as s:
+            assert (await s.get(FaqDraft, draft.id)).questions == [CAT]
 
 
 async def test_ward_accounts_see_only_their_wards_versions_and_audit(site):

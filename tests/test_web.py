@@ -187,3 +187,15 @@ def test_forged_button_numbers_are_refused_before_the_database():
     assert action_numbers_fit("fb:up:123:vneid.what_is") and action_numbers_fit("camp:seg:7:w:phuong-a")
     assert not action_numbers_fit("fb:up:99999999999999999999:x")
     assert not action_numbers_fit("pick:" + "9" * 5000 + ":x")
+
+
+@pytest.mark.parametrize("host, token, warned", [("0.0.0.0", "", True), ("192.168.1.10", "", True),
+                                                 ("bot.phuong.example", "", True), ("0.0.0.0", "s3cret", False),
+                                                 ("127.0.0.1", "", False), ("::1", "", False),
+                                                 ("localhost", "", False)])
+def test_open_metrics_are_reported_at_start_up(host, token, warned, caplog):
+    settings = load_settings(_env_file=None, telegram_bot_token="", web_host=host, metrics_token=token)
+    with caplog.at_level(logging.WARNING, logger="bot.web"):
+        create_app(Runtime.build(settings))
+    found = [r for r in caplog.records if "METRICS_TOKEN" in r.getMessage()]
+    assert bool(found) == warned and all(r.levelno == logging.WARNING for r in found)

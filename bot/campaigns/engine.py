@@ -8,11 +8,15 @@ channel's broadcast rate holds across processes. Within its lease the sender kee
 of rows in flight, taken round-robin from every due campaign, so a small urgent warning is
 not stuck behind a 100,000-recipient campaign.
 
-Rows are claimed `pending -> sending` (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite has one
-writer) and the result is written only while the row is still `sending`. A crash can only
-leave claimed rows in `sending`; the next holder of the channel's lease marks them
-`uncertain` and they are reported, never re-sent: nobody gets a campaign twice and nobody
-is skipped silently. Retries (429, 5xx, timeouts) go back to `pending` with a
+The lease holder reads a window of due `pending` rows (remembering in memory which it has
+taken), and marks each one `pending -> sending` only when the pacer lets its first API call
+go (the adapter's `before_send` hook, bot/channels/attempts.py), in its own committed
+write, conditional on the row still being pending and its campaign still sending. The result
+is written only while the row is still `sending`. So a crash leaves in `sending` only the
+deliveries whose send had begun: the next holder of the channel's lease marks them
+`uncertain` and they are reported, never re-sent (nobody gets a campaign twice, nobody is
+skipped silently), while the rows that were still waiting for their turn are simply
+`pending` and are sent by the next holder. Retries (429, 5xx, timeouts) go back to `pending` with a
 `next_attempt_at`, never a sleep inside the window; a multi-part message (photo, text,
 quiz) records the parts delivered, so a retry resumes at the part that failed.
 
@@ -40,7 +44,8 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, exists, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from bot.campaigns.service import BROADCAST_CHANNELS, LOCAL_TZ, campaign_reply, recipients_query
+from bot.campaigns.service import BROADCAST_CHANNELS, LOCAL_TZ, campaign_reply, recipients_query, skip_pending
+from bot.channels.attempts import NotAttempted
 from bot.channels.errors import OutsideWindow, RateLimited, RecipientGone, Rejected, SendError, Transient
 from bot.storage import locks
 from bot.storage.models import AuditLog, Campaign, ChannelPause, Delivery, Subscription, User, utcnow
@@ -96,6 +101,11 @@ class Claimed:
     skip: str | None = None  # reason not to send at all (unsubscribed meanwhile, window...)
 
 
+class _NotInFlight(NotAttempted):
+    """The row is no longer pending (or its campaign no longer sending) when its turn came, or
+    its new state could not be written: the send is called off, the row stays as it is."""
+
+
 @dataclass
 class Outcome:
     id: int
@@ -105,6 +115,7 @@ class Outcome:
     attempts: int
     parts_done: int
     next_attempt_at: dt.datetime | None = None
+    from_state: str = "sending"  # the row's state the result replaces: "pending" if never marked in flight
 
 
 @dataclass
@@ -204,12 +215,16 @@ class CampaignRunner:
             for campaign_id in due:
                 await s.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.state.in_(RUNNING_STATES))
                                 .values(state="expired", finished_at=now))
-            # Also catches a retry recorded as pending just after a cancellation or expiry.
-            await s.execute(update(Delivery).where(
-                Delivery.state == "pending",
-                Delivery.campaign_id.in_(select(Campaign.id).where(Campaign.state.in_(("cancelled", "expired")))))
-                .values(state="skipped", error=_stop_reason_sql(), updated_at=now)
-                .execution_options(synchronize_session=False))
+        # Pending rows of stopped campaigns are skipped in short batches (see skip_pending); this
+        # also catches a retry recorded as pending just after a cancellation or expiry, and rows a
+        # cancellation left when its process stopped half-way. Read first (no write lock held
+        # while looking), then write only where there is something to skip.
+        async with self.sessions() as s:
+            stopped = (await s.execute(select(Campaign.id, Campaign.state).where(
+                Campaign.state.in_(("cancelled", "expired")),
+                exists().where(Delivery.campaign_id == Campaign.id, Delivery.state == "pending")))).all()
+        for campaign_id, state in stopped:
+            await skip_pending(self.sessions, campaign_id, state)
         return bool(due)
 
     async def _start_due(self) -> bool:
@@ -370,7 +385,7 @@ class CampaignRunner:
 
     async def _pump(self, channel: str, adapter, halt: asyncio.Event, lost: asyncio.Event) -> bool:
         """Keep a window of deliveries in flight until nothing is due; write results in batches."""
-        tasks: set[asyncio.Task] = set()
+        tasks: dict[asyncio.Task, int] = {}  # in flight -> delivery id
         outcomes: list[Outcome] = []
         changed = asyncio.Event()
         waker = asyncio.create_task(_relay(halt, changed))
@@ -381,8 +396,8 @@ class CampaignRunner:
         last_flush = last_progress = time.monotonic()
 
         def finished(task: asyncio.Task) -> None:
-            tasks.discard(task)
-            if not task.cancelled() and task.exception() is None:
+            tasks.pop(task, None)
+            if not task.cancelled() and task.exception() is None and task.result() is not None:
                 outcomes.append(task.result())
             changed.set()
 
@@ -390,14 +405,15 @@ class CampaignRunner:
             while not halt.is_set():
                 now = time.monotonic()
                 if len(tasks) <= low_water and (idle_since is None or now - idle_since > 2 * RECORD_EVERY):
-                    batch, window = await self._claim_next(channel, adapter, len(tasks))
+                    taken = set(tasks.values()) | {o.id for o in outcomes}  # not re-read until recorded
+                    batch, window = await self._claim_next(channel, adapter, len(tasks), taken)
                     if batch is None:
                         idle_since = now
                     elif batch:
                         idle_since, worked, low_water = None, True, window // 2
                         for content, row in batch:
                             task = asyncio.create_task(self._deliver(channel, adapter, content, row, resumable))
-                            tasks.add(task)
+                            tasks[task] = row.id
                             task.add_done_callback(finished)
                 if not tasks and not outcomes and idle_since is not None:
                     break
@@ -425,8 +441,8 @@ class CampaignRunner:
                 await self._record(outcomes[:])
         return worked
 
-    async def _claim_next(self, channel: str, adapter,
-                          in_flight: int) -> tuple[list[tuple[_Content, Claimed]] | None, int]:
+    async def _claim_next(self, channel: str, adapter, in_flight: int,
+                          taken: set[int]) -> tuple[list[tuple[_Content, Claimed]] | None, int]:
         """(rows to send next, from the due campaigns in turn, and that campaign's window);
         rows are [] if the window is full, None if nothing is due now."""
         await self._sync_pause(channel, adapter)
@@ -444,7 +460,7 @@ class CampaignRunner:
             if in_flight > window // 2:
                 full = True
                 continue
-            rows = await self._claim(channel, campaign_id, window - in_flight)
+            rows = await self._claim(channel, campaign_id, window - in_flight, taken)
             if rows:
                 self._rr[channel] = campaign_id
                 return [(content, row) for row in rows], window
@@ -479,37 +495,32 @@ class CampaignRunner:
             if remaining > pacer.paused_for:
                 pacer.hold(remaining)
 
-    async def _claim(self, channel: str, campaign_id: int, limit: int) -> list[Claimed]:
+    async def _claim(self, channel: str, campaign_id: int, limit: int, taken: set[int]) -> list[Claimed]:
+        """Due pending rows of one campaign on `channel`, not already `taken` by this sender.
+
+        Nothing is written here: a row is marked in flight only when its send begins
+        (`_mark_in_flight`). Only the channel's lease holder reads rows to send; the mark is
+        conditional, so a row is sent by one sender even if a lease changes hands meanwhile."""
         now = utcnow()
         rule = self.rules.get(channel)
         prepare = getattr(rule, "prepare", None)
         if prepare is not None:  # rules with state (quotas) re-read it per window
             await prepare(self.sessions)
-        async with self.sessions.begin() as s:
-            due = (select(Delivery.id, Delivery.user_id).where(
+        async with self.sessions() as s:
+            due = (select(Delivery.id, Delivery.user_id, Delivery.attempts, Delivery.parts_done).where(
                 Delivery.campaign_id == campaign_id, Delivery.channel == channel, Delivery.state == "pending",
                 or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now))
                 .order_by(Delivery.id).limit(limit))
-            if s.bind.dialect.name == "postgresql":
-                # Rows another transaction is claiming are skipped, not waited for. A separate
-                # SELECT: inside `IN (...)` PostgreSQL may re-run a LIMIT ... SKIP LOCKED subquery
-                # and claim more than the limit.
-                due = due.with_for_update(skip_locked=True, of=Delivery)
-            candidates = dict((await s.execute(due)).all())
-            if not candidates:
+            if taken:
+                due = due.where(Delivery.id.not_in(list(taken)))
+            claimed = (await s.execute(due)).all()
+            if not claimed:
                 return []
-            # Read before writing: on SQLite the write lock is then held only for the UPDATE.
             people = {row.id: row for row in (await s.execute(
                 select(User.id, User.platform_id, User.active, User.last_inbound_at,
                        Subscription.active.label("subscribed"))
                 .join(Subscription, Subscription.user_id == User.id, isouter=True)
-                .where(User.id.in_([u for u in candidates.values() if u is not None])))).all()}
-            # `state = 'pending'` again: on SQLite another writer may have claimed some meanwhile.
-            claimed = (await s.execute(
-                update(Delivery).where(Delivery.id.in_(list(candidates)), Delivery.state == "pending")
-                .values(state="sending", updated_at=now)
-                .returning(Delivery.id, Delivery.user_id, Delivery.attempts, Delivery.parts_done)
-                .execution_options(synchronize_session=False))).all()
+                .where(User.id.in_([row[1] for row in claimed if row[1] is not None])))).all()}
         rows = []
         for delivery_id, user_id, attempts, parts_done in sorted(claimed):
             person = people.get(user_id)
@@ -525,12 +536,41 @@ class CampaignRunner:
             rows.append(row)
         return rows
 
-    async def _deliver(self, channel: str, adapter, content: _Content, row: Claimed, resumable: bool) -> Outcome:
-        """One delivery attempt; every failure becomes an outcome, none escapes."""
+    async def _mark_in_flight(self, delivery_id: int) -> None:
+        """`pending -> sending`, committed before the send: from here a crash makes the row
+        `uncertain`. Raises _NotInFlight if the row was resolved or its campaign paused,
+        cancelled or expired since it was read."""
+        async with self.sessions.begin() as s:
+            result = await s.execute(update(Delivery).where(
+                Delivery.id == delivery_id, Delivery.state == "pending",
+                Delivery.campaign_id.in_(select(Campaign.id).where(Campaign.state == "sending")))
+                .values(state="sending", updated_at=utcnow()).execution_options(synchronize_session=False))
+        if not result.rowcount:
+            raise _NotInFlight(delivery_id)
+
+    async def _deliver(self, channel: str, adapter, content: _Content, row: Claimed,
+                       resumable: bool) -> Outcome | None:
+        """One delivery attempt; every failure becomes an outcome, none escapes. None when the
+        row was not ours to send after all (see _mark_in_flight): nothing was sent."""
+        marked = False
+
+        async def before_send() -> None:
+            nonlocal marked
+            try:
+                await self._mark_in_flight(row.id)
+            except _NotInFlight:
+                raise
+            except Exception as exc:  # the database is busy or down: not sent, still pending
+                log.warning("campaign %s: delivery %s not sent now, its state could not be written (%s)",
+                            row.campaign_id, row.id, type(exc).__name__)
+                raise _NotInFlight(row.id) from exc
+            marked = True
+
         def outcome(state: str, error: str | None, attempts: int, parts: int = row.parts_done,
                     retry_in: float | None = None) -> Outcome:
             at = utcnow() + dt.timedelta(seconds=retry_in) if retry_in is not None else None
-            return Outcome(row.id, row.campaign_id, state, error[:300] if error else None, attempts, parts, at)
+            return Outcome(row.id, row.campaign_id, state, error[:300] if error else None, attempts, parts, at,
+                           "sending" if marked else "pending")
 
         if row.skip:
             return outcome("skipped", row.skip, row.attempts)
@@ -538,10 +578,16 @@ class CampaignRunner:
         if resumable and row.parts_done:
             kwargs["skip_parts"] = row.parts_done
         try:
+            if "before_send" in inspect.signature(adapter.deliver).parameters:
+                kwargs["before_send"] = before_send
+            else:  # an adapter without a pacer (the web outbox): marked just before the call
+                await before_send()
             await adapter.deliver(row.platform_id, content.reply, **kwargs)
             return outcome("sent", None, row.attempts + 1, content.parts)
         except asyncio.CancelledError:
             raise
+        except _NotInFlight:
+            return None
         except SendError as exc:
             parts = max(row.parts_done, getattr(exc, "parts_done", 0) if resumable else 0)
             reason = exc.reason or type(exc).__name__
@@ -569,23 +615,27 @@ class CampaignRunner:
             return outcome("failed", f"unexpected error: {type(exc).__name__}: {exc}", row.attempts + 1)
 
     async def _record(self, outcomes: list[Outcome]) -> None:
-        """Write results, only onto rows still `sending` (a later holder may have resolved them)."""
+        """Write results, only onto rows still in the state the sender left them (`sending`, or
+        `pending` for a row skipped before its send): a later holder may have resolved them."""
         now = utcnow()
-        async with self.sessions.begin() as s:
-            retrying = {o.campaign_id for o in outcomes if o.state == "pending"}
-            if retrying:  # a retry of a campaign stopped meanwhile is dropped, with the reason
+        retrying = {o.campaign_id for o in outcomes if o.state == "pending"}
+        if retrying:  # a retry of a campaign stopped meanwhile is dropped, with the reason
+            # Read in its own transaction: on SQLite a transaction that reads and then writes
+            # fails at once ("database is locked") if another write committed in between.
+            async with self.sessions() as s:
                 states = dict((await s.execute(select(Campaign.id, Campaign.state)
                                                .where(Campaign.id.in_(retrying)))).all())
-                for o in outcomes:
-                    if o.state == "pending" and states.get(o.campaign_id) in ("cancelled", "expired"):
-                        o.state, o.error, o.next_attempt_at = "skipped", states[o.campaign_id], None
+            for o in outcomes:
+                if o.state == "pending" and states.get(o.campaign_id) in ("cancelled", "expired"):
+                    o.state, o.error, o.next_attempt_at = "skipped", states[o.campaign_id], None
+        async with self.sessions.begin() as s:
             table = Delivery.__table__
             await s.execute(
-                table.update().where(table.c.id == bindparam("b_id"), table.c.state == "sending").values(
+                table.update().where(table.c.id == bindparam("b_id"), table.c.state == bindparam("b_from")).values(
                     state=bindparam("b_state"), error=bindparam("b_error"), attempts=bindparam("b_attempts"),
                     parts_done=bindparam("b_parts"), next_attempt_at=bindparam("b_next"), updated_at=now),
-                [{"b_id": o.id, "b_state": o.state, "b_error": o.error, "b_attempts": o.attempts,
-                  "b_parts": o.parts_done, "b_next": o.next_attempt_at} for o in outcomes])
+                [{"b_id": o.id, "b_from": o.from_state, "b_state": o.state, "b_error": o.error,
+                  "b_attempts": o.attempts, "b_parts": o.parts_done, "b_next": o.next_attempt_at} for o in outcomes])
 
     # --- progress and reports ------------------------------------------------------------
     def _report_adapter(self, campaign: Campaign):
@@ -707,11 +757,6 @@ class CampaignRunner:
                 await adapter.send(campaign.report_chat, self.render(campaign, by_channel, campaign.state))
             except Exception:
                 log.warning("could not post the report of campaign %s", campaign.id, exc_info=True)
-
-
-def _stop_reason_sql():
-    """'cancelled' or 'expired': the state of the row's campaign, as the skip reason."""
-    return select(Campaign.state).where(Campaign.id == Delivery.campaign_id).scalar_subquery()
 
 
 def _duration(seconds: float) -> str:

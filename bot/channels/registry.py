@@ -7,6 +7,7 @@ import functools
 import logging
 from typing import Protocol
 
+from bot.channels.attempts import NotAttempted
 from bot.channels.errors import ChannelUnavailable, SendError, Transient
 from handlers.messages import Reply
 
@@ -99,7 +100,7 @@ class Channels:
             except Transient as exc:
                 self.health.report(channel, "send", f"sends failing: {exc.reason or type(exc).__name__}")
                 raise
-            except SendError:
+            except (SendError, NotAttempted):
                 raise
             except Exception as exc:
                 self.health.report(channel, "send", f"sends failing: {type(exc).__name__}")

@@ -39,6 +39,7 @@ from telegram.error import (
 )
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
+from bot.channels.attempts import BeforeSend, paced
 from bot.channels.errors import RateLimited, RecipientGone, Rejected, SendError, Transient
 from bot.channels.keyed_locks import KeyedLocks
 from bot.channels.pacing import Pacer
@@ -377,15 +378,17 @@ class TelegramChannel:
 
     # --- outgoing -------------------------------------------------------------------
     async def deliver(self, chat_id: str, reply: Reply, *, thread_id: int | None = None,
-                      reply_to: int | None = None, broadcast: bool = False, skip_parts: int = 0) -> int | None:
+                      reply_to: int | None = None, broadcast: bool = False, skip_parts: int = 0,
+                      before_send: BeforeSend | None = None) -> int | None:
         """One attempt to send a reply (image, text parts, quiz); raises bot.channels.errors types.
 
         Returns the id of the last text message. Each API call is paced: live replies go
         first, broadcasts wait their turn (bot/channels/pacing.py). `skip_parts` resumes a
         retry after the parts an earlier attempt delivered; a raised error's `parts_done`
-        says how many are delivered now (so the photo is not sent twice).
+        says how many are delivered now (so the photo is not sent twice). `before_send` runs once,
+        when the pacer lets the first call go (bot/channels/attempts.py).
         """
-        pace = (lambda: self.pacer.broadcast(chat_id)) if broadcast else self.pacer.live
+        pace = paced(self.pacer, chat_id, broadcast, before_send)
         kwargs: dict = {"message_thread_id": thread_id} if thread_id else {}
         if reply_to:  # the quoted message may be gone
             kwargs["reply_parameters"] = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)

@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -251,8 +251,8 @@ class ZaloBotChannel(NumberedTextChannel):
         return web.Response(text="ok")
 
     # --- outgoing -------------------------------------------------------------------
-    async def _transmit(self, chat_id: str, reply: Reply, rendered: Rendered, broadcast: bool) -> None:
-        pace = (lambda: self.pacer.broadcast(chat_id)) if broadcast else self.pacer.live
+    async def _transmit(self, chat_id: str, reply: Reply, rendered: Rendered,
+                        pace: Callable[[], Awaitable[None]]) -> None:
         send = Parts(pace, self._send)
         if reply.image_url:
             await send("sendPhoto", {"chat_id": chat_id, "photo": reply.image_url})

@@ -27,6 +27,7 @@ import aiohttp
 from aiohttp import web
 
 from bot import json_body
+from bot.channels.attempts import BeforeSend, paced
 from bot.channels.choices import ChoiceStore, Rendered, render
 from bot.channels.errors import RateLimited, RecipientGone, Transient
 from bot.channels.keyed_locks import KeyedLocks
@@ -294,19 +295,21 @@ class NumberedTextChannel:
 
     async def deliver(self, chat_id: str, reply: Reply, *, thread_id: int | None = None,
                       reply_to: int | None = None, broadcast: bool = False, start: int = 1,
-                      remember: bool = True) -> Rendered:
+                      remember: bool = True, before_send: BeforeSend | None = None) -> Rendered:
         """One attempt to send a reply; raises bot.channels.errors types.
 
         With `remember`, numbered choices it shows replace the user's stored ones (a team
         reply, a campaign quiz); a turn stores its replies' choices together instead.
+        `before_send` runs once, when the pacer lets the first call go (bot/channels/attempts.py).
         """
         rendered = render(reply, start)
-        await self._transmit(chat_id, reply, rendered, broadcast)
+        await self._transmit(chat_id, reply, rendered, paced(self.pacer, chat_id, broadcast, before_send))
         if remember and rendered.actions:  # sent: a storage failure must not make it look unsent
             await self._save_choices(chat_id, [rendered])
         return rendered
 
-    async def _transmit(self, chat_id: str, reply: Reply, rendered: Rendered, broadcast: bool) -> None:
+    async def _transmit(self, chat_id: str, reply: Reply, rendered: Rendered,
+                        pace: Callable[[], Awaitable[None]]) -> None:
         raise NotImplementedError
 
     async def send(self, chat_id: str, reply: Reply, *, thread_id: int | None = None,

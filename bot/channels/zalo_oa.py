@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -264,8 +264,8 @@ class ZaloOAChannel(NumberedTextChannel):
             log.debug("zalo: ignored event %s", name)
 
     # --- outgoing -------------------------------------------------------------------
-    async def _transmit(self, chat_id: str, reply: Reply, rendered: Rendered, broadcast: bool) -> None:
-        pace = (lambda: self.pacer.broadcast(chat_id)) if broadcast else self.pacer.live
+    async def _transmit(self, chat_id: str, reply: Reply, rendered: Rendered,
+                        pace: Callable[[], Awaitable[None]]) -> None:
         send = Parts(pace, functools.partial(self._send_message, chat_id))
         if reply.image_url:
             await send({"attachment": {"type": "template", "payload": {

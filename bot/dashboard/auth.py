@@ -3,8 +3,9 @@
 Why this shape: a ward runs one small server, often without a separate identity system,
 so accounts live in our database. Passwords use scrypt (stdlib, memory-hard). The cookie
 holds a random token and the database only its SHA-256, so a copied table cannot be
-replayed. Every form carries the session's CSRF token; failed logins are counted in the
-database so the limit holds across processes and restarts.
+replayed. Every form carries the session's CSRF token; login attempts are recorded in the
+database before the password is checked, and only while the limit admits them, so the limit
+holds across processes, restarts and concurrent guesses.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections import Counter
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -34,6 +36,9 @@ LOGIN_CSRF_COOKIE = "dvc_login"
 SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_LEN = 2**14, 8, 1, 32  # 16 MiB per hash
 MIN_PASSWORD = 10
 IP_FAILURE_FACTOR = 4  # one address may fail for a few accounts before it is paused too
+
+# Password checks run by login_submit, per submitted user name: what the throttle bounds.
+PASSWORD_CHECKS: Counter[str] = Counter()
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -94,7 +99,12 @@ def client_ip(request: web.Request) -> str:
     A proxy appends the address it was contacted from to X-Forwarded-For, so only the
     last entry is trustworthy: earlier ones are whatever the client chose to send.
     """
-    if dash(request).settings.trust_proxy_headers:
+    return client_address(request, dash(request).settings.trust_proxy_headers)
+
+
+def client_address(request: web.Request, trust_proxy_headers: bool) -> str:
+    """client_ip for routes outside the dashboard (POST /api/ask), given TRUST_PROXY_HEADERS."""
+    if trust_proxy_headers:
         forwarded = request.headers.getall("X-Forwarded-For", [])
         entries = [part.strip() for value in forwarded for part in value.split(",") if part.strip()]
         if entries:
@@ -191,16 +201,18 @@ async def login_submit(request: web.Request) -> web.Response:
     ip = client_ip(request)
     settings = d.settings
     window = dt.timedelta(minutes=settings.dashboard_login_lock_minutes)
-    by_user, by_ip = await d.queries.recent_failures(username, ip, utcnow() - window)
     limit = settings.dashboard_login_max_failures
-    if by_user >= limit or by_ip >= limit * IP_FAILURE_FACTOR:
+    # The attempt is recorded (and counted) before the password is checked: see admit_login.
+    attempt = await d.queries.admit_login(username, ip, utcnow() - window, limit, limit * IP_FAILURE_FACTOR)
+    if attempt is None:
         await d.runtime.store.audit(f"login:{username}", "login.throttled", ip)  # type: ignore[union-attr]
         return _login_form(request, f"Bạn đã đăng nhập sai quá nhiều lần. Vui lòng thử lại sau "
                                     f"{settings.dashboard_login_lock_minutes} phút.", status=429, username=username)
     found = await d.queries.login_account(username) if username else None
     stored = found[1] if found else _DUMMY_HASH
+    PASSWORD_CHECKS[username] += 1
     good = await asyncio.to_thread(verify_password, password, stored) and found is not None
-    await d.queries.record_login(username, ip, good)
+    await d.queries.finish_login(attempt, good)
     if not good or found is None:
         return _login_form(request, "Tên đăng nhập hoặc mật khẩu không đúng.", status=401, username=username)
     account = found[0]

@@ -16,7 +16,7 @@ from multidict import MultiDictProxy
 
 from bot.dashboard.auth import requires
 from bot.dashboard.common import dash, path_id, redirect, render, viewer
-from bot.dashboard.overlay import DEFAULT_SOURCE, problems_of, suggest_id
+from bot.dashboard.overlay import DEFAULT_SOURCE, clean_question, problems_of, suggest_id
 from bot.matching.normalize import fold
 from bot.storage.dashboard_queries import DraftRow, Scope
 from knowledge.schema import CATEGORIES
@@ -36,6 +36,12 @@ def _lines(value: str) -> list[str]:
         if line and line not in out:
             out.append(line[:300])
     return out[:MAX_LINES]
+
+
+def _questions(value: str) -> list[str]:
+    """Question wordings from a text area: one per line, cleaned like the links' (clean_question)."""
+    cleaned = (clean_question(line) for line in value.replace("\r\n", "\n").split("\n"))
+    return list(dict.fromkeys(q for q in cleaned if q))[:MAX_LINES]
 
 
 def _items(value: str) -> list[str]:
@@ -192,7 +198,7 @@ async def _fields(request: web.Request, row: DraftRow, form: MultiDictProxy) -> 
     """The draft's columns as the submitted form sets them."""
     d = dash(request)
     account = viewer(request)
-    fields: dict = {"questions": _lines(str(form.get("questions", "")))}
+    fields: dict = {"questions": _questions(str(form.get("questions", "")))}
     if row.kind == "entry":
         category = str(form.get("category", ""))
         title = " ".join(str(form.get("title", "")).split())[:200]

@@ -37,6 +37,29 @@ FIELD_NAMES = {"id": "Mã mục", "category": "Chủ đề", "title": "Tiêu đ�
                "source": "Nguồn", "reviewed": "Ngày rà soát", "wards": "Xã/phường"}
 
 
+MAX_QUESTION_CHARS = 300
+# Characters that show nothing: a wording made only of them (or of punctuation) matches nothing
+# a citizen types and only hides what was added.
+_INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u2060-\u2064\ufeff]")
+
+
+def clean_question(text: str) -> str | None:
+    """A question wording as stored: invisible characters removed, spaces collapsed, cut to
+    MAX_QUESTION_CHARS; None when no letter or digit is left."""
+    line = " ".join(_INVISIBLE.sub("", text).split())[:MAX_QUESTION_CHARS].strip()
+    return line if any(ch.isalnum() for ch in line) else None
+
+
+def question_problems(questions: Iterable[str]) -> list[str]:
+    """What is wrong with a list of wordings, in words staff understand (drafts and links alike)."""
+    found = []
+    if any(clean_question(q) is None for q in questions if q.strip()):
+        found.append("Mỗi cách hỏi cần có chữ hoặc số đọc được (không chỉ ký tự ẩn hay dấu).")
+    if any(len(q) > MAX_QUESTION_CHARS for q in questions):
+        found.append(f"Mỗi cách hỏi tối đa {MAX_QUESTION_CHARS} ký tự.")
+    return found
+
+
 def slug(text: str, limit: int = 40) -> str:
     """'Làm thẻ thư viện' -> 'lam_the_thu_vien' (for entry ids): whole words up to `limit`
     characters; a first word longer than that is cut, as nothing else would fit."""
@@ -87,8 +110,8 @@ def problems_of(row: DraftRow, kb: KnowledgeBase) -> list[str]:
             found.append(f"Không tìm thấy mục {row.entry_id!r} để thêm cách hỏi.")
         if not any(q.strip() for q in row.questions):
             found.append("Cần ít nhất một cách hỏi.")
-        return found
-    found = []
+        return found + question_problems(row.questions)
+    found = question_problems(row.questions)
     if not row.title or len(row.title.strip()) < 3:
         found.append("Cần có tiêu đề (ít nhất 3 ký tự).")
     if row.category not in CATEGORIES:

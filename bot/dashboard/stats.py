@@ -6,6 +6,8 @@ import asyncio
 import csv
 import io
 import logging
+import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -247,11 +249,20 @@ def xlsx_bytes(report: Report) -> bytes:
 
 # --- CSV ------------------------------------------------------------------------------------------
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Spreadsheets skip leading spaces (and invisible characters) and read full-width ＝＋－＠ as
+# formula signs too: " =HYPERLINK(...)" and "＝HYPERLINK(...)" run like "=HYPERLINK(...)".
+_LEADING_BLANKS = re.compile(r"[\s\u00a0\u180e\u200b-\u200f\u2060-\u2064\ufeff]*")
 
 
 def inert(value: object) -> object:
-    """A citizen's text starting like a formula (=HYPERLINK(...)) is shown as text, not run by Excel."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
+    """A citizen's text starting like a formula (=HYPERLINK(...)), also after spaces or in
+    full-width signs, is shown as text, not run by Excel."""
+    if not isinstance(value, str) or not value:
+        return value
+    if value.startswith(FORMULA_START):
+        return "'" + value
+    rest = value[_LEADING_BLANKS.match(value).end():]  # type: ignore[union-attr]
+    if rest and unicodedata.normalize("NFKC", rest[0]).startswith(FORMULA_START[:4]):
         return "'" + value
     return value
 

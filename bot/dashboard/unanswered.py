@@ -7,6 +7,8 @@ from aiohttp import web
 from bot.dashboard import clusters as clustering
 from bot.dashboard.auth import requires
 from bot.dashboard.common import dash, filters_from, redirect, render, viewer
+from bot.dashboard.kb import MAX_LINES
+from bot.dashboard.overlay import clean_question
 
 ACTIONS = {"link", "draft", "out_of_scope", "resolved", "reopen"}
 DONE = {"link": "Đã gắn câu hỏi vào mục có sẵn.", "draft": "Đã tạo bản nháp.",
@@ -70,11 +72,14 @@ async def action(request: web.Request) -> web.Response:
         entry = d.runtime.knowledge.kb.get(entry_id)
         if entry is None:
             raise redirect(back, err="Hãy chọn một mục có sẵn trong kho kiến thức.")
-        texts = [t for t in await d.queries.texts_of(forms, account.ward) if t.lower() not in
-                 {q.lower() for q in entry.questions}]
-        if account.ward and texts:
+        known = {q.lower() for q in entry.questions}
+        # Checked like a draft's wordings: no invisible-only text, at most 300 characters each.
+        cleaned = (clean_question(t) for t in await d.queries.texts_of(forms, account.ward))
+        texts = list(dict.fromkeys(t for t in cleaned if t and t.lower() not in known))[:MAX_LINES]
+        if not account.can("admin") and texts:
             # New wordings change how the bot answers in every ward (matching is shared), so a
-            # ward account's link waits for an admin's review like any other knowledge edit.
+            # staff account's link (a ward's or an all-ward one) waits for an admin's review like
+            # any other knowledge edit; an admin's is published at once.
             draft_id = await d.queries.create_draft(account.actor, "cluster", kind="variants", state="review",
                                                     entry_id=entry.id, questions=texts, ward=account.ward)
             await d.queries.set_triage(forms, "drafted", account.actor, ward=account.ward, draft_id=draft_id)

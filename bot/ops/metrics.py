@@ -10,6 +10,7 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from bot.channels.attempts import NotAttempted
 from bot.channels.errors import OutsideWindow, RateLimited, RecipientGone, Rejected, Transient
 
 REGISTRY = CollectorRegistry()
@@ -92,6 +93,8 @@ def instrument_deliver(channel: str, deliver):
         purpose = "broadcast" if kwargs.get("broadcast") else "reply"
         try:
             result = await deliver(*args, **kwargs)
+        except NotAttempted:  # called off before anything was sent (bot/channels/attempts.py)
+            raise
         except Exception as exc:
             kind = next((name for cls, name in _ERROR_KINDS if isinstance(exc, cls)), "other")
             SEND_ERRORS.labels(channel, kind, error_code(exc)).inc()

@@ -8,6 +8,8 @@ SQLite and PostgreSQL and lets days be counted in Vietnam time.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
@@ -41,6 +43,14 @@ ROLE_RANK = {"viewer": 0, "staff": 1, "admin": 2}
 UNANSWERED_OUTCOMES = ("unhelpful", "not_these")
 CLOSED_TRIAGE = ("linked", "out_of_scope", "resolved")
 DRAFT_STATES = ("draft", "review", "published", "archived")
+
+
+LOGIN_ATTEMPT_RETENTION = dt.timedelta(days=30)  # the record of logins, good and bad
+
+
+def _advisory_key(kind: str, value: str) -> int:
+    """A signed 64-bit PostgreSQL advisory lock key for one account or address."""
+    return int.from_bytes(hashlib.sha256(f"{kind}:{value}".encode()).digest()[:8], "big", signed=True)
 
 
 def text_key(normalized: str) -> str:
@@ -187,6 +197,7 @@ class DashboardQueries:
     def __init__(self, store: Store):
         self.store = store
         self.sessions = store.sessions
+        self._login_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
 
     # --- staff accounts ------------------------------------------------------------------
     async def upsert_staff(self, username: str, password_hash: str, role: str, ward: str | None,
@@ -270,20 +281,85 @@ class DashboardQueries:
             await s.execute(delete(StaffSession).where(StaffSession.token_hash == token_hash))
 
     # --- login throttling ----------------------------------------------------------------
-    async def recent_failures(self, username: str, ip: str, since: dt.datetime) -> tuple[int, int]:
-        async with self.sessions() as s:
-            by_user = await s.scalar(select(func.count()).select_from(LoginAttempt).where(
-                LoginAttempt.username == username, LoginAttempt.success.is_(False), LoginAttempt.created_at >= since))
-            by_ip = await s.scalar(select(func.count()).select_from(LoginAttempt).where(
-                LoginAttempt.ip == ip, LoginAttempt.success.is_(False), LoginAttempt.created_at >= since))
-            return by_user or 0, by_ip or 0
+    async def admit_login(self, username: str, ip: str, since: dt.datetime, user_limit: int,
+                          ip_limit: int) -> int | None:
+        """Record a login attempt before its password is checked, if the limits still admit one.
 
-    async def record_login(self, username: str, ip: str, success: bool) -> None:
+        Returns the attempt's id (it counts as a failure until `finish_login` marks it good),
+        or None when the account or the address is paused. Counting and recording are one
+        step, so concurrent guesses cannot all read the same count before any is written:
+        on PostgreSQL the transaction takes advisory locks on the account and the address
+        (held until commit, across processes); on SQLite the insert comes first and takes
+        the database's write lock, which every other admission waits for. An account's
+        failures count from its last successful login within the window (successes are
+        kept, not used to erase the failures before them); an address's failures are not
+        reset by a success, so logging in to one's own account does not buy more guesses
+        at others.
+        """
+        username, ip = username[:64], ip[:64]
+        by_user, by_ip = await self._login_failures(username, ip, since)
+        if by_user >= user_limit or by_ip >= ip_limit:
+            return None  # already paused: refused without waiting for the lock (a flood stays cheap)
+        # One admission per account and per address at a time in this process, waiting here
+        # rather than holding pooled connections while the database lock is busy.
+        async with self._login_lock(f"user:{username}"), self._login_lock(f"ip:{ip}"):
+            async with self.sessions() as s:
+                try:
+                    if s.bind.dialect.name == "postgresql":
+                        keys = sorted({_advisory_key("login-user", username), _advisory_key("login-ip", ip)})
+                        for key in keys:  # a fixed order: two admissions never wait on each other in a cycle
+                            await s.execute(select(func.pg_advisory_xact_lock(key)))
+                    attempt = LoginAttempt(username=username, ip=ip, success=False, created_at=utcnow())
+                    s.add(attempt)
+                    await s.flush()  # SQLite: the first statement writes, so the write lock is taken here
+                    by_user, by_ip = await self._login_failures(username, ip, since, s, attempt.id)
+                    if by_user >= user_limit or by_ip >= ip_limit:
+                        await s.rollback()
+                        return None
+                    await s.commit()
+                    return attempt.id
+                except BaseException:
+                    await s.rollback()
+                    raise
+
+    @contextlib.asynccontextmanager
+    async def _login_lock(self, key: str):
+        entry = self._login_locks.setdefault(key, (asyncio.Lock(), [0]))
+        entry[1][0] += 1  # users of this lock, waiting or holding: it is dropped when none is left
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1][0] -= 1
+            if not entry[1][0]:
+                del self._login_locks[key]
+
+    async def _login_failures(self, username: str, ip: str, since: dt.datetime, s=None,
+                              exclude: int | None = None) -> tuple[int, int]:
+        """Failed (or still unchecked) attempts since `since`: the account's after its last
+        success, the address's all."""
+        if s is None:
+            async with self.sessions() as fresh:
+                return await self._login_failures(username, ip, since, fresh, exclude)
+        last_success = (select(func.max(LoginAttempt.created_at))
+                        .where(LoginAttempt.username == username, LoginAttempt.success.is_(True))
+                        .scalar_subquery())
+        failed = [LoginAttempt.success.is_(False), LoginAttempt.created_at >= since]
+        if exclude is not None:
+            failed.append(LoginAttempt.id != exclude)
+        by_user = await s.scalar(select(func.count()).select_from(LoginAttempt).where(
+            LoginAttempt.username == username, *failed,
+            or_(last_success.is_(None), LoginAttempt.created_at > last_success)))
+        by_ip = await s.scalar(select(func.count()).select_from(LoginAttempt).where(LoginAttempt.ip == ip, *failed))
+        return by_user or 0, by_ip or 0
+
+    async def finish_login(self, attempt_id: int, success: bool) -> None:
+        """Mark an admitted attempt good (a failure stays as admitted); prune attempts older than
+        LOGIN_ATTEMPT_RETENTION."""
         async with self.sessions.begin() as s:
-            await s.execute(delete(LoginAttempt).where(LoginAttempt.created_at < utcnow() - dt.timedelta(days=2)))
-            if success:  # a good login clears the account's failures
-                await s.execute(delete(LoginAttempt).where(LoginAttempt.username == username))
-            s.add(LoginAttempt(username=username[:64], ip=ip[:64], success=success))
+            if success:
+                await s.execute(update(LoginAttempt).where(LoginAttempt.id == attempt_id).values(success=True))
+            await s.execute(delete(LoginAttempt).where(LoginAttempt.created_at < utcnow() - LOGIN_ATTEMPT_RETENTION))
 
     # --- unanswered questions and triage -------------------------------------------------
     def _question_scope(self, scope: Scope) -> list:
