@@ -21,6 +21,7 @@ from bot.storage.group_commit import Claim, GroupCommit, LogRow, Touch
 from bot.storage.inbound import MAX_KEY, RecentKeys
 from bot.storage.models import (
     AuditLog,
+    FaqDraft,
     Feedback,
     Handoff,
     HandoffMessage,
