@@ -71,6 +71,7 @@ class MatchResult:
     score: float
     alternatives: list[str] = field(default_factory=list)
     normalized: str = ""
+    not_covered: bool = False
 
     def as_dict(self) -> dict:
         return {

@@ -1,0 +1,139 @@
+"""Follow-ups: "còn lệ phí thì sao?", "làm ở đâu?", "còn cái kia thì sao" after an answer.
+
+Why: such a message names no topic, so the matcher alone answers it with whatever entry talks
+about fees in general. Read against the entry answered just before (bot/storage/context.py),
+it gets that entry's facet (knowledge/FORMAT.md), one of its related entries, or, when unsure,
+choices within that topic. A message that clearly asks about something else is left to the
+matcher. `read` is pure and synchronous.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import yaml
+
+from bot.matching import Decision, MatchResult
+from bot.matching.matcher import Matcher
+from bot.matching.normalize import canonical, fold
+from bot.storage.context import DialogueContext
+from knowledge.loader import KnowledgeBase
+from knowledge.schema import FACETS, Entry
+
+LEXICON_FILE = Path(__file__).resolve().parent.parent / "knowledge" / "lexicon" / "followup.yaml"
+SHORT_WORDS = 9  # a follow-up is short; a longer message is a question of its own
+OWN_CLEAR_MARGIN = 8.0
+TOPIC_HINT_SCORE = 40.0  # with the previous topic's title the message means something in that topic  # the message alone must beat the previous topic by this much to leave it
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(fold(canonical(text)).split())
+
+
+def _contains(words: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
+    n = len(phrase)
+    return any(words[i : i + n] == phrase for i in range(len(words) - n + 1))
+
+
+@dataclass(frozen=True)
+class FollowupLexicon:
+    openers: tuple[tuple[str, ...], ...]
+    references: tuple[tuple[str, ...], ...]
+    others: tuple[tuple[str, ...], ...]
+    facets: dict[str, tuple[tuple[str, ...], ...]]
+
+    @classmethod
+    def from_file(cls, path: Path = LEXICON_FILE) -> FollowupLexicon:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+        def phrases(items) -> tuple[tuple[str, ...], ...]:
+            found = {_words(str(item)) for item in items or ()}
+            return tuple(sorted((p for p in found if p), key=len, reverse=True))
+
+        facets = {key: phrases(items) for key, items in (data.get("facets") or {}).items()}
+        unknown = set(facets) - set(FACETS)
+        if unknown:
+            raise ValueError(f"{path.name}: unknown facets {sorted(unknown)}")
+        return cls(phrases(data.get("openers")), phrases(data.get("references")), phrases(data.get("others")),
+                   facets)
+
+
+class Move(StrEnum):
+    FACET = "facet"  # answer one part of the previous entry
+    ENTRY = "entry"  # answer an entry (the previous one, a related one, or the other choice)
+    CHOICES = "choices"  # unsure: offer choices within the previous topic
+
+
+@dataclass(frozen=True)
+class FollowupReading:
+    move: Move
+    entry_id: str | None = None
+    facet: str | None = None
+    choices: tuple[str, ...] = ()  # entry ids
+    facets: tuple[str, ...] = field(default_factory=tuple)  # facet keys offered with the choices
+
+
+class FollowupReader:
+    def __init__(self, lexicon: FollowupLexicon | None = None):
+        self.lexicon = lexicon or FollowupLexicon.from_file()
+
+    def facet_of(self, words: tuple[str, ...]) -> str | None:
+        """The facet the message asks about (the longest cue wins), or None."""
+        best: tuple[int, str] | None = None
+        for key, phrases in self.lexicon.facets.items():
+            for phrase in phrases:
+                if _contains(words, phrase) and (best is None or len(phrase) > best[0]):
+                    best = (len(phrase), key)
+                    break
+        return best[1] if best else None
+
+    def shaped(self, words: tuple[str, ...]) -> bool:
+        """Worded like a follow-up: opens with "còn/thế/vậy", or points back ("cái đó")."""
+        opens = any(words[: len(p)] == p for p in self.lexicon.openers)
+        return opens or any(_contains(words, p) for p in self.lexicon.references)
+
+    def read(self, text: str, context: DialogueContext, matcher: Matcher, kb: KnowledgeBase,
+             own: MatchResult) -> FollowupReading | None:
+        """How to answer `text` given the previous answer; None when it is a question of its own."""
+        words = _words(text)
+        if not words or len(words) > SHORT_WORDS * 2:
+            return None
+        previous = kb.get(context.faq_id) if context.faq_id else None
+        if any(_contains(words, p) for p in self.lexicon.others):
+            other = next((c for c in context.choices if c != context.faq_id and kb.get(c) is not None), None)
+            if other is not None:
+                return FollowupReading(Move.ENTRY, other)
+        if previous is None:
+            return None
+        facet = self.facet_of(words)
+        shaped = self.shaped(words)
+        short = len(words) <= SHORT_WORDS
+        if not (facet or shaped or short):
+            return None
+        family = _family(previous, kb)
+        _normalized, ranked = matcher.scores(f"{text} {previous.title}")
+        in_topic = [(fid, score) for fid, score in ranked if fid in family]
+        topic_best = in_topic[0] if in_topic else (previous.id, 0.0)
+        own_clear = (own.decision is Decision.ANSWER and own.faq_id is not None and own.faq_id not in family
+                     and own.score >= topic_best[1] + OWN_CLEAR_MARGIN)
+        if own_clear and not (facet and facet in previous.facets):
+            return None  # clearly about something else ("còn thẻ bảo hiểm y tế thì mở ở mục nào?")
+        if facet and facet in previous.facets:
+            return FollowupReading(Move.FACET, previous.id, facet)
+        if own.decision is Decision.ANSWER and own.faq_id in family:
+            return FollowupReading(Move.ENTRY, own.faq_id)
+        if topic_best[0] != previous.id and topic_best[1] >= matcher.thresholds.answer_score:
+            return FollowupReading(Move.ENTRY, topic_best[0])  # a related entry answers it
+        if facet or shaped:
+            return FollowupReading(Move.ENTRY, previous.id)  # the previous answer covers that part
+        if own.decision is not Decision.ANSWER and topic_best[1] >= TOPIC_HINT_SCORE:
+            choices = tuple(fid for fid, _s in in_topic[:3]) or (previous.id,)
+            return FollowupReading(Move.CHOICES, previous.id, choices=choices, facets=tuple(previous.facets)[:3])
+        return None
+
+
+def _family(entry: Entry, kb: KnowledgeBase) -> list[str]:
+    """The previous entry and its related entries: where a follow-up is looked for first."""
+    return [entry.id, *(rid for rid in entry.related if kb.get(rid) is not None)]

@@ -1,0 +1,110 @@
+"""Two questions in one message: "quên mật khẩu vneid với cả muốn đổi số điện thoại luôn".
+
+Why split at all: the matcher scores a message against one entry at a time, so a message
+carrying two topics matches neither well. The message is cut at Vietnamese joiners and
+punctuation, and a cut is accepted only when both sides match different entries with
+confidence; "đăng ký và kích hoạt" stays one question because "đăng ký" alone matches nothing
+with confidence. When the first part is clear and the second (after a question mark or a new
+line) matches nothing, the second part is reported as not understood instead of being lost.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bot.matching import Decision, MatchResult
+from bot.matching.matcher import Matcher
+from bot.matching.normalize import canonical, fold
+
+# Cut points, strongest first. Joiners are matched as whole words, without diacritics.
+STRONG = re.compile(r"[?？;\n]+|[.!](?=\s)")
+JOINERS = ("voi ca", "voi lai", "vs ca", "vs lai", "them nua", "ngoai ra", "con nua", "con", "va", "voi",
+           "ma", "xong roi", "xong", "roi", "tien the", "nhan tien", "cho hoi them", "hoi them")
+MIN_PART_WORDS = 2
+QUESTION_WORDS = ("sao", "gi", "nao", "dau", "khong", "ko", "k", "bao nhieu", "bao lau", "the nao", "ntn",
+                  "duoc khong", "chua", "ai", "may")
+SHORT_ANSWER_CHARS = 420  # both answers this short: answer both instead of offering the second
+
+
+@dataclass(frozen=True)
+class TwoQuestions:
+    first: MatchResult
+    second: MatchResult | None  # None: the second part matched nothing
+    first_text: str
+    second_text: str
+
+    @property
+    def understood(self) -> bool:
+        return self.second is not None
+
+
+def _confident(result: MatchResult) -> bool:
+    return result.decision is Decision.ANSWER and result.faq_id is not None
+
+
+def _offerable(result: MatchResult) -> bool:
+    return result.decision in (Decision.ANSWER, Decision.SUGGEST) and result.faq_id is not None
+
+
+def _word_count(text: str) -> int:
+    return len(canonical(text).split())
+
+
+def _looks_like_question(text: str) -> bool:
+    folded = f" {fold(canonical(text))} "
+    return "?" in text or any(f" {w} " in folded for w in QUESTION_WORDS)
+
+
+def cuts(text: str) -> list[tuple[str, str, bool]]:
+    """Candidate (left, right, strong) splits of the message, strong separators first."""
+    found: list[tuple[str, str, bool]] = []
+    for m in STRONG.finditer(text):
+        left, right = text[: m.start()].strip(), text[m.end():].strip()
+        if left and right:
+            found.append((left, right, True))
+    words = text.split()
+    folded = [fold(canonical(w)) for w in words]
+    for i in range(1, len(words) - 1):
+        for joiner in JOINERS:
+            size = len(joiner.split())
+            if " ".join(folded[i : i + size]) == joiner:
+                left, right = " ".join(words[:i]), " ".join(words[i + size:])
+                if left.strip(" ,") and right.strip(" ,"):
+                    found.append((left.strip(" ,"), right.strip(" ,"), False))
+                break
+    # a comma joins two questions as often as a joiner does ("đổi bằng lái online làm sao vậy, còn ...")
+    for m in re.finditer(r",", text):
+        left, right = text[: m.start()].strip(), text[m.end():].strip()
+        if left and right:
+            found.append((left, right, False))
+    return found
+
+
+def find_two(matcher: Matcher, text: str, whole: MatchResult | None = None) -> TwoQuestions | None:
+    """The two questions in the message, or None when it reads as one question."""
+    best: tuple[float, TwoQuestions] | None = None
+    unmatched: TwoQuestions | None = None
+    seen: set[tuple[str, str]] = set()
+    for left, right, strong in cuts(text):
+        if (left, right) in seen or min(_word_count(left), _word_count(right)) < MIN_PART_WORDS:
+            continue
+        seen.add((left, right))
+        first, second = matcher.match(left), matcher.match(right)
+        if _confident(first) and _offerable(second) and second.faq_id != first.faq_id:
+            score = min(first.score, second.score) + (5.0 if _confident(second) else 0.0)
+            if best is None or score > best[0]:
+                best = (score, TwoQuestions(first, second, left, right))
+        elif (strong and unmatched is None and _confident(first) and second.decision is Decision.FALLBACK
+              and _word_count(right) >= 3 and _looks_like_question(right)):
+            unmatched = TwoQuestions(first, None, left, right)
+    if best is not None:
+        two = best[1]
+        # The whole message matched one entry better than either part: it is one question.
+        if whole is not None and _confident(whole) and whole.score > max(two.first.score, two.second.score) + 5:
+            return None
+        return two
+    if unmatched is not None and not (whole is not None and _confident(whole)
+                                      and whole.score >= unmatched.first.score - 3):
+        return unmatched  # the unmatched part lowered the whole's score: it is a question of its own
+    return None
