@@ -87,7 +87,8 @@ class DialogueFeature:
         if detection is not None:
             if detection.pure:
                 return await self.small_talk(turn, text, detection.intent)
-            question = " ".join(detection.rest)
+            # courtesy words dilute the question; "ok" and "dạ" are part of what follows them
+            question = text if detection.intent is Intent.ACK else detection.remainder
         own = self.c.match(question)
         if question != text:
             own = dataclasses.replace(own, normalized=self.c.knowledge.normalizer.normalized(text))
@@ -112,6 +113,8 @@ class DialogueFeature:
         """Small talk with other words: a question the knowledge base answers wins; otherwise
         complaints, "who are you", goodbyes and praise stand, greetings and thanks stand unless
         a question follows them, and a bare "ok" stands only alone."""
+        if detection.intent is Intent.ACK:
+            return False  # "ok" alone was handled as pure; with more words it is a message to read
         if len(detection.rest) < 2:
             return True  # one stray word ("bot sai hoài") is no question
         shadowed = SHADOWED if detection.intent in STANDALONE else {SMALLTALK_ENTRY}
@@ -119,8 +122,6 @@ class DialogueFeature:
             return False
         if own.faq_id == SMALLTALK_ENTRY or detection.intent in STANDALONE:
             return True
-        if detection.intent is Intent.ACK:
-            return len(detection.rest) <= 1 and own.decision is not Decision.SUGGEST
         looks_like_question = any(w in QUESTION_MARKS for w in detection.rest)
         return not (len(detection.rest) >= QUESTION_AFTER_COURTESY_WORDS and looks_like_question)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 
 import yaml
@@ -29,12 +30,19 @@ TOPIC_HINT_SCORE = 40.0  # with the previous topic's title the message means som
 
 
 def _words(text: str) -> tuple[str, ...]:
-    return tuple(fold(canonical(text)).split())
+    return tuple(canonical(text).split())
+
+
+def _same(typed: tuple[str, ...], listed: tuple[str, ...]) -> bool:
+    """Typed without diacritics, a word matches any accented form ("con" may be "còn"); typed
+    with them, only itself ("con mèo" is not "còn")."""
+    return len(typed) == len(listed) and all(
+        (fold(t) == fold(w)) if t.isascii() else t == w for t, w in zip(typed, listed))
 
 
 def _contains(words: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
     n = len(phrase)
-    return any(words[i : i + n] == phrase for i in range(len(words) - n + 1))
+    return any(_same(words[i : i + n], phrase) for i in range(len(words) - n + 1))
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,7 @@ class FollowupLexicon:
     references: tuple[tuple[str, ...], ...]
     others: tuple[tuple[str, ...], ...]
     facets: dict[str, tuple[tuple[str, ...], ...]]
+    function_words: frozenset[str]
 
     @classmethod
     def from_file(cls, path: Path = LEXICON_FILE) -> FollowupLexicon:
@@ -56,8 +65,9 @@ class FollowupLexicon:
         unknown = set(facets) - set(FACETS)
         if unknown:
             raise ValueError(f"{path.name}: unknown facets {sorted(unknown)}")
+        function_words = frozenset(w for item in data.get("function_words") or () for w in _words(str(item)))
         return cls(phrases(data.get("openers")), phrases(data.get("references")), phrases(data.get("others")),
-                   facets)
+                   facets, function_words)
 
 
 class Move(StrEnum):
@@ -91,8 +101,26 @@ class FollowupReader:
 
     def shaped(self, words: tuple[str, ...]) -> bool:
         """Worded like a follow-up: opens with "còn/thế/vậy", or points back ("cái đó")."""
-        opens = any(words[: len(p)] == p for p in self.lexicon.openers)
+        opens = any(_same(words[: len(p)], p) for p in self.lexicon.openers)
         return opens or any(_contains(words, p) for p in self.lexicon.references)
+
+    def residue(self, words: tuple[str, ...]) -> list[str]:
+        """The words of a message that could name a topic: without the follow-up's own words."""
+        marks = [*self.lexicon.openers, *self.lexicon.references, *self.lexicon.others,
+                 *(p for phrases in self.lexicon.facets.values() for p in phrases)]
+        covered = [False] * len(words)
+        for phrase in marks:
+            n = len(phrase)
+            for i in range(len(words) - n + 1):
+                if _same(words[i : i + n], phrase):
+                    covered[i : i + n] = [True] * n
+        function_words = self.lexicon.function_words
+        return [w for w, c in zip(words, covered)
+                if not c and w not in function_words and not (w.isascii() and w in self._folded_function_words)]
+
+    @cached_property
+    def _folded_function_words(self) -> frozenset[str]:
+        return frozenset(fold(w) for w in self.lexicon.function_words)
 
     def read(self, text: str, context: DialogueContext, matcher: Matcher, kb: KnowledgeBase,
              own: MatchResult) -> FollowupReading | None:
@@ -116,20 +144,25 @@ class FollowupReader:
         _normalized, ranked = matcher.scores(f"{text} {previous.title}")
         in_topic = [(fid, score) for fid, score in ranked if fid in family]
         topic_best = in_topic[0] if in_topic else (previous.id, 0.0)
-        own_clear = (own.decision is Decision.ANSWER and own.faq_id is not None and own.faq_id not in family
-                     and own.score >= topic_best[1] + OWN_CLEAR_MARGIN)
-        if own_clear and not (facet and facet in previous.facets):
+        pure = len(self.residue(words)) <= 1  # "còn lệ phí thì sao?" names no topic of its own
+        own_clear = (not pure and own.decision is Decision.ANSWER and own.faq_id is not None
+                     and own.faq_id not in family and own.score >= topic_best[1] + OWN_CLEAR_MARGIN)
+        if own_clear:
             return None  # clearly about something else ("còn thẻ bảo hiểm y tế thì mở ở mục nào?")
         if facet and facet in previous.facets:
             return FollowupReading(Move.FACET, previous.id, facet)
+        if pure and (facet or shaped):
+            return FollowupReading(Move.ENTRY, previous.id)  # about this topic, nothing else named
         if own.decision is Decision.ANSWER and own.faq_id in family:
             return FollowupReading(Move.ENTRY, own.faq_id)
         if topic_best[0] != previous.id and topic_best[1] >= matcher.thresholds.answer_score:
             return FollowupReading(Move.ENTRY, topic_best[0])  # a related entry answers it
-        if facet or shaped:
-            return FollowupReading(Move.ENTRY, previous.id)  # the previous answer covers that part
-        if own.decision is not Decision.ANSWER and topic_best[1] >= TOPIC_HINT_SCORE:
-            choices = tuple(fid for fid, _s in in_topic[:3]) or (previous.id,)
+        if own.decision is Decision.ANSWER:
+            return None  # a question of its own
+        unsure_in_topic = own.decision is Decision.SUGGEST and (own.faq_id in family
+                                                               or any(a in family for a in own.alternatives))
+        if in_topic and (facet or unsure_in_topic):
+            choices = tuple(fid for fid, _s in in_topic[:3])
             return FollowupReading(Move.CHOICES, previous.id, choices=choices, facets=tuple(previous.facets)[:3])
         return None
 

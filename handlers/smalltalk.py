@@ -13,6 +13,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 
 import yaml
@@ -47,14 +48,21 @@ PRIORITY = (Intent.COMPLAINT, Intent.IDENTITY, Intent.GOODBYE, Intent.THANKS, In
 STANDALONE = frozenset({Intent.COMPLAINT, Intent.IDENTITY, Intent.GOODBYE, Intent.PRAISE})
 
 
-def _words(text: str) -> tuple[str, ...]:
-    return tuple(fold(canonical(text)).split())
+def _accented(text: str) -> tuple[str, ...]:
+    return tuple(canonical(text).split())
+
+
+def _same_word(typed: str, listed: str) -> bool:
+    """A word typed without diacritics matches any accented form; one typed with them must be
+    exactly that word ("ở" is not "ờ", "làm" is not "lắm")."""
+    return fold(typed) == fold(listed) if typed.isascii() else typed == listed
 
 
 @dataclass(frozen=True)
 class Detection:
     intent: Intent
     rest: tuple[str, ...]  # words that are neither small talk nor filler
+    remainder: str = ""  # the message without its small-talk phrases (fillers kept), for matching
 
     @property
     def pure(self) -> bool:
@@ -63,26 +71,37 @@ class Detection:
 
 @dataclass(frozen=True)
 class SmallTalkLexicon:
-    phrases: dict[tuple[str, ...], Intent]
-    fillers: frozenset[str]
+    # folded phrase -> [(the phrase as listed, its intent)]
+    phrases: dict[tuple[str, ...], list[tuple[tuple[str, ...], Intent]]]
+    fillers: frozenset[str]  # as listed (accented where written so)
     emoji: dict[str, Intent]
 
     @classmethod
     def from_file(cls, path: Path = LEXICON_FILE) -> SmallTalkLexicon:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        phrases: dict[tuple[str, ...], Intent] = {}
+        phrases: dict[tuple[str, ...], list[tuple[tuple[str, ...], Intent]]] = {}
         for intent, items in (data.get("intents") or {}).items():
             for item in items or ():
-                words = _words(str(item))
-                if words:
-                    phrases.setdefault(words, Intent(intent))
-        fillers = frozenset(w for item in data.get("fillers") or () for w in _words(str(item)))
+                listed = _accented(str(item))
+                if listed:
+                    phrases.setdefault(tuple(fold(w) for w in listed), []).append((listed, Intent(intent)))
+        fillers = frozenset(w for item in data.get("fillers") or () for w in _accented(str(item)))
         emoji = {unicodedata.normalize("NFC", str(k)): Intent(v) for k, v in (data.get("emoji") or {}).items()}
         return cls(phrases, fillers, emoji)
 
     @property
     def longest(self) -> int:
         return max((len(p) for p in self.phrases), default=1)
+
+    def is_filler(self, word: str) -> bool:
+        return any(_same_word(word, filler) for filler in self._fillers_by_fold.get(fold(word), ()))
+
+    @cached_property
+    def _fillers_by_fold(self) -> dict[str, list[str]]:
+        grouped: dict[str, list[str]] = {}
+        for filler in self.fillers:
+            grouped.setdefault(fold(filler), []).append(filler)
+        return grouped
 
 
 class SmallTalk:
@@ -92,27 +111,35 @@ class SmallTalk:
         self.lexicon = lexicon or SmallTalkLexicon.from_file()
         self._longest = self.lexicon.longest
 
+    def _phrase_at(self, words: tuple[str, ...], folded: tuple[str, ...], i: int) -> tuple[int, Intent] | None:
+        for size in range(min(self._longest, len(words) - i), 0, -1):
+            for listed, intent in self.lexicon.phrases.get(folded[i : i + size], ()):
+                if all(_same_word(t, w) for t, w in zip(words[i : i + size], listed)):
+                    return size, intent
+        return None
+
     def detect(self, text: str) -> Detection | None:
         """The small-talk intent of the message and the words left over, or None without any."""
         found: set[Intent] = {intent for mark, intent in self.lexicon.emoji.items() if mark in text}
-        words = _words(text)
+        words = _accented(text)
+        folded = tuple(fold(w) for w in words)
         rest: list[str] = []
+        kept: list[str] = []
         i = 0
         while i < len(words):
-            for size in range(min(self._longest, len(words) - i), 0, -1):
-                intent = self.lexicon.phrases.get(words[i : i + size])
-                if intent is not None:
-                    found.add(intent)
-                    i += size
-                    break
-            else:
-                if words[i] not in self.lexicon.fillers:
-                    rest.append(words[i])
-                i += 1
+            hit = self._phrase_at(words, folded, i)
+            if hit is not None:
+                found.add(hit[1])
+                i += hit[0]
+                continue
+            kept.append(words[i])
+            if not self.lexicon.is_filler(words[i]):
+                rest.append(folded[i])
+            i += 1
         if not found:
             return None
         intent = next(i for i in PRIORITY if i in found)
-        return Detection(intent, tuple(rest))
+        return Detection(intent, tuple(rest), " ".join(kept))
 
 
 def replies_for(intent: Intent, question_ref: str = "0") -> list[Reply]:
