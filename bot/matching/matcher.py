@@ -26,9 +26,12 @@ from enum import StrEnum
 from functools import lru_cache
 
 import numpy as np
-from rapidfuzz import fuzz, process
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
 
+from bot.matching import background as bg
 from bot.matching.normalize import Normalizer, canonical, fold
+from bot.matching.scope import Scope
 from knowledge.loader import KnowledgeBase
 
 # Blend weights (chosen with bench/accuracy.py on the development set).
@@ -42,8 +45,16 @@ OOV_FACTOR = 1.0  # weight of a word unknown to the whole knowledge base, relati
 ANSWER_CREDIT = 0.5  # share of a word's weight an entry earns when only its answer text has the word
 EVIDENCE_FULL = 14.0  # matched word weight that counts as full evidence, however long the question
 COVER_CAP = 8.0  # question weight that counts as fully covered: a long question need not match every word
-SPELL_CUTOFF = 85.0
-SPELL_MIN_LEN = 5
+SPELL_MIN_LEN = 4  # shorter words are too often other words one letter away
+SPELL_LONG = 8  # words this long may be two edits away from the right one
+SPELL_MAX_ZIPF = 3.0  # a word at least this common in Vietnamese is a real word, never "corrected"
+# Background frequency (bot/matching/background.py): an unknown word as rare as Zipf BG_RARE_ZIPF
+# or rarer weighs fully (OOV_FACTOR); as common as BG_COMMON_ZIPF or more, BG_FLOOR of that.
+BG_RARE_ZIPF = 2.5
+BG_COMMON_ZIPF = 6.0
+BG_FLOOR = 0.05
+ACCENT_TRUST_ZIPF = 3.0  # a word typed with diacritics this common is that word, not a KB word it folds onto
+NEAR_FACTOR = 0.8  # scores from this share of the suggest threshold are near: offered as choices on fallback
 CORRECTED_WEIGHT = 0.8  # a spelling-corrected word is less certain than one typed right
 NUMBER_WEIGHT = 1.0  # weight of a number, known or not
 MAX_QUERY_TOKENS = 60  # longer messages are cut; questions are short
@@ -71,6 +82,9 @@ class MatchResult:
     score: float
     alternatives: list[str] = field(default_factory=list)
     normalized: str = ""
+    # The knowledge base has no guide for this question (a neighbouring subject it does not cover,
+    # or a near miss under the thresholds): decision is FALLBACK, faq_id None, and `alternatives`
+    # holds up to three closest entries (possibly none) to offer beside the hand-off.
     not_covered: bool = False
 
     def as_dict(self) -> dict:
@@ -79,6 +93,7 @@ class MatchResult:
             "faq_id": self.faq_id,
             "score": round(self.score, 2),
             "alternatives": list(self.alternatives),
+            "not_covered": self.not_covered,
         }
 
 
@@ -129,11 +144,17 @@ class Matcher:
     """Immutable index over one knowledge base; `match` is pure and synchronous."""
 
     def __init__(self, kb: KnowledgeBase, normalizer: Normalizer | None = None,
-                 thresholds: Thresholds | None = None):
+                 thresholds: Thresholds | None = None, *, background: bool = True,
+                 scope: Scope | None = None):
+        """`background=False` weighs every unknown word as the rarest known one (the old rule, kept
+        for the ablation in bench/accuracy.py); `scope` defaults to knowledge/meta/not_covered.yaml."""
         self.kb = kb
         self.normalizer = normalizer or Normalizer()
         self.thresholds = thresholds or Thresholds()
+        self.background = background
+        self.scope = scope if scope is not None else Scope.from_file(self.normalizer)
         self.ids = [entry.id for entry in kb.entries]
+        self._index = {entry_id: i for i, entry_id in enumerate(self.ids)}
         n = self._n = len(self.ids)
         # Build into compact int buffers (array), not lists of Python ints: at 10,000 entries the
         # lists alone would take hundreds of MB at peak.
@@ -171,14 +192,22 @@ class Matcher:
         self._question_vocab = len(vocab)  # ids below this occur in some title, question or keyword
 
         # Words only the answers use: known (not out of scope) and a little evidence for that entry.
+        # Also every word the knowledge base writes with diacritics, to tell "cái" from "cài".
         answer_terms, answer_owners = array("q"), array("q")
-        answer_words = lru_cache(maxsize=256)(lambda text: frozenset(fold(canonical(text)).split()))
+        answer_words = lru_cache(maxsize=256)(lambda text: frozenset(canonical(text).split()))
+        accented_words: set[str] = set()
+        for value in self.normalizer.lexicon.abbreviations.values():
+            accented_words.update(value)
         for index, entry in enumerate(kb.entries):
-            found = {vocab.setdefault(w, len(vocab)) for w in answer_words(entry.answer)}
+            written = answer_words(entry.answer).union(
+                canonical(" ".join((entry.title, *entry.questions, *entry.keywords))).split())
+            accented_words.update(written)
+            found = {vocab.setdefault(fold(w), len(vocab)) for w in answer_words(entry.answer)}
             only = [t for t in found if t >= self._question_vocab]
             answer_terms.extend(only)
             answer_owners.extend(array("q", [index]) * len(only))
         self._vocab = vocab
+        self._accented_vocab = frozenset(w for w in accented_words if not w.isascii())
         size = len(vocab)
 
         self._postings = _Postings(_int64(uni_terms), _int64(uni_owners), size)
@@ -214,31 +243,68 @@ class Matcher:
         for word, term in vocab.items():
             if term < self._question_vocab and not word.isdigit():
                 by_length.setdefault(len(word), []).append(word)
-        self._spell_pool = {size: tuple(w for k in (size - 1, size, size + 1) for w in by_length.get(k, ()))
-                            for size in range(SPELL_MIN_LEN, max(by_length, default=0) + 2)}
+        self._spell_pool = {size: tuple(w for k in range(size - 2, size + 3) for w in by_length.get(k, ()))
+                            for size in range(SPELL_MIN_LEN, max(by_length, default=0) + 3)}
         self._spell = lru_cache(maxsize=16384)(self._correct_uncached)
+        self._unknown = lru_cache(maxsize=16384)(self._unknown_uncached)
+        self._entry_phrases = lru_cache(maxsize=1024)(self._entry_phrases_uncached)
 
     def _correct_uncached(self, token: str) -> str | None:
+        """The knowledge-base word one edit away (two for long words), if exactly one is closest.
+
+        Only for words that are not ordinary Vietnamese (see `_may_correct`): "vneit" becomes
+        "vneid", but "nghèo" never becomes "nghe" and "hong" never "thong".
+        """
         pool = self._spell_pool.get(len(token))
         if not pool:
             return None
-        best = process.extractOne(token, pool, scorer=fuzz.ratio, score_cutoff=SPELL_CUTOFF)
-        return best[0] if best else None
+        limit = 2 if len(token) >= SPELL_LONG else 1
+        found = process.extract(token, pool, scorer=Levenshtein.distance, score_cutoff=limit, limit=3)
+        if not found:
+            return None
+        best = found[0][1]
+        closest = [word for word, distance, _ in found if distance == best]
+        return closest[0] if len(closest) == 1 else None
 
-    def _query_terms(self, tokens: list[str], accented: frozenset[str]
+    def _may_correct(self, token: str, typed: str | None) -> bool:
+        if len(token) < SPELL_MIN_LEN or token.isdigit():
+            return False
+        if not self.background:
+            return typed is None  # the old rule: only words typed without diacritics
+        return bg.zipf(token, typed) < SPELL_MAX_ZIPF
+
+    def _unknown_uncached(self, token: str, typed: str | None) -> float:
+        """Weight of a word the knowledge base does not know: less the more common it is."""
+        if not self.background:
+            return self._oov_weight
+        share = (BG_COMMON_ZIPF - bg.zipf(token, typed)) / (BG_COMMON_ZIPF - BG_RARE_ZIPF)
+        return self._oov_weight * min(1.0, max(BG_FLOOR, share))
+
+    def _entry_phrases_uncached(self, index: int) -> str:
+        entry = self.kb.entries[index]
+        texts = (entry.title, *entry.questions, *entry.keywords)
+        return "|".join(f" {' '.join(tokens)} " for tokens in self.normalizer.tokens_many(list(texts)))
+
+    def _query_terms(self, tokens: list[str], accented: dict[str, str]
                      ) -> tuple[dict[int, float], float, list[int]]:
         """Weights of the known terms, the weight of unknown words, and the term sequence (-1 unknown).
 
         Numbers weigh little (a "2" or "5" says nothing of the topic; "mức 2", "nghị quyết 57" count
-        through their bigrams). Spelling is corrected only in words typed without diacritics: a word
-        typed with them is a real word the knowledge base does not know ("nghèo" is not "nghe").
+        through their bigrams). A word typed with diacritics that the knowledge base never writes
+        that way, and that is common Vietnamese, is that word, not the KB word it folds onto ("cái"
+        is not "cài"). Unknown words weigh by background frequency (`_unknown_uncached`); spelling
+        is corrected only in words that are not ordinary Vietnamese (`_may_correct`).
         """
         vocab, idf, stopwords = self._vocab, self._idf, self.normalizer.lexicon.stopwords
         weights: dict[int, float] = {}
         unknown = 0.0
         sequence: list[int] = []
         for token in tokens[:MAX_QUERY_TOKENS]:
+            typed = accented.get(token)
             term = vocab.get(token)
+            if (term is not None and typed is not None and self.background and typed not in self._accented_vocab
+                    and token not in stopwords and bg.zipf(token, typed) >= ACCENT_TRUST_ZIPF):
+                term = None
             if term is not None:
                 weights[term] = float(idf[term])
                 sequence.append(term)
@@ -248,8 +314,8 @@ class Matcher:
                 unknown += STOPWORD_WEIGHT
             elif token.isdigit():
                 unknown += NUMBER_WEIGHT
-            elif token in accented or (corrected := self._spell(token)) is None:
-                unknown += self._oov_weight  # typed with diacritics: a real word, not a typo
+            elif not self._may_correct(token, typed) or (corrected := self._spell(token)) is None:
+                unknown += self._unknown(token, typed)
             else:
                 term = vocab[corrected]
                 weights[term] = max(weights.get(term, 0.0), CORRECTED_WEIGHT * float(idf[term]))
@@ -258,10 +324,17 @@ class Matcher:
 
     def scores(self, text: str) -> tuple[str, list[tuple[str, float]]]:
         """Normalised text and (entry id, score) pairs for the best candidates, best first."""
+        normalized, _tokens, ranked = self._scores(text)
+        return normalized, ranked
+
+    def _scores(self, text: str) -> tuple[str, list[str], list[tuple[str, float]]]:
         normalized, tokens, accented = self.normalizer.analyse(text)
+        return normalized, tokens, self._rank(tokens, accented)
+
+    def _rank(self, tokens: list[str], accented: dict[str, str]) -> list[tuple[str, float]]:
         n = self._n
         if not tokens or n == 0:
-            return normalized, []
+            return []
         weights, unknown, sequence = self._query_terms(tokens, accented)
         total = sum(weights.values()) + unknown
         question_terms = [t for t in weights if t < self._question_vocab]
@@ -278,7 +351,7 @@ class Matcher:
         top = np.argpartition(-coarse, k - 1)[:k] if k < n else np.arange(n)
         top = top[coarse[top] > 0]
         if not len(top):
-            return normalized, []
+            return []
         variant = self._best_variants(top, weights, cover)
         evidence = np.minimum(1.0, acc[top] / min(total, EVIDENCE_FULL))
         score = 100.0 * (coarse[top] + W_VARIANT * variant) * evidence
@@ -289,7 +362,7 @@ class Matcher:
                 value += KEYWORD_BONUS
             ranked.append((self.ids[index], min(value, 100.0)))
         ranked.sort(key=lambda pair: pair[1], reverse=True)
-        return normalized, ranked
+        return ranked
 
     def _bigram_coverage(self, sequence: list[int]) -> np.ndarray | None:
         """Per entry, the IDF share of the question's known bigrams it contains (None: no bigram)."""
@@ -335,8 +408,19 @@ class Matcher:
         return best
 
     def match(self, text: str) -> MatchResult:
-        normalized, ranked = self.scores(text)
+        normalized, tokens, ranked = self._scores(text)
+        if ranked and self.scope.subjects and self.outside_scope(tokens, ranked[0][0]):
+            near = [fid for fid, s in ranked[:3] if s >= self.thresholds.suggest_score * NEAR_FACTOR]
+            return MatchResult(Decision.FALLBACK, None, ranked[0][1], near, normalized, not_covered=True)
         return self.decide(normalized, ranked)
+
+    def outside_scope(self, tokens: list[str], entry_id: str) -> list[str]:
+        """Ids of not-covered subjects the question names and the entry does not (see scope.py)."""
+        hits = self.scope.find(tokens)
+        if not hits:
+            return []
+        own = self._entry_phrases(self._index[entry_id])
+        return [subject.id for phrase, subject in hits if f" {' '.join(phrase)} " not in own]
 
     def decide(self, normalized: str, ranked: list[tuple[str, float]]) -> MatchResult:
         return decide(ranked, self.thresholds, normalized)
@@ -359,10 +443,11 @@ def decide(ranked: list[tuple[str, float]], thresholds: Thresholds, normalized: 
     th = thresholds
     if not ranked or ranked[0][1] < th.suggest_score:
         best_score = ranked[0][1] if ranked else 0.0
-        return MatchResult(Decision.FALLBACK, None, best_score, [], normalized)
+        near = [fid for fid, s in ranked[:3] if s >= th.suggest_score * NEAR_FACTOR]
+        return MatchResult(Decision.FALLBACK, None, best_score, near, normalized, not_covered=bool(near))
     best_id, best = ranked[0]
     runner_up = ranked[1][1] if len(ranked) > 1 else 0.0
-    close = [fid for fid, s in ranked[1:3] if s >= th.suggest_score * 0.8]
+    close = [fid for fid, s in ranked[1:3] if s >= th.suggest_score * NEAR_FACTOR]
     if best >= th.answer_score and best - runner_up >= th.min_gap:
         return MatchResult(Decision.ANSWER, best_id, best, close, normalized)
     return MatchResult(Decision.SUGGEST, best_id, best, close, normalized)
