@@ -43,11 +43,13 @@ class LocalSession:
 
 
 @asynccontextmanager
-async def local_session(settings: Settings) -> AsyncIterator[LocalSession]:
-    """A conversation with storage and no channels: DATABASE_URL when set, else a temporary SQLite."""
+async def local_session(settings: Settings, temporary: bool | None = None) -> AsyncIterator[LocalSession]:
+    """A conversation with storage and no channels: DATABASE_URL when set, else (or when
+    `temporary`) a temporary SQLite."""
     from bot.runtime import conversation_config, load_live_knowledge, open_store
 
-    temporary = "database_url" not in settings.model_fields_set
+    if temporary is None:
+        temporary = "database_url" not in settings.model_fields_set
     with tempfile.TemporaryDirectory(prefix="bot-local-") as folder:
         if temporary:
             settings = settings.model_copy(

@@ -24,6 +24,7 @@ from knowledge.loader import KnowledgeBase
 from knowledge.schema import FACETS, Entry
 
 LEXICON_FILE = Path(__file__).resolve().parent.parent / "knowledge" / "lexicon" / "followup.yaml"
+ANCHORED = 0.6  # share of a follow-up's topic words the previous entry must use for it to stay there
 SHORT_WORDS = 9  # a follow-up is short; a longer message is a question of its own
 OWN_CLEAR_MARGIN = 8.0
 TOPIC_HINT_SCORE = 40.0  # with the previous topic's title the message means something in that topic  # the message alone must beat the previous topic by this much to leave it
@@ -128,7 +129,9 @@ class FollowupReader:
         words = _words(text)
         if not words or len(words) > SHORT_WORDS * 2:
             return None
-        previous = kb.get(context.faq_id) if context.faq_id else None
+        # After a suggestion nobody picked, its first choice is the best guess at the topic.
+        topic_id = context.faq_id or (context.choices[0] if context.choices else None)
+        previous = kb.get(topic_id) if topic_id else None
         if any(_contains(words, p) for p in self.lexicon.others):
             other = next((c for c in context.choices if c != context.faq_id and kb.get(c) is not None), None)
             if other is not None:
@@ -144,19 +147,23 @@ class FollowupReader:
         _normalized, ranked = matcher.scores(f"{text} {previous.title}")
         in_topic = [(fid, score) for fid, score in ranked if fid in family]
         topic_best = in_topic[0] if in_topic else (previous.id, 0.0)
-        pure = len(self.residue(words)) <= 1  # "còn lệ phí thì sao?" names no topic of its own
-        own_clear = (not pure and own.decision is Decision.ANSWER and own.faq_id is not None
+        residue = self.residue(words)
+        pure = len(residue) <= 1  # "còn lệ phí thì sao?" names no topic of its own
+        # "gọi ngân hàng trước hay báo công an trước?" after an answer that talks of both
+        anchored = bool(residue) and sum(fold(w) in _vocabulary(previous) for w in residue) >= ANCHORED * len(residue)
+        stays = pure or (anchored and (facet is not None or shaped or own.decision is not Decision.ANSWER))
+        own_clear = (not stays and own.decision is Decision.ANSWER and own.faq_id is not None
                      and own.faq_id not in family and own.score >= topic_best[1] + OWN_CLEAR_MARGIN)
         if own_clear:
             return None  # clearly about something else ("còn thẻ bảo hiểm y tế thì mở ở mục nào?")
         if facet and facet in previous.facets:
             return FollowupReading(Move.FACET, previous.id, facet)
-        if pure and (facet or shaped):
-            return FollowupReading(Move.ENTRY, previous.id)  # about this topic, nothing else named
-        if own.decision is Decision.ANSWER and own.faq_id in family:
-            return FollowupReading(Move.ENTRY, own.faq_id)
         if topic_best[0] != previous.id and topic_best[1] >= matcher.thresholds.answer_score:
             return FollowupReading(Move.ENTRY, topic_best[0])  # a related entry answers it
+        if own.decision is Decision.ANSWER and own.faq_id in family:
+            return FollowupReading(Move.ENTRY, own.faq_id)
+        if stays and (facet or shaped or anchored):
+            return FollowupReading(Move.ENTRY, previous.id)  # about this topic, nothing else named
         if own.decision is Decision.ANSWER:
             return None  # a question of its own
         unsure_in_topic = own.decision is Decision.SUGGEST and (own.faq_id in family
@@ -165,6 +172,22 @@ class FollowupReader:
             choices = tuple(fid for fid, _s in in_topic[:3])
             return FollowupReading(Move.CHOICES, previous.id, choices=choices, facets=tuple(previous.facets)[:3])
         return None
+
+
+_VOCABULARIES: dict[int, tuple[Entry, frozenset[str]]] = {}
+
+
+def _vocabulary(entry: Entry) -> frozenset[str]:
+    """Every word the entry uses, without diacritics (cached per entry object)."""
+    cached = _VOCABULARIES.get(id(entry))
+    if cached is not None and cached[0] is entry:
+        return cached[1]
+    text = " ".join([entry.title, *entry.questions, *entry.keywords, entry.answer, *entry.facets.values()])
+    words = frozenset(fold(canonical(text)).split())
+    if len(_VOCABULARIES) > 2048:
+        _VOCABULARIES.clear()
+    _VOCABULARIES[id(entry)] = (entry, words)
+    return words
 
 
 def _family(entry: Entry, kb: KnowledgeBase) -> list[str]:
