@@ -22,8 +22,9 @@ STRONG = re.compile(r"[?？;\n]+|[.!](?=\s)")
 JOINERS = ("voi ca", "voi lai", "vs ca", "vs lai", "them nua", "ngoai ra", "con nua", "con", "va", "voi",
            "ma", "xong roi", "xong", "roi", "tien the", "nhan tien", "cho hoi them", "hoi them")
 MIN_PART_WORDS = 2
-QUESTION_WORDS = ("sao", "gi", "nao", "dau", "khong", "ko", "k", "bao nhieu", "bao lau", "the nao", "ntn",
-                  "duoc khong", "chua", "ai", "may")
+# What makes a second part a question rather than more detail ("tôi thử mấy lần rồi mà không được").
+QUESTION_WORDS = ("sao", "gi", "nao", "dau", "bao nhieu", "bao lau", "the nao", "ntn", "lam sao", "o dau", "ai")
+UNRELATED_SCORE = 40.0  # a second part scoring below this against every entry is about something else
 SHORT_ANSWER_CHARS = 420  # both answers this short: answer both instead of offering the second
 
 
@@ -53,7 +54,7 @@ def _word_count(text: str) -> int:
 
 def _looks_like_question(text: str) -> bool:
     folded = f" {fold(canonical(text))} "
-    return "?" in text or any(f" {w} " in folded for w in QUESTION_WORDS)
+    return text.rstrip().endswith("?") or any(f" {w} " in folded for w in QUESTION_WORDS)
 
 
 def cuts(text: str) -> list[tuple[str, str, bool]]:
@@ -96,7 +97,7 @@ def find_two(matcher: Matcher, text: str, whole: MatchResult | None = None) -> T
             if best is None or score > best[0]:
                 best = (score, TwoQuestions(first, second, left, right))
         elif (strong and unmatched is None and _confident(first) and second.decision is Decision.FALLBACK
-              and _word_count(right) >= 3 and _looks_like_question(right)):
+              and second.score < UNRELATED_SCORE and _word_count(right) >= 4 and _looks_like_question(right)):
             unmatched = TwoQuestions(first, None, left, right)
     if best is not None:
         two = best[1]
@@ -104,7 +105,4 @@ def find_two(matcher: Matcher, text: str, whole: MatchResult | None = None) -> T
         if whole is not None and _confident(whole) and whole.score > max(two.first.score, two.second.score) + 5:
             return None
         return two
-    if unmatched is not None and not (whole is not None and _confident(whole)
-                                      and whole.score >= unmatched.first.score - 3):
-        return unmatched  # the unmatched part lowered the whole's score: it is a question of its own
-    return None
+    return unmatched
