@@ -11,6 +11,8 @@ storage on a temporary SQLite database, context per user), tuning and held-out h
                 and how many were logged as unanswered (question_log decision "fallback");
   multi       - both topics found: the first answered (`topic` or an `alt`), the second (`also`)
                 answered or offered (in the reply's `also` or `choices`);
+  other lines - every other line (not small talk, not a -b line): how many were taken for small
+                talk (a question the bot then did not try to answer);
   followup    - the -b line, sent by the same user right after its -a line, answered with the
                 right entry.
 
@@ -59,6 +61,7 @@ class Half:
     base_smalltalk: list[bool] = field(default_factory=list)
     base_multi: list[bool] = field(default_factory=list)
     base_followup: list[bool] = field(default_factory=list)
+    false_smalltalk: list[bool] = field(default_factory=list)  # real questions taken for small talk
     misses: list[str] = field(default_factory=list)
 
 
@@ -105,6 +108,13 @@ async def score_half(conversation, matcher, store, questions: list[dict], label:
         if not ok:
             half.misses.append(f"multi {q['id']}: {out['faq_id']} also={out['also']} choices={out['choices']} "
                                f"want {q['topic']}+{q['also']} | {q['text']}")
+    others = [q for q in questions if q.get("topic") != SMALLTALK and not q.get("after")]
+    for n, q in enumerate(others):
+        out = await say(f"{label}-other-{n}", q["text"])
+        taken = out["kind"] == "smalltalk"
+        half.false_smalltalk.append(taken)
+        if taken:
+            half.misses.append(f"taken for small talk {q['id']}: {q['topic']} | {q['text']}")
     for n, (a, b) in enumerate(pairs):
         user = f"{label}-follow-{n}-{group_of(b['id'])}"
         first = await say(user, a["text"])
@@ -151,11 +161,13 @@ def report_dialogue(show_misses: bool = False, out=print) -> dict[str, dict[str,
         for title, values, base, target in rows:
             out(f"{name:10} {title:34} {_rate(values):>16} {_rate(base):>16}   {target}")
         out(f"{name:10} {'small talk logged as unanswered':34} {h.smalltalk_unanswered:>16} {'':>16}   0")
+        out(f"{name:10} {'other lines taken for small talk':34} {_rate(h.false_smalltalk):>16} {'':>16}   (lower is better)")
         figures[name] = {
             "smalltalk": sum(h.smalltalk) / len(h.smalltalk) if h.smalltalk else 0.0,
             "smalltalk_unanswered": h.smalltalk_unanswered,
             "multi": sum(h.multi) / len(h.multi) if h.multi else 0.0,
             "followup": sum(h.followup) / len(h.followup) if h.followup else 0.0,
+            "false_smalltalk": sum(h.false_smalltalk) / len(h.false_smalltalk) if h.false_smalltalk else 0.0,
         }
     if show_misses:
         out("\nMisses, tuning half only:")

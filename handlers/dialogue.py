@@ -120,8 +120,12 @@ class DialogueFeature:
         shadowed = SHADOWED if detection.intent in STANDALONE else {SMALLTALK_ENTRY}
         if own.decision is Decision.ANSWER and own.faq_id not in shadowed:
             return False
-        if own.faq_id == SMALLTALK_ENTRY or detection.intent in STANDALONE:
+        if own.faq_id == SMALLTALK_ENTRY:
             return True
+        if detection.intent in STANDALONE:
+            # a long message the knowledge base nearly answers is a question said with feeling
+            return not (own.decision is Decision.SUGGEST and own.faq_id not in shadowed
+                        and len(detection.rest) >= QUESTION_AFTER_COURTESY_WORDS)
         looks_like_question = any(w in QUESTION_MARKS for w in detection.rest)
         return not (len(detection.rest) >= QUESTION_AFTER_COURTESY_WORDS and looks_like_question)
 

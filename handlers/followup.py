@@ -25,7 +25,8 @@ from knowledge.schema import FACETS, Entry
 
 LEXICON_FILE = Path(__file__).resolve().parent.parent / "knowledge" / "lexicon" / "followup.yaml"
 ANCHORED = 0.6  # share of a follow-up's topic words the previous entry must use for it to stay there
-SHORT_WORDS = 9  # a follow-up is short; a longer message is a question of its own
+RELATED_HINT_SCORE = 40.0  # the message alone ranks a related entry first with at least this score
+SHORT_WORDS = 12  # a follow-up is short; a longer message is a question of its own
 OWN_CLEAR_MARGIN = 8.0
 TOPIC_HINT_SCORE = 40.0  # with the previous topic's title the message means something in that topic  # the message alone must beat the previous topic by this much to leave it
 
@@ -162,6 +163,11 @@ class FollowupReader:
             return FollowupReading(Move.ENTRY, topic_best[0])  # a related entry answers it
         if own.decision is Decision.ANSWER and own.faq_id in family:
             return FollowupReading(Move.ENTRY, own.faq_id)
+        # "cài xong rồi tự đăng ký được không?": the message alone leans to a related entry
+        own_ranked = matcher.scores(text)[1]
+        if (own.decision is not Decision.ANSWER and own_ranked and own_ranked[0][0] in family[1:]
+                and own_ranked[0][1] >= RELATED_HINT_SCORE and not pure):
+            return FollowupReading(Move.ENTRY, own_ranked[0][0])
         if stays and (facet or shaped or anchored):
             return FollowupReading(Move.ENTRY, previous.id)  # about this topic, nothing else named
         if own.decision is Decision.ANSWER:

@@ -25,6 +25,10 @@ MIN_PART_WORDS = 2
 # What makes a second part a question rather than more detail ("tôi thử mấy lần rồi mà không được").
 QUESTION_WORDS = ("sao", "gi", "nao", "dau", "bao nhieu", "bao lau", "the nao", "ntn", "lam sao", "o dau", "ai")
 UNRELATED_SCORE = 40.0  # a second part scoring below this against every entry is about something else
+# After a question mark, a second part that did not reach the suggestion threshold is still
+# offered (as a button, never answered) when its best entry scores this much: the citizen did
+# ask a second question, and the nearest entry with a button beats silence.
+SECOND_OFFER_SCORE = 52.0
 SHORT_ANSWER_CHARS = 420  # both answers this short: answer both instead of offering the second
 
 
@@ -82,6 +86,15 @@ def cuts(text: str) -> list[tuple[str, str, bool]]:
     return found
 
 
+def _nearest(matcher: Matcher, text: str, besides: str | None) -> MatchResult | None:
+    """The second part's nearest entry as a suggestion, when it comes close enough."""
+    normalized, ranked = matcher.scores(text)
+    ranked = [(fid, score) for fid, score in ranked if fid != besides]
+    if not ranked or ranked[0][1] < SECOND_OFFER_SCORE:
+        return None
+    return MatchResult(Decision.SUGGEST, ranked[0][0], ranked[0][1], [], normalized)
+
+
 def find_two(matcher: Matcher, text: str, whole: MatchResult | None = None) -> TwoQuestions | None:
     """The two questions in the message, or None when it reads as one question."""
     best: tuple[float, TwoQuestions] | None = None
@@ -92,8 +105,13 @@ def find_two(matcher: Matcher, text: str, whole: MatchResult | None = None) -> T
             continue
         seen.add((left, right))
         first, second = matcher.match(left), matcher.match(right)
+        # a near miss (not a subject the knowledge base leaves out, which scores high and is refused)
+        near_miss = second.decision is Decision.FALLBACK and second.score < matcher.thresholds.suggest_score
+        if strong and _confident(first) and near_miss and _looks_like_question(right):
+            second = _nearest(matcher, right, first.faq_id) or second
         if _confident(first) and _offerable(second) and second.faq_id != first.faq_id:
-            score = min(first.score, second.score) + (5.0 if _confident(second) else 0.0)
+            # a cut at a question mark or new line beats any cut at a joiner word
+            score = (1000.0 if strong else 0.0) + min(first.score, second.score) + (5.0 if _confident(second) else 0.0)
             if best is None or score > best[0]:
                 best = (score, TwoQuestions(first, second, left, right))
         elif (strong and unmatched is None and _confident(first) and second.decision is Decision.FALLBACK
