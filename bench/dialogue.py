@@ -62,6 +62,8 @@ class Half:
     base_multi: list[bool] = field(default_factory=list)
     base_followup: list[bool] = field(default_factory=list)
     false_smalltalk: list[bool] = field(default_factory=list)  # real questions taken for small talk
+    single: list[bool] = field(default_factory=list)  # other lines answered right (top-1 or declined)
+    base_single: list[bool] = field(default_factory=list)
     misses: list[str] = field(default_factory=list)
 
 
@@ -113,6 +115,14 @@ async def score_half(conversation, matcher, store, questions: list[dict], label:
         out = await say(f"{label}-other-{n}", q["text"])
         taken = out["kind"] == "smalltalk"
         half.false_smalltalk.append(taken)
+        first = out["faq_id"] if out["kind"] == "answer" else (out["choices"] or [None])[0]
+        base = matcher.match(q["text"])
+        if right(q):
+            half.single.append(out["kind"] in ("answer", "suggest") and first in right(q))
+            half.base_single.append(base.decision is not Decision.FALLBACK and base.faq_id in right(q))
+        else:
+            half.single.append(out["kind"] in ("fallback", "not_covered"))
+            half.base_single.append(base.decision is Decision.FALLBACK)
         if taken:
             half.misses.append(f"taken for small talk {q['id']}: {q['topic']} | {q['text']}")
     for n, (a, b) in enumerate(pairs):
@@ -161,6 +171,8 @@ def report_dialogue(show_misses: bool = False, out=print) -> dict[str, dict[str,
         for title, values, base, target in rows:
             out(f"{name:10} {title:34} {_rate(values):>16} {_rate(base):>16}   {target}")
         out(f"{name:10} {'small talk logged as unanswered':34} {h.smalltalk_unanswered:>16} {'':>16}   0")
+        out(f"{name:10} {'other lines right (top-1/declined)':34} {_rate(h.single):>16} {_rate(h.base_single):>16}"
+            "   (no worse than baseline)")
         out(f"{name:10} {'other lines taken for small talk':34} {_rate(h.false_smalltalk):>16} {'':>16}   (lower is better)")
         figures[name] = {
             "smalltalk": sum(h.smalltalk) / len(h.smalltalk) if h.smalltalk else 0.0,

@@ -29,6 +29,7 @@ UNRELATED_SCORE = 40.0  # a second part scoring below this against every entry i
 # offered (as a button, never answered) when its best entry scores this much: the citizen did
 # ask a second question, and the nearest entry with a button beats silence.
 SECOND_OFFER_SCORE = 52.0
+CONFIDENT_PART_SCORE = 75.0
 SHORT_ANSWER_CHARS = 420  # both answers this short: answer both instead of offering the second
 
 
@@ -45,7 +46,12 @@ class TwoQuestions:
 
 
 def _confident(result: MatchResult) -> bool:
-    return result.decision is Decision.ANSWER and result.faq_id is not None
+    """Answered, or suggested only because a runner-up came close while the score itself is high
+    (a short part of a message often sits near two entries)."""
+    if result.faq_id is None:
+        return False
+    return result.decision is Decision.ANSWER or (result.decision is Decision.SUGGEST
+                                                  and result.score >= CONFIDENT_PART_SCORE)
 
 
 def _offerable(result: MatchResult) -> bool:
