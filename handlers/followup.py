@@ -27,19 +27,31 @@ LEXICON_FILE = Path(__file__).resolve().parent.parent / "knowledge" / "lexicon" 
 ANCHORED = 0.6  # share of a follow-up's topic words the previous entry must use for it to stay there
 RELATED_HINT_SCORE = 40.0  # the message alone ranks a related entry first with at least this score
 SHORT_WORDS = 12  # a follow-up is short; a longer message is a question of its own
-OWN_CLEAR_MARGIN = 8.0
-TOPIC_HINT_SCORE = 40.0  # with the previous topic's title the message means something in that topic  # the message alone must beat the previous topic by this much to leave it
+OWN_CLEAR_MARGIN = 8.0  # the message alone must beat the previous topic by this much to leave it
+EXACT = "\u2063"  # marks a plain word in a message typed with diacritics: "con" there is not "còn"
 
 
 def _words(text: str) -> tuple[str, ...]:
     return tuple(canonical(text).split())
 
 
+def _typed(text: str) -> tuple[str, ...]:
+    """A message's words; in a message typed with diacritics, its plain words are marked exact."""
+    words = canonical(text).split()
+    if text.isascii():
+        return tuple(words)
+    return tuple(w + EXACT if w.isascii() else w for w in words)
+
+
+def _plain(word: str) -> str:
+    return word.rstrip(EXACT)
+
+
 def _same(typed: tuple[str, ...], listed: tuple[str, ...]) -> bool:
     """Typed without diacritics, a word matches any accented form ("con" may be "còn"); typed
     with them, only itself ("con mèo" is not "còn")."""
     return len(typed) == len(listed) and all(
-        (fold(t) == fold(w)) if t.isascii() else t == w for t, w in zip(typed, listed))
+        (fold(t) == fold(w)) if t.isascii() else _plain(t) == w for t, w in zip(typed, listed))
 
 
 def _contains(words: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
@@ -117,8 +129,9 @@ class FollowupReader:
                 if _same(words[i : i + n], phrase):
                     covered[i : i + n] = [True] * n
         function_words = self.lexicon.function_words
-        return [w for w, c in zip(words, covered)
-                if not c and w not in function_words and not (w.isascii() and w in self._folded_function_words)]
+        plain = [(_plain(w), w.isascii()) for w in words]
+        return [w for (w, loose), c in zip(plain, covered)
+                if not c and w not in function_words and not (loose and w in self._folded_function_words)]
 
     @cached_property
     def _folded_function_words(self) -> frozenset[str]:
@@ -127,7 +140,7 @@ class FollowupReader:
     def read(self, text: str, context: DialogueContext, matcher: Matcher, kb: KnowledgeBase,
              own: MatchResult) -> FollowupReading | None:
         """How to answer `text` given the previous answer; None when it is a question of its own."""
-        words = _words(text)
+        words = _typed(text)
         if not words or len(words) > SHORT_WORDS * 2:
             return None
         # After a suggestion nobody picked, its first choice is the best guess at the topic.
@@ -152,11 +165,14 @@ class FollowupReader:
         pure = len(residue) <= 1  # "còn lệ phí thì sao?" names no topic of its own
         # "gọi ngân hàng trước hay báo công an trước?" after an answer that talks of both
         anchored = bool(residue) and sum(fold(w) in _vocabulary(previous) for w in residue) >= ANCHORED * len(residue)
-        stays = pure or (anchored and (facet is not None or shaped or own.decision is not Decision.ANSWER))
+        marked = facet is not None or shaped  # worded as a follow-up
+        stays = pure or (anchored and (marked or own.decision is Decision.FALLBACK))
         own_clear = (not stays and own.decision is Decision.ANSWER and own.faq_id is not None
                      and own.faq_id not in family and own.score >= topic_best[1] + OWN_CLEAR_MARGIN)
         if own_clear:
             return None  # clearly about something else ("còn thẻ bảo hiểm y tế thì mở ở mục nào?")
+        if not (marked or stays or own.decision is Decision.FALLBACK):
+            return None  # an unmarked question the matcher has a view on ("mật khẩu": its suggestions)
         if facet and facet in previous.facets:
             return FollowupReading(Move.FACET, previous.id, facet)
         if topic_best[0] != previous.id and topic_best[1] >= matcher.thresholds.answer_score:
@@ -172,9 +188,7 @@ class FollowupReader:
             return FollowupReading(Move.ENTRY, previous.id)  # about this topic, nothing else named
         if own.decision is Decision.ANSWER:
             return None  # a question of its own
-        unsure_in_topic = own.decision is Decision.SUGGEST and (own.faq_id in family
-                                                               or any(a in family for a in own.alternatives))
-        if in_topic and (facet or unsure_in_topic):
+        if in_topic and marked:  # a follow-up, but to what part? offer the topic's parts
             choices = tuple(fid for fid, _s in in_topic[:3])
             return FollowupReading(Move.CHOICES, previous.id, choices=choices, facets=tuple(previous.facets)[:3])
         return None
