@@ -143,7 +143,7 @@ class DialogueFeature:
         A second part that matched nothing is logged on its own, for staff, with the hand-off."""
         from handlers.conversation import Outcome
 
-        first = two.first
+        first = dataclasses.replace(two.first, decision=Decision.ANSWER)  # answered, whatever the gap
         assert first.faq_id is not None
         metrics.QUESTIONS.labels(turn.msg.channel, first.decision.value).inc()
         streak = 0 if turn.user is not None else None
