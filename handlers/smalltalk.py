@@ -10,6 +10,7 @@ quên mật khẩu vneid").
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
@@ -48,8 +49,12 @@ PRIORITY = (Intent.COMPLAINT, Intent.IDENTITY, Intent.GOODBYE, Intent.THANKS, In
 STANDALONE = frozenset({Intent.COMPLAINT, Intent.IDENTITY, Intent.GOODBYE, Intent.PRAISE})
 
 
+_RUNS = re.compile(r"(\w)\1+")
+
+
 def _accented(text: str) -> tuple[str, ...]:
-    return tuple(canonical(text).split())
+    """Words as typed (lower case, one tone style), letters held down squeezed: "chàooo" -> "chào"."""
+    return tuple(_RUNS.sub(r"\1", w) for w in canonical(text).split())
 
 
 def _same_word(typed: str, listed: str) -> bool:
@@ -121,6 +126,7 @@ class SmallTalk:
     def detect(self, text: str) -> Detection | None:
         """The small-talk intent of the message and the words left over, or None without any."""
         found: set[Intent] = {intent for mark, intent in self.lexicon.emoji.items() if mark in text}
+        typed = canonical(text).split()
         words = _accented(text)
         folded = tuple(fold(w) for w in words)
         rest: list[str] = []
@@ -132,7 +138,7 @@ class SmallTalk:
                 found.add(hit[1])
                 i += hit[0]
                 continue
-            kept.append(words[i])
+            kept.append(typed[i])
             if not self.lexicon.is_filler(words[i]):
                 rest.append(folded[i])
             i += 1

@@ -31,7 +31,7 @@ SMALL_TALK = [
     ("tks ad", texts.SMALLTALK_THANKS), ("tạm biệt nhé", texts.SMALLTALK_GOODBYE), ("bye bye", texts.SMALLTALK_GOODBYE),
     ("bạn là ai", texts.SMALLTALK_IDENTITY), ("ban la nguoi hay may vay", texts.SMALLTALK_IDENTITY),
     ("giỏi quá", texts.SMALLTALK_PRAISE), ("bot trả lời sai hoài, chán quá", texts.SMALLTALK_COMPLAINT),
-    ("ok", texts.SMALLTALK_ACK), ("dạ", texts.SMALLTALK_ACK), ("👍", texts.SMALLTALK_ACK), ("vâng ạ", texts.SMALLTALK_ACK),
+    ("xin chàooo", texts.SMALLTALK_GREETING), ("okkk", texts.SMALLTALK_ACK), ("ok", texts.SMALLTALK_ACK), ("dạ", texts.SMALLTALK_ACK), ("👍", texts.SMALLTALK_ACK), ("vâng ạ", texts.SMALLTALK_ACK),
 ]
 
 
