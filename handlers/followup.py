@@ -164,7 +164,7 @@ class FollowupReader:
         residue = self.residue(words)
         pure = len(residue) <= 1  # "còn lệ phí thì sao?" names no topic of its own
         # "gọi ngân hàng trước hay báo công an trước?" after an answer that talks of both
-        anchored = bool(residue) and sum(fold(w) in _vocabulary(previous) for w in residue) >= ANCHORED * len(residue)
+        anchored = bool(residue) and _anchoring(previous, residue) >= ANCHORED * len(residue)
         marked = facet is not None or shaped  # worded as a follow-up
         stays = pure or (anchored and (marked or own.decision is Decision.FALLBACK))
         own_clear = (not stays and own.decision is Decision.ANSWER and own.faq_id is not None
@@ -194,20 +194,28 @@ class FollowupReader:
         return None
 
 
-_VOCABULARIES: dict[int, tuple[Entry, frozenset[str]]] = {}
+_VOCABULARIES: dict[int, tuple[Entry, frozenset[str], frozenset[str]]] = {}
 
 
-def _vocabulary(entry: Entry) -> frozenset[str]:
-    """Every word the entry uses, without diacritics (cached per entry object)."""
+def _vocabulary(entry: Entry) -> tuple[frozenset[str], frozenset[str]]:
+    """The words naming the entry's topic (title, questions, keywords, facets) and those of its
+    answer, without diacritics (cached per entry object)."""
     cached = _VOCABULARIES.get(id(entry))
     if cached is not None and cached[0] is entry:
-        return cached[1]
-    text = " ".join([entry.title, *entry.questions, *entry.keywords, entry.answer, *entry.facets.values()])
-    words = frozenset(fold(canonical(text)).split())
+        return cached[1], cached[2]
+    topical = frozenset(fold(canonical(" ".join([entry.title, *entry.questions, *entry.keywords,
+                                                     *entry.facets.values()]))).split())
+    answer = frozenset(fold(canonical(entry.answer)).split())
     if len(_VOCABULARIES) > 2048:
         _VOCABULARIES.clear()
-    _VOCABULARIES[id(entry)] = (entry, words)
-    return words
+    _VOCABULARIES[id(entry)] = (entry, topical, answer)
+    return topical, answer
+
+
+def _anchoring(entry: Entry, words: list[str]) -> float:
+    """How many of the words the entry uses: a word of its questions counts 1, of its answer 0.5."""
+    topical, answer = _vocabulary(entry)
+    return sum(1.0 if fold(w) in topical else 0.5 if fold(w) in answer else 0.0 for w in words)
 
 
 def _family(entry: Entry, kb: KnowledgeBase) -> list[str]:

@@ -113,6 +113,16 @@ async def test_followups_get_the_right_part_from_another_process(bot):
     assert stranger.verdict.faq_id != RESIDENCE
 
 
+async def test_unclear_followup_offers_parts_of_the_topic(bot):
+    chat = bot.chat("unsure")
+    await chat.send("thủ tục đăng ký tạm trú online thế nào")
+    outcome = await chat.send("còn cái xe máy thì sao")
+    assert outcome.verdict.kind == "suggest" and RESIDENCE in outcome.verdict.choices
+    [reply] = outcome.replies
+    assert FacetChoice("fee", RESIDENCE).pack() in actions(reply) and actions(reply)[-1].startswith("no:")
+    assert reply.text == texts.FOLLOWUP_CHOICES.format(title=bot.knowledge.kb.get(RESIDENCE).title)
+
+
 async def test_context_expires_after_fifteen_minutes(bot):
     chat = bot.chat("old")
     await chat.send("thủ tục đăng ký tạm trú online thế nào")
