@@ -264,7 +264,20 @@ class Matcher:
             return None
         best = found[0][1]
         closest = [word for word, distance, _ in found if distance == best]
+        if len(closest) > 1:  # a tie: a typo more often swaps a letter than adds or drops one
+            closest = [word for word in closest if len(word) == len(token)]
         return closest[0] if len(closest) == 1 else None
+
+    def correction(self, word: str) -> str | None:
+        """The knowledge-base word the matcher would read `word` as, if it corrects it (else None)."""
+        words = self.normalizer.words(word)
+        if len(words) != 1:
+            return None
+        token = fold(words[0])
+        typed = words[0] if words[0] != token else None
+        if token in self._vocab or not self._may_correct(token, typed):
+            return None
+        return self._spell(token)
 
     def _may_correct(self, token: str, typed: str | None) -> bool:
         if len(token) < SPELL_MIN_LEN or token.isdigit():
