@@ -295,10 +295,11 @@ def v2_scorable(questions: list[dict], kb_ids: set[str]) -> tuple[list[dict], di
             skipped["bot.smalltalk (no such entry)"] += 1
             continue
         alt = [a for a in q.get("alt", []) if a in kb_ids]
+        waiting = None
         if topic is not None and topic not in kb_ids:
             pending += 1
-            topic, alt = None, []
-        out.append({**q, "topic": topic, "alt": alt})
+            waiting, topic, alt = topic, None, []
+        out.append({**q, "topic": topic, "alt": alt, "pending": waiting})
     skipped["topic not in the KB yet (judged out of scope)"] = pending
     return out, skipped
 
@@ -439,7 +440,8 @@ def main() -> int:
                 if (j["in_scope"] and not j["top1"]) or (not j["in_scope"] and not j["declined"]) or j["wrong"]:
                     top = ", ".join(f"{i}:{s:.0f}" for i, s in r[:3])
                     cov = " not_covered" if v.not_covered else ""
-                    print(f"MISS {q['id']} want={q['topic']} got={v.decision}/{v.faq_id}{cov} [{top}] {q['text']}")
+                    want = q["topic"] or (f"None(pending {q['pending']})" if q.get("pending") else None)
+                    print(f"MISS {q['id']} want={want} got={v.decision}/{v.faq_id}{cov} [{top}] {q['text']}")
     return 0
 
 

@@ -141,8 +141,8 @@ def bounded(knowledge) -> Matcher:
         _entry("dvc.other", "Tra cứu hồ sơ", ["tra cứu hồ sơ đã nộp"]),
     ])
     scope = Scope([Subject("pension_rules", "Chế độ lương hưu",
-                           (tuple(knowledge.normalizer.tokens("lương hưu")),
-                            tuple(knowledge.normalizer.tokens("tuổi nghỉ hưu"))))])
+                           (tuple(knowledge.normalizer.words("lương hưu")),
+                            tuple(knowledge.normalizer.words("tuổi nghỉ hưu"))))])
     return Matcher(kb, knowledge.normalizer, Thresholds(40, 0, 30), scope=scope)
 
 
@@ -168,6 +168,14 @@ def test_without_a_subject_phrase_the_question_is_answered(bounded):
 
 def test_subject_phrases_match_without_diacritics(bounded):
     assert bounded.match("tuoi nghi huu cua nam la bao nhieu").not_covered is True
+
+
+def test_a_word_typed_with_other_diacritics_is_another_word(knowledge):
+    scope = Scope.from_file(knowledge.normalizer)
+    words = knowledge.normalizer.words
+    assert [s.id for _, s in scope.find(words("cấp lại sổ đỏ"))] == ["land_title"]
+    assert [s.id for _, s in scope.find(words("cap lai so do"))] == ["land_title"]
+    assert scope.find(words("số đó tôi vẫn dùng hằng ngày")) == []  # "that number", not a land title
 
 
 def test_near_miss_under_the_thresholds_offers_choices(knowledge):

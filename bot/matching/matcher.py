@@ -296,7 +296,7 @@ class Matcher:
     def _entry_phrases_uncached(self, index: int) -> str:
         entry = self.kb.entries[index]
         texts = (entry.title, *entry.questions, *entry.keywords)
-        return "|".join(f" {' '.join(tokens)} " for tokens in self.normalizer.tokens_many(list(texts)))
+        return "|".join(f" {fold(self.normalizer.normalized(text))} " for text in texts)
 
     def _query_terms(self, tokens: list[str], accented: dict[str, str]
                      ) -> tuple[dict[int, float], float, list[int]]:
@@ -421,19 +421,20 @@ class Matcher:
         return best
 
     def match(self, text: str) -> MatchResult:
-        normalized, tokens, ranked = self._scores(text)
-        if ranked and self.scope.subjects and self.outside_scope(tokens, ranked[0][0]):
+        normalized, _tokens, ranked = self._scores(text)
+        if ranked and self.scope.subjects and self.outside_scope(normalized.split(), ranked[0][0]):
             near = [fid for fid, s in ranked[:3] if s >= self.thresholds.suggest_score * NEAR_FACTOR]
             return MatchResult(Decision.FALLBACK, None, ranked[0][1], near, normalized, not_covered=True)
         return self.decide(normalized, ranked)
 
-    def outside_scope(self, tokens: list[str], entry_id: str) -> list[str]:
-        """Ids of not-covered subjects the question names and the entry does not (see scope.py)."""
-        hits = self.scope.find(tokens)
+    def outside_scope(self, words: list[str], entry_id: str) -> list[str]:
+        """Ids of not-covered subjects the question (normalised words) names and the entry does
+        not (see scope.py)."""
+        hits = self.scope.find(words)
         if not hits:
             return []
         own = self._entry_phrases(self._index[entry_id])
-        return [subject.id for phrase, subject in hits if f" {' '.join(phrase)} " not in own]
+        return [subject.id for phrase, subject in hits if f" {fold(' '.join(phrase))} " not in own]
 
     def decide(self, normalized: str, ranked: list[tuple[str, float]]) -> MatchResult:
         return decide(ranked, self.thresholds, normalized)
