@@ -196,6 +196,18 @@ def held_out(questions: list[dict], ranked: list[Ranked]) -> tuple[list[MatchRes
 # --- baselines ------------------------------------------------------------------------------
 
 
+def in_scope_ranker(matcher: Matcher) -> Ranker:
+    """Our ranking, empty when the question names a subject the knowledge base does not cover
+    (knowledge/meta/not_covered.yaml): the product never answers those, whatever the thresholds,
+    so calibration must not spend its thresholds on them."""
+
+    def rank(text: str) -> Ranked:
+        _normalized, ranked, outside = matcher.assess(text)
+        return [] if outside else ranked
+
+    return rank
+
+
 def wratio_ranker(kb) -> Ranker:
     from rapidfuzz import fuzz, process
 
@@ -380,8 +392,7 @@ def main() -> int:
         sets["tuning"], skipped["tuning"] = v2_scorable(tuning, set(kb.by_id))
         sets["held-out"], skipped["held-out"] = v2_scorable(held, set(kb.by_id))
 
-    rankers: dict[str, Ranker] = {"ours": lambda t: matcher.scores(t)[1],
-                                  "no-bg": lambda t: plain.scores(t)[1],
+    rankers: dict[str, Ranker] = {"ours": in_scope_ranker(matcher), "no-bg": in_scope_ranker(plain),
                                   "wratio": wratio_ranker(kb), "bm25": bm25_ranker(kb)}
     ranked = {name: {part: [rank(q["text"]) for q in qs] for part, qs in sets.items()}
               for name, rank in rankers.items()}
@@ -417,8 +428,11 @@ def main() -> int:
         print("\ndev-questions-v2 not found: v2 figures not computed")
     else:
         # --- v2: thresholds fitted on v1 + the tuning half only; the held-out half is judged blind.
-        fit_q = sets["v1"] + sets["tuning"]
-        fit_th = {n: calibrate(fit_q, r["v1"] + r["tuning"]) for n, r in ranked.items()}
+        # Fitted on single-question lines: a `multi` message answered by its second question is
+        # judged wrong, which would push every threshold up for a case the conversation handles.
+        single = [i for i, q in enumerate(sets["tuning"]) if "multi" not in q.get("style", [])]
+        fit_q = sets["v1"] + [sets["tuning"][i] for i in single]
+        fit_th = {n: calibrate(fit_q, r["v1"] + [r["tuning"][i] for i in single]) for n, r in ranked.items()}
         halves = {part: sets[part] for part in ("tuning", "held-out")}
         print(f"\ndev-v2 ({path_v2}): split by bench/devset.SPLIT_SEED; held-out half scored in aggregate only")
         for part, counts in skipped.items():

@@ -53,6 +53,11 @@ SPELL_MAX_ZIPF = 3.0  # a word at least this common in Vietnamese is a real word
 BG_RARE_ZIPF = 2.5
 BG_COMMON_ZIPF = 6.0
 BG_FLOOR = 0.05
+# A known word's IDF is capped by the same curve shifted up (KNOWN_RARE_ZIPF..KNOWN_COMMON_ZIPF): in a
+# knowledge base of a hundred entries an everyday word ("bên", "sửa", "kiểu") that happens to occur
+# in one entry gets the IDF of a rare term; general Vietnamese says it is not one.
+KNOWN_RARE_ZIPF = 5.0
+KNOWN_COMMON_ZIPF = 7.5
 ACCENT_TRUST_ZIPF = 3.0  # a word typed with diacritics this common is that word, not a KB word it folds onto
 NEAR_FACTOR = 0.8  # scores from this share of the suggest threshold are near: offered as choices on fallback
 CORRECTED_WEIGHT = 0.8  # a spelling-corrected word is less certain than one typed right
@@ -247,6 +252,7 @@ class Matcher:
                             for size in range(SPELL_MIN_LEN, max(by_length, default=0) + 3)}
         self._spell = lru_cache(maxsize=16384)(self._correct_uncached)
         self._unknown = lru_cache(maxsize=16384)(self._unknown_uncached)
+        self._known = lru_cache(maxsize=16384)(self._known_uncached)
         self._entry_phrases = lru_cache(maxsize=1024)(self._entry_phrases_uncached)
 
     def _correct_uncached(self, token: str) -> str | None:
@@ -293,6 +299,13 @@ class Matcher:
         share = (BG_COMMON_ZIPF - bg.zipf(token, typed)) / (BG_COMMON_ZIPF - BG_RARE_ZIPF)
         return self._oov_weight * min(1.0, max(BG_FLOOR, share))
 
+    def _known_uncached(self, term: int, token: str, typed: str | None) -> float:
+        weight = float(self._idf[term])
+        if not self.background or token in self.normalizer.lexicon.stopwords:
+            return weight
+        share = (KNOWN_COMMON_ZIPF - bg.zipf(token, typed)) / (KNOWN_COMMON_ZIPF - KNOWN_RARE_ZIPF)
+        return min(weight, self._oov_weight * min(1.0, max(BG_FLOOR, share)))
+
     def _entry_phrases_uncached(self, index: int) -> str:
         entry = self.kb.entries[index]
         texts = (entry.title, *entry.questions, *entry.keywords)
@@ -319,7 +332,7 @@ class Matcher:
                     and token not in stopwords and bg.zipf(token, typed) >= ACCENT_TRUST_ZIPF):
                 term = None
             if term is not None:
-                weights[term] = float(idf[term])
+                weights[term] = self._known(term, token, typed)
                 sequence.append(term)
                 continue
             sequence.append(-1)
@@ -421,11 +434,18 @@ class Matcher:
         return best
 
     def match(self, text: str) -> MatchResult:
-        normalized, _tokens, ranked = self._scores(text)
-        if ranked and self.scope.subjects and self.outside_scope(normalized.split(), ranked[0][0]):
+        normalized, ranked, outside = self.assess(text)
+        if outside:
             near = [fid for fid, s in ranked[:3] if s >= self.thresholds.suggest_score * NEAR_FACTOR]
             return MatchResult(Decision.FALLBACK, None, ranked[0][1], near, normalized, not_covered=True)
         return self.decide(normalized, ranked)
+
+    def assess(self, text: str) -> tuple[str, list[tuple[str, float]], bool]:
+        """Normalised text, ranking, and whether the question names a subject outside the knowledge
+        base that its best entry does not cover (then no threshold may answer it)."""
+        normalized, _tokens, ranked = self._scores(text)
+        outside = bool(ranked and self.scope.subjects and self.outside_scope(normalized.split(), ranked[0][0]))
+        return normalized, ranked, outside
 
     def outside_scope(self, words: list[str], entry_id: str) -> list[str]:
         """Ids of not-covered subjects the question (normalised words) names and the entry does
