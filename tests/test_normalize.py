@@ -110,7 +110,7 @@ def test_matcher_synonyms_stay_out_of_the_normal_form(norm):
         ("gặp nv hỗ trợ", "gặp nhân viên hỗ trợ"),  # chat
         ("xin phiếu llttp", "xin phiếu lý lịch tư pháp"),  # a slip for "lltp"
         ("tổ cns ở phường", "tổ công nghệ số ở phường"),
-        ("nộp hs onlai", "nộp hồ sơ online"),  # spelt as read aloud
+        ("nộp hsơ onlai", "nộp hồ sơ online"),  # spelt as read aloud
         ("mấy anh chị ơi chỉ giùm em với nha", "chỉ"),  # forms of address and particles
         ("passcode là cái gì", "passcode là gì"),  # the classifier "cái" is filler
         ("passcode la cai gi", "passcode la gì"),
