@@ -358,6 +358,21 @@ def print_v2(title: str, sets: dict[str, list[dict]], verdict_sets: dict[str, di
               + ", ".join(gaps))
 
 
+def print_ranking(sets: dict[str, list[dict]], ranked: dict[str, dict[str, list[Ranked]]]) -> None:
+    """Ranking before any decision: in-scope single-question lines whose right entry is first, or in
+    the first three (what choices could offer), per system and half."""
+    print("\nranking before the decision (in-scope single-question lines): right entry first / in top 3")
+    for name, parts in ranked.items():
+        cells = []
+        for part, questions in sets.items():
+            pairs = [(q, r) for q, r in zip(questions, parts[part])
+                     if q["topic"] is not None and "multi" not in q.get("style", [])]
+            first = sum(bool(r) and r[0][0] in right_ids(q) for q, r in pairs)
+            top3 = sum(bool(right_ids(q).intersection(i for i, _ in r[:3])) for q, r in pairs)
+            cells.append(f"{part} {first / len(pairs):.1%} / {top3 / len(pairs):.1%} (n={len(pairs)})")
+        print(f"  {name:8} " + "   ".join(cells))
+
+
 def single_question(questions: list[dict], results: list[MatchResult]) -> tuple[list[dict], list[MatchResult]]:
     """The lines of single-question styles (all but `multi`), which the targets are about."""
     keep = [i for i, q in enumerate(questions) if "multi" not in q.get("style", [])]
@@ -457,6 +472,7 @@ def main() -> int:
                  halves, {k: verdict_sets[k] for k in ("ours(set)", "ours(cal)", "no-bg(cal)")})
         print_v2("dev-v2 baselines (same decision rule, thresholds fitted on v1 + tuning half)",
                  halves, {k: verdict_sets[k] for k in ("wratio(cal)", "bm25(cal)")})
+        print_ranking(halves, {n: {p: ranked[n][p] for p in halves} for n in ranked})
 
     if args.errors:
         for part in ("v1", "tuning"):  # never the held-out half

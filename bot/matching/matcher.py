@@ -167,6 +167,8 @@ class Matcher:
         self.normalizer = normalizer or Normalizer()
         self.thresholds = thresholds or Thresholds()
         self.background = background
+        if background:
+            bg.load()
         self.scope = scope if scope is not None else Scope.from_file(self.normalizer)
         self.ids = [entry.id for entry in kb.entries]
         self._index = {entry_id: i for i, entry_id in enumerate(self.ids)}
