@@ -158,7 +158,9 @@ def calibrate(questions: list[dict], ranked: list[Ranked]) -> Thresholds:
             answered = offered[None, :] & (f.s1 >= answer)[None, :] & (gap >= gaps[:, None])
             wrong = (answered & ~f.right1[None, :]).sum(axis=1) / n
             good = (answered & f.right1[None, :] & f.in_scope[None, :]).sum(axis=1) / max(n_in, 1)
-            for g, w, a in zip(gaps, wrong, good):
+            # Largest gap first: where several gaps score the same, the questions do not decide, and
+            # a wider lead before answering directly is the safer choice (fewer confident guesses).
+            for g, w, a in reversed(list(zip(gaps, wrong, good))):
                 value = objective(top1, declined, w, a)
                 if best is None or value > best[0] + 1e-12:
                     best = (value, Thresholds(float(answer), float(g), float(suggest)))

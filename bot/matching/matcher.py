@@ -83,11 +83,12 @@ class Decision(StrEnum):
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Defaults as in bot/settings.py (MATCH_*), calibrated with bench/accuracy.py."""
+    """Defaults as in bot/settings.py (MATCH_*), calibrated with bench/accuracy.py on v1 and the
+    dev-v2 tuning half (gap held at 5)."""
 
-    answer_score: float = 64.0
+    answer_score: float = 77.0
     min_gap: float = 5.0
-    suggest_score: float = 62.0
+    suggest_score: float = 56.5
 
 
 @dataclass(frozen=True)
