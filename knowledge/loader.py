@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +14,8 @@ from pydantic import ValidationError
 from knowledge.schema import CATEGORIES, MAX_ANSWER_CHARS, Entry
 
 TOPICS_FILE = Path(__file__).resolve().parent / "meta" / "topics.yaml"
+# Every file's ids must have an entry: the first batch and the second (topics-2.yaml).
+TOPICS_FILES = (TOPICS_FILE, TOPICS_FILE.with_name("topics-2.yaml"))
 # Answers may say {name} for a value that comes from configuration (see fill_placeholders).
 PLACEHOLDERS = {"retention_days": "LOG_RETENTION_DAYS"}
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -160,9 +162,10 @@ def _load_local(path: Path, base: dict[str, Entry], problems: list[Problem]):
 
 
 def collect(knowledge_dir: Path, local_file: Path | None = None,
-            topics_file: Path | None = TOPICS_FILE) -> tuple[KnowledgeBase, list[Problem]]:
+            topics_file: Path | Sequence[Path] | None = TOPICS_FILES) -> tuple[KnowledgeBase, list[Problem]]:
     """Read everything, returning the usable entries and every problem found.
 
+    `topics_file` is one required-topics file or several (default: both batches);
     `topics_file=None` skips the topic-coverage check (fixtures with a handful of entries); a
     topics file that cannot be read is a problem, never a silent skip.
     """
@@ -206,17 +209,19 @@ def collect(knowledge_dir: Path, local_file: Path | None = None,
                 problems.append(
                     Problem(seen.get(entry.id, "local"), entry.id, f"related id {rel!r} does not exist")
                 )
-    if topics_file is not None:
-        try:
-            required = required_topic_ids(topics_file)
-        except (OSError, yaml.YAMLError) as exc:
-            problems.append(Problem(str(topics_file), None,
-                                    f"cannot read the required topic list, so coverage is unchecked: {exc}"))
-            required = []
-        for topic in required:
-            if topic not in by_id:
-                problems.append(Problem(topics_file.name, topic, "required topic has no entry"))
+    topics_files = [] if topics_file is None else [topics_file] if isinstance(topics_file, Path) else topics_file
+    for path in topics_files:
+        problems.extend(_coverage_problems(path, by_id))
     return KnowledgeBase(entries, variants), problems
+
+
+def _coverage_problems(topics_file: Path, by_id: dict[str, Entry]) -> list[Problem]:
+    try:
+        required = required_topic_ids(topics_file)
+    except (OSError, yaml.YAMLError) as exc:
+        return [Problem(str(topics_file), None,
+                        f"cannot read the required topic list, so coverage is unchecked: {exc}")]
+    return [Problem(topics_file.name, topic, "required topic has no entry") for topic in required if topic not in by_id]
 
 
 def fill_placeholders(kb: KnowledgeBase, values: dict[str, str]) -> KnowledgeBase:

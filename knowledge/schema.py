@@ -14,6 +14,7 @@ CATEGORIES: dict[str, str] = {
     "payments": "Thanh toán số",
     "safety": "An toàn trên mạng",
     "bdhvs": "Bình dân học vụ số",
+    "social": "Bảo hiểm, thuế, y tế, giáo dục",
     "bot": "Về trợ lý",
 }
 

@@ -7,9 +7,13 @@ import sys
 import textwrap
 from pathlib import Path
 
-from knowledge.loader import collect, validate_knowledge
+import pytest
+import yaml
+
+from knowledge.loader import TOPICS_FILES, collect, required_topic_ids, validate_knowledge
 
 ROOT = Path(__file__).resolve().parent.parent
+SHARED_TOPICS_2 = (ROOT.parent / "shared" / "kb" / "topics-2.yaml", Path("/work/shared/kb/topics-2.yaml"))
 
 GOOD = """
   - id: {id}
@@ -93,6 +97,42 @@ def test_cli_exits_non_zero_and_lists_problems(tmp_path: Path):
     assert proc.returncode == 1
     assert "x.yaml: vneid.a: link 'ftp://x' must be an https:// URL" in proc.stdout
     assert "required topic has no entry" in proc.stdout  # the real topic list is enforced
+
+
+def test_default_coverage_requires_every_id_of_both_topic_files(tmp_path: Path):
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    write(kb, "v.yaml", "entries:" + GOOD.format(id="vneid.what_is"))
+    found = messages(kb, TOPICS_FILES)
+    assert [p.name for p in TOPICS_FILES] == ["topics.yaml", "topics-2.yaml"]
+    missing = {m.split(": ")[1] for m in found if m.endswith("required topic has no entry")}
+    first, second = (set(required_topic_ids(p)) for p in TOPICS_FILES)
+    assert len(second) == 26 and not first & second
+    assert missing == (first | second) - {"vneid.what_is"}
+    assert "topics-2.yaml: bot.smalltalk: required topic has no entry" in found
+    assert "topics.yaml: vneid.install: required topic has no entry" in found
+    assert collect(kb)[1] == collect(kb, None, TOPICS_FILES)[1]  # both files are the default
+
+
+def test_several_topic_files_each_report_their_own_missing_ids(tmp_path: Path):
+    one, two = tmp_path / "one.yaml", tmp_path / "two.yaml"
+    one.write_text("vneid.a: {}\nvneid.b: {}\n", encoding="utf-8")
+    two.write_text("vneid.c: {}\n", encoding="utf-8")
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    write(kb, "v.yaml", "entries:" + GOOD.format(id="vneid.a"))
+    found = messages(kb, [one, two])
+    assert found == ["one.yaml: vneid.b: required topic has no entry",
+                     "two.yaml: vneid.c: required topic has no entry"]
+    assert any("cannot read the required topic list" in m for m in messages(kb, [one, tmp_path / "gone.yaml"]))
+
+
+def test_repository_copy_of_topics_2_matches_the_shared_file():
+    shared = next((p for p in SHARED_TOPICS_2 if p.is_file()), None)
+    if shared is None:
+        pytest.skip(f"shared topics-2.yaml not found (looked at {', '.join(map(str, SHARED_TOPICS_2))})")
+    ours = yaml.safe_load(TOPICS_FILES[1].read_text(encoding="utf-8"))
+    assert ours == yaml.safe_load(shared.read_text(encoding="utf-8"))
 
 
 def test_local_overrides_replace_and_specialise_by_ward(tmp_path: Path):

@@ -13,7 +13,8 @@ download, no network. Lookups are Zipf values (log10 of occurrences per billion 
 "là", 4-5 for everyday words, 0 for unknown). Citizens often type without diacritics, so a
 folded form ("hong") gets the highest Zipf among the accented forms that fold to it
 ("hông", "hồng", "hỏng"): typed bare, it may be any of them, and an ordinary word is the safe
-reading. Both tables are built once per process (about 30 ms) and then are dict lookups.
+reading. Both tables are built once per process (importing wordfreq costs about 0.3 s, the
+tables 20 ms; `Matcher` does it while indexing) and then are dict lookups.
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ def _tables() -> tuple[dict[str, float], dict[str, float]]:
         bare = fold(key)
         folded[bare] = max(folded.get(bare, 0.0), zipf)
     return accented, folded
+
+
+def load() -> None:
+    """Build the tables now (importing wordfreq takes a few hundred ms), not on a citizen's message."""
+    _tables()
 
 
 def zipf(word: str, accented_form: str | None = None) -> float:

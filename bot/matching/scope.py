@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.matching.normalize import Normalizer
+from bot.matching.normalize import Normalizer, fold
 
 SCOPE_FILE = Path(__file__).resolve().parents[2] / "knowledge" / "meta" / "not_covered.yaml"
 
@@ -29,18 +29,22 @@ SCOPE_FILE = Path(__file__).resolve().parents[2] / "knowledge" / "meta" / "not_c
 class Subject:
     id: str
     title: str
-    phrases: tuple[tuple[str, ...], ...]  # matcher tokens (folded, lexicon applied)
+    phrases: tuple[tuple[str, ...], ...]  # normalised words (lexicon applied, diacritics kept)
 
 
 class Scope:
-    """Finds not-covered subject phrases in a question's matcher tokens."""
+    """Finds not-covered subject phrases in a question's normalised words.
+
+    Words are compared without diacritics, except a word the citizen typed with them, which must
+    be the phrase's own word: "số đó" (that number) is not "sổ đỏ" (a land title), "so do" may be.
+    """
 
     def __init__(self, subjects: list[Subject]):
         self.subjects = subjects
         self._by_first: dict[str, list[tuple[tuple[str, ...], Subject]]] = {}
         for subject in subjects:
             for phrase in subject.phrases:
-                self._by_first.setdefault(phrase[0], []).append((phrase, subject))
+                self._by_first.setdefault(fold(phrase[0]), []).append((phrase, subject))
         for items in self._by_first.values():
             items.sort(key=lambda item: len(item[0]), reverse=True)
 
@@ -60,18 +64,21 @@ class Scope:
         for subject_id, item in raw.items():
             if not isinstance(item, dict) or not isinstance(item.get("phrases"), list):
                 raise ValueError(f"{path}: subject {subject_id!r} needs a list 'phrases'")
-            phrases = tuple(dict.fromkeys(tuple(normalizer.tokens(str(p))) for p in item["phrases"]))
+            phrases = tuple(dict.fromkeys(tuple(normalizer.words(str(p))) for p in item["phrases"]))
             subjects.append(Subject(str(subject_id), str(item.get("title", subject_id)),
                                     tuple(p for p in phrases if p)))
         return cls(subjects)
 
-    def find(self, tokens: list[str]) -> list[tuple[tuple[str, ...], Subject]]:
-        """Every (phrase, subject) whose phrase occurs in the tokens, in order."""
+    def find(self, words: list[str]) -> list[tuple[tuple[str, ...], Subject]]:
+        """Every (phrase, subject) whose phrase occurs in the normalised words, in order."""
         found = []
         by_first = self._by_first
-        for i, token in enumerate(tokens):
-            for phrase, subject in by_first.get(token, ()):
-                if tuple(tokens[i : i + len(phrase)]) == phrase:
+        folded = [fold(w) for w in words]
+        for i, bare in enumerate(folded):
+            for phrase, subject in by_first.get(bare, ()):
+                if all(i + k < len(words) and folded[i + k] == fold(p)
+                       and (words[i + k] == folded[i + k] or words[i + k] == p)
+                       for k, p in enumerate(phrase)):
                     found.append((phrase, subject))
                     break
         return found
