@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +66,7 @@ class Half:
     single: list[bool] = field(default_factory=list)  # other lines answered right (top-1 or declined)
     base_single: list[bool] = field(default_factory=list)
     misses: list[str] = field(default_factory=list)
+    followup_shapes: Counter = field(default_factory=Counter)  # aggregate kinds of follow-up outcomes
 
 
 def _selected(questions: list[dict]) -> tuple[list[dict], list[dict], list[tuple[dict, dict]]]:
@@ -131,6 +133,10 @@ async def score_half(conversation, matcher, store, questions: list[dict], label:
         out = await say(user, b["text"])
         ok = out["kind"] == "answer" and out["faq_id"] in right(b)
         half.followup.append(ok)
+        a_right = first["kind"] == "answer" and first["faq_id"] in right(a)
+        stayed = out["faq_id"] is not None and out["faq_id"] == first["faq_id"]
+        half.followup_shapes[("a right" if a_right else "a not right", "b right" if ok else
+                              f"b {out['kind']}" + (", same entry as a" if stayed else ""))] += 1
         base = matcher.match(b["text"])
         half.base_followup.append(base.decision is Decision.ANSWER and base.faq_id in right(b))
         if not ok:
@@ -181,6 +187,9 @@ def report_dialogue(show_misses: bool = False, out=print) -> dict[str, dict[str,
             "followup": sum(h.followup) / len(h.followup) if h.followup else 0.0,
             "false_smalltalk": sum(h.false_smalltalk) / len(h.false_smalltalk) if h.false_smalltalk else 0.0,
         }
+    for name, h in halves.items():
+        out(f"{name:10} follow-up outcomes: " + "; ".join(f"{a} / {b}: {n}" for (a, b), n
+                                                           in sorted(h.followup_shapes.items())))
     if show_misses:
         out("\nMisses, tuning half only:")
         for line in halves["tuning"].misses:

@@ -175,8 +175,9 @@ class FollowupReader:
             return None  # an unmarked question the matcher has a view on ("mật khẩu": its suggestions)
         if facet and facet in previous.facets:
             return FollowupReading(Move.FACET, previous.id, facet)
-        if topic_best[0] != previous.id and topic_best[1] >= matcher.thresholds.answer_score:
-            return FollowupReading(Move.ENTRY, topic_best[0])  # a related entry answers it
+        if topic_best[0] != previous.id and topic_best[1] >= matcher.thresholds.suggest_score:
+            # even with the previous title added, a related entry ranks above it: it is the one asked
+            return FollowupReading(Move.ENTRY, topic_best[0])
         if own.decision is Decision.ANSWER and own.faq_id in family:
             return FollowupReading(Move.ENTRY, own.faq_id)
         # "cài xong rồi tự đăng ký được không?": the message alone leans to a related entry

@@ -85,14 +85,14 @@ async def test_web_chat_small_talk_is_not_unanswered_and_counts_apart(database_u
         await site.account("admin", "admin")
         client = await site.client()
         await client.get("/chat")
-        for text in ("con mèo nhà tôi bỏ ăn mấy hôm nay", "cảm ơn", "ok"):
+        for text in ("con mèo nhà tôi bỏ ăn mấy hôm nay", "cảm ơn bạn hiền nha", "ok"):
             replies = (await client.chat(text))["replies"]
         assert [r["kind"] for r in replies] == ["smalltalk"]  # no hand-off offer, no streak
         followed = (await client.chat("cách trồng hoa hồng trong chậu"))["replies"]
         assert any(r["text"] == texts.OFFER_TEAM_AFTER_FALLBACKS for r in followed)  # two real fallbacks
         admin = await site.client("admin")
         unanswered = await admin.get("/dashboard/unanswered")
-        assert "mèo" in unanswered.text and "cảm ơn" not in unanswered.text
+        assert "mèo" in unanswered.text and "hiền" not in unanswered.text
         stats = await admin.get("/dashboard/stats")
         assert '<span class="big">2</span><span>câu hỏi</span>' in stats.text
         assert '<span class="big">2</span><span>lời chào, cảm ơn' in stats.text
@@ -101,7 +101,7 @@ async def test_web_chat_small_talk_is_not_unanswered_and_counts_apart(database_u
 def test_converse_json_lines_keep_context_per_user_and_survive_bad_lines():
     lines = [
         {"id": 1, "user": "a", "text": "xin chào"},
-        {"id": 2, "user": "a", "text": "thủ tục đăng ký tạm trú online thế nào"},
+        {"id": 2, "user": "a", "text": "đăng ký tạm trú online thế nào"},
         "not json at all",
         {"id": 4, "user": "b", "text": TWO},
         {"id": 5, "user": "a", "text": "còn lệ phí thì sao?"},
