@@ -96,7 +96,7 @@ class DialogueFeature:
             return await self.small_talk(turn, text, detection.intent, own)
         if own.faq_id == SMALLTALK_ENTRY and own.decision is not Decision.FALLBACK:
             return await self.small_talk(turn, text, Intent.ACK, own)
-        two = find_two(self.c.knowledge.matcher, question, own)
+        two = find_two(self.c.knowledge.matcher, question, own, self.followups.is_detail)
         if two is not None and two.understood:
             return await self.two_questions(turn, text, two)
         context = await self.load(turn)

@@ -137,6 +137,11 @@ class FollowupReader:
     def _folded_function_words(self) -> frozenset[str]:
         return frozenset(fold(w) for w in self.lexicon.function_words)
 
+    def is_detail(self, text: str) -> bool:
+        """A clause naming no topic, only a part of one ("có mất phí không", "cần giấy tờ gì")."""
+        words = _typed(text)
+        return bool(words) and len(self.residue(words)) <= 1
+
     def read(self, text: str, context: DialogueContext, matcher: Matcher, kb: KnowledgeBase,
              own: MatchResult) -> FollowupReading | None:
         """How to answer `text` given the previous answer; None when it is a question of its own."""

@@ -11,10 +11,11 @@ line) matches nothing, the second part is reported as not understood instead of 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.matching import Decision, MatchResult
-from bot.matching.matcher import Matcher
+from bot.matching.matcher import Matcher, Thresholds
 from bot.matching.normalize import canonical, fold
 
 # Cut points, strongest first. Joiners are matched as whole words, without diacritics.
@@ -24,12 +25,16 @@ JOINERS = ("voi ca", "voi lai", "vs ca", "vs lai", "them nua", "ngoai ra", "con 
 MIN_PART_WORDS = 2
 # What makes a second part a question rather than more detail ("tôi thử mấy lần rồi mà không được").
 QUESTION_WORDS = ("sao", "gi", "nao", "dau", "bao nhieu", "bao lau", "the nao", "ntn", "lam sao", "o dau", "ai")
+CLOSING_PARTICLES = frozenset({"khong", "ko", "k", "hong", "hok", "chua", "ha", "a", "nhi", "vay", "ak", "ah"})
+# Requests ask as much as questions do ("cho tui xin số tổng đài luôn nha").
+REQUESTS = ("cho xin", "cho tui xin", "cho toi xin", "cho minh xin", "cho em xin", "cho con xin", "xin so",
+            "chi giup", "chi cho", "huong dan", "giup toi", "giup minh", "giup em", "giup tui", "giup voi")
 UNRELATED_SCORE = 40.0  # a second part scoring below this against every entry is about something else
 # After a question mark, a second part that did not reach the suggestion threshold is still
 # offered (as a button, never answered) when its best entry scores this much: the citizen did
 # ask a second question, and the nearest entry with a button beats silence.
 SECOND_OFFER_SCORE = 52.0
-CONFIDENT_PART_SCORE = 75.0
+CONFIDENT_PART_SHARE = 0.6  # of the way from the suggestion to the answer threshold
 SHORT_ANSWER_CHARS = 420  # both answers this short: answer both instead of offering the second
 
 
@@ -45,13 +50,13 @@ class TwoQuestions:
         return self.second is not None
 
 
-def _confident(result: MatchResult) -> bool:
-    """Answered, or suggested only because a runner-up came close while the score itself is high
-    (a short part of a message often sits near two entries)."""
+def _confident(result: MatchResult, thresholds: Thresholds) -> bool:
+    """Answered, or suggested only because a runner-up came close while the score itself is well
+    above the suggestion threshold (a short part of a message often sits near two entries)."""
     if result.faq_id is None:
         return False
-    return result.decision is Decision.ANSWER or (result.decision is Decision.SUGGEST
-                                                  and result.score >= CONFIDENT_PART_SCORE)
+    high = thresholds.suggest_score + CONFIDENT_PART_SHARE * (thresholds.answer_score - thresholds.suggest_score)
+    return result.decision is Decision.ANSWER or (result.decision is Decision.SUGGEST and result.score >= high)
 
 
 def _offerable(result: MatchResult) -> bool:
@@ -60,6 +65,15 @@ def _offerable(result: MatchResult) -> bool:
 
 def _word_count(text: str) -> int:
     return len(canonical(text).split())
+
+
+def _asks(text: str) -> bool:
+    """A question of its own: a question word or mark, or a closing "không / chưa / hả"
+    ("Căn cước hết hạn đổi online được không"), not a circumstance ("khi nộp hồ sơ trực tuyến")."""
+    words = fold(canonical(text)).split()
+    folded = f" {' '.join(words)} "
+    return (_looks_like_question(text) or bool(words) and words[-1] in CLOSING_PARTICLES
+            or any(f" {p} " in folded for p in REQUESTS))
 
 
 def _looks_like_question(text: str) -> bool:
@@ -101,8 +115,10 @@ def _nearest(matcher: Matcher, text: str, besides: str | None) -> MatchResult | 
     return MatchResult(Decision.SUGGEST, ranked[0][0], ranked[0][1], [], normalized)
 
 
-def find_two(matcher: Matcher, text: str, whole: MatchResult | None = None) -> TwoQuestions | None:
+def find_two(matcher: Matcher, text: str, whole: MatchResult | None = None,
+             detail: Callable[[str], bool] = lambda _text: False) -> TwoQuestions | None:
     """The two questions in the message, or None when it reads as one question."""
+    th = matcher.thresholds
     best: tuple[float, TwoQuestions] | None = None
     unmatched: TwoQuestions | None = None
     seen: set[tuple[str, str]] = set()
@@ -113,20 +129,20 @@ def find_two(matcher: Matcher, text: str, whole: MatchResult | None = None) -> T
         first, second = matcher.match(left), matcher.match(right)
         # a near miss (not a subject the knowledge base leaves out, which scores high and is refused)
         near_miss = second.decision is Decision.FALLBACK and second.score < matcher.thresholds.suggest_score
-        if strong and _confident(first) and near_miss and _looks_like_question(right):
+        if strong and _confident(first, th) and near_miss and _looks_like_question(right):
             second = _nearest(matcher, right, first.faq_id) or second
-        if _confident(first) and _offerable(second) and second.faq_id != first.faq_id:
+        # at a joiner word both parts must be clear; after a question mark the second may be a guess
+        second_ok = _offerable(second) if strong else _confident(second, th)
+        # each part asks something, and the second is more than a detail of the first ("có mất phí không")
+        separate = _asks(left) and _asks(right) and not detail(right)
+        if separate and _confident(first, th) and second_ok and second.faq_id != first.faq_id:
             # a cut at a question mark or new line beats any cut at a joiner word
-            score = (1000.0 if strong else 0.0) + min(first.score, second.score) + (5.0 if _confident(second) else 0.0)
+            score = (1000.0 if strong else 0.0) + min(first.score, second.score) + (5.0 if _confident(second, th) else 0.0)
             if best is None or score > best[0]:
                 best = (score, TwoQuestions(first, second, left, right))
-        elif (strong and unmatched is None and _confident(first) and second.decision is Decision.FALLBACK
+        elif (strong and unmatched is None and _confident(first, th) and second.decision is Decision.FALLBACK
               and second.score < UNRELATED_SCORE and _word_count(right) >= 4 and _looks_like_question(right)):
             unmatched = TwoQuestions(first, None, left, right)
     if best is not None:
-        two = best[1]
-        # The whole message matched one entry better than either part: it is one question.
-        if whole is not None and _confident(whole) and whole.score > max(two.first.score, two.second.score) + 5:
-            return None
-        return two
+        return best[1]
     return unmatched
