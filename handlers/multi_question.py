@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from bot.matching import Decision, MatchResult
 from bot.matching.matcher import Matcher, Thresholds
@@ -20,8 +21,9 @@ from bot.matching.normalize import canonical, fold
 
 # Cut points, strongest first. Joiners are matched as whole words, without diacritics.
 STRONG = re.compile(r"[?？;\n]+|[.!](?=\s)")
-JOINERS = ("voi ca", "voi lai", "vs ca", "vs lai", "them nua", "ngoai ra", "con nua", "con", "va", "voi",
-           "ma", "xong roi", "xong", "roi", "tien the", "nhan tien", "cho hoi them", "hoi them")
+JOINERS = ("với cả", "với lại", "vs cả", "vs lại", "thêm nữa", "ngoài ra", "còn nữa", "còn", "và", "với",
+           "mà", "xong rồi", "xong", "rồi", "tiện thể", "nhân tiện", "cho hỏi thêm", "hỏi thêm")
+FOLDED_JOINERS = {fold(j): j for j in JOINERS}
 MIN_PART_WORDS = 2
 # What makes a second part a question rather than more detail ("tôi thử mấy lần rồi mà không được").
 QUESTION_WORDS = ("sao", "gi", "nao", "dau", "bao nhieu", "bao lau", "the nao", "ntn", "lam sao", "o dau", "ai")
@@ -29,6 +31,11 @@ CLOSING_PARTICLES = frozenset({"khong", "ko", "k", "hong", "hok", "chua", "ha", 
 # Requests ask as much as questions do ("cho tui xin số tổng đài luôn nha").
 REQUESTS = ("cho xin", "cho tui xin", "cho toi xin", "cho minh xin", "cho em xin", "cho con xin", "xin so",
             "chi giup", "chi cho", "huong dan", "giup toi", "giup minh", "giup em", "giup tui", "giup voi")
+LISTING_JOINERS = frozenset({"voi ca", "voi lai", "vs ca", "vs lai", "them nua", "ngoai ra", "con nua", "con", "va"})
+COMPARISONS = ("khac nhau", "khac gi", "giong nhau", "giong gi")
+NOT_SECOND = frozenset({"bot.help", "bot.smalltalk"})  # generic: "làm được những việc gì" names no topic
+CIRCUMSTANCES = frozenset({"khi", "neu", "luc", "sau khi", "truoc khi", "trong luc", "trong khi", "tu khi"})
+LEADING_FILLERS = frozenset({"xin", "hoi", "cho", "em", "toi", "tui", "minh", "chau", "bac", "a", "da", "thi"})
 UNRELATED_SCORE = 40.0  # a second part scoring below this against every entry is about something else
 # After a question mark, a second part that did not reach the suggestion threshold is still
 # offered (as a button, never answered) when its best entry scores this much: the citizen did
@@ -81,29 +88,73 @@ def _looks_like_question(text: str) -> bool:
     return text.rstrip().endswith("?") or any(f" {w} " in folded for w in QUESTION_WORDS)
 
 
-def cuts(text: str) -> list[tuple[str, str, bool]]:
-    """Candidate (left, right, strong) splits of the message, strong separators first."""
-    found: list[tuple[str, str, bool]] = []
+class CutKind(StrEnum):
+    QUESTION_MARK = "?"  # the left part ends with a question mark
+    SENTENCE = "."  # a full stop, semicolon or new line
+    JOINER = "joiner"  # "với cả", "còn", "và": a question word at the end may serve both parts
+    COMMA = ","
+
+
+@dataclass(frozen=True)
+class Cut:
+    left: str
+    right: str
+    kind: CutKind
+    joiner: str = ""
+
+    @property
+    def strong(self) -> bool:
+        return self.kind in (CutKind.QUESTION_MARK, CutKind.SENTENCE)
+
+
+def cuts(text: str) -> list[Cut]:
+    """Candidate splits of the message, strong separators first."""
+    found: list[Cut] = []
     for m in STRONG.finditer(text):
         left, right = text[: m.start()].strip(), text[m.end():].strip()
         if left and right:
-            found.append((left, right, True))
+            kind = CutKind.QUESTION_MARK if "?" in m.group() or "？" in m.group() else CutKind.SENTENCE
+            found.append(Cut(left, right, kind))
     words = text.split()
-    folded = [fold(canonical(w)) for w in words]
+    # typed with diacritics, "con" is a child, not "còn": compare as typed; typed without, folded
+    accented = not text.isascii()
+    keys = [canonical(w) if accented else fold(canonical(w)) for w in words]
     for i in range(1, len(words) - 1):
-        for joiner in JOINERS:
-            size = len(joiner.split())
-            if " ".join(folded[i : i + size]) == joiner:
-                left, right = " ".join(words[:i]), " ".join(words[i + size:])
-                if left.strip(" ,") and right.strip(" ,"):
-                    found.append((left.strip(" ,"), right.strip(" ,"), False))
+        for folded_joiner, joiner in FOLDED_JOINERS.items():
+            listed = joiner if accented else folded_joiner
+            size = len(listed.split())
+            if " ".join(keys[i : i + size]) == listed:
+                left, right = " ".join(words[:i]).strip(" ,"), " ".join(words[i + size:]).strip(" ,")
+                if left and right:
+                    found.append(Cut(left, right, CutKind.JOINER, folded_joiner))
                 break
     # a comma joins two questions as often as a joiner does ("đổi bằng lái online làm sao vậy, còn ...")
     for m in re.finditer(r",", text):
         left, right = text[: m.start()].strip(), text[m.end():].strip()
         if left and right:
-            found.append((left, right, False))
+            found.append(Cut(left, right, CutKind.COMMA))
     return found
+
+
+def _separate(cut: Cut, detail: Callable[[str], bool]) -> bool:
+    """Both parts ask something of their own: the left is no circumstance ("khi nộp hồ sơ ..."),
+    each asks (at a joiner one question word may close both: "quên mật khẩu với cả đổi số thì
+    làm sao"), and the right is more than a detail of the left ("có mất phí không")."""
+    if _circumstance(cut.left) or detail(cut.right) or not _asks(cut.right) or _compares(cut.right):
+        return False
+    shared = cut.kind is CutKind.JOINER and cut.joiner in LISTING_JOINERS
+    return cut.kind is CutKind.QUESTION_MARK or shared or _asks(cut.left)
+
+
+def _compares(text: str) -> bool:
+    """"mức 1 và mức 2 khác nhau thế nào" is one question about both."""
+    folded = f" {fold(canonical(text))} "
+    return any(f" {w} " in folded for w in COMPARISONS)
+
+
+def _circumstance(text: str) -> bool:
+    words = [w for w in fold(canonical(text)).split() if w not in LEADING_FILLERS]
+    return bool(words) and (words[0] in CIRCUMSTANCES or " ".join(words[:2]) in CIRCUMSTANCES)
 
 
 def _nearest(matcher: Matcher, text: str, besides: str | None) -> MatchResult | None:
@@ -122,7 +173,8 @@ def find_two(matcher: Matcher, text: str, whole: MatchResult | None = None,
     best: tuple[float, TwoQuestions] | None = None
     unmatched: TwoQuestions | None = None
     seen: set[tuple[str, str]] = set()
-    for left, right, strong in cuts(text):
+    for cut in cuts(text):
+        left, right, strong = cut.left, cut.right, cut.strong
         if (left, right) in seen or min(_word_count(left), _word_count(right)) < MIN_PART_WORDS:
             continue
         seen.add((left, right))
@@ -133,9 +185,7 @@ def find_two(matcher: Matcher, text: str, whole: MatchResult | None = None,
             second = _nearest(matcher, right, first.faq_id) or second
         # at a joiner word both parts must be clear; after a question mark the second may be a guess
         second_ok = _offerable(second) if strong else _confident(second, th)
-        # each part asks something, and the second is more than a detail of the first ("có mất phí không")
-        separate = _asks(left) and _asks(right) and not detail(right)
-        if separate and _confident(first, th) and second_ok and second.faq_id != first.faq_id:
+        if _separate(cut, detail) and second.faq_id not in NOT_SECOND and _confident(first, th) and second_ok and second.faq_id != first.faq_id:
             # a cut at a question mark or new line beats any cut at a joiner word
             score = (1000.0 if strong else 0.0) + min(first.score, second.score) + (5.0 if _confident(second, th) else 0.0)
             if best is None or score > best[0]:
