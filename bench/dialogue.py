@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ from bot.chat import CHANNEL, describe, local_session  # noqa: E402
 from bot.matching import Decision  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 from bot.storage.models import QuestionLog  # noqa: E402
+from handlers.conversation import Conversation  # noqa: E402
 from handlers.messages import IncomingMessage  # noqa: E402
 
 SMALLTALK = "bot.smalltalk"
@@ -67,6 +69,8 @@ class Half:
     base_single: list[bool] = field(default_factory=list)
     misses: list[str] = field(default_factory=list)
     followup_shapes: Counter = field(default_factory=Counter)  # aggregate kinds of follow-up outcomes
+    seconds: list[float] = field(default_factory=list)  # per message, the whole conversation path
+    base_seconds: list[float] = field(default_factory=list)  # per message, the path without the skills
 
 
 def _selected(questions: list[dict]) -> tuple[list[dict], list[dict], list[tuple[dict, dict]]]:
@@ -77,12 +81,32 @@ def _selected(questions: list[dict]) -> tuple[list[dict], list[dict], list[tuple
     return small, multi, pairs
 
 
-async def score_half(conversation, matcher, store, questions: list[dict], label: str) -> Half:
+def without_skills(conversation: Conversation) -> Conversation:
+    """The same conversation as it answered before these skills: every text straight to the
+    matcher, no context stored (the timing baseline)."""
+    plain = Conversation(conversation.knowledge, conversation.store, None, conversation.config)
+    plain.dialogue.contexts = None
+
+    async def single(turn, text: str):
+        return await plain.answer_single(turn, text, plain.match(text))
+
+    plain.on_question = single  # type: ignore[method-assign]
+    return plain
+
+
+async def score_half(conversation, matcher, store, questions: list[dict], label: str,
+                     plain: Conversation | None = None) -> Half:
     half = Half()
     small, multi, pairs = _selected(questions)
 
     async def say(user: str, text: str) -> dict:
+        started = time.perf_counter()
         outcome = await conversation.respond(IncomingMessage(CHANNEL, user, text=text))
+        half.seconds.append(time.perf_counter() - started)
+        if plain is not None:
+            started = time.perf_counter()
+            await plain.respond(IncomingMessage(CHANNEL, f"plain-{user}", text=text))
+            half.base_seconds.append(time.perf_counter() - started)
         return describe(None, outcome)
 
     small_users = []
@@ -161,7 +185,8 @@ def report_dialogue(show_misses: bool = False, out=print) -> dict[str, dict[str,
     async def run() -> dict[str, Half]:
         async with local_session(settings, temporary=True) as session:
             conv = session.conversation
-            return {name: await score_half(conv, conv.knowledge.matcher, conv.store, part, name)
+            plain = without_skills(conv)
+            return {name: await score_half(conv, conv.knowledge.matcher, conv.store, part, name, plain)
                     for name, part in (("tuning", tuning), ("held-out", held))}
 
     halves = asyncio.run(run())
@@ -187,6 +212,15 @@ def report_dialogue(show_misses: bool = False, out=print) -> dict[str, dict[str,
             "followup": sum(h.followup) / len(h.followup) if h.followup else 0.0,
             "false_smalltalk": sum(h.false_smalltalk) / len(h.false_smalltalk) if h.false_smalltalk else 0.0,
         }
+    both = [h for h in halves.values()]
+    spent = sorted(x for h in both for x in h.seconds)
+    base = sorted(x for h in both for x in h.base_seconds)
+    if spent:
+        def ms(values: list[float], share: float) -> str:
+            return f"{1000 * values[min(len(values) - 1, int(share * len(values)))]:.1f}"
+        out(f"time per message (median / p95 ms, SQLite in a temporary file): with the skills "
+            f"{ms(spent, 0.5)} / {ms(spent, 0.95)}; without them (same conversation, matcher only) "
+            f"{ms(base, 0.5)} / {ms(base, 0.95)}")
     for name, h in halves.items():
         out(f"{name:10} follow-up outcomes: " + "; ".join(f"{a} / {b}: {n}" for (a, b), n
                                                            in sorted(h.followup_shapes.items())))

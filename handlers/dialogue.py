@@ -55,7 +55,8 @@ class DialogueFeature:
         self.c = conversation
         self.smalltalk = SmallTalk()
         self.followups = FollowupReader()
-        self.contexts = ContextStore(conversation.store.sessions) if conversation.store is not None else None
+        store = conversation.store
+        self.contexts = ContextStore(store.sessions, store.group) if store is not None else None
 
     # --- context -------------------------------------------------------------------
     async def load(self, turn: Turn) -> DialogueContext | None:
@@ -99,7 +100,7 @@ class DialogueFeature:
         two = find_two(self.c.knowledge.matcher, question, own, self.followups.is_detail)
         if two is not None and two.understood:
             return await self.two_questions(turn, text, two)
-        context = await self.load(turn)
+        context = await self.load(turn) if self.followups.might_follow(question) else None
         if context is not None:
             reading = self.followups.read(question, context, self.c.knowledge.matcher, self.c.knowledge.kb, own)
             if reading is not None:

@@ -103,14 +103,22 @@ class FollowupReader:
     def __init__(self, lexicon: FollowupLexicon | None = None):
         self.lexicon = lexicon or FollowupLexicon.from_file()
 
-    def facet_of(self, words: tuple[str, ...]) -> str | None:
-        """The facet the message asks about (the longest cue wins), or None."""
-        best: tuple[int, str] | None = None
+    @cached_property
+    def _facet_cues(self) -> dict[str, list[tuple[tuple[str, ...], str]]]:
+        """Facet cues by their first word without diacritics: [(phrase, facet key)]."""
+        index: dict[str, list[tuple[tuple[str, ...], str]]] = {}
         for key, phrases in self.lexicon.facets.items():
             for phrase in phrases:
-                if _contains(words, phrase) and (best is None or len(phrase) > best[0]):
+                index.setdefault(fold(phrase[0]), []).append((phrase, key))
+        return index
+
+    def facet_of(self, words: tuple[str, ...]) -> str | None:
+        """The facet the message asks about (the longest cue wins, the first on a tie), or None."""
+        best: tuple[int, str] | None = None
+        for i, word in enumerate(words):
+            for phrase, key in self._facet_cues.get(fold(_plain(word)), ()):
+                if (best is None or len(phrase) > best[0]) and _same(words[i : i + len(phrase)], phrase):
                     best = (len(phrase), key)
-                    break
         return best[1] if best else None
 
     def shaped(self, words: tuple[str, ...]) -> bool:
@@ -118,14 +126,22 @@ class FollowupReader:
         opens = any(_same(words[: len(p)], p) for p in self.lexicon.openers)
         return opens or any(_contains(words, p) for p in self.lexicon.references)
 
+    @cached_property
+    def _marks(self) -> dict[str, list[tuple[str, ...]]]:
+        """Every follow-up phrase, by its first word without diacritics (for `residue`)."""
+        index: dict[str, list[tuple[str, ...]]] = {}
+        lexicon = self.lexicon
+        for phrase in {*lexicon.openers, *lexicon.references, *lexicon.others,
+                       *(p for phrases in lexicon.facets.values() for p in phrases)}:
+            index.setdefault(fold(phrase[0]), []).append(phrase)
+        return index
+
     def residue(self, words: tuple[str, ...]) -> list[str]:
         """The words of a message that could name a topic: without the follow-up's own words."""
-        marks = [*self.lexicon.openers, *self.lexicon.references, *self.lexicon.others,
-                 *(p for phrases in self.lexicon.facets.values() for p in phrases)]
         covered = [False] * len(words)
-        for phrase in marks:
-            n = len(phrase)
-            for i in range(len(words) - n + 1):
+        for i, word in enumerate(words):
+            for phrase in self._marks.get(fold(_plain(word)), ()):
+                n = len(phrase)
                 if _same(words[i : i + n], phrase):
                     covered[i : i + n] = [True] * n
         function_words = self.lexicon.function_words
@@ -141,6 +157,14 @@ class FollowupReader:
         """A clause naming no topic, only a part of one ("có mất phí không", "cần giấy tờ gì")."""
         words = _typed(text)
         return bool(words) and len(self.residue(words)) <= 1
+
+    def might_follow(self, text: str) -> bool:
+        """Could this message be a follow-up at all? (Checked before the context is read.)"""
+        words = _typed(text)
+        if not words or len(words) > SHORT_WORDS * 2:
+            return False
+        return (len(words) <= SHORT_WORDS or self.shaped(words) or self.facet_of(words) is not None
+                or any(_contains(words, p) for p in self.lexicon.others))
 
     def read(self, text: str, context: DialogueContext, matcher: Matcher, kb: KnowledgeBase,
              own: MatchResult) -> FollowupReading | None:

@@ -42,6 +42,7 @@ UNRELATED_SCORE = 40.0  # a second part scoring below this against every entry i
 # ask a second question, and the nearest entry with a button beats silence.
 SECOND_OFFER_SCORE = 52.0
 CONFIDENT_PART_SHARE = 0.6  # of the way from the suggestion to the answer threshold
+MAX_CUTS = 8  # a message with more places to cut is a long story, not two questions
 SHORT_ANSWER_CHARS = 420  # both answers this short: answer both instead of offering the second
 
 
@@ -168,30 +169,47 @@ def _nearest(matcher: Matcher, text: str, besides: str | None) -> MatchResult | 
 
 def find_two(matcher: Matcher, text: str, whole: MatchResult | None = None,
              detail: Callable[[str], bool] = lambda _text: False) -> TwoQuestions | None:
-    """The two questions in the message, or None when it reads as one question."""
+    """The two questions in the message, or None when it reads as one question.
+
+    The form of each cut is checked first (cheap string tests); only cuts that could be two
+    questions are matched, each part once."""
     th = matcher.thresholds
     best: tuple[float, TwoQuestions] | None = None
     unmatched: TwoQuestions | None = None
+    matched: dict[str, MatchResult] = {}
+
+    def match(part: str) -> MatchResult:
+        if part not in matched:
+            matched[part] = matcher.match(part)
+        return matched[part]
+
     seen: set[tuple[str, str]] = set()
     for cut in cuts(text):
         left, right, strong = cut.left, cut.right, cut.strong
         if (left, right) in seen or min(_word_count(left), _word_count(right)) < MIN_PART_WORDS:
             continue
         seen.add((left, right))
-        first, second = matcher.match(left), matcher.match(right)
+        two_form = _separate(cut, detail)
+        lost_form = strong and _word_count(right) >= 4 and _looks_like_question(right)
+        if not (two_form or lost_form) or len(seen) > MAX_CUTS:
+            continue
+        first = match(left)
+        if not _confident(first, th):
+            continue
+        second = match(right)
         # a near miss (not a subject the knowledge base leaves out, which scores high and is refused)
-        near_miss = second.decision is Decision.FALLBACK and second.score < matcher.thresholds.suggest_score
-        if strong and _confident(first, th) and near_miss and _looks_like_question(right):
+        near_miss = second.decision is Decision.FALLBACK and second.score < th.suggest_score
+        if strong and near_miss and _looks_like_question(right):
             second = _nearest(matcher, right, first.faq_id) or second
         # at a joiner word both parts must be clear; after a question mark the second may be a guess
         second_ok = _offerable(second) if strong else _confident(second, th)
-        if _separate(cut, detail) and second.faq_id not in NOT_SECOND and _confident(first, th) and second_ok and second.faq_id != first.faq_id:
+        if two_form and second_ok and second.faq_id not in NOT_SECOND and second.faq_id != first.faq_id:
             # a cut at a question mark or new line beats any cut at a joiner word
             score = (1000.0 if strong else 0.0) + min(first.score, second.score) + (5.0 if _confident(second, th) else 0.0)
             if best is None or score > best[0]:
                 best = (score, TwoQuestions(first, second, left, right))
-        elif (strong and unmatched is None and _confident(first, th) and second.decision is Decision.FALLBACK
-              and second.score < UNRELATED_SCORE and _word_count(right) >= 4 and _looks_like_question(right)):
+        elif (lost_form and unmatched is None and second.decision is Decision.FALLBACK
+              and second.score < UNRELATED_SCORE):
             unmatched = TwoQuestions(first, None, left, right)
     if best is not None:
         return best[1]

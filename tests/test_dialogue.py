@@ -168,3 +168,16 @@ def test_payloads_pack_unpack_and_refuse_bad_input():
         AlsoAsked(1, "x" * 70).pack()
     with pytest.raises(PayloadError):
         FacetChoice("fee", "a:b").pack()
+
+
+async def test_contexts_are_grouped_writes_last_one_wins(bot):
+    from bot.storage.group_commit import SaveContext
+
+    [user] = [await bot.store.touch_user("web", "grouped")]
+    before = bot.store.group.groups
+    await bot.store.group.submit(SaveContext(user.id, "a.first", ()), SaveContext(user.id, "a.second", ("x.y",)))
+    assert bot.store.group.groups == before + 1  # one transaction for both
+    [row] = await bot.rows(ConversationContext)
+    assert (row.faq_id, row.choices) == ("a.second", ["x.y"])
+    loaded = await bot.conversation.dialogue.contexts.load(user.id)
+    assert (loaded.faq_id, loaded.choices) == ("a.second", ("x.y",))
