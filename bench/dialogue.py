@@ -20,6 +20,9 @@ Baseline in the same run: the matcher alone on the same lines (what the bot did 
 skills: small talk "handled" only by a confident answer of `bot.smalltalk`, the whole multi
 message matched once, the -b line matched without its -a line).
 
+Time per message in the same run: the conversation with the skills against the same conversation
+answering every text with the matcher alone and storing no context (what it did before).
+
 `--misses` lists the missed lines of the tuning half only; the held-out half is reported in
 aggregate and never line by line.
 """
