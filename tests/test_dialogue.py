@@ -181,3 +181,21 @@ async def test_contexts_are_grouped_writes_last_one_wins(bot):
     assert (row.faq_id, row.choices) == ("a.second", ["x.y"])
     loaded = await bot.conversation.dialogue.contexts.load(user.id)
     assert (loaded.faq_id, loaded.choices) == ("a.second", ("x.y",))
+
+
+async def test_two_short_answers_are_both_given(database_url, knowledge):
+    import datetime as _dt
+
+    from knowledge.schema import Entry
+
+    def entry(entry_id: str, title: str, answer: str) -> Entry:
+        return Entry(id=entry_id, category="bot", title=title, questions=[f"{title} thế nào?", f"Cách {title.lower()}"],
+                     answer=answer, source="Bài kiểm thử", reviewed=_dt.date(2026, 12, 6))
+
+    fan = entry("test.fan", "Bật quạt trần phòng họp", "Bấm công tắc thứ hai cạnh cửa phòng họp.")
+    light = entry("test.light", "Tắt đèn hành lang tầng ba", "Bấm công tắc ở đầu cầu thang tầng ba.")
+    async with conversation(database_url, [fan, light]) as harness:
+        outcome = await harness.chat("short").send("bật quạt trần phòng họp thế nào, còn tắt đèn hành lang tầng ba thì sao")
+        assert (outcome.verdict.faq_id, outcome.verdict.also) == ("test.fan", ("test.light",))
+        assert [r.kind for r in outcome.replies] == ["answer", "answer"]
+        assert "công tắc thứ hai" in outcome.replies[0].text and "đầu cầu thang" in outcome.replies[1].text
