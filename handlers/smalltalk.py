@@ -148,13 +148,14 @@ class SmallTalk:
         return Detection(intent, tuple(rest), " ".join(kept))
 
 
-def replies_for(intent: Intent, question_ref: str = "0") -> list[Reply]:
+def replies_for(intent: Intent) -> list[Reply]:
     """Short, warm replies; the menu after a greeting, the hand-off offer after a complaint."""
     menu_row = [Button(texts.MENU, "menu")]
     if intent is Intent.GREETING:
         return [Reply(texts.SMALLTALK_GREETING, menu_buttons(), kind="smalltalk")]
     if intent is Intent.COMPLAINT:
-        rows = [[Button(texts.SEND_TO_TEAM, human_action(question_ref))], menu_row]
+        # not the complaint itself as the question: the team is asked about what the citizen types next
+        rows = [[Button(texts.SEND_TO_TEAM, human_action())], menu_row]
         return [Reply(texts.SMALLTALK_COMPLAINT, rows, kind="smalltalk")]
     if intent is Intent.IDENTITY:
         return [Reply(texts.SMALLTALK_IDENTITY, [[Button(texts.TALK_TO_STAFF, "human")], menu_row],

@@ -60,6 +60,10 @@ async def test_greeting_shows_menu_complaint_offers_the_team(bot):
     assert complaint.text == texts.SMALLTALK_COMPLAINT and any(a.startswith("human") for a in actions(complaint))
     [identity] = await chat.say("bạn là người thật hay máy trả lời vậy")
     assert "không phải người thật" in identity.text
+    [ask] = await chat.press(next(a for a in actions(complaint) if a.startswith("human")))
+    assert ask.text == texts.ASK_QUESTION_FOR_TEAM  # the team gets what the citizen types, not the complaint
+    [handed] = await chat.say("cách nhận lương hưu qua tài khoản ngân hàng")
+    assert handed.kind == "handoff"
 
 
 async def test_greeting_or_thanks_inside_a_question_answers_it(bot):
