@@ -142,6 +142,7 @@ STATS = (
     "📊 Thống kê\n"
     "Hôm nay: {d[questions]} câu hỏi — trợ lý trả lời {d[answer]}, gợi ý {d[suggest]}, chưa trả lời được {d[fallback]}.\n"
     "7 ngày qua: {w[questions]} câu hỏi — trả lời {w[answer]}, gợi ý {w[suggest]}, chưa trả lời được {w[fallback]}.\n"
+    "Lời chào, cảm ơn, trò chuyện (không tính là câu hỏi): hôm nay {d[smalltalk]}, 7 ngày qua {w[smalltalk]}.\n"
     "Yêu cầu gặp cán bộ đang mở: {d[handoffs_open]}."
 )
 UNANSWERED_HEADER = "❓ Câu hỏi chưa trả lời được gần đây (nhóm theo nội dung giống nhau):"

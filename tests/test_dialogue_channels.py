@@ -13,7 +13,7 @@ from bot.storage.models import ConversationContext, QuestionLog
 from handlers import texts
 from tests.fakes.zalo_bot import FakeZaloBot
 from tests.fakes.zalo_oa import FakeZaloOA
-from tests.telegram_harness import buttons, running_bot
+from tests.telegram_harness import ADMIN, buttons, running_bot
 from tests.test_cli import run_cli
 from tests.zalo_harness import USER, bot_settings, choices, number_of, oa_say, oa_settings, options, running
 
@@ -40,6 +40,11 @@ async def test_telegram_small_talk_two_questions_and_followup(database_url):
             contexts = list(await s.scalars(select(ConversationContext.faq_id)))
         assert decisions == ["smalltalk", "answer", "answer", "smalltalk"]
         assert contexts == ["vneid.change_phone"]
+        [stats] = await bot.say(ADMIN, "/thongke")
+        assert "Hôm nay: 2 câu hỏi" in stats.plain_text
+        assert "(không tính là câu hỏi): hôm nay 2, 7 ngày qua 2" in stats.plain_text
+        [unanswered] = await bot.say(ADMIN, "/chuatraloi")
+        assert "cam on" not in unanswered.plain_text and "chào" not in unanswered.plain_text
 
 
 @pytest.fixture
