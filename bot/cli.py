@@ -1,4 +1,4 @@
-"""Command line: `python -m bot [run|kb validate|match|chat]`."""
+"""Command line: `python -m bot [run|kb validate|match|chat|converse]`."""
 
 from __future__ import annotations
 
@@ -85,6 +85,13 @@ def cmd_chat(settings: Settings, _args: argparse.Namespace) -> int:
     from bot.chat import run_chat
 
     return asyncio.run(run_chat(settings))
+
+
+def cmd_converse(settings: Settings, _args: argparse.Namespace) -> int:
+    """JSON Lines {"id","user","text"} on stdin -> one JSON line per message (see bot/chat.py)."""
+    from bot.chat import run_converse
+
+    return asyncio.run(run_converse(settings))
 
 
 def parse_duration(text: str) -> dt.timedelta:
@@ -200,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("match", help="batch-match JSON Lines from stdin").set_defaults(func=cmd_match)
     sub.add_parser("chat", help="chat with the bot in the terminal").set_defaults(func=cmd_chat)
+    sub.add_parser("converse", help="run JSON Lines messages through the conversation").set_defaults(
+        func=cmd_converse)
     return parser
 
 

@@ -26,6 +26,7 @@ from handlers.handoff import human_action
 from handlers.ids import id_reply
 from handlers.menus import entry_token, menu_buttons, resolve_entry
 from handlers.messages import Button, IncomingMessage, Link, Messenger, Reply, action_numbers_fit
+from handlers.verdict import Kind, Verdict
 from knowledge.schema import CATEGORIES, Entry
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class Outcome:
     replies: list[Reply]
     match: MatchResult | None = None
     question_id: int | None = None
+    verdict: Verdict | None = None  # set for free-text messages (handlers/verdict.py)
 
 
 @dataclass
@@ -48,7 +50,7 @@ class ConversationConfig:
     wards: dict[str, str] = field(default_factory=dict)  # slug -> display name
     team_chats: dict[str, str] = field(default_factory=dict)  # ward slug or "default" -> chat id
     team_channel: str = "telegram"
-    flood_limit_per_minute: int = 20
+    flood_limit_per_minute: int = 20  # 0: no limit (terminal chat, `converse`)
     retention_days: int = 365
     delivery_lease_seconds: float = 120.0  # see bot/handoff/service.py
 
@@ -120,6 +122,7 @@ class Conversation:
                  messenger: Messenger | None = None, config: ConversationConfig | None = None,
                  campaigns: CampaignService | None = None, handoffs: HandoffService | None = None):
         from handlers.campaigns import CampaignFeature
+        from handlers.dialogue import DialogueFeature
         from handlers.handoff import HandoffFeature
         from handlers.privacy import PrivacyFeature
         from handlers.staff import StaffFeature
@@ -136,6 +139,7 @@ class Conversation:
         self.privacy = PrivacyFeature(self)
         self.staff = StaffFeature(self)
         self.campaigns = CampaignFeature(self, campaigns)
+        self.dialogue = DialogueFeature(self)
 
     async def handle(self, msg: IncomingMessage) -> list[Reply]:
         return (await self.respond(msg)).replies
@@ -166,9 +170,10 @@ class Conversation:
         fresh, user = await self._arrive(msg)
         if not fresh:
             return []  # already handled here or by another process (the platform retried)
-        verdict = self.flood.check(f"{msg.channel}:{msg.user_id}")
-        if verdict != "ok":
-            return [Reply(texts.FLOOD, kind="notice")] if verdict == "warn" else []
+        if self.config.flood_limit_per_minute > 0:
+            verdict = self.flood.check(f"{msg.channel}:{msg.user_id}")
+            if verdict != "ok":
+                return [Reply(texts.FLOOD, kind="notice")] if verdict == "warn" else []
         turn = Turn(msg, user)
         if msg.action is not None:
             if not action_numbers_fit(msg.action):
@@ -244,9 +249,12 @@ class Conversation:
         if name == "cat" and arg in CATEGORIES:
             return [self.category_reply(arg)]
         if name == "faq" and (entry_id := resolve_entry(kb, arg)) is not None:
+            await self.dialogue.remember(turn, entry_id)
             return self.entry_replies(turn, entry_id)
         if name == "pick":
             return await self.on_pick(turn, arg)
+        if name in self.dialogue.ACTIONS:
+            return await self.dialogue.on_action(turn, action)
         if name == "no":
             return await self.on_not_these(turn, arg)
         if name == "fb":
@@ -263,11 +271,17 @@ class Conversation:
 
     # --- free-text questions -------------------------------------------------
     async def on_question(self, turn: Turn, text: str) -> list[Reply] | Outcome:
-        if not text.strip():
-            return [Reply(texts.EMPTY, kind="notice")]
+        """Small talk, follow-ups and two-question messages first (handlers/dialogue.py)."""
+        return await self.dialogue.on_question(turn, text)
+
+    def match(self, text: str) -> MatchResult:
         with metrics.Timer() as timer:
             result = self.knowledge.matcher.match(text)
         metrics.MATCH_SECONDS.observe(timer.seconds)
+        return result
+
+    async def answer_single(self, turn: Turn, text: str, result: MatchResult) -> Outcome:
+        """One question, as the matcher judged it: answer, suggest, not covered or fall back."""
         metrics.QUESTIONS.labels(turn.msg.channel, result.decision.value).inc()
         user = turn.user
         streak = None
@@ -275,27 +289,44 @@ class Conversation:
             streak = user.fallback_streak + 1 if result.decision is Decision.FALLBACK else 0
         question_id = await self._log_question(turn, text, result, streak)
         ref = str(question_id or 0)
+        offered = False
         if result.decision is Decision.ANSWER and result.faq_id:
             replies = self.entry_replies(turn, result.faq_id, ref)
+            verdict = Verdict(Kind.ANSWER, result.faq_id)
+            await self.dialogue.remember(turn, result.faq_id)
         elif result.decision is Decision.SUGGEST and result.faq_id:
-            replies = [self.suggest_reply([result.faq_id, *result.alternatives], ref)]
+            shown = self.shown_ids([result.faq_id, *result.alternatives])
+            replies = [self.suggest_reply(shown, ref)]
+            verdict = Verdict(Kind.SUGGEST, choices=tuple(shown))
+            await self.dialogue.remember(turn, None, shown)
+        elif result.not_covered:
+            shown = self.shown_ids(list(result.alternatives))
+            replies = [self.dialogue.not_covered_reply(shown, ref)]
+            verdict, offered = Verdict(Kind.NOT_COVERED, choices=tuple(shown)), True
         else:
             replies = [self.fallback_reply(ref)]
-        if streak is not None and question_id is not None and streak >= 2:
+            verdict = Verdict(Kind.FALLBACK)
+        if streak is not None and question_id is not None and streak >= 2 and not offered:
             replies.append(self.handoff.offer_reply(ref))
         if result.faq_id == "bot.human" and result.decision is Decision.ANSWER:
             replies.append(self.handoff.offer_reply(ref))
-        return Outcome(replies, result, question_id)
+        return Outcome(replies, result, question_id, verdict)
+
+    def shown_ids(self, ids: list[str]) -> list[str]:
+        """The entries a suggestion shows (the first three that exist), in order."""
+        kb = self.knowledge.kb
+        return [i for i in dict.fromkeys(ids) if kb.get(i) is not None][:3]
 
     async def _log_question(self, turn: Turn, text: str, result: MatchResult,
-                            streak: int | None = None) -> int | None:
+                            streak: int | None = None, decision: str | None = None) -> int | None:
         """Store the question (redacted) with the sender's new fallback streak, in one
-        transaction; queue it when the database is unreachable."""
+        transaction; queue it when the database is unreachable. `decision` overrides the
+        matcher's (small talk is logged as "smalltalk")."""
         store = self.store
         if store is None:
             return None
         logged, normalized = loggable(text, self.knowledge.normalizer.normalized, result.normalized)
-        values = (result.decision.value, result.faq_id, result.score, list(result.alternatives))
+        values = (decision or result.decision.value, result.faq_id, result.score, list(result.alternatives))
         if turn.user is not None:
             changed = streak if streak != turn.user.fallback_streak else None
             try:
@@ -317,6 +348,7 @@ class Conversation:
             return [Reply(texts.UNKNOWN_ACTION, menu_buttons(), kind="notice")]
         if self.store and turn.user and qid.isdigit():
             await self.store.set_outcome(int(qid), turn.user, "picked", faq_id)
+        await self.dialogue.remember(turn, faq_id)
         return self.entry_replies(turn, faq_id, qid)
 
     async def on_not_these(self, turn: Turn, qid: str) -> list[Reply]:

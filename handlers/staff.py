@@ -48,6 +48,8 @@ class StaffFeature:
         today = now.replace(hour=0, minute=0, second=0, microsecond=0)  # midnight in Vietnam
         day = await store.counts_since(today.astimezone(dt.UTC))
         week = await store.counts_since(now - dt.timedelta(days=7))
+        for counts in (day, week):
+            counts.setdefault("smalltalk", 0)  # greetings, thanks...: not questions, counted apart
         return [Reply(texts.STATS.format(d=day, w=week), kind="notice")]
 
     async def unanswered(self, turn: Turn) -> list[Reply]:

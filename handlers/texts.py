@@ -142,6 +142,7 @@ STATS = (
     "📊 Thống kê\n"
     "Hôm nay: {d[questions]} câu hỏi — trợ lý trả lời {d[answer]}, gợi ý {d[suggest]}, chưa trả lời được {d[fallback]}.\n"
     "7 ngày qua: {w[questions]} câu hỏi — trả lời {w[answer]}, gợi ý {w[suggest]}, chưa trả lời được {w[fallback]}.\n"
+    "Lời chào, cảm ơn, trò chuyện (không tính là câu hỏi): hôm nay {d[smalltalk]}, 7 ngày qua {w[smalltalk]}.\n"
     "Yêu cầu gặp cán bộ đang mở: {d[handoffs_open]}."
 )
 UNANSWERED_HEADER = "❓ Câu hỏi chưa trả lời được gần đây (nhóm theo nội dung giống nhau):"
@@ -171,3 +172,34 @@ GROUP_ID = (
 )
 GROUP_ID_CONFIGURED = "Nhóm này đã được cấu hình trong TEAM_CHATS: {slugs}."
 GROUP_ADDED = "Xin chào cả nhóm! Tôi là trợ lý hỗ trợ dịch vụ công số."
+
+# --- small talk, two questions, follow-ups, not covered -------------------------------
+SMALLTALK_GREETING = (
+    "Chào bạn! Tôi là trợ lý hỏi đáp về VNeID, dịch vụ công, thanh toán số và an toàn trên mạng. "
+    "Bạn cứ gõ câu hỏi (có dấu hay không dấu đều được), hoặc chọn một chủ đề bên dưới."
+)
+SMALLTALK_THANKS = "Dạ không có gì ạ! Bạn cần hỏi thêm gì cứ nhắn cho tôi nhé."
+SMALLTALK_GOODBYE = "Chào bạn, chúc bạn một ngày tốt lành! Khi cần, bạn cứ nhắn lại cho tôi nhé."
+SMALLTALK_IDENTITY = (
+    "Tôi là trợ lý tự động (máy trả lời, không phải người thật), giúp bà con dùng VNeID, dịch vụ công, "
+    "thanh toán số và an toàn trên mạng. Nếu cần người thật, bạn bấm \"Gặp cán bộ\" hoặc gõ \"gặp cán bộ\" "
+    "để được Tổ công nghệ số cộng đồng hỗ trợ."
+)
+SMALLTALK_PRAISE = "Cảm ơn bạn nhiều! Rất vui vì giúp được bạn. Bạn cần hỏi gì thêm cứ nhắn nhé."
+SMALLTALK_COMPLAINT = (
+    "Xin lỗi bạn vì tôi chưa giúp được như mong muốn. Bạn có thể hỏi lại ngắn gọn hơn, hoặc bấm nút "
+    "bên dưới để tôi chuyển câu hỏi cho cán bộ Tổ công nghệ số cộng đồng trả lời trực tiếp."
+)
+SMALLTALK_ACK = "Dạ. Bạn cần hỏi gì thêm cứ nhắn cho tôi nhé."
+ALSO_ASKED = "Bạn cũng hỏi: {title}"
+ALSO_ASKED_HEADER = "Bạn cũng hỏi:"
+SECOND_PART_UNKNOWN = (
+    "Phần sau của tin nhắn (\"{part}\") tôi chưa có câu trả lời. Bạn có thể hỏi lại riêng phần đó, "
+    "hoặc gửi cho cán bộ Tổ công nghệ số cộng đồng."
+)
+FOLLOWUP_CHOICES = "Bạn muốn hỏi thêm về phần nào của \"{title}\"?"
+NOT_COVERED = (
+    "Mình chưa có hướng dẫn riêng cho việc này. Bạn xem các mục gần nhất bên dưới, hoặc gửi câu hỏi "
+    "cho cán bộ Tổ công nghệ số cộng đồng của xã/phường để được hướng dẫn."
+)
+FULL_ANSWER = "Xem hướng dẫn đầy đủ"

@@ -22,6 +22,21 @@ CATEGORIES: dict[str, str] = {
 TOPICS: dict[str, str] = {cat: CATEGORIES[cat] for cat in ("vneid", "dvc", "payments", "safety", "bdhvs")}
 
 MAX_ANSWER_CHARS = 1200
+
+# Parts of an answer a follow-up question can ask for ("còn lệ phí thì sao?"): facet key -> label.
+# An entry's `facets` maps some of these keys to a short text answering just that part.
+FACETS: dict[str, str] = {
+    "fee": "Lệ phí",
+    "where": "Nơi làm",
+    "time": "Thời gian",
+    "documents": "Giấy tờ cần có",
+    "conditions": "Điều kiện",
+    "elderly": "Người cao tuổi",
+    "children": "Trẻ em",
+    "computer": "Làm trên máy tính",
+    "contact": "Hỏi ai, liên hệ ở đâu",
+}
+MAX_FACET_CHARS = 400
 ID_PATTERN = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")
 WARD_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
@@ -45,6 +60,7 @@ class Entry(BaseModel):
     # Days between reviews; default from knowledge/freshness.py (90 with fees, deadlines or laws, else 180).
     review_days: int | None = Field(default=None, ge=7, le=3650)
     uncertain: bool = False  # facts not confirmed: listed first for review (as is hedged wording)
+    facets: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("id")
     @classmethod
@@ -73,6 +89,16 @@ class Entry(BaseModel):
         for ward in value:
             if not WARD_PATTERN.match(ward):
                 raise ValueError(f"ward {ward!r} must be a slug like 'phuong-vinh-tuy'")
+        return value
+
+    @field_validator("facets")
+    @classmethod
+    def _known_facets(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, text in value.items():
+            if key not in FACETS:
+                raise ValueError(f"unknown facet {key!r}; use one of {', '.join(FACETS)}")
+            if not isinstance(text, str) or not text.strip() or len(text.strip()) > MAX_FACET_CHARS:
+                raise ValueError(f"facet {key!r} needs a text of 1 to {MAX_FACET_CHARS} characters")
         return value
 
     @property

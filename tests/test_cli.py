@@ -33,7 +33,7 @@ def test_match_cli_round_trip():
     out = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [o["id"] for o in out] == ["a", "b", 3]
     for o in out:
-        assert set(o) == {"id", "decision", "faq_id", "score", "alternatives"}
+        assert set(o) == {"id", "decision", "faq_id", "score", "alternatives", "not_covered"}
         assert o["decision"] in ("answer", "suggest", "fallback")
     assert out[0]["faq_id"] == "vneid.forgot_password"
     assert out[1]["decision"] == "fallback" and out[1]["faq_id"] is None

@@ -99,3 +99,38 @@ def test_matcher_synonyms_stay_out_of_the_normal_form(norm):
     assert norm.normalized("nộp hồ sơ trực tuyến") == "nộp hồ sơ trực tuyến"
     assert norm.tokens("nộp hồ sơ trực tuyến") == ["nop", "ho", "so", "online", "truc", "tuyen"]
     assert norm.tokens("nop ho so truc tuyen") == norm.tokens("nộp hồ sơ trực tuyến")
+
+
+@pytest.mark.parametrize(
+    ("text", "normal"),
+    [
+        ("quên pass thì mần răng", "quên mật khẩu thì làm sao"),  # Central
+        ("hông có nhận đc mã", "không có nhận được mã"),  # Southern
+        ("nỏ biết cài", "không biết cài"),  # Nghệ Tĩnh
+        ("gặp nv hỗ trợ", "gặp nhân viên hỗ trợ"),  # chat
+        ("xin phiếu llttp", "xin phiếu lý lịch tư pháp"),  # a slip for "lltp"
+        ("tổ cns ở phường", "tổ công nghệ số ở phường"),
+        ("nộp hsơ onlai", "nộp hồ sơ online"),  # spelt as read aloud
+        ("mấy anh chị ơi chỉ giùm em với nha", "chỉ"),  # forms of address and particles
+        ("passcode là cái gì", "passcode là gì"),  # the classifier "cái" is filler
+        ("passcode la cai gi", "passcode la gì"),
+    ],
+)
+def test_dialect_chat_and_forms_of_address(norm, text, normal):
+    assert norm.normalized(text) == normal
+    assert norm.normalized(normal) == normal
+
+
+@pytest.mark.parametrize("text", ["le phi", "cai dat vneid", "cài đặt", "hong biet", "lệ phí bao nhiêu", "răng miệng"])
+def test_dialect_rules_leave_other_words_alone(norm, text):
+    # Bare "le" may be "lệ"/"lễ", bare "cai" may be "cài": only unambiguous phrases are rewritten.
+    once = norm.normalized(text)
+    assert norm.normalized(once) == once
+    if text in ("le phi", "cai dat vneid", "cài đặt", "lệ phí bao nhiêu"):
+        assert once == text
+
+
+@pytest.mark.parametrize("text", ["mần răng", "hông có", "nỏ biết", "cái gì", "mn ơi", "giùm em", "đtdđ", "on lai"])
+def test_new_lexicon_entries_are_a_fixpoint(norm, text):
+    once = norm.normalized(text)
+    assert norm.normalized(once) == once

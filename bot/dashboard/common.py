@@ -24,7 +24,8 @@ STATIC = HERE / "static"
 STATIC_PREFIX = "/static"
 
 CHANNEL_NAMES = {"telegram": "Telegram", "web": "Web", "zalo": "Zalo OA", "zalobot": "Zalo Bot", "api": "API"}
-DECISION_NAMES = {"answer": "Trả lời", "suggest": "Gợi ý", "fallback": "Chưa trả lời được", "handoff": "Gửi cán bộ"}
+DECISION_NAMES = {"answer": "Trả lời", "suggest": "Gợi ý", "fallback": "Chưa trả lời được", "handoff": "Gửi cán bộ",
+                  "smalltalk": "Chào hỏi, cảm ơn"}
 OUTCOME_NAMES = {"helpful": "👍 Hữu ích", "unhelpful": "👎 Chưa hữu ích", "picked": "Chọn gợi ý",
                  "not_these": "Không phải gợi ý", "handoff": "Gửi cán bộ", "answered_by_person": "Cán bộ đã trả lời"}
 ROLE_NAMES = {"admin": "Quản trị", "staff": "Cán bộ", "viewer": "Chỉ xem"}

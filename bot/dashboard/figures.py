@@ -18,6 +18,7 @@ from knowledge.loader import KnowledgeBase
 from knowledge.schema import CATEGORIES
 
 DECISIONS = ("answer", "suggest", "fallback")
+SMALLTALK = "smalltalk"  # greetings, thanks...: logged, counted apart, never a question nor unanswered
 SENT_STATES = ("sent",)
 FAILED_STATES = ("failed", "blocked")
 
@@ -34,6 +35,7 @@ class Totals:
     answer: int = 0
     suggest: int = 0
     fallback: int = 0
+    smalltalk: int = 0  # not in `questions`: the rates are about questions
     helpful: int = 0
     unhelpful: int = 0
     handoffs_opened: int = 0
@@ -61,6 +63,8 @@ def totals(questions: Iterable[QuestionRow], feedback: Iterable[tuple], handoffs
         if q.decision in DECISIONS:
             t.questions += 1
             setattr(t, q.decision, getattr(t, q.decision) + 1)
+        elif q.decision == SMALLTALK:
+            t.smalltalk += 1
     for _at, helpful, _faq, _ward in feedback:
         if helpful:
             t.helpful += 1

@@ -125,7 +125,8 @@ async def stats_page(request: web.Request) -> web.Response:
 COLUMNS = ["Xã/phường", "Số câu hỏi", "Trả lời", "Tỉ lệ trả lời (%)", "Gợi ý", "Tỉ lệ gợi ý (%)",
            "Chưa trả lời được", "Tỉ lệ chưa trả lời được (%)", "Đánh giá hữu ích", "Đánh giá chưa hữu ích",
            "Tỉ lệ hài lòng (%)", "Yêu cầu gặp cán bộ", "Đã được trả lời", "Thời gian trả lời (trung vị, giờ)",
-           "Người đăng ký nhận tin", "Tin chiến dịch đã gửi", "Tin chiến dịch lỗi"]
+           "Người đăng ký nhận tin", "Tin chiến dịch đã gửi", "Tin chiến dịch lỗi",
+           "Chào hỏi, cảm ơn, trò chuyện (không tính là câu hỏi)"]
 
 
 def _pct(value: float | None) -> float | None:
@@ -136,7 +137,7 @@ def report_row(name: str, t: figures.Totals) -> list:
     return [name, t.questions, t.answer, _pct(t.rate("answer")), t.suggest, _pct(t.rate("suggest")), t.fallback,
             _pct(t.rate("fallback")), t.helpful, t.unhelpful, _pct(t.feedback_ratio), t.handoffs_opened,
             t.handoffs_answered, None if t.median_answer_hours is None else round(t.median_answer_hours, 1),
-            t.subscribers, t.campaign_sent, t.campaign_failed]
+            t.subscribers, t.campaign_sent, t.campaign_failed, t.smalltalk]
 
 
 @dataclass

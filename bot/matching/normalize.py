@@ -205,12 +205,12 @@ class Normalizer:
         """The form stored in logs and used to group similar questions (idempotent)."""
         return " ".join(self.words(text))
 
-    def analyse(self, text: str) -> tuple[str, list[str], frozenset[str]]:
-        """The normalised text, the diacritic-folded tokens the matcher compares, and which of
-        those tokens were typed with diacritics."""
+    def analyse(self, text: str) -> tuple[str, list[str], dict[str, str]]:
+        """The normalised text, the diacritic-folded tokens the matcher compares, and for the
+        tokens typed with diacritics, the word as typed (folded -> accented)."""
         words = self.words(text)
         folded = _fold_words(words)
-        accented = frozenset(f for w, f in zip(words, folded) if w != f)
+        accented = {f: w for w, f in zip(words, folded) if w != f}
         return " ".join(words), self._synonyms(folded)[0], accented
 
     def tokens(self, text: str) -> list[str]:

@@ -33,7 +33,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.storage.models import InboundEvent, QuestionLog, User, utcnow
+from bot.storage.models import ConversationContext, InboundEvent, QuestionLog, User, utcnow
 from bot.storage.pending import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,16 @@ class LogRow:
     streak: int | None = None  # None when unchanged
 
 
-Op = Claim | Touch | LogRow
+@dataclass(frozen=True)
+class SaveContext:
+    """Replace a user's conversation context (bot/storage/context.py); the result is None."""
+
+    user_id: int
+    faq_id: str | None
+    choices: tuple[str, ...]
+
+
+Op = Claim | Touch | LogRow | SaveContext
 USER_COLUMNS = (User.id, User.channel, User.platform_id, User.user_key, User.ward, User.active,
                 User.fallback_streak, User.state)
 
@@ -96,6 +105,11 @@ class GroupCommit:
                   "ward": func.coalesce(upsert.excluded.ward, User.ward)},
         ).returning(*USER_COLUMNS)
         self._log = insert(QuestionLog).returning(QuestionLog.id, sort_by_parameter_order=True)
+        context = dialect_insert(ConversationContext)
+        self._context = context.on_conflict_do_update(
+            index_elements=["user_id"],
+            set_={"faq_id": context.excluded.faq_id, "choices": context.excluded.choices,
+                  "updated_at": context.excluded.updated_at})
         self._streak = update(User).where(User.id == bindparam("uid")).values(fallback_streak=bindparam("streak"))
 
     async def submit(self, *ops: Op) -> list[Any]:
@@ -166,6 +180,7 @@ class GroupCommit:
         fresh = self._claims(conn, [op for op in ops if isinstance(op, Claim)], now)
         users = self._touches(conn, [op for op in ops if isinstance(op, Touch)], now)
         ids = iter(self._logs(conn, [op for op in ops if isinstance(op, LogRow)], now))
+        self._contexts(conn, [op for op in ops if isinstance(op, SaveContext)], now)
         results: list[Any] = []
         for op in ops:
             if isinstance(op, Claim):
@@ -173,6 +188,8 @@ class GroupCommit:
                 fresh.discard(op.key)  # the same key twice in one group: only the first is fresh
             elif isinstance(op, Touch):
                 results.append(users[(op.channel, op.platform_id)])
+            elif isinstance(op, SaveContext):
+                results.append(None)
             else:
                 results.append(next(ids))
         return results
@@ -195,6 +212,14 @@ class GroupCommit:
                  "active": True, "fallback_streak": 0, "state": "", "created_at": now, "last_inbound_at": now}
                 for t in unique]
         return {(row.channel, row.platform_id): row for row in conn.execute(self._touch, rows)}
+
+    def _contexts(self, conn: Connection, saves: list[SaveContext], now: dt.datetime) -> None:
+        """Upsert each user's context; the last one queued for a user wins."""
+        if not saves:
+            return
+        latest = sorted({op.user_id: op for op in saves}.values(), key=lambda op: op.user_id)
+        conn.execute(self._context, [{"user_id": op.user_id, "faq_id": op.faq_id, "choices": list(op.choices),
+                                      "updated_at": now} for op in latest])
 
     def _logs(self, conn: Connection, logs: list[LogRow], now: dt.datetime) -> list[int]:
         if not logs:

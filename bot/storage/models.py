@@ -453,4 +453,15 @@ class JobMark(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     period: Mapped[str] = mapped_column(String(64))
+
+
+class ConversationContext(Base):
+    """What the bot last answered a citizen, so a follow-up ("còn lệ phí thì sao?") is read
+    against it in whichever process receives it; expires after a few minutes, deleted with the user."""
+
+    __tablename__ = "conversation_context"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    faq_id: Mapped[str | None] = mapped_column(String(96))  # the entry last answered
+    choices: Mapped[list[str]] = mapped_column(default=list)  # entry ids last offered as choices
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

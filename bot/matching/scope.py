@@ -1,0 +1,84 @@
+"""The knowledge base's boundaries: subjects citizens ask about next to its topics that it has
+no guide for (knowledge/meta/not_covered.yaml).
+
+Why a list of subjects and not a score: a question about land titles ("cấp lại sổ đỏ") or a
+pension calculation shares words with covered entries (cấp lại, hồ sơ, bảo hiểm, đăng ký) and
+can score as high as a real paraphrase; nothing in word overlap tells "a topic we cover, asked
+differently" from "a neighbouring procedure we do not cover". The distinctive words of those
+neighbouring procedures do, and they are few, stable and easy to review as data.
+
+A subject's phrase only marks a question as not covered when the entry the matcher would pick
+does not itself use that phrase (in its title, questions or keywords): "lương hưu" is out of
+scope for "cách tính lương hưu" but not for an entry about receiving a pension into a bank
+account that says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from bot.matching.normalize import Normalizer, fold
+
+SCOPE_FILE = Path(__file__).resolve().parents[2] / "knowledge" / "meta" / "not_covered.yaml"
+
+
+@dataclass(frozen=True)
+class Subject:
+    id: str
+    title: str
+    phrases: tuple[tuple[str, ...], ...]  # normalised words (lexicon applied, diacritics kept)
+
+
+class Scope:
+    """Finds not-covered subject phrases in a question's normalised words.
+
+    Words are compared without diacritics, except a word the citizen typed with them, which must
+    be the phrase's own word: "số đó" (that number) is not "sổ đỏ" (a land title), "so do" may be.
+    """
+
+    def __init__(self, subjects: list[Subject]):
+        self.subjects = subjects
+        self._by_first: dict[str, list[tuple[tuple[str, ...], Subject]]] = {}
+        for subject in subjects:
+            for phrase in subject.phrases:
+                self._by_first.setdefault(fold(phrase[0]), []).append((phrase, subject))
+        for items in self._by_first.values():
+            items.sort(key=lambda item: len(item[0]), reverse=True)
+
+    @classmethod
+    def from_file(cls, normalizer: Normalizer, path: Path = SCOPE_FILE) -> Scope:
+        """Load the subjects; a missing file means no boundary list (everything is in scope)."""
+        if not path.is_file():
+            return cls([])
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"{path}: cannot load the scope list: {exc}") from exc
+        raw = data.get("subjects") if isinstance(data, dict) else None
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: top level must have a mapping 'subjects' of id -> title, phrases")
+        subjects = []
+        for subject_id, item in raw.items():
+            if not isinstance(item, dict) or not isinstance(item.get("phrases"), list):
+                raise ValueError(f"{path}: subject {subject_id!r} needs a list 'phrases'")
+            phrases = tuple(dict.fromkeys(tuple(normalizer.words(str(p))) for p in item["phrases"]))
+            subjects.append(Subject(str(subject_id), str(item.get("title", subject_id)),
+                                    tuple(p for p in phrases if p)))
+        return cls(subjects)
+
+    def find(self, words: list[str]) -> list[tuple[tuple[str, ...], Subject]]:
+        """Every (phrase, subject) whose phrase occurs in the normalised words, in order."""
+        found = []
+        by_first = self._by_first
+        folded = [fold(w) for w in words]
+        for i, bare in enumerate(folded):
+            for phrase, subject in by_first.get(bare, ()):
+                if all(i + k < len(words) and folded[i + k] == fold(p)
+                       and (words[i + k] == folded[i + k] or words[i + k] == p)
+                       for k, p in enumerate(phrase)):
+                    found.append((phrase, subject))
+                    break
+        return found

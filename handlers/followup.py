@@ -1,0 +1,253 @@
+"""Follow-ups: "còn lệ phí thì sao?", "làm ở đâu?", "còn cái kia thì sao" after an answer.
+
+Why: such a message names no topic, so the matcher alone answers it with whatever entry talks
+about fees in general. Read against the entry answered just before (bot/storage/context.py),
+it gets that entry's facet (knowledge/FORMAT.md), one of its related entries, or, when unsure,
+choices within that topic. A message that clearly asks about something else is left to the
+matcher. `read` is pure and synchronous.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+
+import yaml
+
+from bot.matching import Decision, MatchResult
+from bot.matching.matcher import Matcher
+from bot.matching.normalize import canonical, fold
+from bot.storage.context import DialogueContext
+from knowledge.loader import KnowledgeBase
+from knowledge.schema import FACETS, Entry
+
+LEXICON_FILE = Path(__file__).resolve().parent.parent / "knowledge" / "lexicon" / "followup.yaml"
+ANCHORED = 0.6  # share of a follow-up's topic words the previous entry must use for it to stay there
+RELATED_HINT_SCORE = 40.0  # the message alone ranks a related entry first with at least this score
+SHORT_WORDS = 12  # a follow-up is short; a longer message is a question of its own
+OWN_CLEAR_MARGIN = 8.0  # the message alone must beat the previous topic by this much to leave it
+EXACT = "\u2063"  # marks a plain word in a message typed with diacritics: "con" there is not "còn"
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(canonical(text).split())
+
+
+def _typed(text: str) -> tuple[str, ...]:
+    """A message's words; in a message typed with diacritics, its plain words are marked exact."""
+    words = canonical(text).split()
+    if text.isascii():
+        return tuple(words)
+    return tuple(w + EXACT if w.isascii() else w for w in words)
+
+
+def _plain(word: str) -> str:
+    return word.rstrip(EXACT)
+
+
+def _same(typed: tuple[str, ...], listed: tuple[str, ...]) -> bool:
+    """Typed without diacritics, a word matches any accented form ("con" may be "còn"); typed
+    with them, only itself ("con mèo" is not "còn")."""
+    return len(typed) == len(listed) and all(
+        (fold(t) == fold(w)) if t.isascii() else _plain(t) == w for t, w in zip(typed, listed))
+
+
+def _contains(words: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
+    n = len(phrase)
+    return any(_same(words[i : i + n], phrase) for i in range(len(words) - n + 1))
+
+
+@dataclass(frozen=True)
+class FollowupLexicon:
+    openers: tuple[tuple[str, ...], ...]
+    references: tuple[tuple[str, ...], ...]
+    others: tuple[tuple[str, ...], ...]
+    facets: dict[str, tuple[tuple[str, ...], ...]]
+    function_words: frozenset[str]
+
+    @classmethod
+    def from_file(cls, path: Path = LEXICON_FILE) -> FollowupLexicon:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+        def phrases(items) -> tuple[tuple[str, ...], ...]:
+            found = {_words(str(item)) for item in items or ()}
+            return tuple(sorted((p for p in found if p), key=len, reverse=True))
+
+        facets = {key: phrases(items) for key, items in (data.get("facets") or {}).items()}
+        unknown = set(facets) - set(FACETS)
+        if unknown:
+            raise ValueError(f"{path.name}: unknown facets {sorted(unknown)}")
+        function_words = frozenset(w for item in data.get("function_words") or () for w in _words(str(item)))
+        return cls(phrases(data.get("openers")), phrases(data.get("references")), phrases(data.get("others")),
+                   facets, function_words)
+
+
+class Move(StrEnum):
+    FACET = "facet"  # answer one part of the previous entry
+    ENTRY = "entry"  # answer an entry (the previous one, a related one, or the other choice)
+    CHOICES = "choices"  # unsure: offer choices within the previous topic
+
+
+@dataclass(frozen=True)
+class FollowupReading:
+    move: Move
+    entry_id: str | None = None
+    facet: str | None = None
+    choices: tuple[str, ...] = ()  # entry ids
+    facets: tuple[str, ...] = field(default_factory=tuple)  # facet keys offered with the choices
+
+
+class FollowupReader:
+    def __init__(self, lexicon: FollowupLexicon | None = None):
+        self.lexicon = lexicon or FollowupLexicon.from_file()
+
+    @cached_property
+    def _facet_cues(self) -> dict[str, list[tuple[tuple[str, ...], str]]]:
+        """Facet cues by their first word without diacritics: [(phrase, facet key)]."""
+        index: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+        for key, phrases in self.lexicon.facets.items():
+            for phrase in phrases:
+                index.setdefault(fold(phrase[0]), []).append((phrase, key))
+        return index
+
+    def facet_of(self, words: tuple[str, ...]) -> str | None:
+        """The facet the message asks about (the longest cue wins, the first on a tie), or None."""
+        best: tuple[int, str] | None = None
+        for i, word in enumerate(words):
+            for phrase, key in self._facet_cues.get(fold(_plain(word)), ()):
+                if (best is None or len(phrase) > best[0]) and _same(words[i : i + len(phrase)], phrase):
+                    best = (len(phrase), key)
+        return best[1] if best else None
+
+    def shaped(self, words: tuple[str, ...]) -> bool:
+        """Worded like a follow-up: opens with "còn/thế/vậy", or points back ("cái đó")."""
+        opens = any(_same(words[: len(p)], p) for p in self.lexicon.openers)
+        return opens or any(_contains(words, p) for p in self.lexicon.references)
+
+    @cached_property
+    def _marks(self) -> dict[str, list[tuple[str, ...]]]:
+        """Every follow-up phrase, by its first word without diacritics (for `residue`)."""
+        index: dict[str, list[tuple[str, ...]]] = {}
+        lexicon = self.lexicon
+        for phrase in {*lexicon.openers, *lexicon.references, *lexicon.others,
+                       *(p for phrases in lexicon.facets.values() for p in phrases)}:
+            index.setdefault(fold(phrase[0]), []).append(phrase)
+        return index
+
+    def residue(self, words: tuple[str, ...]) -> list[str]:
+        """The words of a message that could name a topic: without the follow-up's own words."""
+        covered = [False] * len(words)
+        for i, word in enumerate(words):
+            for phrase in self._marks.get(fold(_plain(word)), ()):
+                n = len(phrase)
+                if _same(words[i : i + n], phrase):
+                    covered[i : i + n] = [True] * n
+        function_words = self.lexicon.function_words
+        plain = [(_plain(w), w.isascii()) for w in words]
+        return [w for (w, loose), c in zip(plain, covered)
+                if not c and w not in function_words and not (loose and w in self._folded_function_words)]
+
+    @cached_property
+    def _folded_function_words(self) -> frozenset[str]:
+        return frozenset(fold(w) for w in self.lexicon.function_words)
+
+    def is_detail(self, text: str) -> bool:
+        """A clause naming no topic, only a part of one ("có mất phí không", "cần giấy tờ gì")."""
+        words = _typed(text)
+        return bool(words) and len(self.residue(words)) <= 1
+
+    def might_follow(self, text: str) -> bool:
+        """Could this message be a follow-up at all? (Checked before the context is read.)"""
+        words = _typed(text)
+        if not words or len(words) > SHORT_WORDS * 2:
+            return False
+        return (len(words) <= SHORT_WORDS or self.shaped(words) or self.facet_of(words) is not None
+                or any(_contains(words, p) for p in self.lexicon.others))
+
+    def read(self, text: str, context: DialogueContext, matcher: Matcher, kb: KnowledgeBase,
+             own: MatchResult) -> FollowupReading | None:
+        """How to answer `text` given the previous answer; None when it is a question of its own."""
+        words = _typed(text)
+        if not words or len(words) > SHORT_WORDS * 2:
+            return None
+        # After a suggestion nobody picked, its first choice is the best guess at the topic.
+        topic_id = context.faq_id or (context.choices[0] if context.choices else None)
+        previous = kb.get(topic_id) if topic_id else None
+        if any(_contains(words, p) for p in self.lexicon.others):
+            other = next((c for c in context.choices if c != context.faq_id and kb.get(c) is not None), None)
+            if other is not None:
+                return FollowupReading(Move.ENTRY, other)
+        if previous is None:
+            return None
+        facet = self.facet_of(words)
+        shaped = self.shaped(words)
+        short = len(words) <= SHORT_WORDS
+        if not (facet or shaped or short):
+            return None
+        family = _family(previous, kb)
+        _normalized, ranked = matcher.scores(f"{text} {previous.title}")
+        in_topic = [(fid, score) for fid, score in ranked if fid in family]
+        topic_best = in_topic[0] if in_topic else (previous.id, 0.0)
+        residue = self.residue(words)
+        pure = len(residue) <= 1  # "còn lệ phí thì sao?" names no topic of its own
+        # "gọi ngân hàng trước hay báo công an trước?" after an answer that talks of both
+        anchored = bool(residue) and _anchoring(previous, residue) >= ANCHORED * len(residue)
+        marked = facet is not None or shaped  # worded as a follow-up
+        stays = pure or (anchored and (marked or own.decision is Decision.FALLBACK))
+        own_clear = (not stays and own.decision is Decision.ANSWER and own.faq_id is not None
+                     and own.faq_id not in family and own.score >= topic_best[1] + OWN_CLEAR_MARGIN)
+        if own_clear:
+            return None  # clearly about something else ("còn thẻ bảo hiểm y tế thì mở ở mục nào?")
+        if not (marked or stays or own.decision is Decision.FALLBACK):
+            return None  # an unmarked question the matcher has a view on ("mật khẩu": its suggestions)
+        if facet and facet in previous.facets:
+            return FollowupReading(Move.FACET, previous.id, facet)
+        if topic_best[0] != previous.id and topic_best[1] >= matcher.thresholds.suggest_score:
+            # even with the previous title added, a related entry ranks above it: it is the one asked
+            return FollowupReading(Move.ENTRY, topic_best[0])
+        if own.decision is Decision.ANSWER and own.faq_id in family:
+            return FollowupReading(Move.ENTRY, own.faq_id)
+        # "cài xong rồi tự đăng ký được không?": the message alone leans to a related entry
+        own_ranked = matcher.scores(text)[1]
+        if (own.decision is not Decision.ANSWER and own_ranked and own_ranked[0][0] in family[1:]
+                and own_ranked[0][1] >= RELATED_HINT_SCORE and not pure):
+            return FollowupReading(Move.ENTRY, own_ranked[0][0])
+        if stays and (facet or shaped or anchored):
+            return FollowupReading(Move.ENTRY, previous.id)  # about this topic, nothing else named
+        if own.decision is Decision.ANSWER:
+            return None  # a question of its own
+        if in_topic and marked:  # a follow-up, but to what part? offer the topic's parts
+            choices = tuple(fid for fid, _s in in_topic[:3])
+            return FollowupReading(Move.CHOICES, previous.id, choices=choices, facets=tuple(previous.facets)[:3])
+        return None
+
+
+_VOCABULARIES: dict[int, tuple[Entry, frozenset[str], frozenset[str]]] = {}
+
+
+def _vocabulary(entry: Entry) -> tuple[frozenset[str], frozenset[str]]:
+    """The words naming the entry's topic (title, questions, keywords, facets) and those of its
+    answer, without diacritics (cached per entry object)."""
+    cached = _VOCABULARIES.get(id(entry))
+    if cached is not None and cached[0] is entry:
+        return cached[1], cached[2]
+    topical = frozenset(fold(canonical(" ".join([entry.title, *entry.questions, *entry.keywords,
+                                                     *entry.facets.values()]))).split())
+    answer = frozenset(fold(canonical(entry.answer)).split())
+    if len(_VOCABULARIES) > 2048:
+        _VOCABULARIES.clear()
+    _VOCABULARIES[id(entry)] = (entry, topical, answer)
+    return topical, answer
+
+
+def _anchoring(entry: Entry, words: list[str]) -> float:
+    """How many of the words the entry uses: a word of its questions counts 1, of its answer 0.5."""
+    topical, answer = _vocabulary(entry)
+    return sum(1.0 if fold(w) in topical else 0.5 if fold(w) in answer else 0.0 for w in words)
+
+
+def _family(entry: Entry, kb: KnowledgeBase) -> list[str]:
+    """The previous entry and its related entries: where a follow-up is looked for first."""
+    return [entry.id, *(rid for rid in entry.related if kb.get(rid) is not None)]

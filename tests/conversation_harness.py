@@ -1,0 +1,82 @@
+"""In-process conversation harness: the real `Conversation` with storage on SQLite or
+PostgreSQL, no HTTP, so conversation rules are tested without a channel fake.
+
+    async with conversation(database_url) as bot:
+        chat = bot.chat("42")
+        [reply] = await chat.say("xin chào")
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from bot.matching.live import LiveKnowledge
+from bot.runtime import conversation_config, load_live_knowledge, open_store
+from bot.settings import load_settings
+from bot.storage.store import Store
+from handlers.conversation import Conversation, Outcome
+from handlers.messages import IncomingMessage, Reply
+from knowledge.schema import Entry
+
+
+def actions(reply: Reply) -> list[str]:
+    return [button.action for row in reply.buttons for button in row]
+
+
+@dataclass
+class Chat:
+    """One citizen talking to one conversation (one process)."""
+
+    conversation: Conversation
+    user_id: str
+    channel: str = "web"
+
+    async def send(self, text: str | None = None, action: str | None = None) -> Outcome:
+        return await self.conversation.respond(IncomingMessage(self.channel, self.user_id, text=text, action=action))
+
+    async def say(self, text: str) -> list[Reply]:
+        return (await self.send(text)).replies
+
+    async def press(self, action: str) -> list[Reply]:
+        return (await self.send(action=action)).replies
+
+
+@dataclass
+class Harness:
+    store: Store
+    knowledge: LiveKnowledge
+    settings: object
+
+    def process(self) -> Conversation:
+        """A conversation as another process would have it: same database, own memory."""
+        config = conversation_config(self.settings)  # type: ignore[arg-type]
+        config.flood_limit_per_minute = 0
+        return Conversation(self.knowledge, self.store, None, config)
+
+    def chat(self, user_id: str = "1", conversation: Conversation | None = None) -> Chat:
+        return Chat(conversation or self.conversation, user_id)
+
+    async def rows(self, model, *where) -> list:
+        async with self.store.sessions() as s:
+            return list((await s.scalars(select(model).where(*where))).all())
+
+
+@contextlib.asynccontextmanager
+async def conversation(database_url: str, extra_entries: list[Entry] = (), **overrides) -> AsyncIterator[Harness]:
+    """The real conversation on `database_url`; `extra_entries` replace or add knowledge-base entries."""
+    settings = load_settings(_env_file=None, telegram_bot_token="", database_url=database_url, **overrides)
+    knowledge = load_live_knowledge(settings)
+    if extra_entries:
+        knowledge.replace(knowledge.kb.with_entries(extra_entries))
+    engine, store = await open_store(settings)
+    harness = Harness(store, knowledge, settings)
+    harness.conversation = harness.process()  # type: ignore[attr-defined]
+    try:
+        yield harness
+    finally:
+        store.group.close()
+        await engine.dispose()

@@ -1,0 +1,205 @@
+"""Conversation skills through the in-process harness (real Conversation, SQLite and PostgreSQL):
+small talk, two questions in one message, follow-ups with a database context, not covered."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import update
+
+from bot.storage.models import ConversationContext, QuestionLog, User
+from handlers import texts
+from handlers.payloads import AlsoAsked, FacetChoice, PayloadError
+from tests.conversation_harness import actions, conversation
+
+RESIDENCE = "vneid.residence_register"
+FEE_TEXT = "Lệ phí đăng ký tạm trú trực tuyến: thử nghiệm (văn bản của bài kiểm thử)."
+
+
+@pytest.fixture
+async def bot(database_url, knowledge):
+    residence = knowledge.kb.get(RESIDENCE)
+    with_facets = residence.model_copy(update={"facets": {"fee": FEE_TEXT, "where": "Nơi làm: thử nghiệm."}})
+    async with conversation(database_url, [with_facets]) as harness:
+        yield harness
+
+
+SMALL_TALK = [
+    ("xin chào", texts.SMALLTALK_GREETING), ("xin chao", texts.SMALLTALK_GREETING), ("alo", texts.SMALLTALK_GREETING),
+    ("cảm ơn nhiều nha", texts.SMALLTALK_THANKS), ("cam on ban nhieu", texts.SMALLTALK_THANKS),
+    ("tks ad", texts.SMALLTALK_THANKS), ("tạm biệt nhé", texts.SMALLTALK_GOODBYE), ("bye bye", texts.SMALLTALK_GOODBYE),
+    ("bạn là ai", texts.SMALLTALK_IDENTITY), ("ban la nguoi hay may vay", texts.SMALLTALK_IDENTITY),
+    ("giỏi quá", texts.SMALLTALK_PRAISE), ("bot trả lời sai hoài, chán quá", texts.SMALLTALK_COMPLAINT),
+    ("xin chàooo", texts.SMALLTALK_GREETING), ("okkk", texts.SMALLTALK_ACK), ("ok", texts.SMALLTALK_ACK), ("dạ", texts.SMALLTALK_ACK), ("👍", texts.SMALLTALK_ACK), ("vâng ạ", texts.SMALLTALK_ACK),
+]
+
+
+async def test_small_talk_replies_and_is_never_unanswered(bot):
+    chat = bot.chat("st")
+    [first] = await chat.say("con mèo nhà tôi bỏ ăn mấy hôm nay")  # one real fallback: streak 1
+    assert first.kind == "fallback"
+    for message, expected in SMALL_TALK:
+        outcome = await chat.send(message)
+        assert outcome.verdict.kind == "smalltalk", message
+        [reply] = outcome.replies
+        assert reply.text == expected, message
+    logged = await bot.rows(QuestionLog)
+    assert [q.decision for q in logged].count("smalltalk") == len(SMALL_TALK)
+    assert [q.decision for q in logged].count("fallback") == 1
+    [user] = await bot.rows(User)
+    assert user.fallback_streak == 1  # small talk neither counts nor resets the streak
+    assert await bot.store.recent_unanswered() == [logged[0].normalized]
+
+
+async def test_greeting_shows_menu_complaint_offers_the_team(bot):
+    chat = bot.chat("menu")
+    [greeting] = await chat.say("xin chào")
+    assert {"cat:vneid", "cat:dvc", "human"} <= set(actions(greeting))
+    [complaint] = await chat.say("trả lời lạc đề quá, làm ăn kiểu gì vậy")
+    assert complaint.text == texts.SMALLTALK_COMPLAINT and any(a.startswith("human") for a in actions(complaint))
+    [identity] = await chat.say("bạn là người thật hay máy trả lời vậy")
+    assert "không phải người thật" in identity.text
+    [ask] = await chat.press(next(a for a in actions(complaint) if a.startswith("human")))
+    assert ask.text == texts.ASK_QUESTION_FOR_TEAM  # the team gets what the citizen types, not the complaint
+    [handed] = await chat.say("cách nhận lương hưu qua tài khoản ngân hàng")
+    assert handed.kind == "handoff"
+
+
+async def test_greeting_or_thanks_inside_a_question_answers_it(bot):
+    chat = bot.chat("q")
+    for message in ("chào bạn, cho mình hỏi quên mật khẩu vneid", "cảm ơn, mà quên mật khẩu vneid thì làm sao"):
+        outcome = await chat.send(message)
+        assert (outcome.verdict.kind, outcome.verdict.faq_id) == ("answer", "vneid.forgot_password"), message
+
+
+async def test_two_questions_first_answered_second_offered_then_other_one(bot):
+    chat = bot.chat("two")
+    outcome = await chat.send("quên mật khẩu vneid với cả muốn đổi số điện thoại luôn thì làm sao")
+    assert outcome.verdict.faq_id == "vneid.forgot_password" and outcome.verdict.also == ("vneid.change_phone",)
+    assert "Quên mật khẩu VNeID" in outcome.replies[0].text
+    offered = [a for r in outcome.replies[1:] for a in actions(r)]
+    also = next(a for a in offered if a.startswith("also:"))
+    assert AlsoAsked.unpack(also).entry == "vneid.change_phone"
+    [second] = await chat.press(also)
+    assert "Đổi số điện thoại" in second.text
+    other = await bot.chat("two-b").send("quên mật khẩu vneid với cả muốn đổi số điện thoại luôn thì làm sao")
+    assert other.verdict.also == ("vneid.change_phone",)
+    again = await bot.chat("two-b").send("còn cái kia thì sao")
+    assert again.verdict.faq_id == "vneid.change_phone"
+
+
+async def test_unmatched_second_question_is_said_and_logged_for_staff(bot):
+    chat = bot.chat("lost")
+    outcome = await chat.send("Quên mật khẩu VNeID thì lấy lại sao? Con mèo nhà tôi bỏ ăn mấy hôm nay thì làm sao?")
+    assert outcome.verdict.faq_id == "vneid.forgot_password"
+    notice = outcome.replies[-1]
+    assert "Con mèo nhà tôi bỏ ăn" in notice.text and any(a.startswith("human") for a in actions(notice))
+    decisions = sorted(q.decision for q in await bot.rows(QuestionLog))
+    assert decisions == ["answer", "fallback"]
+
+
+async def test_followups_get_the_right_part_from_another_process(bot):
+    chat = bot.chat("f")
+    first = await chat.send("đăng ký tạm trú online thế nào")
+    assert first.verdict.faq_id == RESIDENCE
+    other_process = bot.chat("f", bot.process())  # context is in the database, not in memory
+    fee = await other_process.send("còn lệ phí thì sao?")
+    assert (fee.verdict.kind, fee.verdict.faq_id) == ("answer", RESIDENCE)
+    assert FEE_TEXT in fee.replies[0].text and "Lệ phí" in fee.replies[0].text
+    where = await chat.send("làm ở đâu vậy?")
+    assert where.verdict.faq_id == RESIDENCE and "Nơi làm: thử nghiệm." in where.replies[0].text
+    whole = await chat.send("cái đó mất bao lâu")  # no facet: the entry itself, not some other entry
+    assert whole.verdict.faq_id == RESIDENCE
+    unrelated = await chat.send("con mèo nhà tôi bỏ ăn mấy hôm nay")
+    assert unrelated.verdict.kind == "fallback"
+    stranger = await bot.chat("g").send("còn lệ phí thì sao?")  # nobody else's context
+    assert stranger.verdict.faq_id != RESIDENCE
+
+
+async def test_unclear_followup_offers_parts_of_the_topic(bot):
+    chat = bot.chat("unsure")
+    await chat.send("đăng ký tạm trú online thế nào")
+    outcome = await chat.send("còn cái xe máy thì sao")
+    assert outcome.verdict.kind == "suggest" and RESIDENCE in outcome.verdict.choices
+    [reply] = outcome.replies
+    assert FacetChoice("fee", RESIDENCE).pack() in actions(reply) and actions(reply)[-1].startswith("no:")
+    assert reply.text == texts.FOLLOWUP_CHOICES.format(title=bot.knowledge.kb.get(RESIDENCE).title)
+
+
+async def test_context_expires_after_fifteen_minutes(bot):
+    chat = bot.chat("old")
+    await chat.send("đăng ký tạm trú online thế nào")
+    fresh = await chat.send("còn lệ phí thì sao?")
+    assert fresh.verdict.faq_id == RESIDENCE
+    async with bot.store.sessions.begin() as s:
+        await s.execute(update(ConversationContext).values(
+            updated_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=16)))
+    stale = await chat.send("còn lệ phí thì sao?")
+    assert stale.verdict.faq_id != RESIDENCE
+
+
+async def test_facet_button_and_deleted_with_the_user(bot):
+    chat = bot.chat("btn")
+    await chat.send("đăng ký tạm trú online thế nào")
+    [part] = await chat.press(FacetChoice("fee", RESIDENCE).pack())
+    assert FEE_TEXT in part.text and f"faq:{RESIDENCE}" in actions(part)
+    assert len(await bot.rows(ConversationContext)) == 1
+    [user] = await bot.rows(User)
+    await bot.store.delete_user_data(user.id)
+    assert await bot.rows(ConversationContext) == []
+
+
+async def test_not_covered_is_honest_offers_team_and_is_logged_unanswered(bot):
+    chat = bot.chat("nc")
+    outcome = await chat.send("làm sổ đỏ online ở đâu vậy")
+    assert outcome.verdict.kind == "not_covered"
+    [reply] = outcome.replies
+    assert reply.text.startswith("Mình chưa có hướng dẫn riêng cho việc này")
+    assert any(a.startswith("human") for a in actions(reply))
+    assert [a.split(":")[-1] for a in actions(reply) if a.startswith("pick:")] == list(outcome.verdict.choices)
+    [logged] = await bot.rows(QuestionLog)
+    assert logged.decision == "fallback" and logged.faq_id is None
+
+
+def test_payloads_pack_unpack_and_refuse_bad_input():
+    packed = AlsoAsked(12, "vneid.change_phone").pack()
+    assert packed == "also:12:vneid.change_phone" and AlsoAsked.unpack(packed) == AlsoAsked(12, "vneid.change_phone")
+    assert FacetChoice.unpack(FacetChoice("fee", "a.b").pack()) == FacetChoice("fee", "a.b")
+    for bad in ("also:x:a.b", "also:1", "facet:fee:a.b", "also:1:a.b:c", "also::a.b", "also:1:" + "x" * 70):
+        assert AlsoAsked.unpack(bad) is None, bad
+    with pytest.raises(PayloadError):
+        AlsoAsked(1, "x" * 70).pack()
+    with pytest.raises(PayloadError):
+        FacetChoice("fee", "a:b").pack()
+
+
+async def test_contexts_are_grouped_writes_last_one_wins(bot):
+    from bot.storage.group_commit import SaveContext
+
+    [user] = [await bot.store.touch_user("web", "grouped")]
+    before = bot.store.group.groups
+    await bot.store.group.submit(SaveContext(user.id, "a.first", ()), SaveContext(user.id, "a.second", ("x.y",)))
+    assert bot.store.group.groups == before + 1  # one transaction for both
+    [row] = await bot.rows(ConversationContext)
+    assert (row.faq_id, row.choices) == ("a.second", ["x.y"])
+    loaded = await bot.conversation.dialogue.contexts.load(user.id)
+    assert (loaded.faq_id, loaded.choices) == ("a.second", ("x.y",))
+
+
+async def test_two_short_answers_are_both_given(database_url, knowledge):
+    import datetime as _dt
+
+    from knowledge.schema import Entry
+
+    def entry(entry_id: str, title: str, answer: str) -> Entry:
+        return Entry(id=entry_id, category="bot", title=title, questions=[f"{title} thế nào?", f"Cách {title.lower()}"],
+                     answer=answer, source="Bài kiểm thử", reviewed=_dt.date(2026, 12, 6))
+
+    fan = entry("test.fan", "Bật quạt trần phòng họp", "Bấm công tắc thứ hai cạnh cửa phòng họp.")
+    light = entry("test.light", "Tắt đèn hành lang tầng ba", "Bấm công tắc ở đầu cầu thang tầng ba.")
+    async with conversation(database_url, [fan, light]) as harness:
+        outcome = await harness.chat("short").send("bật quạt trần phòng họp thế nào, còn tắt đèn hành lang tầng ba thì sao")
+        assert (outcome.verdict.faq_id, outcome.verdict.also) == ("test.fan", ("test.light",))
+        assert [r.kind for r in outcome.replies] == ["answer", "answer"]
+        assert "công tắc thứ hai" in outcome.replies[0].text and "đầu cầu thang" in outcome.replies[1].text

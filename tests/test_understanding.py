@@ -1,0 +1,212 @@
+"""How the matcher copes with everyday Vietnamese: background word frequencies, the dialect and
+chat lexicon, spelling correction and the knowledge base's boundaries (not_covered).
+
+Questions are the project's own phrasings of how citizens write, not dev-set questions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from bot.matching import Decision
+from bot.matching import background as bg
+from bot.matching.matcher import Matcher, Thresholds
+from bot.matching.scope import SCOPE_FILE, Scope, Subject
+from knowledge.loader import KnowledgeBase
+from knowledge.schema import Entry
+
+
+@pytest.fixture(scope="module")
+def matcher(knowledge) -> Matcher:
+    return knowledge.matcher
+
+
+@pytest.fixture(scope="module")
+def plain(knowledge) -> Matcher:
+    """The same index without background frequencies (the old rule)."""
+    return Matcher(knowledge.kb, knowledge.normalizer, knowledge.thresholds, background=False)
+
+
+# --- background frequencies -------------------------------------------------------------------
+
+
+def test_background_knows_common_words_and_not_jargon():
+    assert bg.zipf("cái", "cái") > 5.5
+    assert bg.zipf("hông", "hông") > 4.0
+    assert bg.zipf("vneid") == 0.0
+    # Typed without diacritics, a word reads as its most common accented form.
+    assert bg.zipf("hong") >= bg.zipf("hông", "hông")
+
+
+def test_common_unknown_word_weighs_less_than_a_rare_one(matcher):
+    rare = matcher._unknown("qwzxv", None)
+    assert rare == pytest.approx(matcher._oov_weight)
+    assert matcher._unknown("bua", None) < 0.5 * rare  # "bữa" (Southern "day"), everyday speech
+    assert matcher._unknown("karaoke", None) > matcher._unknown("bua", None)
+
+
+def test_classifier_cai_does_not_sink_a_match(matcher):
+    plain_question = matcher.match("passcode là gì")
+    for text in ("passcode là cái gì", "passcode la cai gi", "passcode vneid là cái gì vậy ad"):
+        result = matcher.match(text)
+        assert result.decision is Decision.ANSWER, (text, result)
+        assert result.faq_id == plain_question.faq_id == "vneid.passcode"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("hông nhận được mã kích hoạt vneid", "vneid.no_sms"),
+        ("mần sao lấy lại mật khẩu vneid", "vneid.forgot_password"),
+        ("quên pass vneid thì mần răng", "vneid.forgot_password"),
+        ("mấy anh chị ơi chỉ giùm em cách nộp thuế trên etax mobile nha", "pay.etax"),
+        ("tk ngân hàng bắt xác thực sinh trắc học là sao mn", "pay.biometric"),
+    ],
+)
+def test_dialect_and_forms_of_address_still_find_the_entry(matcher, text, expected):
+    result = matcher.match(text)
+    assert result.decision is Decision.ANSWER, (text, result)
+    assert result.faq_id == expected
+
+
+def test_everyday_words_unknown_to_the_kb_cost_less_than_before(matcher, plain):
+    # "bữa", "tui", "má" are ordinary Southern words the knowledge base never uses.
+    text = "bữa tui quên mật khẩu vneid của má"
+    assert matcher.match(text).faq_id == "vneid.forgot_password"
+    assert matcher.scores(text)[1][0][1] > plain.scores(text)[1][0][1]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "cách hát karaoke hay",
+        "vneid có đặt được phòng karaoke không",
+        "công thức nấu phở bò ngon",
+        "hướng dẫn đăng ký gói cước 4g viettel",
+    ],
+)
+def test_an_unknown_specific_subject_still_declines(matcher, text):
+    result = matcher.match(text)
+    assert result.decision is Decision.FALLBACK, (text, result)
+    assert result.faq_id is None
+
+
+# --- spelling ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("typed", "meant"), [("vneit", "vneid"), ("passcod", "passcode"), ("pascode", "passcode"),
+                                              ("etac", "etax"), ("otpp", "otp")])
+def test_one_wrong_letter_in_a_key_word_is_corrected(matcher, typed, meant):
+    assert matcher.correction(typed) == meant
+
+
+@pytest.mark.parametrize("word", ["nghèo", "hong", "thong", "mat", "dich", "chuyen", "bữa", "karaoke", "tao"])
+def test_real_words_are_never_corrected_into_others(matcher, word):
+    # Ordinary Vietnamese words (with or without diacritics) are what they are.
+    assert matcher.correction(word) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("quen mat khau vneit", "vneid.forgot_password"),
+        ("nộp hồ sơ onlai trên dịch vụ công", "dvc.submit"),
+        ("dang ki tai khoan vneid muc 1", "vneid.register_level1"),
+        ("nop thue bang etac mobile", "pay.etax"),
+    ],
+)
+def test_typos_in_key_words_still_find_the_entry(matcher, text, expected):
+    result = matcher.match(text)
+    assert result.decision in (Decision.ANSWER, Decision.SUGGEST), (text, result)
+    assert result.faq_id == expected
+
+
+# --- the knowledge base's boundaries ------------------------------------------------------------
+
+
+def _entry(entry_id: str, title: str, questions: list[str]) -> Entry:
+    return Entry(id=entry_id, category="dvc", title=title, questions=questions,
+                 answer="Một câu trả lời đủ dài cho bài kiểm tra.", source="test", reviewed=dt.date(2026, 1, 1))
+
+
+@pytest.fixture(scope="module")
+def bounded(knowledge) -> Matcher:
+    kb = KnowledgeBase([
+        _entry("ins.pension_account", "Nhận lương hưu qua tài khoản ngân hàng",
+               ["nhận lương hưu qua tài khoản ngân hàng", "lương hưu chuyển vào tài khoản"]),
+        _entry("ins.card", "Cấp lại thẻ bảo hiểm xã hội", ["làm lại thẻ bảo hiểm bị mất", "cấp lại thẻ bảo hiểm"]),
+        _entry("dvc.other", "Tra cứu hồ sơ", ["tra cứu hồ sơ đã nộp"]),
+    ])
+    scope = Scope([Subject("pension_rules", "Chế độ lương hưu",
+                           (tuple(knowledge.normalizer.words("lương hưu")),
+                            tuple(knowledge.normalizer.words("tuổi nghỉ hưu"))))])
+    return Matcher(kb, knowledge.normalizer, Thresholds(40, 0, 30), scope=scope)
+
+
+def test_a_subject_the_kb_does_not_cover_is_not_answered(bounded):
+    result = bounded.match("cách tính lương hưu khi làm lại thẻ bảo hiểm")
+    assert result.not_covered is True
+    assert result.decision is Decision.FALLBACK and result.faq_id is None
+    assert len(result.alternatives) <= 3
+    assert result.as_dict()["not_covered"] is True
+
+
+def test_an_entry_that_names_the_subject_is_still_answered(bounded):
+    result = bounded.match("nhận lương hưu qua tài khoản ngân hàng")
+    assert result.not_covered is False
+    assert result.decision is Decision.ANSWER and result.faq_id == "ins.pension_account"
+
+
+def test_without_a_subject_phrase_the_question_is_answered(bounded):
+    result = bounded.match("cấp lại thẻ bảo hiểm bị mất")
+    assert result.decision is Decision.ANSWER and result.faq_id == "ins.card"
+    assert result.not_covered is False and result.as_dict()["not_covered"] is False
+
+
+def test_subject_phrases_match_without_diacritics(bounded):
+    assert bounded.match("tuoi nghi huu cua nam la bao nhieu").not_covered is True
+
+
+def test_a_word_typed_with_other_diacritics_is_another_word(knowledge):
+    scope = Scope.from_file(knowledge.normalizer)
+    words = knowledge.normalizer.words
+    assert [s.id for _, s in scope.find(words("cấp lại sổ đỏ"))] == ["land_title"]
+    assert [s.id for _, s in scope.find(words("cap lai so do"))] == ["land_title"]
+    assert scope.find(words("số đó tôi vẫn dùng hằng ngày")) == []  # "that number", not a land title
+
+
+def test_near_miss_under_the_thresholds_offers_choices(knowledge):
+    text = "quên mật khẩu vneid"
+    best = knowledge.matcher.scores(text)[1][0]
+    picky = Matcher(knowledge.kb, knowledge.normalizer, Thresholds(100, 100, best[1] / 0.9))
+    result = picky.match(text)
+    assert result.decision is Decision.FALLBACK and result.faq_id is None
+    assert result.not_covered is True and result.alternatives[0] == best[0]
+    # Far under the thresholds: a plain fallback, nothing offered.
+    far = Matcher(knowledge.kb, knowledge.normalizer, Thresholds(100, 100, 100)).match("con chó nhà tôi bị ốm")
+    assert far.decision is Decision.FALLBACK and far.not_covered is False and far.alternatives == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["cấp lại sổ đỏ bị mất làm ở đâu", "cach tinh luong huu", "mua vé số online trên vneid được không",
+     "thủ tục ly hôn nộp online được không", "tra cứu phạt nguội bằng vneid"],
+)
+def test_real_scope_list_turns_neighbouring_subjects_away(matcher, text):
+    result = matcher.match(text)
+    assert result.decision is Decision.FALLBACK and result.faq_id is None, (text, result)
+    assert result.not_covered is True
+
+
+def test_scope_file_loads_and_every_subject_has_phrases(knowledge, tmp_path: Path):
+    scope = Scope.from_file(knowledge.normalizer, SCOPE_FILE)
+    assert len(scope.subjects) >= 10
+    assert all(subject.phrases for subject in scope.subjects)
+    assert Scope.from_file(knowledge.normalizer, tmp_path / "absent.yaml").subjects == []
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("subjects: [not, a, mapping]\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="subjects"):
+        Scope.from_file(knowledge.normalizer, broken)
