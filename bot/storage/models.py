@@ -453,6 +453,7 @@ class JobMark(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     period: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class ConversationContext(Base):
