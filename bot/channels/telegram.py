@@ -204,7 +204,7 @@ class TelegramChannel:
         self._on_unreachable = on_unreachable
         self._locks = KeyedLocks()
         self._log_secret: str | None = None
-        self.pacer = Pacer(settings.telegram_rate_per_second, per_chat_interval=1.0)
+        self.pacer = Pacer(settings.telegram_rate_per_second, per_chat_interval=1.0, name=NAME)
         base = settings.telegram_api_base_url.rstrip("/")
         builder: ApplicationBuilder = (
             Application.builder()
@@ -354,7 +354,7 @@ class TelegramChannel:
         retry after the parts an earlier attempt delivered; a raised error's `parts_done`
         says how many are delivered now (so the photo is not sent twice).
         """
-        pace = (lambda: self.pacer.broadcast(chat_id)) if broadcast else self.pacer.live
+        pace = self.pacer.broadcast if broadcast else self.pacer.live
         kwargs: dict = {"message_thread_id": thread_id} if thread_id else {}
         if reply_to:  # the quoted message may be gone
             kwargs["reply_parameters"] = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
@@ -377,7 +377,7 @@ class TelegramChannel:
         done = skip_parts
         try:
             for send_part in parts[skip_parts:]:
-                await pace()
+                await pace(chat_id)
                 sent = await send_part()
                 done += 1
                 if isinstance(sent, int):  # a text part: its message id (photos and polls are Messages)
