@@ -1,0 +1,28 @@
+"""send budgets: one token bucket per channel shared by every process (PostgreSQL)
+
+Revision ID: 0011
+Revises: 0007
+Create Date: 2026-12-06 19:30:00
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0011'
+down_revision = '0007'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('send_budgets',
+    sa.Column('channel', sa.String(length=16), nullable=False),
+    sa.Column('tokens', sa.Float(), nullable=False),
+    sa.Column('stamp', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('paused_until', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('channel')
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('send_budgets')
