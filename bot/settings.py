@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     telegram_webhook_secret: str = ""
     # Messages per second for the whole bot (Telegram allows about 30); broadcasts share it.
     telegram_rate_per_second: float = Field(25.0, gt=0, le=1000)
+    # Webhook updates accepted but not yet handled, at most; beyond it the webhook answers 503
+    # and Telegram delivers the update again later (bounds what a crash can lose).
+    telegram_webhook_backlog: int = Field(300, ge=1, le=100_000)
 
     # Secret for the keyed hash that pseudonymises users in logs. If empty, one is created
     # in <data dir>/user-key.secret on first start (keep it with your backups).

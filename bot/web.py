@@ -129,7 +129,10 @@ async def telegram_webhook(request: web.Request) -> web.Response:
     if not isinstance(data, dict) or "update_id" not in data:
         metrics.WEBHOOK_REJECTED.labels("telegram", "malformed").inc()
         return web.Response(status=400, text="bad update")
-    await runtime.telegram.feed_webhook(data)  # type: ignore[union-attr]
+    if not await runtime.telegram.feed_webhook(data):  # type: ignore[union-attr]
+        # The backlog is full: Telegram retries a non-2xx answer later (nothing is lost).
+        metrics.WEBHOOK_REJECTED.labels("telegram", "backlog").inc()
+        return web.Response(status=503, text="busy, retry later", headers={"Retry-After": "1"})
     return web.Response(text="ok")
 
 
