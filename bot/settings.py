@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./data/bot.sqlite3"
     web_host: str = "127.0.0.1"
     web_port: int = Field(8080, ge=0, le=65535)
+    # Seconds a client may take to send a request's headers (also how long an idle
+    # keep-alive connection stays open), and to send a request's whole body; slower clients
+    # are disconnected, so they cannot hold every descriptor or a handler forever.
+    web_header_timeout: float = Field(15.0, gt=0, le=3600)
+    web_body_timeout: float = Field(60.0, gt=0, le=3600)
     log_level: str = "INFO"
     log_format: str = "text"  # text or json (one JSON object per line)
     event_loop: str = "auto"  # auto (uvloop where installed) or asyncio
