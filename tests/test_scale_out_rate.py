@@ -23,7 +23,10 @@ from tests.test_campaign_process import cli, free_port
 from tests.test_ops import start_service, wait_health
 from tests.test_scale_out import SECRET, busiest_second, needs_postgres
 
-RATE = 25  # TELEGRAM_RATE_PER_SECOND, for the whole bot
+# TELEGRAM_RATE_PER_SECOND, for the whole bot. Telegram allows 30; the margin is for the
+# scheduling delays of three busy processes (two bots and the fake) on a loaded 2-core test
+# machine, which bunch arrivals: at 25/s one run in four drew a 429 here (busiest second 31).
+RATE = 20
 RECIPIENTS = list(range(8000, 8180))
 CITIZENS = list(range(9000, 9200))
 
@@ -133,11 +136,17 @@ async def test_two_processes_hold_one_rate_with_a_campaign_and_replies_through_a
     sends = [s for s in fake.sent if s.method.startswith("send")]
     busiest = busiest_second([s.time for s in sends])
     campaign = [s for s in sends if s.chat_id in RECIPIENTS]
-    warnings = sum(log.read_text(errors="replace").count("rate limited (429)") for log in logs)
+    warnings = [line for log in logs for line in log.read_text(errors="replace").splitlines()
+                if "WARNING" in line and ("429" in line or "send budget" in line)]
     print(f"{len(sends)} messages ({len(campaign)} campaign, {sent_before_kill} before the kill), "
           f"busiest second {busiest}, 429s {fake.stats['429']}, deliveries {done.get('deliveries')}")
-    assert fake.stats["429"] == 0 and warnings == 0
+    assert fake.stats["429"] == 0 and not warnings, warnings
     assert busiest <= 30
+    # Over five seconds the jitter evens out: the two processes together keep the configured
+    # rate (each alone at full rate would be twice that), plus the bucket's burst.
+    times = sorted(s.time for s in sends)
+    busiest_five = max(sum(1 for u in times[i:] if u - t < 5.0) for i, t in enumerate(times))
+    assert busiest_five <= RATE * 5 + 5, busiest_five
     replies = Counter(s.chat_id for s in sends if s.chat_id in CITIZENS)
     assert replies == Counter({uid: 1 for uid in CITIZENS})  # each answered once, by one process
     assert done.get("state") == "done", done
