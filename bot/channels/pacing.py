@@ -203,6 +203,14 @@ class Pacer:
 
     async def _dispatch(self) -> None:
         """Hand out tokens while anyone waits: live replies first, then broadcasts in order."""
+        try:
+            await self._hand_out()
+        except Exception:  # a bug here must not leave every send waiting forever
+            log.exception("%s: pacing failed; letting the waiting sends go", self.name)
+            while (waiter := self._next_waiter()) is not None:
+                waiter.set_result(None)
+
+    async def _hand_out(self) -> None:
         while True:
             for queue in (self._live, self._bulk):
                 while queue and queue[0].done():  # cancelled waiters
