@@ -56,7 +56,6 @@ BACKOFF_BASE = 2.0  # seconds before the first retry, doubled each attempt
 BACKOFF_CAP = 300.0
 WINDOW_SECONDS = 1.0  # rows in flight per channel: about a second of sending
 MIN_WINDOW = 4
-SHARED_BURST = 1.5  # tokens the database's bucket holds at most (bot/storage/send_budget.py)
 RECORD_EVERY = 0.25  # seconds between batched writes of results
 STOP_GRACE = 10.0  # on shutdown, in-flight sends get this long to finish
 PROGRESS_EVERY = 5.0  # seconds between edits of the staff's progress message
@@ -185,9 +184,7 @@ class CampaignRunner:
                 pacer.on_pause = lambda seconds, name=name: self._spawn_pause(name, seconds)
                 pacer.name = name  # for its log lines
             if shared and getattr(pacer, "shared", False) is None:
-                # A smaller burst than in one process: grants reach the platform after a
-                # commit and a scheduling delay in each process, which bunches them a little.
-                pacer.shared = SharedBudget(self.sessions, name, pacer.rate, min(pacer.capacity, SHARED_BURST))
+                pacer.shared = SharedBudget(self.sessions, name, pacer.rate)
 
     def _spawn_pause(self, channel: str, seconds: float) -> None:
         task = asyncio.get_running_loop().create_task(self.store_pause(channel, seconds))

@@ -8,14 +8,15 @@ replies first. So replies never queue behind a broadcast, and never go over the 
 (a getUpdates batch or a group commit releasing many replies at once is spread out at the
 rate, not sent in one burst that the platform answers with 429s).
 
-With several processes the tokens come from one bucket in the database (`shared`, a
-bot/storage/send_budget.SharedBudget), so the rate holds for the whole bot; broadcasts there
-leave one token for live replies of any process. If the database cannot be asked, this
-process falls back to its own bucket until it can.
+With several processes the sends take slots, 1/rate apart, from one schedule in the database
+(`shared`, a bot/storage/send_budget.SharedBudget), reserved a few at a time, so the rate
+holds for the whole bot; replies may reserve further ahead than broadcasts. If the database
+cannot be asked, this process falls back to its own bucket until it can.
 
 A 429's retry_after pauses the whole channel, live replies too (that wait is the platform's,
-not ours), in every process (the shared bucket stores it), and empties the bucket: after the
-pause the queue drains at the rate, not all at once.
+not ours), in every process (the shared schedule stores it), and empties the bucket: after
+the pause the queue drains at the rate, not all at once. Slots reserved here that would fall
+inside the pause are given up and their sends queue again.
 
 Per chat: broadcasts to one chat are spaced `per_chat_interval` apart (Telegram: about one
 message per second per chat); live replies may come in short bursts (a photo, the answer, a
@@ -46,11 +47,12 @@ SHARED_TIMEOUT = 2.0  # seconds to wait for the database's bucket before using o
 SHARED_RETRY = 10.0  # after the shared bucket failed, use our own this long before asking again
 
 
-class SharedTokens(Protocol):
-    """A token bucket kept where every process of the bot sees it (the database)."""
+class SharedSlots(Protocol):
+    """A send schedule kept where every process of the bot sees it (the database)."""
 
-    async def take(self, want: int, live: bool) -> tuple[int, float]:
-        """(tokens granted, up to `want`; seconds to wait before asking again if none)."""
+    async def take(self, want: int, live: bool) -> tuple[list[float], float]:
+        """(seconds from now of each send slot reserved, up to `want`; if none, seconds to
+        wait before asking again)."""
 
     async def pause(self, seconds: float) -> None:
         """Pause the channel for every process and empty the bucket."""
@@ -88,7 +90,8 @@ class Pacer:
         self._bulk: deque[asyncio.Future] = deque()
         self._dispatcher: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()
-        self.shared: SharedTokens | None = None  # the database's bucket, with several processes
+        self.shared: SharedSlots | None = None  # the database's schedule, with several processes
+        self._reserved: dict[asyncio.Future, tuple[asyncio.TimerHandle, bool]] = {}  # slot timers
         self._shared_failed_at = float("-inf")
         self.pauses = 0  # 429s received by this process on the channel
         # Called with retry_after seconds on each 429 seen here (the campaign engine stores
@@ -118,6 +121,19 @@ class Pacer:
         self._paused_until = until
         self._tokens = min(self._tokens, 0.0)
         self._stamp = max(self._stamp, until)
+        self._requeue_reserved()
+
+    def _requeue_reserved(self) -> None:
+        """Slots reserved before a pause would fall inside it: their sends queue again, in order."""
+        if not self._reserved:
+            return
+        pending = list(self._reserved.items())
+        self._reserved.clear()
+        for waiter, (timer, live) in reversed(pending):
+            timer.cancel()
+            if not waiter.done():
+                (self._live if live else self._bulk).appendleft(waiter)
+        self._kick()
 
     @property
     def paused_for(self) -> float:
@@ -197,9 +213,13 @@ class Pacer:
                 return
         waiter = asyncio.get_running_loop().create_future()
         (self._live if live else self._bulk).append(waiter)
-        if self._dispatcher is None or self._dispatcher.done():
-            self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch())
+        self._kick()
         await waiter  # cancelled while waiting: the dispatcher skips it
+
+    def _kick(self) -> None:
+        if (self._live or self._bulk) and (self._dispatcher is None or self._dispatcher.done()):
+            with contextlib.suppress(RuntimeError):  # no running loop: nobody can be waiting
+                self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch())
 
     async def _dispatch(self) -> None:
         """Hand out tokens while anyone waits: live replies first, then broadcasts in order."""
@@ -207,8 +227,8 @@ class Pacer:
             await self._hand_out()
         except Exception:  # a bug here must not leave every send waiting forever
             log.exception("%s: pacing failed; letting the waiting sends go", self.name)
-            while (waiter := self._next_waiter()) is not None:
-                waiter.set_result(None)
+            while (item := self._next_waiter()) is not None:
+                item[0].set_result(None)
 
     async def _hand_out(self) -> None:
         while True:
@@ -222,38 +242,55 @@ class Pacer:
             want = live + sum(1 for w in self._bulk if not w.done())
             if not want:
                 continue
-            granted, wait = await self._take(want, live > 0)
+            if self.shared is not None and time.monotonic() - self._shared_failed_at > SHARED_RETRY:
+                try:
+                    async with asyncio.timeout(SHARED_TIMEOUT):
+                        delays, wait = await self.shared.take(want, live > 0)  # wait: a stored pause too
+                except Exception as exc:
+                    self._shared_failed_at = time.monotonic()
+                    log.warning("%s: the shared send budget is unavailable (%s); pacing this process "
+                                "alone for %.0f s", self.name, type(exc).__name__, SHARED_RETRY)
+                    continue
+                for delay in delays:
+                    item = self._next_waiter()
+                    if item is None:
+                        break
+                    self._release_at(*item, delay)
+                if len(delays) < want:
+                    await asyncio.sleep(max(wait, 0.001))
+                continue
+            now = time.monotonic()  # our own bucket: one process, or the database is away
+            self._refill(now)
+            granted = min(want, max(0, math.floor(self._tokens)))
+            self._tokens -= granted
             for _ in range(granted):
-                waiter = self._next_waiter()
-                if waiter is None:
+                item = self._next_waiter()
+                if item is None:
                     break
-                waiter.set_result(None)
+                item[0].set_result(None)
             if granted < want:
-                await asyncio.sleep(max(wait, 0.001))
+                await asyncio.sleep(max((1.0 - self._tokens) / self.rate, 0.001))
 
-    def _next_waiter(self) -> asyncio.Future | None:
-        for queue in (self._live, self._bulk):
+    def _next_waiter(self) -> tuple[asyncio.Future, bool] | None:
+        for queue, live in ((self._live, True), (self._bulk, False)):
             while queue:
                 waiter = queue.popleft()
                 if not waiter.done():
-                    return waiter
+                    return waiter, live
         return None
 
-    async def _take(self, want: int, live: bool) -> tuple[int, float]:
-        """Tokens from the shared bucket if there is one (and it answers), else our own."""
-        if self.shared is not None and time.monotonic() - self._shared_failed_at > SHARED_RETRY:
-            try:
-                async with asyncio.timeout(SHARED_TIMEOUT):
-                    return await self.shared.take(want, live)  # its wait includes a stored pause
-            except Exception as exc:
-                self._shared_failed_at = time.monotonic()
-                log.warning("%s: the shared send budget is unavailable (%s); pacing this process "
-                            "alone for %.0f s", self.name, type(exc).__name__, SHARED_RETRY)
-        now = time.monotonic()
-        self._refill(now)
-        granted = min(want, max(0, math.floor(self._tokens)))
-        self._tokens -= granted
-        return granted, (1.0 - self._tokens) / self.rate
+    def _release_at(self, waiter: asyncio.Future, live: bool, delay: float) -> None:
+        """Let a send go at its reserved slot, `delay` seconds from now."""
+        if delay <= 0.001:
+            waiter.set_result(None)
+            return
+
+        def release() -> None:
+            self._reserved.pop(waiter, None)
+            if not waiter.done():
+                waiter.set_result(None)
+
+        self._reserved[waiter] = (asyncio.get_running_loop().call_later(delay, release), live)
 
     def _refill(self, now: float) -> None:
         if now > self._stamp:

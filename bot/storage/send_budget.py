@@ -1,18 +1,19 @@
-"""One token bucket per channel in PostgreSQL, shared by every process of the bot.
+"""One send schedule per channel in PostgreSQL, shared by every process of the bot.
 
 Why: the platform's flood limit is for the bot, not for a process. With several processes
-behind a load balancer each one pacing itself at the configured rate, together they sent
-at a multiple of it and drew thousands of 429s. Here each grant is one short transaction
-on the channel's row (SELECT ... FOR UPDATE, then UPDATE), so grants are serialised across
-processes and counted against one clock, the database's (clock_timestamp()). A process asks
-only while it has sends waiting, and sends what it was granted at once, so what leaves the
-bot in any second is at most `capacity` plus a second of refill.
+behind a load balancer each pacing itself at the configured rate, together they sent at a
+multiple of it and drew thousands of 429s.
 
-Live replies may empty the bucket; broadcasts leave `reserve` tokens in it, so a reply in
-one process is not queued behind the campaign another process is sending.
+How: the channel's row holds the next free send slot (`next_slot`, the database's clock, the
+one clock all processes share); slots are 1/rate apart. A process with sends waiting reserves
+the next few slots in one statement (the row locked, then updated) and sends each
+at its time, so the whole bot sends evenly at the rate, never in bursts, and a transaction
+serves several sends (its latency does not slow sending down). Reservations reach at most
+HORIZON_LIVE seconds ahead for replies and HORIZON_BROADCAST for broadcasts: when the schedule
+is busy, replies of any process still get slots soon, broadcasts wait.
 
-A 429 received anywhere is stored on the row: every process then waits it out, and the
-bucket refills only from its end, so what queued up meanwhile drains at the rate.
+A 429 received anywhere is stored on the row (`paused_until`): no slot is given before it
+ends, so every process waits it out and what queued up meanwhile leaves at the rate.
 
 SQLite serves one process by design: the in-process bucket (bot/channels/pacing.py) is
 enough there, and this class is not used.
@@ -20,69 +21,69 @@ enough there, and this class is not used.
 
 from __future__ import annotations
 
-import datetime as dt
-import math
-
-from sqlalchemy import func, select, update
+from sqlalchemy import func, text
 from sqlalchemy.dialects.postgresql import insert
 
 from bot.storage.models import SendBudget
 
-RESERVE = 1.0  # tokens broadcasts leave for live replies
+HORIZON_LIVE = 0.5  # seconds ahead replies may reserve slots
+HORIZON_BROADCAST = 0.25  # ... and broadcasts
+
+# The row lock serialises processes; clock_timestamp() is read after it is taken. Slots start
+# at the next free one (not before now, nor inside a pause); as many as fit in the horizon.
+TAKE = text("""
+WITH cur AS (
+    SELECT GREATEST(next_slot, clock_timestamp(), COALESCE(paused_until, '-infinity')) AS start,
+           clock_timestamp() AS now
+    FROM send_budgets WHERE channel = :channel FOR UPDATE
+), n AS (
+    SELECT start, now, GREATEST(0, LEAST(CAST(:want AS integer),
+           FLOOR((CAST(:horizon AS float8) - EXTRACT(EPOCH FROM start - now)) * CAST(:rate AS float8)) + 1))::int AS count
+    FROM cur
+)
+UPDATE send_budgets AS b SET next_slot = n.start + make_interval(secs => n.count / CAST(:rate AS float8))
+FROM n WHERE b.channel = :channel
+RETURNING EXTRACT(EPOCH FROM n.start - n.now), n.count
+""")
+PAUSE = text("""
+UPDATE send_budgets SET
+    paused_until = GREATEST(COALESCE(paused_until, '-infinity'), clock_timestamp() + make_interval(secs => CAST(:seconds AS float8))),
+    next_slot = GREATEST(next_slot, clock_timestamp() + make_interval(secs => CAST(:seconds AS float8)))
+WHERE channel = :channel
+""")
 
 
 class SharedBudget:
-    def __init__(self, sessions, channel: str, rate: float, capacity: float, reserve: float = RESERVE):
+    def __init__(self, sessions, channel: str, rate: float):
         self.sessions = sessions
+        self._engine = sessions.kw["bind"]
         self.channel = channel
         self.rate = rate
-        self.capacity = capacity
-        self.reserve = reserve
         self._exists = False
 
     async def _ensure(self) -> None:
         if self._exists:
             return
         async with self.sessions.begin() as s:
-            await s.execute(insert(SendBudget).values(
-                channel=self.channel, tokens=0.0, stamp=func.clock_timestamp())
-                .on_conflict_do_nothing(index_elements=["channel"]))
+            await s.execute(insert(SendBudget).values(channel=self.channel, next_slot=func.clock_timestamp())
+                            .on_conflict_do_nothing(index_elements=["channel"]))
         self._exists = True
 
-    async def _locked(self, s) -> tuple[float, dt.datetime, dt.datetime | None, dt.datetime]:
-        row = (await s.execute(
-            select(SendBudget.tokens, SendBudget.stamp, SendBudget.paused_until, func.clock_timestamp())
-            .where(SendBudget.channel == self.channel).with_for_update())).one()
-        tokens, stamp, paused_until, now = row
-        return tokens, stamp, paused_until, now
-
-    async def take(self, want: int, live: bool) -> tuple[int, float]:
-        """(up to `want` tokens now, seconds until the next one may be there)."""
+    async def take(self, want: int, live: bool) -> tuple[list[float], float]:
+        """(seconds from now of each slot reserved, up to `want`; if none, seconds to wait
+        before asking again)."""
         await self._ensure()
-        async with self.sessions.begin() as s:
-            tokens, stamp, paused_until, now = await self._locked(s)
-            if paused_until is not None and paused_until > now:
-                return 0, (paused_until - now).total_seconds()
-            if now > stamp:
-                # The stamp only moves forward: a clock read before waiting for the row lock
-                # may be older than the last grant's, and then adds nothing.
-                tokens = min(self.capacity, tokens + (now - stamp).total_seconds() * self.rate)
-                stamp = now
-            # (A bucket of one token keeps none back: broadcasts could never take it.)
-            keep = 0.0 if live else min(self.reserve, max(0.0, self.capacity - 1.0))
-            granted = max(0, min(want, math.floor(tokens - keep)))
-            tokens -= granted
-            await s.execute(update(SendBudget).where(SendBudget.channel == self.channel)
-                            .values(tokens=tokens, stamp=stamp))
-        return granted, (1.0 + keep - tokens) / self.rate
+        async with self._engine.begin() as conn:  # one statement: this runs once per send or so
+            ahead, count = (await conn.execute(TAKE, {
+                "channel": self.channel, "want": want, "rate": self.rate,
+                "horizon": HORIZON_LIVE if live else HORIZON_BROADCAST})).one()
+        ahead = float(ahead)
+        if not count:
+            return [], ahead - (HORIZON_LIVE if live else HORIZON_BROADCAST)
+        return [ahead + i / self.rate for i in range(count)], 0.0
 
     async def pause(self, seconds: float) -> None:
-        """A 429's retry_after: every process waits, then the bucket refills from empty."""
+        """A 429's retry_after: no slot for any process before it ends."""
         await self._ensure()
-        async with self.sessions.begin() as s:
-            tokens, stamp, paused_until, now = await self._locked(s)
-            until = now + dt.timedelta(seconds=max(0.0, seconds))
-            if paused_until is not None and paused_until >= until:
-                return
-            await s.execute(update(SendBudget).where(SendBudget.channel == self.channel)
-                            .values(paused_until=until, tokens=min(tokens, 0.0), stamp=max(stamp, until)))
+        async with self._engine.begin() as conn:
+            await conn.execute(PAUSE, {"channel": self.channel, "seconds": max(0.0, seconds)})

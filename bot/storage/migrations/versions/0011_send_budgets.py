@@ -1,4 +1,4 @@
-"""send budgets: one token bucket per channel shared by every process (PostgreSQL)
+"""send budgets: one send schedule per channel shared by every process (PostgreSQL)
 
 Revision ID: 0011
 Revises: 0007
@@ -17,8 +17,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table('send_budgets',
     sa.Column('channel', sa.String(length=16), nullable=False),
-    sa.Column('tokens', sa.Float(), nullable=False),
-    sa.Column('stamp', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('next_slot', sa.DateTime(timezone=True), nullable=False),
     sa.Column('paused_until', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('channel')
     )
