@@ -20,7 +20,7 @@ inside the pause are given up and their sends queue again.
 
 Per chat: broadcasts to one chat are spaced `per_chat_interval` apart (Telegram: about one
 message per second per chat); live replies may come in short bursts (a photo, the answer, a
-menu), at most `chat_burst` within `chat_burst * per_chat_interval` seconds. Those waits
+menu), at most CHAT_BURST (3) within CHAT_BURST * per_chat_interval seconds. Those waits
 happen under the chat's own lock, never under the global one, so one citizen's messages do
 not hold up everyone else.
 """
