@@ -359,7 +359,10 @@ async def start_target(target: str, fake: Fake, workdir: Path) -> tuple[asyncio.
         env = {**os.environ, "DATABASE_URL": database, "USER_KEY_SECRET": "load-bench", "WEB_PORT": str(port),
                "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_BASE_URL": fake.url,
                "TELEGRAM_WEBHOOK_URL": "http://127.0.0.1:9", "TELEGRAM_WEBHOOK_SECRET": SECRET,
-               "LOG_LEVEL": "WARNING", "ENV_FILE": ""}
+               "LOG_LEVEL": "WARNING", "ENV_FILE": "",
+               # The process's capacity is measured here, not Telegram's limit: replies are
+               # paced at TELEGRAM_RATE_PER_SECOND (default 25/s) since they share the rate.
+               "TELEGRAM_RATE_PER_SECOND": os.environ.get("TELEGRAM_RATE_PER_SECOND", "1000")}
         if target == "ask":  # one address sends everything: lift /api/ask's per-address limit
             env["FLOOD_LIMIT_PER_MINUTE"] = "10000000"
     proc = await spawn(cmd, env, log)

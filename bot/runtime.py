@@ -165,6 +165,7 @@ class Runtime:
 
         zalo_oa.register(runtime)  # Zalo Official Account ("zalo"), when its settings are set
         zalo_bot.register(runtime)  # Zalo Bot Platform ("zalobot")
+        runtime.campaign_runner.wire_pacers()  # 429 pauses and the shared send budget
         return runtime
 
     async def database_state(self) -> str:

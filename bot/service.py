@@ -17,6 +17,10 @@ from bot.web import create_app
 
 log = logging.getLogger(__name__)
 
+# Pending connections the kernel queues for us (aiohttp's default, 128, dropped SYNs at 500
+# concurrent clients); the kernel caps it at net.core.somaxconn (4096 on current Linux).
+LISTEN_BACKLOG = 2048
+
 
 def loop_factory(settings: Settings):
     """uvloop's event loop where it is installed (not on Windows): most of the service's CPU is
@@ -34,9 +38,11 @@ def loop_factory(settings: Settings):
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     runtime = await Runtime.open(settings)
     app = create_app(runtime)
-    runner = web.AppRunner(app, access_log=None)
+    # keepalive_timeout also bounds the headers of a connection's first request: a client
+    # that connects and sends them slowly is closed after WEB_HEADER_TIMEOUT.
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=settings.web_header_timeout)
     await runner.setup()
-    site = web.TCPSite(runner, settings.web_host, settings.web_port)
+    site = web.TCPSite(runner, settings.web_host, settings.web_port, backlog=LISTEN_BACKLOG)
     try:
         await site.start()
     except OSError as exc:

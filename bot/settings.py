@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./data/bot.sqlite3"
     web_host: str = "127.0.0.1"
     web_port: int = Field(8080, ge=0, le=65535)
+    # Seconds a client may take to send a request's headers (also how long an idle
+    # keep-alive connection stays open), and to send a request's whole body; slower clients
+    # are disconnected, so they cannot hold every descriptor or a handler forever.
+    web_header_timeout: float = Field(15.0, gt=0, le=3600)
+    web_body_timeout: float = Field(60.0, gt=0, le=3600)
     log_level: str = "INFO"
     log_format: str = "text"  # text or json (one JSON object per line)
     event_loop: str = "auto"  # auto (uvloop where installed) or asyncio
@@ -43,6 +48,9 @@ class Settings(BaseSettings):
     telegram_webhook_secret: str = ""
     # Messages per second for the whole bot (Telegram allows about 30); broadcasts share it.
     telegram_rate_per_second: float = Field(25.0, gt=0, le=1000)
+    # Webhook updates accepted but not yet handled, at most; beyond it the webhook answers 503
+    # and Telegram delivers the update again later (bounds what a crash can lose).
+    telegram_webhook_backlog: int = Field(300, ge=1, le=100_000)
 
     # Secret for the keyed hash that pseudonymises users in logs. If empty, one is created
     # in <data dir>/user-key.secret on first start (keep it with your backups).

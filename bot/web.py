@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hmac
 import ipaddress
@@ -146,11 +147,15 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         metrics.WEBHOOK_REJECTED.labels("telegram", "malformed").inc()
         return web.Response(status=400, text="bad update")
     try:
-        await runtime.telegram.feed_webhook(data)  # type: ignore[union-attr]
+        accepted = await runtime.telegram.feed_webhook(data)  # type: ignore[union-attr]
     except Exception as exc:  # PTB could not read it as an Update: Telegram never sends that
         log.warning("telegram webhook: malformed update refused (%s)", type(exc).__name__)
         metrics.WEBHOOK_REJECTED.labels("telegram", "malformed").inc()
         return web.Response(status=400, text="bad update")
+    if not accepted:
+        # The backlog is full: Telegram retries a non-2xx answer later (nothing is lost).
+        metrics.WEBHOOK_REJECTED.labels("telegram", "backlog").inc()
+        return web.Response(status=503, text="busy, retry later", headers={"Retry-After": "1"})
     return web.Response(text="ok")
 
 
@@ -174,8 +179,40 @@ def warn_open_metrics(settings) -> bool:
     return True
 
 
+def body_deadline(seconds: float):
+    """Disconnect a client that has not sent its whole request body `seconds` after its
+    headers (e.g. declares 10 MB and sends nothing): its handler would wait for it forever."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        if not request.body_exists or request.content.is_eof():
+            return await handler(request)
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            transport = request.transport
+            if not request.content.is_eof() and transport is not None and not transport.is_closing():
+                expired = True
+                log.info("closed a connection whose request body did not arrive within %.0f s", seconds)
+                transport.close()  # the handler's read now fails and it ends
+
+        timer = asyncio.get_running_loop().call_later(seconds, expire)
+        try:
+            return await handler(request)
+        except Exception:
+            if expired:  # nobody is left to answer
+                raise web.HTTPRequestTimeout() from None
+            raise
+        finally:
+            timer.cancel()
+
+    return middleware
+
+
 def create_app(runtime: Runtime) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors])
+    app = web.Application(client_max_size=MAX_BODY_BYTES,
+                          middlewares=[json_errors, body_deadline(runtime.settings.web_body_timeout)])
     app[RUNTIME_KEY] = runtime
     app[ASK_GUARD_KEY] = FloodGuard(runtime.settings.flood_limit_per_minute * 3)
     warn_open_metrics(runtime.settings)

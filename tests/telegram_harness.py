@@ -30,11 +30,13 @@ class Harness:
 
     async def _collect(self, chat_id: int, before: int, expect: int = 1) -> list[SentMessage]:
         await self.fake.wait_for_sent(before + expect, timeout=8.0, chat_id=chat_id)
-        # Replies come as one or more messages; wait until the chat is quiet.
+        # Replies come as one or more messages; wait until the chat is quiet (the pacer may
+        # hold a reply's later parts back for a moment: a few per chat at once, then ~1/s).
+        pacer = self.runtime.telegram.pacer
         while True:
             count = len(self.fake.sent_to(chat_id))
             await asyncio.sleep(0.25)
-            if len(self.fake.sent_to(chat_id)) == count:
+            if len(self.fake.sent_to(chat_id)) == count and not pacer.waiting(chat_id):
                 return self.fake.sent_to(chat_id)[before:]
 
     async def say(self, user_id: int, text: str, expect: int = 1) -> list[SentMessage]:

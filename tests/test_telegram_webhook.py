@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import math
+from collections import Counter
 
 import aiohttp
 from sqlalchemy import func, select
@@ -55,3 +57,40 @@ async def test_webhook_requires_secret_and_processes_updates(database_url):
             await asyncio.sleep(0.5)
             assert len(bot.fake.sent_to(CITIZEN)) == 1 and await count(bot, QuestionLog) == 1
 
+
+
+async def test_a_full_backlog_answers_503_and_telegram_redelivers_later(database_url):
+    """Updates acknowledged but not yet handled are lost on a crash: their number is bounded
+    by TELEGRAM_WEBHOOK_BACKLOG; beyond it the webhook refuses, and Telegram delivers again."""
+    async with running_bot(database_url, telegram_webhook_url="http://127.0.0.1:9",
+                           telegram_webhook_secret=SECRET, telegram_webhook_backlog=5) as bot:
+        citizens = list(range(20, 40))
+        headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+        # The Bot API fails for now, so every accepted update stays in hand (its reply retries).
+        bot.fake.set_outage(math.inf, "5xx", methods=["sendMessage"])
+        async with serve_app(create_app(bot.runtime)) as base, aiohttp.ClientSession() as http:
+            url = base + webhook_path(TOKEN)
+            updates = {uid: bot.fake.user_sends_text(uid, "quên mật khẩu vneid", queue=False) for uid in citizens}
+            statuses = {}
+            for uid, update in updates.items():
+                async with http.post(url, json=update, headers=headers) as resp:
+                    statuses[uid] = resp.status
+            assert Counter(statuses.values()) == Counter({200: 5, 503: 15})
+            assert bot.runtime.telegram.backlog == 5
+            bot.fake.clear_outage()
+            for uid in [u for u, status in statuses.items() if status == 200]:
+                await bot.fake.wait_for_sent(1, chat_id=uid, timeout=30)
+            # Telegram delivers the refused ones again, until they are accepted.
+            for uid in [u for u, status in statuses.items() if status == 503]:
+                for _ in range(300):
+                    async with http.post(url, json=updates[uid], headers=headers) as resp:
+                        if resp.status == 200:
+                            break
+                        assert resp.status == 503
+                    await asyncio.sleep(0.1)
+            for uid in citizens:
+                await bot.fake.wait_for_sent(1, chat_id=uid, timeout=30)
+            await asyncio.sleep(0.5)
+            assert Counter(m.chat_id for m in bot.fake.sent if m.chat_id in citizens) == Counter(
+                {uid: 1 for uid in citizens})
+            assert bot.runtime.telegram.backlog == 0

@@ -49,6 +49,7 @@ from bot.channels.attempts import NotAttempted
 from bot.channels.errors import OutsideWindow, RateLimited, RecipientGone, Rejected, SendError, Transient
 from bot.storage import locks
 from bot.storage.models import AuditLog, Campaign, ChannelPause, Delivery, Subscription, User, utcnow
+from bot.storage.send_budget import SharedBudget
 from handlers.messages import Reply
 
 log = logging.getLogger(__name__)
@@ -173,7 +174,7 @@ class CampaignRunner:
 
     # --- bookkeeping (every process) -------------------------------------------------
     async def coordinate(self) -> bool:
-        self._wire_pacers()
+        self.wire_pacers()
         worked = await self._expire_overdue()
         worked = await self._start_due() or worked
         worked = await self._finish_done() or worked
@@ -181,12 +182,20 @@ class CampaignRunner:
         await self._report_finished()
         return worked
 
-    def _wire_pacers(self) -> None:
-        """A 429 seen by any adapter here is stored as a channel pause, for the sender anywhere."""
+    def wire_pacers(self) -> None:
+        """A 429 seen by any adapter here is stored as a channel pause, for the sender anywhere;
+        on PostgreSQL (several processes) every send takes its token from the channel's shared
+        bucket, so the platform's rate holds for the whole bot (bot/storage/send_budget.py)."""
+        shared = _dialect(self.sessions) == "postgresql"
         for name, adapter in self.channels.adapters.items():
             pacer = getattr(adapter, "pacer", None)
-            if pacer is not None and getattr(pacer, "on_pause", None) is None:
+            if pacer is None:
+                continue
+            if getattr(pacer, "on_pause", None) is None:
                 pacer.on_pause = lambda seconds, name=name: self._spawn_pause(name, seconds)
+                pacer.name = name  # for its log lines
+            if shared and getattr(pacer, "shared", False) is None:
+                pacer.shared = SharedBudget(self.sessions, name, pacer.rate)
 
     def _spawn_pause(self, channel: str, seconds: float) -> None:
         task = asyncio.get_running_loop().create_task(self.store_pause(channel, seconds))
@@ -757,6 +766,11 @@ class CampaignRunner:
                 await adapter.send(campaign.report_chat, self.render(campaign, by_channel, campaign.state))
             except Exception:
                 log.warning("could not post the report of campaign %s", campaign.id, exc_info=True)
+
+
+def _dialect(sessions) -> str | None:
+    bind = getattr(sessions, "kw", {}).get("bind")
+    return bind.dialect.name if bind is not None else None
 
 
 def _duration(seconds: float) -> str:

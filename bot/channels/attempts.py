@@ -31,7 +31,7 @@ def paced(pacer, chat_id: str, broadcast: bool, before_send: BeforeSend | None =
         if broadcast:
             await pacer.broadcast(chat_id)
         else:
-            await pacer.live()
+            await pacer.live(chat_id)  # replies to one chat come in short bursts only
 
     async def pace() -> None:
         await wait()

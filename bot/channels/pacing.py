@@ -2,38 +2,81 @@
 
 Why not PTB's AIORateLimiter: with its defaults it re-raises a 429 at once and does not pace
 private chats, and it has no notion of priority, so a big broadcast would delay citizens'
-answers. Here a token bucket refills at `rate` per second; broadcast sends wait for a token,
-live replies take one without waiting (the bucket may go into debt, which slows the
-broadcast, not the reply). A 429's retry_after pauses the whole channel, live replies too:
-that wait is the platform's, not ours.
+answers. Here every send waits for a token from a bucket that refills at `rate` per second,
+live replies and broadcasts alike; a dispatcher hands tokens out in order, waiting live
+replies first. So replies never queue behind a broadcast, and never go over the rate either
+(a getUpdates batch or a group commit releasing many replies at once is spread out at the
+rate, not sent in one burst that the platform answers with 429s).
 
-Broadcast sends to one chat are also spaced `per_chat_interval` apart (Telegram: about one
-message per second per chat). That wait happens under the chat's own lock, never under the
-global one, so a photo + text + quiz to one citizen does not hold up everyone else.
+With several processes the sends take slots, 1/rate apart, from one schedule in the database
+(`shared`, a bot/storage/send_budget.SharedBudget), reserved a few at a time, so the rate
+holds for the whole bot; replies may reserve further ahead than broadcasts. If the database
+cannot be asked, this process falls back to its own bucket until it can.
+
+A 429's retry_after pauses the whole channel, live replies too (that wait is the platform's,
+not ours), in every process (the shared schedule stores it), and empties the bucket: after
+the pause the queue drains at the rate, not all at once. Slots reserved here that would fall
+inside the pause are given up and their sends queue again.
+
+Per chat: broadcasts to one chat are spaced `per_chat_interval` apart (Telegram: about one
+message per second per chat); live replies may come in short bursts (a photo, the answer, a
+menu), at most CHAT_BURST (3) within CHAT_BURST * per_chat_interval seconds. Those waits
+happen under the chat's own lock, never under the global one, so one citizen's messages do
+not hold up everyone else.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import math
 import time
+from collections import deque
 from collections.abc import Callable
+from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 FORGET_AFTER = 10_000  # per-chat stamps kept before stale ones are dropped
+CHAT_BURST = 3  # live sends to one chat within CHAT_BURST * per_chat_interval seconds
+# ... plus this margin: we stamp a send before its request leaves, the platform when it
+# arrives, and the first of a burst may arrive later than the last.
+CHAT_MARGIN = 0.2
+SHARED_TIMEOUT = 2.0  # seconds to wait for the database's bucket before using our own
+SHARED_RETRY = 10.0  # after the shared bucket failed, use our own this long before asking again
+
+
+class SharedSlots(Protocol):
+    """A send schedule kept where every process of the bot sees it (the database)."""
+
+    async def take(self, want: int, live: bool) -> tuple[list[float], float]:
+        """(seconds from now of each send slot reserved, up to `want`; if none, seconds to
+        wait before asking again)."""
+
+    async def pause(self, seconds: float) -> None:
+        """Pause the channel for every process and empty the bucket."""
 
 
 class _Chat:
-    __slots__ = ("last", "lock", "users")
+    __slots__ = ("lock", "sent", "users")
 
     def __init__(self) -> None:
-        self.last = float("-inf")
+        self.sent: deque[float] = deque(maxlen=CHAT_BURST)  # times of the latest sends
         self.lock = asyncio.Lock()
         self.users = 0
 
+    @property
+    def last(self) -> float:
+        return self.sent[-1] if self.sent else float("-inf")
+
 
 class Pacer:
-    def __init__(self, rate: float, per_chat_interval: float = 1.0, burst: float | None = None):
+    def __init__(self, rate: float, per_chat_interval: float = 1.0, burst: float | None = None,
+                 name: str = "channel"):
         if rate <= 0:
             raise ValueError("rate must be positive")
+        self.name = name
         self.rate = rate
         self.per_chat_interval = per_chat_interval
         # A small bucket: the platform counts in sliding one-second windows, so a burst of
@@ -43,26 +86,54 @@ class Pacer:
         self._stamp = time.monotonic()
         self._paused_until = 0.0
         self._chats: dict[str, _Chat] = {}
-        self._lock = asyncio.Lock()
+        self._live: deque[asyncio.Future] = deque()
+        self._bulk: deque[asyncio.Future] = deque()
+        self._dispatcher: asyncio.Task | None = None
+        self._background: set[asyncio.Task] = set()
+        self.shared: SharedSlots | None = None  # the database's schedule, with several processes
+        self._reserved: dict[asyncio.Future, tuple[asyncio.TimerHandle, bool]] = {}  # slot timers
+        self._shared_failed_at = float("-inf")
         self.pauses = 0  # 429s received by this process on the channel
         # Called with retry_after seconds on each 429 seen here (the campaign engine stores
         # it in the database so the broadcasting process pauses too).
         self.on_pause: Callable[[float], None] | None = None
 
-    def _refill(self, now: float) -> None:
-        self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
-
+    # --- pauses ---------------------------------------------------------------------
     def pause(self, seconds: float) -> None:
-        """Honour a 429 retry_after received here, for the whole channel."""
+        """Honour a 429 retry_after received here, for the whole channel (every process)."""
         self.pauses += 1
+        log.warning("%s: rate limited (429), pausing sends for %.1f s (%d 429s in this process)",
+                    self.name, seconds, self.pauses)
         self.hold(seconds)
         if self.on_pause is not None:
             self.on_pause(seconds)
+        if self.shared is not None:
+            self._spawn(self._share_pause(seconds))
 
     def hold(self, seconds: float) -> None:
-        """Pause for a retry_after another process received (no callback, not counted)."""
-        self._paused_until = max(self._paused_until, time.monotonic() + max(0.0, seconds))
+        """Pause for a retry_after another process received (no callback, not counted).
+
+        The bucket is emptied and refills only from the end of the pause, so what queued up
+        meanwhile leaves at the rate."""
+        until = time.monotonic() + max(0.0, seconds)
+        if until <= self._paused_until:
+            return
+        self._paused_until = until
+        self._tokens = min(self._tokens, 0.0)
+        self._stamp = max(self._stamp, until)
+        self._requeue_reserved()
+
+    def _requeue_reserved(self) -> None:
+        """Slots reserved before a pause would fall inside it: their sends queue again, in order."""
+        if not self._reserved:
+            return
+        pending = list(self._reserved.items())
+        self._reserved.clear()
+        for waiter, (timer, live) in reversed(pending):
+            timer.cancel()
+            if not waiter.done():
+                (self._live if live else self._bulk).appendleft(waiter)
+        self._kick()
 
     @property
     def paused_for(self) -> float:
@@ -75,14 +146,45 @@ class Pacer:
             await asyncio.sleep(delay)
             delay = self._paused_until - time.monotonic()
 
-    async def live(self) -> None:
-        """Before a reply to a citizen: never queued behind broadcasts, but respects 429 pauses."""
-        await self._wait_pause()
-        self._refill(time.monotonic())
-        self._tokens -= 1.0
+    async def _share_pause(self, seconds: float) -> None:
+        assert self.shared is not None
+        try:
+            async with asyncio.timeout(SHARED_TIMEOUT):
+                await self.shared.pause(seconds)
+        except Exception:
+            log.warning("%s: could not share the 429 pause with other processes", self.name, exc_info=True)
+
+    # --- the two kinds of send ------------------------------------------------------
+    async def live(self, chat_id: str | None = None) -> None:
+        """Before a reply to a citizen (or a team group): ahead of broadcasts, within the rate."""
+        if chat_id is None:
+            await self._token(live=True)
+            return
+        async with self._chat(str(chat_id)) as chat:
+            window = CHAT_BURST * self.per_chat_interval + CHAT_MARGIN
+            if len(chat.sent) == CHAT_BURST:  # a short burst is fine, a long one is not
+                wait = chat.sent[0] + window - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            await self._token(live=True)
+            chat.sent.append(time.monotonic())
 
     async def broadcast(self, chat_id: str) -> None:
         """Before a broadcast message: wait for the chat's spacing, then for the global rate."""
+        async with self._chat(str(chat_id)) as chat:  # one chat's parts go one after the other
+            wait = chat.last + self.per_chat_interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await self._token(live=False)
+            chat.sent.append(time.monotonic())
+
+    def waiting(self, chat_id: str | int) -> bool:
+        """Whether a send to this chat is waiting for its turn (a reply's later parts)."""
+        chat = self._chats.get(str(chat_id))
+        return chat is not None and chat.users > 0
+
+    @contextlib.asynccontextmanager
+    async def _chat(self, chat_id: str):
         chat = self._chats.get(chat_id)
         if chat is None:
             if len(self._chats) >= FORGET_AFTER:
@@ -90,28 +192,116 @@ class Pacer:
             chat = self._chats[chat_id] = _Chat()
         chat.users += 1
         try:
-            async with chat.lock:  # one chat's parts go one after the other
-                wait = chat.last + self.per_chat_interval - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                await self._token()
-                chat.last = time.monotonic()
+            async with chat.lock:
+                yield chat
         finally:
             chat.users -= 1
 
-    async def _token(self) -> None:
-        async with self._lock:  # broadcasts take tokens in arrival order
-            while True:
-                await self._wait_pause()
-                now = time.monotonic()
-                self._refill(now)
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
-                    return
-                await asyncio.sleep((1.0 - self._tokens) / self.rate)
-
     def _forget(self, now: float) -> None:
-        stale = [key for key, chat in self._chats.items()
-                 if not chat.users and now - chat.last > self.per_chat_interval]
+        horizon = CHAT_BURST * self.per_chat_interval
+        stale = [key for key, chat in self._chats.items() if not chat.users and now - chat.last > horizon]
         for key in stale:
             del self._chats[key]
+
+    # --- tokens ---------------------------------------------------------------------
+    async def _token(self, live: bool) -> None:
+        if (self.shared is None and not self._live and not self._bulk
+                and time.monotonic() >= self._paused_until):
+            self._refill(time.monotonic())
+            if self._tokens >= 1.0:  # nobody waiting and a token at hand: no queue
+                self._tokens -= 1.0
+                return
+        waiter = asyncio.get_running_loop().create_future()
+        (self._live if live else self._bulk).append(waiter)
+        self._kick()
+        await waiter  # cancelled while waiting: the dispatcher skips it
+
+    def _kick(self) -> None:
+        if (self._live or self._bulk) and (self._dispatcher is None or self._dispatcher.done()):
+            with contextlib.suppress(RuntimeError):  # no running loop: nobody can be waiting
+                self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch())
+
+    async def _dispatch(self) -> None:
+        """Hand out tokens while anyone waits: live replies first, then broadcasts in order."""
+        try:
+            await self._hand_out()
+        except Exception:  # a bug here must not leave every send waiting forever
+            log.exception("%s: pacing failed; letting the waiting sends go", self.name)
+            while (item := self._next_waiter()) is not None:
+                item[0].set_result(None)
+
+    async def _hand_out(self) -> None:
+        while True:
+            for queue in (self._live, self._bulk):
+                while queue and queue[0].done():  # cancelled waiters
+                    queue.popleft()
+            if not self._live and not self._bulk:
+                return
+            await self._wait_pause()
+            live = sum(1 for w in self._live if not w.done())
+            want = live + sum(1 for w in self._bulk if not w.done())
+            if not want:
+                continue
+            if self.shared is not None and time.monotonic() - self._shared_failed_at > SHARED_RETRY:
+                try:
+                    async with asyncio.timeout(SHARED_TIMEOUT):
+                        delays, wait = await self.shared.take(want, live > 0)  # wait: a stored pause too
+                except Exception as exc:
+                    self._shared_failed_at = time.monotonic()
+                    log.warning("%s: the shared send budget is unavailable (%s); pacing this process "
+                                "alone for %.0f s", self.name, type(exc).__name__, SHARED_RETRY)
+                    continue
+                for delay in delays:
+                    item = self._next_waiter()
+                    if item is None:
+                        break
+                    self._release_at(*item, delay)
+                if len(delays) < want:
+                    await asyncio.sleep(max(wait, 0.001))
+                continue
+            now = time.monotonic()  # our own bucket: one process, or the database is away
+            self._refill(now)
+            granted = min(want, max(0, math.floor(self._tokens)))
+            self._tokens -= granted
+            for _ in range(granted):
+                item = self._next_waiter()
+                if item is None:
+                    break
+                item[0].set_result(None)
+            if granted < want:
+                await asyncio.sleep(max((1.0 - self._tokens) / self.rate, 0.001))
+
+    def _next_waiter(self) -> tuple[asyncio.Future, bool] | None:
+        for queue, live in ((self._live, True), (self._bulk, False)):
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    return waiter, live
+        return None
+
+    def _release_at(self, waiter: asyncio.Future, live: bool, delay: float) -> None:
+        """Let a send go at its reserved slot, `delay` seconds from now."""
+        if delay <= 0.001:
+            waiter.set_result(None)
+            return
+
+        def release() -> None:
+            self._reserved.pop(waiter, None)
+            if not waiter.done():
+                waiter.set_result(None)
+
+        self._reserved[waiter] = (asyncio.get_running_loop().call_later(delay, release), live)
+
+    def _refill(self, now: float) -> None:
+        if now > self._stamp:
+            self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+
+    def _spawn(self, coro) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(coro)
+        except RuntimeError:  # no running loop (a synchronous caller in a test)
+            coro.close()
+            return
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

@@ -223,7 +223,7 @@ class TelegramChannel:
         self._on_unreachable = on_unreachable
         self._locks = KeyedLocks()
         self._log_secret: str | None = None
-        self.pacer = Pacer(settings.telegram_rate_per_second, per_chat_interval=1.0)
+        self.pacer = Pacer(settings.telegram_rate_per_second, per_chat_interval=1.0, name=NAME)
         base = settings.telegram_api_base_url.rstrip("/")
         builder: ApplicationBuilder = (
             Application.builder()
@@ -238,7 +238,10 @@ class TelegramChannel:
         else:
             builder = builder.get_updates_request(PollingRequest())
         self.app: Application = builder.build()
-        self.app.add_handler(TypeHandler(Update, self._on_update))
+        # Webhook updates acknowledged and not yet handled (bounded by feed_webhook).
+        self.backlog = 0
+        self._backlog_warned = float("-inf")
+        self.app.add_handler(TypeHandler(Update, self._on_fed_update if self.webhook_mode else self._on_update))
         self.app.add_error_handler(self._on_error)
 
     @property
@@ -270,10 +273,27 @@ class TelegramChannel:
             await self.app.stop()
         await self.app.shutdown()
 
-    async def feed_webhook(self, data: dict) -> None:
+    async def feed_webhook(self, data: dict) -> bool:
+        """Queue a webhook update; False when TELEGRAM_WEBHOOK_BACKLOG updates are already
+        waiting: the webhook then answers 503 and Telegram delivers it again later, so what
+        a crash can lose (acknowledged, not yet handled) stays bounded."""
+        if self.backlog >= self.settings.telegram_webhook_backlog:
+            if time.monotonic() - self._backlog_warned >= 60:  # once a minute while it lasts
+                self._backlog_warned = time.monotonic()
+                log.warning("telegram: %d webhook updates waiting (TELEGRAM_WEBHOOK_BACKLOG); answering 503, "
+                            "Telegram delivers them again later", self.backlog)
+            return False
         update = Update.de_json(data, self.app.bot)
         if update is not None:
+            self.backlog += 1
             await self.app.update_queue.put(update)
+        return True
+
+    async def _on_fed_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        try:
+            await self._on_update(update, context)
+        finally:
+            self.backlog = max(0, self.backlog - 1)
 
     def who(self, chat_id: str | int) -> str:
         """How logs name a chat: groups by id (they are configuration), citizens only by

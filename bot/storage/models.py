@@ -308,6 +308,18 @@ class ChannelPause(Base):
     paused_until: Mapped[dt.datetime]
 
 
+class SendBudget(Base):
+    """A channel's send schedule shared by every process (PostgreSQL), so the platform's
+    bot-wide rate holds however many processes send (bot/storage/send_budget.py, migration 0011).
+    Times are the database's clock, the one clock all processes share."""
+
+    __tablename__ = "send_budgets"
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    next_slot: Mapped[dt.datetime]  # the next send may not leave before this
+    paused_until: Mapped[dt.datetime | None]  # a 429's retry_after, for every process
+
+
 class JobLock(Base):
     """Named leases so that, with several processes, a job runs in one of them at a time."""
 
