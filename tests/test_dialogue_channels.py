@@ -125,6 +125,7 @@ def test_converse_json_lines_keep_context_per_user_and_survive_bad_lines():
     assert (out[1]["kind"], out[1]["faq_id"]) == ("answer", "vneid.residence_register")
     assert out[3]["faq_id"] == "vneid.forgot_password" and out[3]["also"] == ["vneid.change_phone"]
     assert out[4]["faq_id"] == "vneid.residence_register"  # a's context, not b's
+    assert out[4]["text"].startswith("Đăng ký thường trú, tạm trú trực tuyến — Lệ phí")  # the entry's fee facet
     assert out[5]["faq_id"] == "vneid.change_phone"
     assert out[7]["kind"] == "not_covered" and out[7]["faq_id"] is None
     assert out[7]["text"].startswith("Mình chưa có hướng dẫn riêng")
