@@ -53,8 +53,10 @@ _RUNS = re.compile(r"(\w)\1+")
 
 
 def _accented(text: str) -> tuple[str, ...]:
-    """Words as typed (lower case, one tone style), letters held down squeezed: "chàooo" -> "chào"."""
-    return tuple(_RUNS.sub(r"\1", w) for w in canonical(text).split())
+    """Words as typed (lower case, one tone style), letters held down squeezed: "chàooo" -> "chào".
+    Two-letter words stay as they are: "bb" (bye bye) must not become "b", which is anything
+    from an HTML tag to a typo."""
+    return tuple(_RUNS.sub(r"\1", w) if len(w) > 2 else w for w in canonical(text).split())
 
 
 def _same_word(typed: str, listed: str) -> bool:

@@ -203,3 +203,12 @@ async def test_two_short_answers_are_both_given(database_url, knowledge):
         assert (outcome.verdict.faq_id, outcome.verdict.also) == ("test.fan", ("test.light",))
         assert [r.kind for r in outcome.replies] == ["answer", "answer"]
         assert "công tắc thứ hai" in outcome.replies[0].text and "đầu cầu thang" in outcome.replies[1].text
+
+
+def test_a_lone_letter_is_not_small_talk():
+    """"bb" (bye bye) squeezed to "b" made any message with an HTML <b> tag a goodbye."""
+    from handlers.smalltalk import SmallTalk
+
+    detect = SmallTalk().detect
+    assert detect("<b>con mèo</b> bỏ ăn") is None and detect("b") is None
+    assert detect("bb").intent == "goodbye" and detect("chàooo").intent == "greeting"
