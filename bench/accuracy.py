@@ -388,6 +388,28 @@ def print_ranking(sets: dict[str, list[dict]], ranked: dict[str, dict[str, list[
         print(f"  {name:8} " + "   ".join(cells))
 
 
+def print_targets(sets: dict[str, list[dict]], configured: dict[str, list[MatchResult]], v1: dict) -> None:
+    """Issue 11's targets against the product's thresholds (settings), held-out half."""
+    held = summarise(*single_question(sets["held-out"], configured["held-out"]))
+    tuning = summarise(*single_question(sets["tuning"], configured["tuning"]))
+    styles = {t: v for t, v in per_style(sets["held-out"], configured["held-out"]).items() if t != "multi"}
+    worst = min(styles.items(), key=lambda item: item[1][0])
+    gap = 100 * (tuning["top1"][0] - held["top1"][0])
+    checks = [
+        (f"held-out top-1, single-question styles >= {TARGETS['top1']:.0%}", f"{held['top1'][0]:.1%}",
+         held["top1"][0] >= TARGETS["top1"]),
+        (f"held-out answered wrong <= {TARGETS['wrong']:.0%}", f"{held['wrong'][0]:.1%}", held["wrong"][0] <= TARGETS["wrong"]),
+        (f"held-out out of scope declined >= {TARGETS['decline']:.0%}", f"{held['decline'][0]:.1%}",
+         held["decline"][0] >= TARGETS["decline"]),
+        (f"held-out every style >= {STYLE_TARGET:.0%} (lowest)", f"{worst[0]} {worst[1][0]:.1%}", worst[1][0] >= STYLE_TARGET),
+        (f"gap tuning - held-out <= {GAP_TARGET:.0f} points", f"{gap:+.1f}", gap <= GAP_TARGET),
+        (f"v1 top-1 >= {V1_TARGET:.0%}", f"{v1['top1'][0]:.1%}", v1["top1"][0] >= V1_TARGET),
+    ]
+    print("\nissue 11 targets, settings thresholds (what the product does)")
+    for label, value, ok in checks:
+        print(f"  {label:52} {value:>22}  {'PASS' if ok else 'FAIL'}")
+
+
 def single_question(questions: list[dict], results: list[MatchResult]) -> tuple[list[dict], list[MatchResult]]:
     """The lines of single-question styles (all but `multi`), which the targets are about."""
     keep = [i for i, q in enumerate(questions) if "multi" not in q.get("style", [])]
@@ -489,6 +511,7 @@ def main() -> int:
         print_v2("dev-v2 baselines (same decision rule, thresholds fitted on v1 + tuning half)",
                  halves, {k: verdict_sets[k] for k in ("wratio(cal)", "bm25(cal)")})
         print_ranking(halves, {n: {p: ranked[n][p] for p in halves} for n in ranked})
+        print_targets(sets, configured, results["ours(set)"])
 
     if args.errors:
         for part in ("v1", "tuning"):  # never the held-out half
