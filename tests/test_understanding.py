@@ -210,3 +210,24 @@ def test_scope_file_loads_and_every_subject_has_phrases(knowledge, tmp_path: Pat
     broken.write_text("subjects: [not, a, mapping]\n", encoding="utf-8")
     with pytest.raises(ValueError, match="subjects"):
         Scope.from_file(knowledge.normalizer, broken)
+
+
+# --- the decision rule ----------------------------------------------------------------------------
+
+
+def test_decide_offers_near_entries_on_fallback_only_within_reach():
+    from bot.matching.matcher import NEAR_FACTOR, decide
+
+    th = Thresholds(answer_score=80, min_gap=5, suggest_score=60)
+    near = decide([("a", 60 * NEAR_FACTOR + 1), ("b", 60 * NEAR_FACTOR - 1)], th)
+    assert near.decision is Decision.FALLBACK and near.faq_id is None
+    assert near.not_covered is True and near.alternatives == ["a"]
+    far = decide([("a", 60 * NEAR_FACTOR - 1)], th)
+    assert far.not_covered is False and far.alternatives == []
+    answered = decide([("a", 90), ("b", 70)], th)
+    assert answered.decision is Decision.ANSWER and answered.not_covered is False
+    assert set(answered.as_dict()) == {"decision", "faq_id", "score", "alternatives", "not_covered"}
+
+
+def test_without_background_every_unknown_word_weighs_as_the_rarest(plain):
+    assert plain._unknown("bua", None) == plain._unknown("qwzxv", None) == pytest.approx(plain._oov_weight)

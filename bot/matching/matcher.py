@@ -327,8 +327,8 @@ class Matcher:
 
         Numbers weigh little (a "2" or "5" says nothing of the topic; "mức 2", "nghị quyết 57" count
         through their bigrams). Known words weigh their IDF; unknown words weigh by background
-        frequency (`_unknown_uncached`);
-        spelling is corrected only in words that are not ordinary Vietnamese (`_may_correct`).
+        frequency (`_unknown_uncached`); spelling is corrected only in words that are not ordinary
+        Vietnamese (`_may_correct`).
         """
         vocab, idf, stopwords = self._vocab, self._idf, self.normalizer.lexicon.stopwords
         weights: dict[int, float] = {}
