@@ -202,6 +202,10 @@ class FollowupReader:
             return None  # clearly about something else ("còn thẻ bảo hiểm y tế thì mở ở mục nào?")
         if not (marked or stays or own.decision is Decision.FALLBACK):
             return None  # an unmarked question the matcher has a view on ("mật khẩu": its suggestions)
+        if not shaped and own.decision is not Decision.ANSWER and len(_unknown_to(previous, residue)) >= 2:
+            # names a subject the last answer never mentions ("đăng ký câu lạc bộ dưỡng sinh ở
+            # đâu"): a new question, not a part of the last answer
+            return None
         if facet and facet in previous.facets:
             return FollowupReading(Move.FACET, previous.id, facet)
         if topic_best[0] != previous.id and topic_best[1] >= matcher.thresholds.suggest_score:
@@ -246,6 +250,12 @@ def _anchoring(entry: Entry, words: list[str]) -> float:
     """How many of the words the entry uses: a word of its questions counts 1, of its answer 0.5."""
     topical, answer = _vocabulary(entry)
     return sum(1.0 if fold(w) in topical else 0.5 if fold(w) in answer else 0.0 for w in words)
+
+
+def _unknown_to(entry: Entry, words: list[str]) -> list[str]:
+    """The words the entry never uses, in its questions or its answer."""
+    topical, answer = _vocabulary(entry)
+    return [w for w in words if fold(w) not in topical and fold(w) not in answer]
 
 
 def _family(entry: Entry, kb: KnowledgeBase) -> list[str]:

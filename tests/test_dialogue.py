@@ -212,3 +212,14 @@ def test_a_lone_letter_is_not_small_talk():
     detect = SmallTalk().detect
     assert detect("<b>con mèo</b> bỏ ăn") is None and detect("b") is None
     assert detect("bb").intent == "goodbye" and detect("chàooo").intent == "greeting"
+
+
+async def test_a_new_question_with_where_is_not_read_as_a_followup(bot):
+    """"... ở đâu" names a place facet, but a question about a subject the last answer never
+    mentions is a question of its own, not the "where" part of the last answer."""
+    chat = bot.chat("new-subject")
+    await chat.send("đăng ký tạm trú online thế nào")
+    outcome = await chat.send("đăng ký câu lạc bộ dưỡng sinh của phường ở đâu")
+    assert outcome.verdict.faq_id != RESIDENCE and outcome.verdict.kind in ("fallback", "not_covered")
+    where = await chat.send("làm ở đâu vậy?")  # a real follow-up still reads the context
+    assert where.verdict.faq_id == RESIDENCE
