@@ -434,6 +434,8 @@ def main() -> int:
     parser.add_argument("--questions", type=Path, default=None, help="dev-questions.jsonl (found by default)")
     parser.add_argument("--errors", action="store_true",
                         help="list our misses (settings thresholds) on v1 and the dev-v2 tuning half only")
+    parser.add_argument("--no-dialogue", action="store_true",
+                        help="skip the conversation-skill figures (small talk, two questions, follow-ups)")
     args = parser.parse_args()
     path = args.questions or find_dev_questions()
     if path is None or not path.is_file():
@@ -522,6 +524,12 @@ def main() -> int:
                     cov = " not_covered" if v.not_covered else ""
                     want = q["topic"] or (f"None(pending {q['pending']})" if q.get("pending") else None)
                     print(f"MISS {q['id']} want={want} got={v.decision}/{v.faq_id}{cov} [{top}] {q['text']}")
+    if not args.no_dialogue:
+        # The multi, followup and small-talk lines through the conversation itself (bench/dialogue.py).
+        from bench.dialogue import report_dialogue
+
+        print()
+        report_dialogue()
     return 0
 
 
