@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import inspect
 import time
 from collections import Counter
 
@@ -21,6 +20,7 @@ from handlers.messages import Quiz
 from tests.campaign_helpers import FINAL, campaign_sends, deliveries, draft, run_all, settle, subscribe
 from tests.fakes.telegram_api import TelegramApiError
 from tests.fakes.zalo_bot import FakeZaloBot
+from tests.helpers import eventually
 from tests.telegram_harness import ADMIN, running_bot
 
 ZALO_TOKEN = "1459232241454765289:fake-zalo-bot-secret"
@@ -47,20 +47,6 @@ async def service_loop(runner: CampaignRunner, poll: float = 0.05):
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
-
-
-async def wait_until(predicate, within: float = 15.0, step: float = 0.05):
-    """Poll `predicate` (its result may be awaitable) until it is true."""
-    deadline = time.monotonic() + within
-    while True:
-        value = predicate()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(step)
 
 
 async def test_a_retry_resumes_at_the_failed_part_without_a_second_photo(bot):
@@ -166,7 +152,7 @@ async def test_pause_resume_and_expiry_while_sending(database_url):
         campaign = await svc.create(draft(report_channel="telegram", report_chat=str(ADMIN)))
         recipients = range(100, 140)
         async with service_loop(runner):
-            await wait_until(lambda: campaign_sends(bot.fake, recipients) >= 5)
+            await eventually(lambda: campaign_sends(bot.fake, recipients) >= 5)
             await svc.pause(campaign.id, "cli")
             asked = campaign_sends(bot.fake, recipients)
             await asyncio.sleep(1.5)  # what was already in flight (one window) lands
@@ -175,11 +161,11 @@ async def test_pause_resume_and_expiry_while_sending(database_url):
             await asyncio.sleep(1.0)
             assert campaign_sends(bot.fake, recipients) == paused_at < 40  # nothing more while paused
             await svc.resume(campaign.id, "cli")
-            await wait_until(lambda: campaign_sends(bot.fake, recipients) >= paused_at + 5)
+            await eventually(lambda: campaign_sends(bot.fake, recipients) >= paused_at + 5)
             async with bot.store.sessions.begin() as s:  # the expiry arrives mid-sending
                 await s.execute(update(Campaign).where(Campaign.id == campaign.id)
                                 .values(expires_at=utcnow() + dt.timedelta(seconds=0.3)))
-            await wait_until(lambda: any("Hết hạn" in (m.plain_text or "") for m in bot.fake.sent_to(ADMIN)))
+            await eventually(lambda: any("Hết hạn" in (m.plain_text or "") for m in bot.fake.sent_to(ADMIN)))
         status = await svc.status(campaign.id)
         counts = status["deliveries"]
         assert status["state"] == "expired"
@@ -226,7 +212,7 @@ async def test_a_429_anywhere_pauses_the_broadcasting_process(bot):
     bot.fake.fail_next("sendMessage", 429, retry_after=2, chat_id=1)  # a live reply in this process
     [reply] = await bot.say(1, "quên mật khẩu vneid")
     assert "Quên mật khẩu" in reply.plain_text
-    await wait_until(lambda: runner._pause_tasks == set())
+    await eventually(lambda: runner._pause_tasks == set())
     async with bot.store.sessions() as s:
         stored = await s.get(ChannelPause, "telegram")
     assert stored is not None and stored.paused_until > utcnow() - dt.timedelta(seconds=2)
@@ -267,11 +253,11 @@ async def test_a_small_urgent_campaign_is_not_stuck_behind_a_big_one(database_ur
         svc = bot.runtime.campaigns
         big = await svc.create(draft(wards=["phuong-a"]))
         async with service_loop(bot.runtime.campaign_runner):
-            await wait_until(lambda: campaign_sends(bot.fake, range(400, 500)) >= 10)
+            await eventually(lambda: campaign_sends(bot.fake, range(400, 500)) >= 10)
             urgent = await svc.create(draft(title="Cảnh báo lừa đảo", wards=["phuong-b"]))
-            await wait_until(lambda: campaign_sends(bot.fake, [500, 501]) == 2, within=10)
+            await eventually(lambda: campaign_sends(bot.fake, [500, 501]) == 2, timeout=10)
             assert campaign_sends(bot.fake, range(400, 500)) < 80  # well before the big one ends
-            await wait_until(lambda: campaign_sends(bot.fake, range(400, 500)) == 100, within=20)
+            await eventually(lambda: campaign_sends(bot.fake, range(400, 500)) == 100, timeout=20)
         assert (await svc.get(urgent.id)).state == "done"
         assert (await svc.get(big.id)).state in ("done", "sending")
 
@@ -290,7 +276,7 @@ async def test_telegram_and_zalo_campaigns_proceed_independently(database_url):
             on_telegram = await svc.create(draft(channel="telegram"))
             on_zalo = await svc.create(draft(title="Tin cho Zalo", channel="zalo"))
             async with service_loop(runner):
-                await wait_until(lambda: _state_is(svc, on_zalo.id, "done"))
+                await eventually(lambda: _state_is(svc, on_zalo.id, "done"))
                 assert (await svc.get(on_telegram.id)).state == "sending"
                 assert not bot.fake.sent_to(600)
     assert sorted(m.chat_id for m in zalo.sent) == ["zb-1", "zb-2", "zb-3"]
@@ -309,7 +295,7 @@ async def test_the_lease_is_per_channel_and_a_lost_lease_stops_the_sender_at_onc
         other = CampaignRunner(bot.store.sessions, bot.runtime.channels, owner="other-process",
                                lease=runner.lease)
         sending = asyncio.create_task(runner.run_once())
-        await wait_until(lambda: campaign_sends(bot.fake, recipients) >= 5)
+        await eventually(lambda: campaign_sends(bot.fake, recipients) >= 5)
         assert not await other.run_once()  # the channel is taken: the other process does nothing
         async with bot.store.sessions.begin() as s:  # its lease is taken away (as after a long stall)
             await s.execute(update(JobLock).where(JobLock.name == "campaign-sender:telegram")
@@ -373,12 +359,12 @@ async def test_progress_is_edited_with_an_eta_and_every_end_gets_a_report(databa
         bot.fake.fail_next("editMessageText", 429, retry_after=1)
         done = await svc.create(draft(**report))
         async with service_loop(runner):
-            await wait_until(lambda: _final(bot, "Kết thúc"), within=20)
+            await eventually(lambda: _final(bot, "Kết thúc"), timeout=20)
             assert (await svc.get(done.id)).state == "done"
             cancelled = await svc.create(draft(title="Sẽ hủy", **report))
-            await wait_until(lambda: campaign_sends(bot.fake, range(910, 940)) >= 35)
+            await eventually(lambda: campaign_sends(bot.fake, range(910, 940)) >= 35)
             await svc.cancel(cancelled.id, "cli")
-            await wait_until(lambda: _final(bot, "Đã hủy"), within=10)
+            await eventually(lambda: _final(bot, "Đã hủy"), timeout=10)
         edits = [m for m in bot.fake.sent if m.method == "editMessageText" and m.chat_id == ADMIN]
         assert any("Dự kiến xong lúc" in m.plain_text and "còn lại" in m.plain_text for m in edits)
         assert bot.runtime.telegram.pacer.pauses == 1  # the 429 on an edit paused the channel

@@ -20,7 +20,7 @@ from bot.channels.telegram import webhook_path
 from bot.storage.db import create_engine, session_factory
 from bot.storage.models import QuestionLog
 from bot.web import create_app
-from tests.helpers import serve_app
+from tests.helpers import eventually, serve_app
 from tests.telegram_harness import TOKEN, running_bot
 
 SECRET = "fault-secret_1"
@@ -29,14 +29,6 @@ WEBHOOK = dict(telegram_webhook_url="http://127.0.0.1:9", telegram_webhook_secre
 OUTAGE_SECONDS = 30.0
 QUESTIONS = {1: ("quên mật khẩu vneid", "Quên mật khẩu VNeID"), 2: ("vneid là gì", "VNeID"),
              3: ("cổng dịch vụ công là gì", "Cổng Dịch vụ công")}
-
-
-async def eventually(predicate, timeout: float = 10.0, what: str = "condition") -> None:  # noqa: ASYNC109
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @contextlib.asynccontextmanager

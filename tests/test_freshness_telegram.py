@@ -4,7 +4,6 @@ the hand-off (taking effect through the knowledge reload), and the weekly digest
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 
@@ -20,18 +19,10 @@ from bot.storage.dashboard_queries import DashboardQueries
 from bot.storage.kb_status import KbStatusQueries
 from bot.storage.models import AuditLog, Feedback, utcnow
 from handlers import texts
+from tests.helpers import eventually
 from tests.telegram_harness import ADMIN, TEAM_DEFAULT, buttons, running_bot
 
 QUESTION = "quen mat khau vneid thi lam the nao"
-
-
-async def wait_until(check, seconds: float = 10.0) -> None:
-    """Poll `check()` (the reload interval is not a promise to the millisecond under load)."""
-    for _ in range(int(seconds / 0.1)):
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 async def test_source_line_and_suspension_with_hand_off(database_url):
@@ -54,7 +45,7 @@ async def test_source_line_and_suspension_with_hand_off(database_url):
                 async def suspended() -> bool:
                     return "vneid.forgot_password" in bot.runtime.knowledge.kb.suspended
 
-                await wait_until(suspended)
+                await eventually(suspended)
                 [notice] = await bot.say(1, QUESTION)
                 assert "đang được cập nhật" in notice.plain_text and entry.answer_text[:40] not in notice.plain_text
                 [hand_off] = [d for d in buttons(notice) if d.startswith("human")]
@@ -69,7 +60,7 @@ async def test_source_line_and_suspension_with_hand_off(database_url):
                 async def resumed() -> bool:
                     return not bot.runtime.knowledge.kb.suspended
 
-                await wait_until(resumed)
+                await eventually(resumed)
             finally:
                 await other_engine.dispose()
         [menu] = await bot.say(1, "/menu")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import inspect
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from sqlalchemy import func, select
 
@@ -15,7 +13,7 @@ from bot.settings import Settings, load_settings
 from bot.web import create_app
 from tests.fakes.zalo_bot import FakeZaloBot
 from tests.fakes.zalo_oa import FakeZaloOA, SentMessage
-from tests.helpers import serve_app
+from tests.helpers import eventually, serve_app  # noqa: F401 - eventually: used by the Zalo tests
 
 USER = "8123456789012345678"  # Zalo ids are 64-bit numbers: kept as strings
 WEBHOOK = "/zalo/webhook"
@@ -104,15 +102,3 @@ def options(messages: list[SentMessage]) -> dict[str, str]:
 
 def number_of(found: dict[str, str], needle: str) -> str:
     return next(number for label, number in found.items() if needle.lower() in label.lower())
-
-
-async def eventually(check: Callable[[], object], timeout: float = 5.0) -> None:  # noqa: ASYNC109
-    """Wait until `check()` (or the awaitable it returns) is true: something done in the background."""
-    for _ in range(int(timeout / 0.02)):
-        result = check()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met in time")
