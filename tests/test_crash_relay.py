@@ -36,6 +36,9 @@ async def test_sigkill_during_relay_then_restart_delivers_the_reply_once(databas
             await fake.wait_for_sent(1, chat_id=1, timeout=30)
             fake.user_presses(1, fake.sent_to(1)[-1].message_id, human(fake.sent_to(1)[-1]))
             post = (await fake.wait_for_sent(lambda s: "karaoke" in s.plain_text, chat_id=TEAM_DEFAULT, timeout=30))[0]
+            # updates run concurrently: the group post is tied to its thread only once the hand-off
+            # step has finished, which the citizen's confirmation shows (a member cannot answer sooner)
+            await fake.wait_for_sent(lambda s: "đã chuyển câu hỏi" in s.plain_text, chat_id=1, timeout=30)
             fake.set_outage(float("inf"), mode="5xx", methods=["sendMessage"])
             before = len(fake.sent_to(1))
             fake.member_replies_in_group(TEAM_DEFAULT, 555, post.message_id, "Bạn hỏi bộ phận một cửa phường nhé.")
