@@ -32,6 +32,7 @@ import contextlib
 import logging
 import math
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
@@ -45,6 +46,14 @@ CHAT_BURST = 3  # live sends to one chat within CHAT_BURST * per_chat_interval s
 CHAT_MARGIN = 0.2
 SHARED_TIMEOUT = 2.0  # seconds to wait for the database's bucket before using our own
 SHARED_RETRY = 10.0  # after the shared bucket failed, use our own this long before asking again
+# ... at this share of the rate: the other processes may be pacing alone too (at full rate each,
+# two processes drew 429s); a deployment runs one or two processes, rarely more.
+SHARED_FALLBACK_SHARE = 0.5
+# A reserved slot that this process reaches later than this (its event loop stalled: CPU
+# starvation, a long GC) is given back and a new one taken: sent late, it would land in the
+# same second as other processes' on-time slots and exceed the bot-wide rate.
+LATE_SLOT = 0.2
+LATE_RETRIES = 3  # ... but a send is not held back more often than this
 
 
 class SharedSlots(Protocol):
@@ -92,6 +101,7 @@ class Pacer:
         self._background: set[asyncio.Task] = set()
         self.shared: SharedSlots | None = None  # the database's schedule, with several processes
         self._reserved: dict[asyncio.Future, tuple[asyncio.TimerHandle, bool]] = {}  # slot timers
+        self._late: weakref.WeakKeyDictionary[asyncio.Future, int] = weakref.WeakKeyDictionary()
         self._shared_failed_at = float("-inf")
         self.pauses = 0  # 429s received by this process on the channel
         # Called with retry_after seconds on each 429 seen here (the campaign engine stores
@@ -260,7 +270,8 @@ class Pacer:
                     await asyncio.sleep(max(wait, 0.001))
                 continue
             now = time.monotonic()  # our own bucket: one process, or the database is away
-            self._refill(now)
+            rate = self.rate * (SHARED_FALLBACK_SHARE if self.shared is not None else 1.0)
+            self._refill(now, rate)
             granted = min(want, max(0, math.floor(self._tokens)))
             self._tokens -= granted
             for _ in range(granted):
@@ -269,7 +280,7 @@ class Pacer:
                     break
                 item[0].set_result(None)
             if granted < want:
-                await asyncio.sleep(max((1.0 - self._tokens) / self.rate, 0.001))
+                await asyncio.sleep(max((1.0 - self._tokens) / rate, 0.001))
 
     def _next_waiter(self) -> tuple[asyncio.Future, bool] | None:
         for queue, live in ((self._live, True), (self._bulk, False)):
@@ -284,17 +295,26 @@ class Pacer:
         if delay <= 0.001:
             waiter.set_result(None)
             return
+        loop = asyncio.get_running_loop()
+        due = loop.time() + delay
 
         def release() -> None:
             self._reserved.pop(waiter, None)
-            if not waiter.done():
-                waiter.set_result(None)
+            if waiter.done():
+                return
+            late = self._late.get(waiter, 0)
+            if loop.time() - due > LATE_SLOT and late < LATE_RETRIES:
+                self._late[waiter] = late + 1  # the slot has passed: queue again, first in line
+                (self._live if live else self._bulk).appendleft(waiter)
+                self._kick()
+                return
+            waiter.set_result(None)
 
-        self._reserved[waiter] = (asyncio.get_running_loop().call_later(delay, release), live)
+        self._reserved[waiter] = (loop.call_later(delay, release), live)
 
-    def _refill(self, now: float) -> None:
+    def _refill(self, now: float, rate: float | None = None) -> None:
         if now > self._stamp:
-            self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
+            self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * (rate or self.rate))
             self._stamp = now
 
     def _spawn(self, coro) -> None:
