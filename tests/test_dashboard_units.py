@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import xml.etree.ElementTree as ET
 
 from bot.dashboard import charts, clusters, periods
-from bot.dashboard.overlay import merge, problems_of, slug, suggest_id
+from bot.dashboard.overlay import export_yaml, merge, problems_of, slug, suggest_id
 from bot.dashboard.stats import csv_text
 from bot.storage.dashboard_queries import DraftRow, QuestionRow, TriageRow, text_key
 
@@ -108,6 +109,25 @@ def test_overlay_merge_adds_replaces_and_skips_broken_rows(knowledge):
     assert any("https://" in p for p in problems_of(_draft(links=["http://x.vn"]), base))
     assert problems_of(_draft(kind="variants", entry_id="khong.co"), base)
     assert problems_of(_draft(), base) == []
+
+
+def test_an_edited_shipped_entry_keeps_what_the_form_does_not_show(knowledge):
+    base = knowledge.kb
+    shipped = next(e for e in base.by_id.values() if e.facets)
+    same = _draft(entry_id=shipped.id, category=shipped.category, title=shipped.title,
+                  questions=[*shipped.questions, "thêm một cách hỏi"], answer=shipped.answer,
+                  entry_source=shipped.source)
+    kb, problems = merge(base, [same])
+    assert problems == []
+    edited = kb.get(shipped.id)
+    assert "thêm một cách hỏi" in edited.questions
+    assert edited.facets == shipped.facets  # follow-ups ("còn lệ phí thì sao?") still answer from it
+    assert (edited.review_days, edited.uncertain) == (shipped.review_days, shipped.uncertain)
+    text, count = export_yaml(base, [same])
+    assert count == 1 and "facets:" in text
+    changed = dataclasses.replace(same, answer="Câu trả lời mới, khác hẳn câu cũ, của cán bộ phường.")
+    kb, _ = merge(base, [changed])
+    assert kb.get(shipped.id).facets == {}  # parts of the old answer could contradict the new one
 
 
 def test_ids_and_csv_encoding():

@@ -82,7 +82,12 @@ def suggest_id(category: str, title: str, taken: set[str]) -> str:
 
 
 def entry_from_draft(row: DraftRow, base: KnowledgeBase | None = None) -> Entry:
-    """Build the entry a kind="entry" row describes; raises ValueError naming the bad field."""
+    """Build the entry a kind="entry" row describes; raises ValueError naming the bad field.
+
+    An edit of a shipped entry (`base` holds it) keeps what the form does not show: the review
+    period and the "uncertain" flag, and the answer's parts for follow-ups ("còn lệ phí thì
+    sao?") while the answer is unchanged; a changed answer drops them, as they could
+    contradict it (follow-ups then get the whole new answer)."""
     reviewed = (row.published_at or row.updated_at or dt.datetime.now(dt.UTC)).date()
     data = {
         "id": row.entry_id or "", "category": row.category or "", "title": (row.title or "").strip(),
@@ -90,6 +95,11 @@ def entry_from_draft(row: DraftRow, base: KnowledgeBase | None = None) -> Entry:
         "answer": row.answer, "links": list(row.links), "related": list(row.related),
         "source": (row.entry_source or DEFAULT_SOURCE).strip(), "reviewed": reviewed, "wards": list(row.wards),
     }
+    shipped = base.get(row.entry_id) if base is not None and row.entry_id else None
+    if shipped is not None:
+        data |= {"review_days": shipped.review_days, "uncertain": shipped.uncertain}
+        if row.answer.strip() == shipped.answer.strip():
+            data["facets"] = dict(shipped.facets)
     try:
         entry = Entry.model_validate(data)
     except ValidationError as exc:
@@ -156,7 +166,7 @@ def merge(base: KnowledgeBase, rows: Iterable[DraftRow]) -> tuple[KnowledgeBase,
             extra.setdefault(row.entry_id or "", []).extend(q.strip() for q in row.questions if q.strip())
             continue
         try:
-            entry = entry_from_draft(row)
+            entry = entry_from_draft(row, base)
         except ValueError as exc:
             problems.append(f"#{row.id}: {exc}")
             continue
@@ -268,9 +278,9 @@ def _str(dumper: yaml.SafeDumper, value: str):
 
 
 _Dumper.add_representer(str, _str)
-ORDER = ("id", "category", "title", "questions", "keywords", "answer", "links", "related", "source", "reviewed",
-         "review_days", "uncertain", "wards")
-OPTIONAL = ("wards", "review_days", "uncertain")  # left out when empty
+ORDER = ("id", "category", "title", "questions", "keywords", "answer", "facets", "links", "related", "source",
+         "reviewed", "review_days", "uncertain", "wards")
+OPTIONAL = ("wards", "review_days", "uncertain", "facets")  # left out when empty
 
 
 def _item(entry: Entry) -> dict:
