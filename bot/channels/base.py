@@ -1,8 +1,8 @@
 """What every channel is: the one declared contract between the bot and a messaging platform.
 
 A channel (Telegram, Zalo OA, Zalo Bot, web chat) subclasses `Channel` and implements
-`transmit` (one attempt to put one reply on the platform) and `create` (build it from
-settings); everything else has a default here. The composition root (bot/runtime.py) builds
+`transmit` (one attempt to put one reply on the platform), usually `create` (build it from
+settings and the context) and `off_reason`; everything else has a default here. The composition root (bot/runtime.py) builds
 every channel from settings with `Channel.from_settings`, which says why a channel is off
 when its settings are missing, and hands it a `ChannelContext`: the callable that answers an
 incoming message and the storage it may use, so no channel imports the runtime.
@@ -135,9 +135,10 @@ class Channel(abc.ABC):
         return None
 
     @classmethod
-    @abc.abstractmethod
     def create(cls, settings: Settings, context: ChannelContext) -> Channel:
-        """The channel, from settings it can run with (see `from_settings`)."""
+        """The channel, from settings it can run with (see `from_settings`). Default: a
+        channel that needs nothing from either."""
+        return cls()
 
     @classmethod
     def from_settings(cls, settings: Settings, context: ChannelContext) -> Channel | Off:
@@ -150,6 +151,10 @@ class Channel(abc.ABC):
 
     async def stop(self) -> None:  # noqa: B027 - an optional hook, no-op by default
         """Disconnect; events in hand may finish for a moment."""
+
+    def report_to(self, health: ChannelHealth) -> None:
+        """Where sends report this channel's health (Channels.register)."""
+        self.health = health
 
     def routes(self) -> list[Route]:
         """The HTTP routes this channel serves (its webhook), added by bot/web.py."""

@@ -18,7 +18,7 @@ class Channels:
 
     def register(self, channel: Channel) -> None:
         """Route messages of `channel.name` to it; its sends report to this registry's health."""
-        channel.health = self.health
+        channel.report_to(self.health)
         self.adapters[channel.name] = channel
 
     async def send(self, channel: str, chat_id: str, reply: Reply, *, thread_id: int | None = None,
