@@ -10,8 +10,14 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.campaigns.engine import CampaignRunner
+from bot.campaigns.rules import MessagingWindowRule
 from bot.campaigns.service import CampaignService
+from bot.channels.base import Channel, ChannelContext, Off
 from bot.channels.registry import Channels
+from bot.channels.telegram import TelegramChannel
+from bot.channels.web import WebChannel
+from bot.channels.zalo_bot import ZaloBotChannel
+from bot.channels.zalo_oa import ZaloOAChannel
 from bot.handoff.service import HandoffService
 from bot.matching.live import LiveKnowledge
 from bot.matching.matcher import Thresholds
@@ -50,6 +56,10 @@ def load_live_knowledge(settings: Settings) -> LiveKnowledge:
         raise ConfigurationError(str(exc)) from None
 
 
+# Every channel the bot has, in the order they are built and started (bot/channels/base.py
+# says how to add one).
+CHANNELS: tuple[type[Channel], ...] = (WebChannel, TelegramChannel, ZaloOAChannel, ZaloBotChannel)
+
 NOT_STARTED = "off: configured, but this process has no database and starts no channel"
 
 
@@ -59,19 +69,19 @@ def configured_channel_states(settings: Settings) -> dict[str, str]:
     `Runtime.open` replaces "could run" with what actually happened when the channel starts;
     `Runtime.build` (no database, e.g. `match` or tests) reports it as not started.
     """
-    missing_zalo = settings.zalo_oa_missing
-    if len(missing_zalo) == 2:
-        zalo = "off: ZALO_OA_APP_ID is not set"
-    elif missing_zalo:
-        zalo = f"off: {', '.join(missing_zalo)} not set"
-    else:
-        zalo = NOT_STARTED
-    return {
-        "web": "on",
-        "telegram": NOT_STARTED if settings.telegram_enabled else "off: TELEGRAM_BOT_TOKEN is not set",
-        "zalo": zalo,
-        "zalobot": NOT_STARTED if settings.zalo_bot_token else "off: ZALO_BOT_TOKEN is not set",
-    }
+    states = {}
+    for channel in CHANNELS:
+        reason = channel.off_reason(settings)
+        states[channel.name] = Off(reason).state if reason else "on" if channel.always_on else NOT_STARTED
+    return states
+
+
+def campaign_rules(settings: Settings, channels: Channels) -> dict[str, MessagingWindowRule]:
+    """Per-channel campaign limits: Zalo OA's messaging window and monthly quota."""
+    if ZaloOAChannel.name not in channels.adapters:
+        return {}
+    return {ZaloOAChannel.name: MessagingWindowRule(
+        ZaloOAChannel.name, settings.zalo_oa_campaign_window_hours, settings.zalo_oa_campaign_monthly_quota)}
 
 
 def conversation_config(settings: Settings) -> ConversationConfig:
@@ -111,7 +121,6 @@ class Runtime:
     store: Store | None = None
     engine: AsyncEngine | None = None
     channel_states: dict[str, str] = field(default_factory=dict)  # name -> "on" or "off: why"
-    telegram: object | None = None
     campaigns: CampaignService | None = None
     campaign_runner: CampaignRunner | None = None
     preview: Conversation | None = None  # storage-free twin for POST /api/ask (not logged)
@@ -120,6 +129,16 @@ class Runtime:
     def __post_init__(self) -> None:
         if self.preview is None:
             self.preview = Conversation(self.knowledge, config=self.conversation.config)
+
+    @property
+    def telegram(self) -> TelegramChannel | None:
+        """The Telegram channel when it runs in this process (tests and benches look at it)."""
+        channel = self.channels.adapters.get(TelegramChannel.name)
+        return channel if isinstance(channel, TelegramChannel) else None
+
+    def report_channel_state(self, channel: str, state: str) -> None:
+        """A channel's own report ("on", "down: why"), shown by /healthz under live problems."""
+        self.channel_states[channel] = state
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -146,25 +165,15 @@ class Runtime:
             lease=dt.timedelta(seconds=settings.campaign_lease_seconds),
             approval_threshold=settings.campaign_approval_threshold)
         await store.ensure_admins(settings.admin_ids)
-        runtime.channel_states["web"] = "on"
-        from bot.channels.web import WebChannel
-
-        channels.register(WebChannel(store))  # web chat: team replies wait in its outbox
-        if settings.telegram_enabled:
-            from bot.channels.telegram import TelegramChannel
-
-            telegram = TelegramChannel(settings, conversation.handle,
-                                       lambda chat_id: store.mark_unreachable("telegram", chat_id),
-                                       claim_update=store.claim_inbound_event)
-            channels.register(telegram)
-            runtime.telegram = telegram
-            runtime.channel_states["telegram"] = "on"
-        else:
-            runtime.channel_states["telegram"] = "off: TELEGRAM_BOT_TOKEN is not set"
-        from bot.channels import zalo_bot, zalo_oa
-
-        zalo_oa.register(runtime)  # Zalo Official Account ("zalo"), when its settings are set
-        zalo_bot.register(runtime)  # Zalo Bot Platform ("zalobot")
+        context = ChannelContext(store, conversation.handle, conversation.flood.check, runtime.report_channel_state)
+        for channel_class in CHANNELS:
+            channel = channel_class.from_settings(settings, context)
+            if isinstance(channel, Off):
+                runtime.channel_states[channel_class.name] = channel.state
+                continue
+            channels.register(channel)
+            runtime.channel_states[channel.name] = "on"
+        runtime.campaign_runner.rules.update(campaign_rules(settings, channels))
         runtime.campaign_runner.wire_pacers()  # 429 pauses and the shared send budget
         return runtime
 
@@ -187,7 +196,7 @@ class Runtime:
     async def start_channels(self) -> None:
         for name, adapter in self.channels.adapters.items():
             try:
-                await adapter.start()  # type: ignore[attr-defined]
+                await adapter.start()
             except Exception as exc:
                 log.error("channel %s failed to start: %s", name, exc)
                 self.channel_states[name] = f"down: {exc}"
@@ -195,7 +204,7 @@ class Runtime:
     async def close(self) -> None:
         for adapter in self.channels.adapters.values():
             try:
-                await adapter.stop()  # type: ignore[attr-defined]
+                await adapter.stop()
             except Exception:
                 log.warning("channel %s did not stop cleanly", adapter.name, exc_info=True)
         if self.store is not None:

@@ -44,7 +44,7 @@ async def healthz(request: web.Request) -> web.Response:
     database is unreachable (questions are still answered, but nothing can be stored).
 
     Channel states are live: "on", "off: why", "degraded: why" (sends failing) or "down: why"
-    (start-up or the periodic API check failing); see bot/channels/registry.py.
+    (start-up or the periodic API check failing); see bot/channels/health.py.
     """
     runtime = request.app[RUNTIME_KEY]
     database = await runtime.database_state()
@@ -129,36 +129,6 @@ async def json_errors(request: web.Request, handler):
         return _error(500, "Hệ thống đang gặp sự cố, bạn vui lòng thử lại sau.")
 
 
-async def telegram_webhook(request: web.Request) -> web.Response:
-    """Updates pushed by Telegram; the secret header must match before the body is read."""
-    from bot.channels.telegram import webhook_secret
-
-    runtime = request.app[RUNTIME_KEY]
-    expected = webhook_secret(runtime.settings)
-    given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        metrics.WEBHOOK_REJECTED.labels("telegram", "secret").inc()
-        return web.Response(status=403, text="forbidden")
-    try:
-        data = json_body.parse_object(await request.read())
-    except json_body.BadJson:
-        data = None
-    if data is None or not isinstance(data.get("update_id"), int):
-        metrics.WEBHOOK_REJECTED.labels("telegram", "malformed").inc()
-        return web.Response(status=400, text="bad update")
-    try:
-        accepted = await runtime.telegram.feed_webhook(data)  # type: ignore[union-attr]
-    except Exception as exc:  # PTB could not read it as an Update: Telegram never sends that
-        log.warning("telegram webhook: malformed update refused (%s)", type(exc).__name__)
-        metrics.WEBHOOK_REJECTED.labels("telegram", "malformed").inc()
-        return web.Response(status=400, text="bad update")
-    if not accepted:
-        # The backlog is full: Telegram retries a non-2xx answer later (nothing is lost).
-        metrics.WEBHOOK_REJECTED.labels("telegram", "backlog").inc()
-        return web.Response(status=503, text="busy, retry later", headers={"Retry-After": "1"})
-    return web.Response(text="ok")
-
-
 def listens_beyond_loopback(host: str) -> bool:
     """Whether WEB_HOST lets other machines connect ("0.0.0.0", a LAN address, a name)."""
     if host in ("localhost", "ip6-localhost"):
@@ -219,14 +189,9 @@ def create_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_post("/api/ask", ask)
-    telegram = runtime.telegram
-    if telegram is not None and getattr(telegram, "webhook_mode", False):
-        from bot.channels.telegram import webhook_path
-
-        app.router.add_post(webhook_path(runtime.settings.telegram_bot_token), telegram_webhook)
-    for adapter in runtime.channels.adapters.values():  # e.g. Zalo OA and Zalo Bot webhooks
-        for path, handler in getattr(adapter, "webhook_routes", lambda: [])():
-            app.router.add_post(path, handler)
+    for channel in runtime.channels.adapters.values():  # the platforms' webhooks
+        for route in channel.routes():
+            app.router.add_route(route.method, route.path, route.handler)
     from bot.dashboard import setup_dashboard
 
     setup_dashboard(app, runtime)  # staff dashboard (/dashboard) and web chat (/chat)

@@ -1,4 +1,5 @@
-"""Channel adapters: each translates one platform to/from handlers' plain messages."""
+"""Channels: each translates one platform to/from handlers' plain messages; the contract they
+all follow is bot/channels/base.py's `Channel`."""
 
 from bot.channels.registry import Channels
 

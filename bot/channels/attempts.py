@@ -23,11 +23,14 @@ class NotAttempted(Exception):  # noqa: N818 - it is not an error of the channel
 
 
 def paced(pacer, chat_id: str, broadcast: bool, before_send: BeforeSend | None = None) -> Callable[[], Awaitable[None]]:
-    """An awaitable factory: wait for the pacer (broadcast or live), then, the first time only,
-    run `before_send` (which may raise to stop the attempt before anything is sent)."""
+    """An awaitable factory: wait for the pacer (broadcast or live; None: a channel without
+    a rate, such as the web outbox), then, the first time only, run `before_send` (which may
+    raise to stop the attempt before anything is sent)."""
     pending = [before_send] if before_send is not None else []
 
     async def wait() -> None:
+        if pacer is None:
+            return
         if broadcast:
             await pacer.broadcast(chat_id)
         else:

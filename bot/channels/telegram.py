@@ -1,7 +1,8 @@
 """Telegram adapter (python-telegram-bot v22): translates updates and replies, nothing more.
 
-Long polling by default; webhook mode when TELEGRAM_WEBHOOK_URL is set, in which case our
-aiohttp app receives updates (bot/web.py) and hands them to `feed_webhook`.
+Long polling by default; webhook mode when TELEGRAM_WEBHOOK_URL is set, in which case the
+channel serves its webhook route on our aiohttp app (`routes`) and queues updates with
+`feed_webhook`.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ import asyncio
 import dataclasses
 import datetime as dt
 import hashlib
+import hmac
 import html
 import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
 
+from aiohttp import web
 from telegram import (
     BotCommand,
     BotCommandScopeAllGroupChats,
@@ -39,11 +42,24 @@ from telegram.error import (
 )
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
-from bot.channels.attempts import BeforeSend, paced
+from bot import json_body
+from bot.channels.base import (
+    Backoff,
+    Channel,
+    ChannelContext,
+    Outgoing,
+    Pace,
+    Responder,
+    Route,
+    Unreachable,
+    as_is,
+)
+from bot.channels.choices import Rendered
 from bot.channels.errors import RateLimited, RecipientGone, Rejected, SendError, Transient
 from bot.channels.keyed_locks import KeyedLocks
 from bot.channels.pacing import Pacer
 from bot.channels.telegram_http import AiohttpRequest
+from bot.ops import metrics
 from bot.privacy import user_key
 from bot.settings import Settings
 from handlers import texts
@@ -65,6 +81,7 @@ NAME = "telegram"
 LIVE_RETRY_SECONDS = 90.0
 LIVE_DELAYS = (0.5, 1.0, 2.0, 4.0)
 LIVE_MAX_DELAY = 5.0
+LIVE_RETRY = Backoff(LIVE_DELAYS, LIVE_MAX_DELAY, within=LIVE_RETRY_SECONDS)
 # While getUpdates fails, poll again this often (PTB's own back-off grows to 30 s).
 POLL_RETRY_SECONDS = 2.0
 MAX_TEXT = 4000  # Telegram allows 4096 (UTF-16 code units) after entity parsing; keep a margin
@@ -82,8 +99,7 @@ NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 OTHER_CONTENT = ("sticker", "photo", "voice", "video", "video_note", "audio", "document", "animation",
                  "location", "contact", "poll", "dice")
 
-Responder = Callable[[IncomingMessage], Awaitable[list[Reply]]]
-Unreachable = Callable[[str], Awaitable[None]]
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 def utf16_len(text: str) -> int:
@@ -131,11 +147,7 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
 
 def live_delays() -> Iterator[float]:
     """Pauses between tries of a live reply, ending after LIVE_RETRY_SECONDS of wall time."""
-    deadline = time.monotonic() + LIVE_RETRY_SECONDS
-    for delay in (*LIVE_DELAYS, *([LIVE_MAX_DELAY] * 10_000)):
-        if time.monotonic() + delay > deadline:
-            return
-        yield delay
+    return LIVE_RETRY.pauses()
 
 
 class PollingRequest(AiohttpRequest):
@@ -210,8 +222,10 @@ def webhook_secret(settings: Settings) -> str:
     return hashlib.sha256(f"secret:{settings.telegram_bot_token}".encode()).hexdigest()
 
 
-class TelegramChannel:
+class TelegramChannel(Channel):
     name = NAME
+    edits_messages = True  # campaign progress is one message edited in place
+    live_retry = LIVE_RETRY
 
     def __init__(self, settings: Settings, respond: Responder, on_unreachable: Unreachable,
                  claim_update: Callable[[str], Awaitable[bool]] | None = None):
@@ -244,9 +258,50 @@ class TelegramChannel:
         self.app.add_handler(TypeHandler(Update, self._on_fed_update if self.webhook_mode else self._on_update))
         self.app.add_error_handler(self._on_error)
 
+    @classmethod
+    def off_reason(cls, settings: Settings) -> str | None:
+        return None if settings.telegram_enabled else "TELEGRAM_BOT_TOKEN is not set"
+
+    @classmethod
+    def create(cls, settings: Settings, context: ChannelContext) -> TelegramChannel:
+        return cls(settings, context.respond, context.unreachable(NAME), claim_update=context.store.claim_inbound_event)
+
     @property
     def webhook_mode(self) -> bool:
         return bool(self.settings.telegram_webhook_url)
+
+    def routes(self) -> list[Route]:
+        if not self.webhook_mode:
+            return []
+        return [Route(webhook_path(self.settings.telegram_bot_token), self.handle_webhook)]
+
+    async def probe(self) -> None:
+        await self.app.bot.get_me()
+
+    async def handle_webhook(self, request: web.Request) -> web.Response:
+        """Updates pushed by Telegram; the secret header must match before the body is read."""
+        given = request.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode(), webhook_secret(self.settings).encode()):
+            metrics.WEBHOOK_REJECTED.labels(NAME, "secret").inc()
+            return web.Response(status=403, text="forbidden")
+        try:
+            data = json_body.parse_object(await request.read())
+        except json_body.BadJson:
+            data = None
+        if data is None or not isinstance(data.get("update_id"), int):
+            metrics.WEBHOOK_REJECTED.labels(NAME, "malformed").inc()
+            return web.Response(status=400, text="bad update")
+        try:
+            accepted = await self.feed_webhook(data)
+        except Exception as exc:  # PTB could not read it as an Update: Telegram never sends that
+            log.warning("telegram webhook: malformed update refused (%s)", type(exc).__name__)
+            metrics.WEBHOOK_REJECTED.labels(NAME, "malformed").inc()
+            return web.Response(status=400, text="bad update")
+        if not accepted:
+            # The backlog is full: Telegram retries a non-2xx answer later (nothing is lost).
+            metrics.WEBHOOK_REJECTED.labels(NAME, "backlog").inc()
+            return web.Response(status=503, text="busy, retry later", headers={"Retry-After": "1"})
+        return web.Response(text="ok")
 
     # --- lifecycle ----------------------------------------------------------------
     async def start(self) -> None:
@@ -397,21 +452,21 @@ class TelegramChannel:
         log.error("telegram update failed: %s", context.error, exc_info=context.error)
 
     # --- outgoing -------------------------------------------------------------------
-    async def deliver(self, chat_id: str, reply: Reply, *, thread_id: int | None = None,
-                      reply_to: int | None = None, broadcast: bool = False, skip_parts: int = 0,
-                      before_send: BeforeSend | None = None) -> int | None:
+    def render(self, reply: Reply, start: int = 1) -> Rendered:
+        return as_is(reply)  # buttons go out as an inline keyboard
+
+    async def transmit(self, out: Outgoing, pace: Pace) -> int | None:
         """One attempt to send a reply (image, text parts, quiz); raises bot.channels.errors types.
 
         Returns the id of the last text message. Each API call is paced: live replies go
         first, broadcasts wait their turn (bot/channels/pacing.py). `skip_parts` resumes a
         retry after the parts an earlier attempt delivered; a raised error's `parts_done`
-        says how many are delivered now (so the photo is not sent twice). `before_send` runs once,
-        when the pacer lets the first call go (bot/channels/attempts.py).
+        says how many are delivered now (so the photo is not sent twice).
         """
-        pace = paced(self.pacer, chat_id, broadcast, before_send)
-        kwargs: dict = {"message_thread_id": thread_id} if thread_id else {}
-        if reply_to:  # the quoted message may be gone
-            kwargs["reply_parameters"] = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
+        chat_id, reply, skip_parts = out.chat_id, out.reply, out.skip_parts
+        kwargs: dict = {"message_thread_id": out.thread_id} if out.thread_id else {}
+        if out.reply_to:  # the quoted message may be gone
+            kwargs["reply_parameters"] = ReplyParameters(message_id=out.reply_to, allow_sending_without_reply=True)
         bot = self.app.bot
         last: int | None = None
         parts: list = []
@@ -477,30 +532,11 @@ class TelegramChannel:
             sent = await self.app.bot._post("sendMessage", {**params, "text": text})
         return int(sent["message_id"])
 
-    async def send(self, chat_id: str, reply: Reply, *, thread_id: int | None = None,
-                   reply_to: int | None = None) -> int | None:
-        """Send a live reply, retrying rate limits and transient failures (LIVE_RETRY_SECONDS).
-
-        RecipientGone is raised after a citizen who blocked the bot has been marked
-        unreachable, and for a group the bot was removed from."""
-        delays = live_delays()
-        skip = 0  # parts already delivered by an earlier attempt
-        while True:
-            try:
-                return await self.deliver(chat_id, reply, thread_id=thread_id, reply_to=reply_to, skip_parts=skip)
-            except RateLimited as exc:
-                skip = exc.parts_done
-                await asyncio.sleep(exc.retry_after)
-            except RecipientGone:
-                if not str(chat_id).startswith("-"):
-                    await self._on_unreachable(str(chat_id))
-                raise
-            except Transient as exc:
-                skip = exc.parts_done
-                delay = next(delays, None)
-                if delay is None:
-                    raise
-                await asyncio.sleep(delay)
+    async def recipient_gone(self, chat_id: str) -> None:
+        """A citizen who blocked the bot is marked unreachable; a group the bot was removed
+        from is configuration (TEAM_CHATS), not a citizen."""
+        if not str(chat_id).startswith("-"):
+            await self._on_unreachable(str(chat_id))
 
     async def edit(self, chat_id: str, message_id: int, reply: Reply) -> None:
         """Edit a message in place (campaign progress), paced like a broadcast; 'not modified'

@@ -16,24 +16,20 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 
-from bot.channels.choices import Rendered
+from bot.channels.base import ChannelContext, FloodCheck, Outgoing, Pace, Responder, Route, Unreachable
 from bot.channels.errors import RateLimited, RecipientGone, Rejected, Transient
 from bot.channels.pacing import Pacer
 from bot.channels.telegram import split_text
 from bot.channels.zalo_common import (
-    FloodCheck,
-    NumberedTextChannel,
     Parts,
-    Responder,
-    Unreachable,
     WebhookRejected,
+    ZaloChannel,
     post_json,
     read_json_body,
     rejection,
@@ -41,10 +37,7 @@ from bot.channels.zalo_common import (
 from bot.settings import Settings
 from bot.storage import inbound
 from bot.storage.store import Store
-from handlers.messages import IncomingMessage, Reply
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
+from handlers.messages import IncomingMessage
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +125,7 @@ def update_key(update: dict[str, Any]) -> str:
     return inbound.event_key(NAME, update.get("event_name") or "", ident)
 
 
-class ZaloBotChannel(NumberedTextChannel):
+class ZaloBotChannel(ZaloChannel):
     name = NAME
 
     def __init__(self, settings: Settings, store: Store, respond: Responder, on_unreachable: Unreachable,
@@ -142,6 +135,14 @@ class ZaloBotChannel(NumberedTextChannel):
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
         self.poll_timeout = POLL_TIMEOUT
+
+    @classmethod
+    def off_reason(cls, settings: Settings) -> str | None:
+        return None if settings.zalo_bot_token else "ZALO_BOT_TOKEN is not set"
+
+    @classmethod
+    def create(cls, settings: Settings, context: ChannelContext) -> ZaloBotChannel:
+        return cls(settings, context.store, context.respond, context.unreachable(NAME), context.flood)
 
     @property
     def webhook_mode(self) -> bool:
@@ -227,10 +228,13 @@ class ZaloBotChannel(NumberedTextChannel):
         else:
             await self.on_message(msg)
 
-    def webhook_routes(self) -> list[tuple[str, Callable]]:
+    def routes(self) -> list[Route]:
         if not self.webhook_mode:
             return []
-        return [(webhook_target(self.settings)[1], self.handle_webhook)]
+        return [Route(webhook_target(self.settings)[1], self.handle_webhook)]
+
+    async def probe(self) -> None:
+        await self.call("getMe", {})
 
     async def handle_webhook(self, request: web.Request) -> web.Response:
         """Secret header first, then body checks; duplicates are acknowledged and dropped."""
@@ -251,13 +255,12 @@ class ZaloBotChannel(NumberedTextChannel):
         return web.Response(text="ok")
 
     # --- outgoing -------------------------------------------------------------------
-    async def _transmit(self, chat_id: str, reply: Reply, rendered: Rendered,
-                        pace: Callable[[], Awaitable[None]]) -> None:
+    async def transmit(self, out: Outgoing, pace: Pace) -> None:
         send = Parts(pace, self._send)
-        if reply.image_url:
-            await send("sendPhoto", {"chat_id": chat_id, "photo": reply.image_url})
-        for chunk in split_text(rendered.text, MAX_TEXT):
-            await send("sendMessage", {"chat_id": chat_id, "text": chunk})
+        if out.reply.image_url:
+            await send("sendPhoto", {"chat_id": out.chat_id, "photo": out.reply.image_url})
+        for chunk in split_text(out.rendered.text, MAX_TEXT):
+            await send("sendMessage", {"chat_id": out.chat_id, "text": chunk})
 
     async def _send(self, method: str, params: dict[str, Any]) -> Any:
         try:
@@ -276,19 +279,3 @@ class ZaloBotChannel(NumberedTextChannel):
         if exc.code == 408 or exc.code >= 500:
             return Transient(reason)
         return Rejected(reason)
-
-
-def register(runtime: Runtime) -> None:
-    """Add the Zalo Bot channel when ZALO_BOT_TOKEN is set (else say why it is off)."""
-    settings = runtime.settings
-    if not settings.zalo_bot_token:
-        runtime.channel_states[NAME] = "off: ZALO_BOT_TOKEN is not set"
-        return
-    if runtime.store is None:
-        runtime.channel_states[NAME] = "off: no database"
-        return
-    store = runtime.store
-    channel = ZaloBotChannel(settings, store, runtime.conversation.handle,
-                             lambda chat_id: store.mark_unreachable(NAME, chat_id), runtime.conversation.flood.check)
-    runtime.channels.register(channel)
-    runtime.channel_states[NAME] = "on"

@@ -1,8 +1,9 @@
-"""What the two Zalo adapters share: numbered-text replies, turn handling, retries, webhook plumbing.
+"""What the two Zalo channels share: stored numbered choices, turn handling, webhook plumbing.
 
 Neither Zalo product has inline keyboards like Telegram's, so every reply carries numbered
-choices (bot/channels/choices.py) that the citizen answers by typing the number (the OA may
-also show them as buttons that send the number). Events are acknowledged at once and handled
+choices (the default rendering of bot/channels/base.py) that the citizen answers by typing
+the number (the OA may also show them as buttons that send the number); the choices shown
+are stored per citizen (bot/channels/choices.py) so the number can be read back. Events are acknowledged at once and handled
 in background tasks that this class keeps (and cancels on stop); one citizen's messages are
 handled in order. Every citizen message, typed numbers included, passes the conversation's
 flood guard.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import itertools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
@@ -27,8 +29,8 @@ import aiohttp
 from aiohttp import web
 
 from bot import json_body
-from bot.channels.attempts import BeforeSend, paced
-from bot.channels.choices import ChoiceStore, Rendered, render
+from bot.channels.base import Backoff, Channel, FloodCheck, Responder, Unreachable
+from bot.channels.choices import ChoiceStore, Rendered
 from bot.channels.errors import RateLimited, RecipientGone, Transient
 from bot.channels.keyed_locks import KeyedLocks
 from bot.channels.pacing import Pacer
@@ -41,12 +43,9 @@ from handlers.messages import IncomingMessage, Reply
 
 log = logging.getLogger(__name__)
 
-Responder = Callable[[IncomingMessage], Awaitable[list[Reply]]]
-Unreachable = Callable[[str], Awaitable[None]]
-FloodCheck = Callable[[str], str]  # handlers.conversation.FloodGuard.check: "ok", "warn" or "drop"
-
-LIVE_ATTEMPTS = 5
+# Later parts of one reply (see Parts): four tries, the same back-off as live replies.
 PART_ATTEMPTS = 4
+PART_RETRY = Backoff((0.5, 1.0, 2.0), 4.0, attempts=PART_ATTEMPTS)
 MAX_WEBHOOK_BYTES = 64 * 1024
 STOP_GRACE_SECONDS = 5.0
 INBOUND_RETENTION = dt.timedelta(days=2)  # longer than any platform retry schedule
@@ -111,15 +110,15 @@ class Parts:
         self.sent = 0
 
     async def __call__(self, *args: Any) -> Any:
-        for attempt in range(PART_ATTEMPTS):
+        pauses = PART_RETRY.pauses()
+        for attempt in itertools.count(1):
             await self._pace()
             try:
                 result = await self._send(*args)
             except (RateLimited, Transient) as exc:
-                if not self.sent or attempt == PART_ATTEMPTS - 1:
+                if not self.sent or attempt >= PART_ATTEMPTS:
                     raise
-                wait = exc.retry_after if isinstance(exc, RateLimited) else 0.5 * 2**attempt
-                await asyncio.sleep(wait)
+                await asyncio.sleep(exc.retry_after if isinstance(exc, RateLimited) else next(pauses))
                 continue
             self.sent += 1
             return result
@@ -131,11 +130,9 @@ def rejection(channel: str, exc: WebhookRejected) -> web.Response:
     return web.Response(status=exc.status, text=exc.reason.replace("_", " "))
 
 
-class NumberedTextChannel:
-    """Base of the Zalo adapters; subclasses implement `_transmit` (one rendered reply out)."""
-
-    name = ""
-    edits_messages = False  # campaign progress goes out as new messages (bot/campaigns/engine.py)
+class ZaloChannel(Channel):
+    """Base of the two Zalo channels; subclasses implement `transmit` and `create`. Zalo cannot
+    edit sent messages: campaign progress goes out as new messages (`edits_messages`)."""
 
     def __init__(self, store: Store, respond: Responder, on_unreachable: Unreachable, pacer: Pacer,
                  flood: FloodCheck | None = None):
@@ -277,7 +274,7 @@ class NumberedTextChannel:
         number = 1
         for reply in replies:
             try:
-                rendered = await self.send_live(chat_id, reply, start=number, remember=False)
+                rendered = (await self.send_live(chat_id, reply, start=number, remember=False)).rendered
             except RecipientGone:
                 return  # marked unreachable: the rest would fail the same way
             except Exception:
@@ -286,65 +283,12 @@ class NumberedTextChannel:
             sent.append(rendered)
             number += len(rendered.actions)
         if not keep_choices:
-            await self._save_choices(chat_id, sent)
+            await self.remember_choices(chat_id, sent)
 
-    async def _save_choices(self, chat_id: str, rendered: list[Rendered]) -> None:
+    async def remember_choices(self, chat_id: str, rendered: list[Rendered]) -> None:
         """Remember the numbered choices just shown; without the database the replies are
         out all the same, and typed numbers read as text."""
         await self._db("the choices just shown are not stored", lambda: self.choices.save(chat_id, rendered), None)
 
-    async def deliver(self, chat_id: str, reply: Reply, *, thread_id: int | None = None,
-                      reply_to: int | None = None, broadcast: bool = False, start: int = 1,
-                      remember: bool = True, before_send: BeforeSend | None = None) -> Rendered:
-        """One attempt to send a reply; raises bot.channels.errors types.
-
-        With `remember`, numbered choices it shows replace the user's stored ones (a team
-        reply, a campaign quiz); a turn stores its replies' choices together instead.
-        `before_send` runs once, when the pacer lets the first call go (bot/channels/attempts.py).
-        """
-        rendered = render(reply, start)
-        await self._transmit(chat_id, reply, rendered, paced(self.pacer, chat_id, broadcast, before_send))
-        if remember and rendered.actions:  # sent: a storage failure must not make it look unsent
-            await self._save_choices(chat_id, [rendered])
-        return rendered
-
-    async def _transmit(self, chat_id: str, reply: Reply, rendered: Rendered,
-                        pace: Callable[[], Awaitable[None]]) -> None:
-        raise NotImplementedError
-
-    async def send(self, chat_id: str, reply: Reply, *, thread_id: int | None = None,
-                   reply_to: int | None = None) -> int | None:
-        """Send a live reply (team answers, notices); Zalo message ids are strings, so None.
-
-        Raises like handlers.messages.Messenger.send says: RecipientGone once the citizen is
-        marked unreachable, OutsideWindow, Rejected, Transient."""
-        await self.send_live(chat_id, reply)
-        return None
-
-    async def send_live(self, chat_id: str, reply: Reply, *, start: int = 1,
-                        remember: bool = True) -> Rendered:
-        """Send, retrying rate limits and transient failures. A citizen who blocked or
-        unfollowed is marked unreachable, then RecipientGone propagates.
-
-        OutsideWindow propagates: a hand-off answer then stays queued and is retried
-        (bot/handoff/service.py), reaching the citizen once they write again.
-        """
-        for attempt in range(LIVE_ATTEMPTS):
-            try:
-                return await self.deliver(chat_id, reply, start=start, remember=remember)
-            except RateLimited as exc:
-                await asyncio.sleep(exc.retry_after)
-            except RecipientGone:
-                await self._mark_gone(chat_id)
-                raise
-            except Transient:
-                if attempt == LIVE_ATTEMPTS - 1:
-                    raise
-                await asyncio.sleep(min(8.0, 0.5 * 2**attempt))
-        raise Transient("gave up after repeated rate limits")
-
-    async def edit(self, chat_id: str, message_id: int, reply: Reply) -> None:
-        """Zalo cannot edit sent messages; progress reports are sent as new messages instead."""
-
-    async def create_topic(self, chat_id: str, name: str) -> int | None:
-        return None  # no team threads on Zalo: the community team works in Telegram
+    async def recipient_gone(self, chat_id: str) -> None:
+        await self._mark_gone(chat_id)

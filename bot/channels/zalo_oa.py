@@ -1,6 +1,6 @@
 """Zalo Official Account adapter (OA API v3): signed webhooks in, consultation messages out.
 
-Zalo posts events to our webhook (route added by bot/web.py). We check the body size, the
+Zalo posts events to our webhook (`routes`, served by bot/web.py). We check the body size, the
 `X-ZEvent-Signature` (SHA-256 of app id + raw body + timestamp + OA secret key), the
 timestamp's age and whether the event was seen before (Zalo retries), answer 200 at once and
 handle the event in a background task: Zalo gives a webhook about two seconds.
@@ -21,23 +21,21 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+from bot.channels.base import ChannelContext, FloodCheck, Outgoing, Pace, Responder, Route, Unreachable
 from bot.channels.choices import Rendered
 from bot.channels.errors import OutsideWindow, RateLimited, RecipientGone, Rejected, Transient
 from bot.channels.pacing import Pacer
 from bot.channels.telegram import split_text, utf16_len
 from bot.channels.zalo_common import (
-    FloodCheck,
-    NumberedTextChannel,
     Parts,
-    Responder,
-    Unreachable,
     WebhookRejected,
+    ZaloChannel,
     post_json,
     read_json_body,
     rejection,
@@ -47,10 +45,7 @@ from bot.storage import inbound
 from bot.storage.pending import DATABASE_ERRORS
 from bot.storage.store import Store
 from bot.storage.tokens import RotatingTokens, TokenError
-from handlers.messages import IncomingMessage, Reply
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
+from handlers.messages import IncomingMessage
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +111,7 @@ def citizen_of(event: dict[str, Any]) -> str:
     return str(who.get("id") or "") if isinstance(who, dict) else ""
 
 
-class ZaloOAChannel(NumberedTextChannel):
+class ZaloOAChannel(ZaloChannel):
     name = NAME
 
     def __init__(self, settings: Settings, store: Store, respond: Responder, on_unreachable: Unreachable,
@@ -131,6 +126,20 @@ class ZaloOAChannel(NumberedTextChannel):
             seed_lifetime=SEED_LIFETIME)
         self.buttons = settings.zalo_oa_interactive_buttons
         self._report_state = report_state or (lambda _state: None)
+
+    @classmethod
+    def off_reason(cls, settings: Settings) -> str | None:
+        missing = settings.zalo_oa_missing
+        if len(missing) == 2:
+            return "ZALO_OA_APP_ID is not set"
+        return f"{', '.join(missing)} not set" if missing else None
+
+    @classmethod
+    def create(cls, settings: Settings, context: ChannelContext) -> ZaloOAChannel:
+        if not settings.zalo_oa_app_secret:
+            log.warning("zalo: ZALO_OA_APP_SECRET is empty; token refresh will send ZALO_OA_SECRET_KEY instead")
+        return cls(settings, context.store, context.respond, context.unreachable(NAME),
+                   functools.partial(context.report_state, NAME), context.flood)
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -197,8 +206,8 @@ class ZaloOAChannel(NumberedTextChannel):
         return str(body["access_token"]), str(body.get("refresh_token") or refresh_token), max(60, expires_in)
 
     # --- webhook ------------------------------------------------------------------
-    def webhook_routes(self) -> list[tuple[str, Callable]]:
-        return [(self.settings.zalo_oa_webhook_path, self.handle_webhook)]
+    def routes(self) -> list[Route]:
+        return [Route(self.settings.zalo_oa_webhook_path, self.handle_webhook)]
 
     async def handle_webhook(self, request: web.Request) -> web.Response:
         """Verify, de-duplicate, acknowledge; the event itself is handled in the background."""
@@ -264,9 +273,9 @@ class ZaloOAChannel(NumberedTextChannel):
             log.debug("zalo: ignored event %s", name)
 
     # --- outgoing -------------------------------------------------------------------
-    async def _transmit(self, chat_id: str, reply: Reply, rendered: Rendered,
-                        pace: Callable[[], Awaitable[None]]) -> None:
-        send = Parts(pace, functools.partial(self._send_message, chat_id))
+    async def transmit(self, out: Outgoing, pace: Pace) -> None:
+        reply, rendered = out.reply, out.rendered
+        send = Parts(pace, functools.partial(self._send_message, out.chat_id))
         if reply.image_url:
             await send({"attachment": {"type": "template", "payload": {
                 "template_type": "media", "elements": [{"media_type": "image", "url": reply.image_url}]}}})
@@ -387,35 +396,3 @@ def button_templates(rendered: Rendered) -> list[tuple[str, list[dict[str, Any]]
              [{"title": clip(f"{number}. {label}", MAX_BUTTON_TITLE), "type": "oa.query.show", "payload": str(number)}
               for number, label in group])
             for k, group in enumerate(groups)]
-
-
-def register(runtime: Runtime) -> None:
-    """Add the OA channel when configured (else say why it is off) and its campaign rule."""
-    from bot.campaigns.rules import MessagingWindowRule
-
-    settings = runtime.settings
-    missing = settings.zalo_oa_missing
-    if len(missing) == 2:
-        runtime.channel_states[NAME] = "off: ZALO_OA_APP_ID is not set"
-        return
-    if missing:
-        runtime.channel_states[NAME] = f"off: {', '.join(missing)} not set"
-        return
-    if runtime.store is None:
-        runtime.channel_states[NAME] = "off: no database"
-        return
-    store = runtime.store
-
-    def report_state(state: str) -> None:
-        runtime.channel_states[NAME] = state
-
-    if not settings.zalo_oa_app_secret:
-        log.warning("zalo: ZALO_OA_APP_SECRET is empty; token refresh will send ZALO_OA_SECRET_KEY instead")
-    channel = ZaloOAChannel(settings, store, runtime.conversation.handle,
-                            lambda user_id: store.mark_unreachable(NAME, user_id), report_state,
-                            runtime.conversation.flood.check)
-    runtime.channels.register(channel)
-    runtime.channel_states[NAME] = "on"
-    if runtime.campaign_runner is not None:
-        runtime.campaign_runner.rules[NAME] = MessagingWindowRule(
-            NAME, settings.zalo_oa_campaign_window_hours, settings.zalo_oa_campaign_monthly_quota)

@@ -1,7 +1,7 @@
 """Channel health over time: start-up retried with back-off, and a periodic API check.
 
-Send results are recorded by the registry (bot/channels/registry.py); this module adds what
-sends cannot show: a channel that never started, and an API that stopped answering while
+Send results are recorded by every channel's `deliver` (bot/channels/base.py); this module
+adds what sends cannot show: a channel that never started, and an API that stopped answering while
 nobody writes (polling or webhook registration broken). /healthz shows the result.
 """
 
@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
 
-from bot.channels.registry import short_reason
+from bot.channels.base import Channel
+from bot.channels.health import short_reason
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -23,28 +22,12 @@ START_BACKOFF = (1, 2, 5, 10, 30, 60)  # seconds; the last value repeats
 CHECK_TIMEOUT = 10.0
 
 
-def _telegram_probe(adapter) -> Awaitable[object]:
-    return adapter.app.bot.get_me()
-
-
-def _zalo_bot_probe(adapter) -> Awaitable[object]:
-    return adapter.call("getMe", {})
-
-
-# Read-only calls that prove a platform answers with our credentials. An adapter may define
-# its own `probe()` instead. The Zalo OA adapter reports its token state itself.
-PROBES: dict[str, Callable[[object], Awaitable[object]]] = {
-    "telegram": _telegram_probe,
-    "zalobot": _zalo_bot_probe,
-}
-
-
 def _describe(exc: BaseException) -> str:
     text = short_reason(str(exc))
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-async def _start(runtime: Runtime, name: str, adapter) -> bool:
+async def _start(runtime: Runtime, name: str, adapter: Channel) -> bool:
     try:
         await adapter.start()
     except Exception as exc:
@@ -55,7 +38,7 @@ async def _start(runtime: Runtime, name: str, adapter) -> bool:
     return True
 
 
-async def _retry_start(runtime: Runtime, name: str, adapter, stop: asyncio.Event) -> None:
+async def _retry_start(runtime: Runtime, name: str, adapter: Channel, stop: asyncio.Event) -> None:
     """Try again with growing pauses until the channel starts or the process stops."""
     for attempt in itertools.count():
         delay = START_BACKOFF[min(attempt, len(START_BACKOFF) - 1)]
@@ -80,16 +63,15 @@ async def start_channels(runtime: Runtime, stop: asyncio.Event) -> list[asyncio.
 
 
 async def check_channels(runtime: Runtime) -> None:
-    """One round of API checks on the channels that are running."""
+    """One round of API checks (`Channel.probe`: a read-only call proving the platform
+    answers with our credentials) on the channels that are running."""
     health = runtime.channels.health
     for name, adapter in runtime.channels.adapters.items():
-        probe = getattr(adapter, "probe", None) or (functools.partial(PROBES[name], adapter)
-                                                    if name in PROBES else None)
-        if probe is None or (health.state(name) or "").startswith("down: start"):
+        if (health.state(name) or "").startswith("down: start"):
             continue
         try:
             async with asyncio.timeout(CHECK_TIMEOUT):
-                await probe()
+                await adapter.probe()
         except Exception as exc:
             health.report(name, "check", f"API check failed: {_describe(exc)}")
         else:

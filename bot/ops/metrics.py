@@ -4,13 +4,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import re
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from bot.channels.attempts import NotAttempted
 from bot.channels.errors import OutsideWindow, RateLimited, RecipientGone, Rejected, Transient
 
 REGISTRY = CollectorRegistry()
@@ -85,26 +83,17 @@ def error_code(exc: BaseException) -> str:
     return next((c for c in (_telegram_code(item, _TELEGRAM_CODES[-1:]) for item in chain) if c), "unknown")
 
 
-def instrument_deliver(channel: str, deliver):
-    """Wrap an adapter's deliver() so every channel reports sends and errors the same way."""
+def count_sent(channel: str, broadcast: bool) -> None:
+    """A delivery went out (every channel counts through Channel.deliver, bot/channels/base.py)."""
+    SENT.labels(channel, "broadcast" if broadcast else "reply").inc()
 
-    @functools.wraps(deliver)
-    async def wrapped(*args, **kwargs):
-        purpose = "broadcast" if kwargs.get("broadcast") else "reply"
-        try:
-            result = await deliver(*args, **kwargs)
-        except NotAttempted:  # called off before anything was sent (bot/channels/attempts.py)
-            raise
-        except Exception as exc:
-            kind = next((name for cls, name in _ERROR_KINDS if isinstance(exc, cls)), "other")
-            SEND_ERRORS.labels(channel, kind, error_code(exc)).inc()
-            if kind == "rate_limited":
-                RATE_LIMITED.labels(channel).inc()
-            raise
-        SENT.labels(channel, purpose).inc()
-        return result
 
-    return wrapped
+def count_send_error(channel: str, exc: BaseException) -> None:
+    """A delivery attempt failed: its kind and the platform's code."""
+    kind = next((name for cls, name in _ERROR_KINDS if isinstance(exc, cls)), "other")
+    SEND_ERRORS.labels(channel, kind, error_code(exc)).inc()
+    if kind == "rate_limited":
+        RATE_LIMITED.labels(channel).inc()
 
 
 class Timer:
