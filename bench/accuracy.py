@@ -388,6 +388,24 @@ def print_ranking(sets: dict[str, list[dict]], ranked: dict[str, dict[str, list[
         print(f"  {name:8} " + "   ".join(cells))
 
 
+# Decision features, each switched off alone (Matcher keyword arguments), at the settings
+# thresholds: what each contributes to the product as shipped.
+ABLATIONS: dict[str, dict] = {
+    "no-focus": {"focus": False},  # a long message weighed whole, story and question alike (focus.py)
+}
+
+
+def print_ablation(kb, settings, sets: dict[str, list[dict]], configured: dict[str, list[MatchResult]]) -> None:
+    halves = {part: sets[part] for part in ("tuning", "held-out")}
+    verdict_sets = {"ours(set)": configured}
+    for name, options in ABLATIONS.items():
+        variant = Matcher(kb, thresholds=thresholds_from(settings), **options)
+        verdict_sets[name] = {part: [variant.match(q["text"]) for q in qs] for part, qs in sets.items()}
+    print_v2("decision ablation: each feature off alone, settings thresholds", halves, verdict_sets)
+    v1 = "   ".join(f"{name} {fmt(summarise(sets['v1'], parts['v1'])['top1'])}" for name, parts in verdict_sets.items())
+    print(f"v1 top-1: {v1}")
+
+
 def print_targets(sets: dict[str, list[dict]], configured: dict[str, list[MatchResult]], v1: dict) -> None:
     """Issue 11's targets against the product's thresholds (settings), held-out half."""
     held = summarise(*single_question(sets["held-out"], configured["held-out"]))
@@ -513,6 +531,7 @@ def main() -> int:
         print_v2("dev-v2 baselines (same decision rule, thresholds fitted on v1 + tuning half)",
                  halves, {k: verdict_sets[k] for k in ("wratio(cal)", "bm25(cal)")})
         print_ranking(halves, {n: {p: ranked[n][p] for p in halves} for n in ranked})
+        print_ablation(kb, settings, sets, configured)
         print_targets(sets, configured, results["ours(set)"])
 
     if args.errors:
