@@ -1,0 +1,60 @@
+"""Long messages: a story first, then the question (bot/matching/focus.py).
+
+Messages are the project's own phrasings of how citizens write, not dev-set questions.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.matching import Decision
+from bot.matching.focus import split_focus
+from bot.matching.matcher import Matcher
+
+STORY_THEN_QUESTION = (
+    "Tuần trước tôi vừa đăng ký khai sinh cho cháu nội trên cổng dịch vụ công, nộp hồ sơ xong xuôi "
+    "cả rồi. Cho tôi hỏi tài khoản VNeID bị khóa thì mở lại thế nào?"
+)
+
+
+@pytest.fixture(scope="module")
+def matcher(knowledge) -> Matcher:
+    return knowledge.matcher
+
+
+@pytest.fixture(scope="module")
+def whole(knowledge) -> Matcher:
+    """The same index weighing a long message whole (the ablation)."""
+    return Matcher(knowledge.kb, knowledge.normalizer, knowledge.thresholds, focus=False)
+
+
+def test_a_short_message_is_all_question():
+    assert split_focus("quên mật khẩu vneid thì làm sao") == ("", "quên mật khẩu vneid thì làm sao")
+
+
+def test_the_question_starts_at_the_request_after_a_story():
+    story, question = split_focus(STORY_THEN_QUESTION)
+    assert story.startswith("Tuần trước") and question.startswith("Cho tôi hỏi tài khoản VNeID")
+    assert story + question == STORY_THEN_QUESTION
+
+
+def test_the_question_starts_at_the_first_question_mark_sentence():
+    text = ("Mẹ tôi năm nay bảy mươi tuổi, ở quê một mình, mắt kém nên con cháu phải lo giấy tờ giúp. "
+            "Quên mật khẩu VNeID thì lấy lại ở đâu? Có phải ra công an xã không?")
+    story, question = split_focus(text)
+    assert question.startswith("Quên mật khẩu VNeID") and question.endswith("công an xã không?")
+    assert story.startswith("Mẹ tôi")
+
+
+def test_a_message_that_opens_with_its_request_is_not_split():
+    # "Tôi muốn đăng ký tạm trú..." names the subject: it is question, not story.
+    text = ("Tôi muốn đăng ký tạm trú ở chỗ đang thuê trọ gần khu công nghiệp, xin hỏi nộp hồ sơ "
+            "trên mạng được không và cần những giấy tờ gì?")
+    assert split_focus(text) == ("", text)
+
+
+def test_a_long_message_is_matched_on_its_question_part(matcher, whole):
+    focused = matcher.match(STORY_THEN_QUESTION)
+    assert focused.decision is not Decision.FALLBACK and focused.faq_id == "vneid.locked", focused
+    # Weighed whole, the story (a birth registration) outranks the question.
+    assert whole.match(STORY_THEN_QUESTION).faq_id != "vneid.locked"
