@@ -57,6 +57,7 @@ from bench.devset import (  # noqa: E402
     split_v2,
 )
 from bot.matching.matcher import Decision, Matcher, MatchResult, Thresholds, decide  # noqa: E402
+from bot.matching.scope import Scope  # noqa: E402
 from bot.runtime import thresholds_from  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 from knowledge.loader import load_knowledge_base  # noqa: E402
@@ -392,6 +393,7 @@ def print_ranking(sets: dict[str, list[dict]], ranked: dict[str, dict[str, list[
 # thresholds: what each contributes to the product as shipped.
 ABLATIONS: dict[str, dict] = {
     "no-focus": {"focus": False},  # a long message weighed whole, story and question alike (focus.py)
+    "no-scope": {"scope": Scope([])},  # no list of neighbouring subjects (knowledge/meta/not_covered.yaml)
 }
 
 
