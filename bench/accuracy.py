@@ -30,6 +30,11 @@ skipped and counted unless the knowledge base has that id; a line whose topic th
 does not have yet is judged as out of scope (declining it is right), and counted.
 `--errors` lists our misses on v1 and the tuning half only, never the held-out half.
 
+Decision ablation (ABLATIONS): the product's matcher at the settings thresholds with one decision
+feature switched off at a time (no-focus: a long message weighed whole instead of its story at
+half weight, bot/matching/focus.py; no-scope: without knowledge/meta/not_covered.yaml), on both
+halves and v1, so each feature's contribution and its effect on the gap are visible.
+
 Judging (as issue 2 defines it): in-scope top-1 = decision answer or suggest with the right id
 first (`alt` ids count as right); out-of-scope declined = fallback, or an `alt` id offered for an
 adjacent question; wrong = decision answer with an id that is not right. "useful" also counts the

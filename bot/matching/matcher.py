@@ -23,6 +23,10 @@ sets, and for words typed without diacritics the frequency of the folded form is
 What frequencies cannot tell apart ("sổ đỏ" and "lương hưu" are everyday words) is handled as data:
 knowledge/meta/not_covered.yaml lists neighbouring subjects the KB has no guide for (scope.py).
 
+Long messages (a story, then "xin hỏi ..."): the story's words weigh STORY_WEIGHT of their weight,
+the question part's fully (focus.py), so a story that resembles another entry does not outrank
+the question, while the story still counts (it often names the subject). Ablation: no-focus.
+
 Spelling: a word unknown to the KB that is not ordinary Vietnamese is read as the KB word one edit
 away ("vneit" -> "vneid"); common words are never "corrected" into others.
 
