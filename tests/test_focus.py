@@ -58,3 +58,18 @@ def test_a_long_message_is_matched_on_its_question_part(matcher, whole):
     assert focused.decision is not Decision.FALLBACK and focused.faq_id == "vneid.locked", focused
     # Weighed whole, the story (a birth registration) outranks the question.
     assert whole.match(STORY_THEN_QUESTION).faq_id != "vneid.locked"
+
+
+def test_a_long_message_about_an_uncovered_subject_is_declined(matcher):
+    text = ("Bố tôi mất năm ngoái, mấy anh em đã làm giấy chứng tử và khai tử trên mạng xong rồi. "
+            "Xin hỏi thủ tục khai nhận thừa kế mảnh đất bố để lại làm ở đâu?")
+    result = matcher.match(text)
+    assert result.decision is Decision.FALLBACK and result.not_covered is True, result
+
+
+def test_a_subject_named_only_in_the_story_still_declines(matcher):
+    """The story often names the subject and the question stays generic ("khiếu nại ở đâu"): the
+    not-covered subjects are searched in the whole message, not only its question part."""
+    text = ("Công ty nợ lương công nhân ba tháng nay rồi, tụi tôi muốn khiếu nại thì nộp đơn ở đâu?")
+    result = matcher.match(text)
+    assert result.decision is Decision.FALLBACK and result.not_covered is True, result
