@@ -45,16 +45,13 @@ def split_focus(text: str) -> tuple[str, str]:
         at = boundary.end()
         if _ASK.match(text[at:]) and _enough(text, at):
             return text[:at], text[at:]
-    for boundary in _SENTENCE.finditer(text):  # the first sentence ending with "?" after a story
-        at = boundary.end()
-        if "?" in boundary.group() and at < len(text):
+    start = 0  # of the current sentence
+    for boundary in _SENTENCE.finditer(text):
+        if "?" in boundary.group():  # the first question sentence: a story before it is context
+            if start and _enough(text, start):
+                return text[:start], text[start:]
             break
-        nxt = text.find("?", at)
-        if nxt < 0:
-            break
-        following = _SENTENCE.search(text, at)
-        if following is not None and following.start() == nxt and _enough(text, at):
-            return text[:at], text[at:]
+        start = boundary.end()
     return "", text
 
 
