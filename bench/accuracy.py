@@ -30,6 +30,11 @@ skipped and counted unless the knowledge base has that id; a line whose topic th
 does not have yet is judged as out of scope (declining it is right), and counted.
 `--errors` lists our misses on v1 and the tuning half only, never the held-out half.
 
+Decision ablation (ABLATIONS): the product's matcher at the settings thresholds with one decision
+feature switched off at a time (no-focus: a long message weighed whole instead of its story at
+half weight, bot/matching/focus.py; no-scope: without knowledge/meta/not_covered.yaml), on both
+halves and v1, so each feature's contribution and its effect on the gap are visible.
+
 Judging (as issue 2 defines it): in-scope top-1 = decision answer or suggest with the right id
 first (`alt` ids count as right); out-of-scope declined = fallback, or an `alt` id offered for an
 adjacent question; wrong = decision answer with an id that is not right. "useful" also counts the
@@ -57,6 +62,7 @@ from bench.devset import (  # noqa: E402
     split_v2,
 )
 from bot.matching.matcher import Decision, Matcher, MatchResult, Thresholds, decide  # noqa: E402
+from bot.matching.scope import Scope  # noqa: E402
 from bot.runtime import thresholds_from  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 from knowledge.loader import load_knowledge_base  # noqa: E402
@@ -388,6 +394,25 @@ def print_ranking(sets: dict[str, list[dict]], ranked: dict[str, dict[str, list[
         print(f"  {name:8} " + "   ".join(cells))
 
 
+# Decision features, each switched off alone (Matcher keyword arguments), at the settings
+# thresholds: what each contributes to the product as shipped.
+ABLATIONS: dict[str, dict] = {
+    "no-focus": {"focus": False},  # a long message weighed whole, story and question alike (focus.py)
+    "no-scope": {"scope": Scope([])},  # no list of neighbouring subjects (knowledge/meta/not_covered.yaml)
+}
+
+
+def print_ablation(kb, settings, sets: dict[str, list[dict]], configured: dict[str, list[MatchResult]]) -> None:
+    halves = {part: sets[part] for part in ("tuning", "held-out")}
+    verdict_sets = {"ours(set)": configured}
+    for name, options in ABLATIONS.items():
+        variant = Matcher(kb, thresholds=thresholds_from(settings), **options)
+        verdict_sets[name] = {part: [variant.match(q["text"]) for q in qs] for part, qs in sets.items()}
+    print_v2("decision ablation: each feature off alone, settings thresholds", halves, verdict_sets)
+    v1 = "   ".join(f"{name} {fmt(summarise(sets['v1'], parts['v1'])['top1'])}" for name, parts in verdict_sets.items())
+    print(f"v1 top-1: {v1}")
+
+
 def print_targets(sets: dict[str, list[dict]], configured: dict[str, list[MatchResult]], v1: dict) -> None:
     """Issue 11's targets against the product's thresholds (settings), held-out half."""
     held = summarise(*single_question(sets["held-out"], configured["held-out"]))
@@ -513,6 +538,7 @@ def main() -> int:
         print_v2("dev-v2 baselines (same decision rule, thresholds fitted on v1 + tuning half)",
                  halves, {k: verdict_sets[k] for k in ("wratio(cal)", "bm25(cal)")})
         print_ranking(halves, {n: {p: ranked[n][p] for p in halves} for n in ranked})
+        print_ablation(kb, settings, sets, configured)
         print_targets(sets, configured, results["ours(set)"])
 
     if args.errors:

@@ -231,3 +231,23 @@ def test_decide_offers_near_entries_on_fallback_only_within_reach():
 
 def test_without_background_every_unknown_word_weighs_as_the_rarest(plain):
     assert plain._unknown("bua", None) == plain._unknown("qwzxv", None) == pytest.approx(plain._oov_weight)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Công ty nợ lương công nhân ba tháng nay rồi, tụi tôi muốn khiếu nại thì nộp đơn ở đâu?",
+     "Xe máy của tôi bị tạm giữ mười ngày vì vi phạm nồng độ cồn, giờ hết hạn thì lên lấy xe cần giấy tờ gì?"],
+)
+def test_a_near_but_uncovered_procedure_is_declined_with_choices(matcher, text):
+    """Wage arrears share "khiếu nại ở đâu" with the feedback entry, an impounded motorbike shares
+    "giấy tờ" with several: the bot says it has no guide and offers the closest entries."""
+    result = matcher.match(text)
+    assert result.decision is Decision.FALLBACK and result.faq_id is None, (text, result)
+    assert result.not_covered is True and result.alternatives, result
+
+
+def test_a_long_message_in_southern_speech_is_still_answered(matcher):
+    text = ("Má tui năm nay bảy chục tuổi rồi, mắt yếu, hổng biết xài điện thoại. Cho tui hỏi vneid "
+            "của má quên mật khẩu thì mần sao lấy lại?")
+    result = matcher.match(text)
+    assert result.decision is Decision.ANSWER and result.faq_id == "vneid.forgot_password", result

@@ -23,6 +23,10 @@ sets, and for words typed without diacritics the frequency of the folded form is
 What frequencies cannot tell apart ("sổ đỏ" and "lương hưu" are everyday words) is handled as data:
 knowledge/meta/not_covered.yaml lists neighbouring subjects the KB has no guide for (scope.py).
 
+Long messages (a story, then "xin hỏi ..."): the story's words weigh STORY_WEIGHT of their weight,
+the question part's fully (focus.py), so a story that resembles another entry does not outrank
+the question, while the story still counts (it often names the subject). Ablation: no-focus.
+
 Spelling: a word unknown to the KB that is not ordinary Vietnamese is read as the KB word one edit
 away ("vneit" -> "vneid"); common words are never "corrected" into others.
 
@@ -44,6 +48,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
 
 from bot.matching import background as bg
+from bot.matching.focus import split_focus
 from bot.matching.normalize import Normalizer, canonical, fold
 from bot.matching.scope import Scope
 from knowledge.loader import KnowledgeBase
@@ -72,7 +77,8 @@ BG_FLOOR = 0.05
 NEAR_FACTOR = 0.8  # scores from this share of the suggest threshold are near: offered as choices on fallback
 CORRECTED_WEIGHT = 0.8  # a spelling-corrected word is less certain than one typed right
 NUMBER_WEIGHT = 1.0  # weight of a number, known or not
-MAX_QUERY_TOKENS = 60  # longer messages are cut; questions are short
+MAX_QUERY_TOKENS = 60  # longer messages are cut (the story first, see focus.py); questions are short
+STORY_WEIGHT = 0.5  # weight of a long message's story words, relative to its question part (focus.py)
 
 
 class Decision(StrEnum):
@@ -161,13 +167,14 @@ class Matcher:
 
     def __init__(self, kb: KnowledgeBase, normalizer: Normalizer | None = None,
                  thresholds: Thresholds | None = None, *, background: bool = True,
-                 scope: Scope | None = None):
+                 scope: Scope | None = None, focus: bool = True):
         """`background=False` weighs every unknown word as the rarest known one (the old rule, kept
         for the ablation in bench/accuracy.py); `scope` defaults to knowledge/meta/not_covered.yaml."""
         self.kb = kb
         self.normalizer = normalizer or Normalizer()
         self.thresholds = thresholds or Thresholds()
         self.background = background
+        self.focus = focus  # False: a long message is weighed whole (the ablation)
         if background:
             bg.load()
         self.scope = scope if scope is not None else Scope.from_file(self.normalizer)
@@ -321,36 +328,38 @@ class Matcher:
         texts = (entry.title, *entry.questions, *entry.keywords)
         return "|".join(f" {fold(self.normalizer.normalized(text))} " for text in texts)
 
-    def _query_terms(self, tokens: list[str], accented: dict[str, str]
+    def _query_terms(self, tokens: list[str], accented: dict[str, str], story: int = 0
                      ) -> tuple[dict[int, float], float, list[int]]:
         """Weights of the known terms, the weight of unknown words, and the term sequence (-1 unknown).
 
         Numbers weigh little (a "2" or "5" says nothing of the topic; "mức 2", "nghị quyết 57" count
         through their bigrams). Known words weigh their IDF; unknown words weigh by background
         frequency (`_unknown_uncached`); spelling is corrected only in words that are not ordinary
-        Vietnamese (`_may_correct`).
+        Vietnamese (`_may_correct`). The first `story` tokens are a long message's story
+        (focus.py): they weigh STORY_WEIGHT of their weight, a word the question part repeats fully.
         """
         vocab, idf, stopwords = self._vocab, self._idf, self.normalizer.lexicon.stopwords
         weights: dict[int, float] = {}
         unknown = 0.0
         sequence: list[int] = []
-        for token in tokens[:MAX_QUERY_TOKENS]:
+        for position, token in enumerate(tokens):
+            factor = STORY_WEIGHT if position < story else 1.0
             typed = accented.get(token)
             term = vocab.get(token)
             if term is not None:
-                weights[term] = float(idf[term])
+                weights[term] = max(weights.get(term, 0.0), factor * float(idf[term]))
                 sequence.append(term)
                 continue
             sequence.append(-1)
             if token in stopwords:
-                unknown += STOPWORD_WEIGHT
+                unknown += factor * STOPWORD_WEIGHT
             elif token.isdigit():
-                unknown += NUMBER_WEIGHT
+                unknown += factor * NUMBER_WEIGHT
             elif not self._may_correct(token, typed) or (corrected := self._spell(token)) is None:
-                unknown += self._unknown(token, typed)
+                unknown += factor * self._unknown(token, typed)
             else:
                 term = vocab[corrected]
-                weights[term] = max(weights.get(term, 0.0), CORRECTED_WEIGHT * float(idf[term]))
+                weights[term] = max(weights.get(term, 0.0), factor * CORRECTED_WEIGHT * float(idf[term]))
                 sequence[-1] = term
         return weights, unknown, sequence
 
@@ -360,14 +369,23 @@ class Matcher:
         return normalized, ranked
 
     def _scores(self, text: str) -> tuple[str, list[str], list[tuple[str, float]]]:
-        normalized, tokens, accented = self.normalizer.analyse(text)
-        return normalized, tokens, self._rank(tokens, accented)
+        story_text, question = split_focus(text) if self.focus else ("", text)
+        normalized, tokens, accented = self.normalizer.analyse(question)
+        story = 0
+        if story_text:
+            before, story_tokens, story_accented = self.normalizer.analyse(story_text)
+            # Cut a very long message in its story, never in its question.
+            story_tokens = story_tokens[max(0, len(story_tokens) + len(tokens) - MAX_QUERY_TOKENS):]
+            normalized = f"{before} {normalized}".strip()
+            tokens, story = story_tokens + tokens, len(story_tokens)
+            accented = {**story_accented, **accented}
+        return normalized, tokens, self._rank(tokens[:MAX_QUERY_TOKENS], accented, story)
 
-    def _rank(self, tokens: list[str], accented: dict[str, str]) -> list[tuple[str, float]]:
+    def _rank(self, tokens: list[str], accented: dict[str, str], story: int = 0) -> list[tuple[str, float]]:
         n = self._n
         if not tokens or n == 0:
             return []
-        weights, unknown, sequence = self._query_terms(tokens, accented)
+        weights, unknown, sequence = self._query_terms(tokens, accented, story)
         total = sum(weights.values()) + unknown
         question_terms = [t for t in weights if t < self._question_vocab]
         answer_terms = [t for t in weights if t >= self._question_vocab]
