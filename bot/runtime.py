@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.campaigns.engine import CampaignRunner
+from bot.campaigns.rules import MessagingWindowRule
 from bot.campaigns.service import CampaignService
 from bot.channels.registry import Channels
 from bot.handoff.service import HandoffService
@@ -164,6 +165,9 @@ class Runtime:
         from bot.channels import zalo_bot, zalo_oa
 
         zalo_oa.register(runtime)  # Zalo Official Account ("zalo"), when its settings are set
+        if "zalo" in channels.adapters:  # the OA's messaging window and monthly quota
+            runtime.campaign_runner.rules["zalo"] = MessagingWindowRule(
+                "zalo", settings.zalo_oa_campaign_window_hours, settings.zalo_oa_campaign_monthly_quota)
         zalo_bot.register(runtime)  # Zalo Bot Platform ("zalobot")
         runtime.campaign_runner.wire_pacers()  # 429 pauses and the shared send budget
         return runtime

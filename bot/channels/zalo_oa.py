@@ -390,9 +390,8 @@ def button_templates(rendered: Rendered) -> list[tuple[str, list[dict[str, Any]]
 
 
 def register(runtime: Runtime) -> None:
-    """Add the OA channel when configured (else say why it is off) and its campaign rule."""
-    from bot.campaigns.rules import MessagingWindowRule
-
+    """Add the OA channel when configured (else say why it is off). Its campaign rule (messaging
+    window, monthly quota) is installed by the runtime."""
     settings = runtime.settings
     missing = settings.zalo_oa_missing
     if len(missing) == 2:
@@ -416,6 +415,3 @@ def register(runtime: Runtime) -> None:
                             runtime.conversation.flood.check)
     runtime.channels.register(channel)
     runtime.channel_states[NAME] = "on"
-    if runtime.campaign_runner is not None:
-        runtime.campaign_runner.rules[NAME] = MessagingWindowRule(
-            NAME, settings.zalo_oa_campaign_window_hours, settings.zalo_oa_campaign_monthly_quota)
