@@ -153,6 +153,13 @@ def cmd_data_purge(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _open_store(settings: Settings):
+    """The database, migrated (imported late: most commands need no database)."""
+    from bot.runtime import open_store
+
+    return await open_store(settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Trợ lý dịch vụ công số")
     parser.add_argument("--env-file", action="append", metavar="PATH",
@@ -199,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from bot.campaigns.cli import add_parser as add_campaign_parser
 
-    add_campaign_parser(sub)
+    add_campaign_parser(sub, open_store=_open_store)
 
     from bot.dashboard.cli import add_parsers as add_dashboard_parsers
 

@@ -30,7 +30,8 @@ from handlers.messages import Button, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKED = sorted((ROOT / "bot" / "channels").glob("*.py")) + [
-    ROOT / "bot" / "web.py", ROOT / "bot" / "ops" / "health.py", ROOT / "bot" / "runtime.py"]
+    ROOT / "bot" / "web.py", ROOT / "bot" / "ops" / "health.py", ROOT / "bot" / "runtime.py",
+    *(ROOT / "bot" / "campaigns" / f"{name}.py" for name in ("engine", "scheduler", "sender", "progress"))]
 PROBING = {"getattr", "hasattr", "setattr", "delattr"}
 
 # (file, call as written): uses on platform objects, not on our channels.

@@ -8,7 +8,6 @@ import json
 
 import pytest
 
-from bot.campaigns.cli import run
 from bot.cli import build_parser
 from bot.runtime import open_store
 from bot.settings import load_settings
@@ -34,7 +33,8 @@ def campaign_cli(database_url, capsys):
     asyncio.run(seed())
 
     def call(*argv: str) -> tuple[int, str, str]:
-        code = run(settings, build_parser().parse_args(["campaign", *argv]))
+        args = build_parser().parse_args(["campaign", *argv])
+        code = args.func(settings, args)  # as `python -m bot` calls it
         out, err = capsys.readouterr()
         return code, out, err
 

@@ -13,8 +13,8 @@ from collections import Counter
 import pytest
 from sqlalchemy import select, update
 
-from bot.campaigns import engine
-from bot.campaigns.engine import CampaignRunner, window_size
+from bot.campaigns.engine import CampaignRunner
+from bot.campaigns.sender import window_size
 from bot.storage.models import Campaign, ChannelPause, Delivery, JobLock, User, utcnow
 from handlers.messages import Quiz
 from tests.campaign_helpers import FINAL, campaign_sends, deliveries, draft, run_all, settle, subscribe
@@ -212,7 +212,7 @@ async def test_a_429_anywhere_pauses_the_broadcasting_process(bot):
     bot.fake.fail_next("sendMessage", 429, retry_after=2, chat_id=1)  # a live reply in this process
     [reply] = await bot.say(1, "quên mật khẩu vneid")
     assert "Quên mật khẩu" in reply.plain_text
-    await eventually(lambda: runner._pause_tasks == set())
+    await eventually(lambda: runner.sender.pause_tasks == set())
     async with bot.store.sessions() as s:
         stored = await s.get(ChannelPause, "telegram")
     assert stored is not None and stored.paused_until > utcnow() - dt.timedelta(seconds=2)
@@ -329,15 +329,11 @@ async def test_rows_are_marked_in_flight_once_even_by_senders_racing_each_other(
     await bot.runtime.campaign_runner.coordinate()
     runners = [CampaignRunner(bot.store.sessions, bot.runtime.channels, owner=f"p{i}") for i in range(3)]
     # Reading rows writes nothing: every racing sender reads the same due rows.
-    batches = await asyncio.gather(*(r._claim("telegram", campaign.id, 40, set()) for r in runners))
+    batches = await asyncio.gather(*(r.scheduler.claim("telegram", campaign.id, 40, set()) for r in runners))
     assert [len(batch) for batch in batches] == [40, 40, 40]
 
     async def mark(runner, row) -> int | None:
-        try:
-            await runner._mark_in_flight(row.id)
-            return row.id
-        except engine._NotInFlight:
-            return None
+        return row.id if await runner.store.mark_in_flight(row.id) else None
 
     marked = await asyncio.gather(*(mark(r, row) for r, batch in zip(runners, batches, strict=True)
                                     for row in batch))
@@ -346,7 +342,7 @@ async def test_rows_are_marked_in_flight_once_even_by_senders_racing_each_other(
     async with bot.store.sessions() as s:
         states = Counter((await s.scalars(select(Delivery.state).where(Delivery.campaign_id == campaign.id))).all())
     assert states == {"sending": 40}
-    assert await runners[0]._claim("telegram", campaign.id, 40, set()) == []  # nothing due any more
+    assert await runners[0].scheduler.claim("telegram", campaign.id, 40, set()) == []  # nothing due any more
 
 
 async def test_progress_is_edited_with_an_eta_and_every_end_gets_a_report(database_url):

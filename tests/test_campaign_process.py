@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from bot.campaigns.engine import window_size
+from bot.campaigns.sender import window_size
 from bot.runtime import open_store
 from bot.settings import load_settings
 from bot.storage.models import Delivery, Staff, User

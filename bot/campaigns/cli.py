@@ -1,13 +1,19 @@
-"""`python -m bot campaign ...`: the stable command line for operators and scripts."""
+"""`python -m bot campaign ...`: the stable command line for operators and scripts.
+
+The CLI layer (bot/cli.py) hands in how to open the database (`open_store`), so this module
+needs nothing above the campaign service."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import getpass
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -37,7 +43,11 @@ def operator_identity() -> str:
         return "operator:cli"
 
 
-def add_parser(sub) -> None:
+# settings -> (database engine, Store), as bot/runtime.py's open_store: migrated and ready.
+OpenStore = Callable[[Settings], Awaitable[tuple[Any, Any]]]
+
+
+def add_parser(sub, open_store: OpenStore) -> None:
     camp = sub.add_parser("campaign", help="create and steer broadcast campaigns")
     cs = camp.add_subparsers(dest="campaign_command", required=True)
     create = cs.add_parser("create", help="create a campaign; prints its id")
@@ -71,7 +81,7 @@ def add_parser(sub) -> None:
         p = cs.add_parser(name, help=f"{name} a campaign")
         p.add_argument("id", type=int)
         p.add_argument("--by", help="staff username or telegram:<id> (default: operator:<login>)")
-    camp.set_defaults(func=run)
+    camp.set_defaults(func=functools.partial(run, open_store=open_store))
 
 
 def load_quiz(path: Path) -> Quiz:
@@ -115,9 +125,7 @@ def _draft(args: argparse.Namespace, created_by: str) -> CampaignDraft:
         expires_at=parse_local_time(args.expires) if args.expires else None)
 
 
-async def _run(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.runtime import open_store
-
+async def _run(settings: Settings, args: argparse.Namespace, open_store: OpenStore) -> int:
     engine, store = await open_store(settings)
     svc = CampaignService(store.sessions, settings.campaign_approval_threshold, settings.ward_names)
     try:
@@ -166,5 +174,5 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         await engine.dispose()
 
 
-def run(settings: Settings, args: argparse.Namespace) -> int:
-    return asyncio.run(_run(settings, args))
+def run(settings: Settings, args: argparse.Namespace, open_store: OpenStore) -> int:
+    return asyncio.run(_run(settings, args, open_store))

@@ -1,7 +1,8 @@
 """Per-channel campaign rules: a platform's limits, checked before each campaign message.
 
-The engine (bot/campaigns/engine.py) holds `rules: dict[channel name, rule]`. Before each
-window of deliveries it awaits `rule.prepare(sessions)` (when the rule has one) so a rule can
+The scheduler (bot/campaigns/scheduler.py) holds `rules: dict[channel name, rule]`. Before each
+window of deliveries it awaits `rule.prepare(store)` (when the rule has one; `store` is the
+campaign repository, bot/storage/campaigns.py) so a rule can
 read state such as this month's usage; then, for each recipient on that channel, it calls
 `rule(last_inbound_at)`: None = send, a string = skip with that reason, never sent and
 counted in the campaign status. Telegram needs no rule; the Zalo OA has messaging windows and
@@ -11,18 +12,20 @@ quotas (/work/shared/notes/platforms.md section 3.5), configurable because Zalo'
 from __future__ import annotations
 
 import datetime as dt
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy import func, select
+from bot.localtime import VN_TZ as LOCAL_TZ
+from bot.storage.models import utcnow
 
-from bot.storage.models import Delivery, utcnow
+if TYPE_CHECKING:
+    from bot.storage.campaigns import CampaignStore
 
 WINDOW_REASON = "{channel}: no message from the citizen within {hours:g} h (messaging window)"
 QUOTA_REASON = "{channel}: monthly quota of {quota} campaign messages reached"
 
 
 class CampaignRule(Protocol):
-    async def prepare(self, sessions) -> None:
+    async def prepare(self, store: CampaignStore) -> None:
         """Read whatever the rule needs before a window of deliveries."""
 
     def __call__(self, last_inbound: dt.datetime | None) -> str | None:
@@ -44,19 +47,14 @@ class MessagingWindowRule:
     def window_reason(self) -> str:
         return WINDOW_REASON.format(channel=self.channel, hours=self.window_hours)
 
-    async def prepare(self, sessions) -> None:
+    async def prepare(self, store: CampaignStore) -> None:
         """Count this month's campaign messages on the channel (sent or maybe sent)."""
         if not self.quota:
             self.remaining = None
             return
-        from bot.campaigns.service import LOCAL_TZ
-
         local = utcnow().astimezone(LOCAL_TZ)
         month_start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
-        async with sessions() as s:
-            used = await s.scalar(select(func.count()).select_from(Delivery).where(
-                Delivery.channel == self.channel, Delivery.state.in_(("sent", "uncertain")),
-                Delivery.updated_at >= month_start)) or 0
+        used = await store.campaign_messages_since(self.channel, month_start)
         self.remaining = max(0, self.quota - used)
 
     def __call__(self, last_inbound: dt.datetime | None) -> str | None:

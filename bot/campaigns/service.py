@@ -5,21 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import Text, cast, func, or_, select, update
-
 from bot.localtime import VN_TZ as LOCAL_TZ
-from bot.storage.models import AuditLog, Campaign, Delivery, Staff, Subscription, User, utcnow
+from bot.storage.campaigns import SKIP_BATCH as SKIP_BATCH  # re-exported: rows skipped per transaction
+from bot.storage.campaigns import CampaignStore
+from bot.storage.models import Campaign, Staff, utcnow
 from handlers.messages import Link, Quiz, Reply
 from knowledge.schema import TOPICS
 
 UNSUBSCRIBE_FOOTER = "—\nNgừng nhận tin: gõ /huydangky hoặc nhắn \"dừng\"."
 CHANNELS = ("telegram", "zalo", "all")
-# "zalo" reaches citizens on both Zalo products: the Official Account and the Zalo Bot.
-CHANNEL_GROUPS = {"zalo": ("zalo", "zalobot")}
-# Channels whose adapter can deliver a broadcast. Web chat too: its citizens can subscribe
-# there (/dangky is told "Đã đăng ký nhận tin"), and a campaign waits in their outbox until
-# the chat page polls, like a team reply. Only "all" reaches them: no --channel names web.
-BROADCAST_CHANNELS = ("telegram", "zalo", "zalobot", "web")
+# Which channels a campaign reaches (BROADCAST_CHANNELS, CHANNEL_GROUPS: "zalo" is both Zalo
+# products) is decided by the recipients query, in bot/storage/campaigns.py.
 DELIVERY_STATES = ("pending", "sending", "sent", "failed", "blocked", "skipped", "uncertain")
 APPROVER_ROLES = ("admin", "staff")
 MAX_TEXT = 3500
@@ -32,29 +28,6 @@ QUIZ_MAX_OPTION = 100
 QUIZ_MAX_EXPLANATION = 200
 QUIZ_MAX_EXPLANATION_LINE_FEEDS = 2
 PAST_GRACE = dt.timedelta(minutes=1)  # "--at" a few seconds ago is a slow typist, not a mistake
-
-
-SKIP_BATCH = 1000  # pending rows skipped per transaction when a campaign stops
-
-
-async def skip_pending(sessions, campaign_id: int, reason: str, batch: int = SKIP_BATCH) -> int:
-    """Mark a stopped campaign's pending rows skipped, `batch` rows per short transaction.
-
-    On SQLite one UPDATE of 100,000 rows (three indexes each) held the database's write lock
-    for seconds, longer than the busy timeout of the citizens' writes waiting behind it:
-    they failed with "database is locked". Each batch is one statement, committed at once,
-    so other writers get the lock between batches. Returns the number of rows skipped."""
-    total = 0
-    while True:
-        chosen = (select(Delivery.id).where(Delivery.campaign_id == campaign_id, Delivery.state == "pending")
-                  .limit(batch).scalar_subquery())
-        async with sessions.begin() as s:
-            result = await s.execute(update(Delivery).where(Delivery.id.in_(chosen), Delivery.state == "pending")
-                                     .values(state="skipped", error=reason, updated_at=utcnow())
-                                     .execution_options(synchronize_session=False))
-        total += result.rowcount or 0
-        if (result.rowcount or 0) < batch:
-            return total
 
 
 class CampaignError(ValueError):
@@ -131,25 +104,10 @@ def parse_link(text: str) -> Link:
     raise CampaignError(f"liên kết cần dạng NHÃN=https://... : {text!r}")
 
 
-def recipients_query(segment: dict, channel: str):
-    """Active subscribers in the segment: wards OR-ed, topics OR-ed, the two AND-ed."""
-    query = (select(User.id, User.channel).join(Subscription, Subscription.user_id == User.id)
-             .where(User.active.is_(True), Subscription.active.is_(True),
-                    User.channel.in_(BROADCAST_CHANNELS)))
-    if segment.get("wards"):
-        query = query.where(Subscription.ward.in_(segment["wards"]))
-    if segment.get("topics"):
-        topics_text = cast(Subscription.topics, Text)
-        # An empty topic list means "everything".
-        query = query.where(or_(topics_text == "[]", *[topics_text.like(f'%"{t}"%') for t in segment["topics"]]))
-    if channel != "all":
-        query = query.where(User.channel.in_(CHANNEL_GROUPS.get(channel, (channel,))))
-    return query
-
-
 class CampaignService:
     def __init__(self, sessions, approval_threshold: int, known_wards: dict[str, str] | None = None):
         self.sessions = sessions
+        self.store = CampaignStore(sessions)
         self.approval_threshold = approval_threshold
         self.known_wards = known_wards or {}
 
@@ -187,8 +145,7 @@ class CampaignService:
             raise CampaignError("thời hạn phải sau thời điểm gửi")
 
     async def count_recipients(self, segment: dict, channel: str) -> int:
-        async with self.sessions() as s:
-            return await s.scalar(select(func.count()).select_from(recipients_query(segment, channel).subquery())) or 0
+        return await self.store.count_recipients(segment, channel)
 
     async def create(self, d: CampaignDraft, confirm: bool = True) -> Campaign:
         """Store a campaign; it is scheduled at once unless it needs a second person's approval."""
@@ -197,18 +154,13 @@ class CampaignService:
         count = await self.count_recipients(segment, d.channel)
         needs_approval = count > self.approval_threshold
         state = "draft" if not confirm else ("pending_approval" if needs_approval else "scheduled")
-        async with self.sessions.begin() as s:
-            row = Campaign(
-                title=d.title.strip()[:200], text=d.text.strip(), created_by=d.created_by, segment=segment,
-                channel=d.channel, links=[{"label": link.label, "url": link.url} for link in d.links],
-                image_url=d.image_url, quiz=(d.quiz.__dict__ if d.quiz else None), state=state,
-                scheduled_at=d.scheduled_at or utcnow(), expires_at=d.expires_at, requires_approval=needs_approval,
-                recipients=count, report_channel=d.report_channel, report_chat=d.report_chat)
-            s.add(row)
-            await s.flush()
-            s.add(AuditLog(actor=d.created_by, action="campaign.create", target=str(row.id),
-                           detail={"recipients": count, "state": state}))
-            return row
+        row = Campaign(
+            title=d.title.strip()[:200], text=d.text.strip(), created_by=d.created_by, segment=segment,
+            channel=d.channel, links=[{"label": link.label, "url": link.url} for link in d.links],
+            image_url=d.image_url, quiz=(d.quiz.__dict__ if d.quiz else None), state=state,
+            scheduled_at=d.scheduled_at or utcnow(), expires_at=d.expires_at, requires_approval=needs_approval,
+            recipients=count, report_channel=d.report_channel, report_chat=d.report_chat)
+        return await self.store.create(row, d.created_by, {"recipients": count, "state": state})
 
     async def update_draft(self, campaign_id: int, **changes) -> Campaign:
         """Change a draft (segment, scheduled_at, expires_at, channel, links, image_url), validated
@@ -233,14 +185,11 @@ class CampaignService:
         if "segment" in values or "channel" in values:
             values["recipients"] = count = await self.count_recipients(segment, changes.get("channel", row.channel))
             values["requires_approval"] = count > self.approval_threshold
-        async with self.sessions.begin() as s:
-            await s.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.state == "draft")
-                            .values(**values))
+        await self.store.update_draft(campaign_id, values)
         return await self.get(campaign_id)
 
     async def get(self, campaign_id: int) -> Campaign:
-        async with self.sessions() as s:
-            row = await s.get(Campaign, campaign_id)
+        row = await self.store.get(campaign_id)
         if row is None:
             raise CampaignError(f"không có chiến dịch #{campaign_id}")
         return row
@@ -266,12 +215,9 @@ class CampaignService:
         channel, sep, platform_id = who.partition(":")
         if channel == "dashboard":
             who, sep = platform_id, ""
-        async with self.sessions() as s:
-            if sep:
-                query = select(Staff).where(Staff.channel == channel, Staff.platform_id == platform_id)
-            else:
-                query = select(Staff).where(Staff.username == who.lower())
-            return await s.scalar(query.where(Staff.active.is_(True)))
+        if sep:
+            return await self.store.active_staff(channel=channel, platform_id=platform_id)
+        return await self.store.active_staff(username=who.lower())
 
     async def same_person(self, who: str, other: str) -> bool:
         """Whether two actor names are one person: the same name, or two names of one active
@@ -297,36 +243,26 @@ class CampaignService:
             raise CampaignError(f"chiến dịch #{campaign_id} không chờ duyệt (trạng thái: {row.state})")
         if await self.same_person(by, row.created_by):
             raise CampaignError("cần một cán bộ khác người tạo duyệt chiến dịch này (quy tắc hai người)")
-        async with self.sessions.begin() as s:
-            # The check and the change in one statement: two approvals at once cannot both win.
-            result = await s.execute(update(Campaign).where(
-                Campaign.id == campaign_id, Campaign.state == "pending_approval", Campaign.created_by != by)
-                .values(state="scheduled", approved_by=by))
-            if not result.rowcount:
-                raise CampaignError(f"chiến dịch #{campaign_id} vừa được duyệt hoặc đổi trạng thái")
-            s.add(AuditLog(actor=by, action="campaign.approve", target=str(campaign_id),
-                           detail={"created_by": row.created_by, "recipients": row.recipients}))
+        # The check and the change in one statement: two approvals at once cannot both win.
+        if not await self.store.approve(campaign_id, by, {"created_by": row.created_by, "recipients": row.recipients}):
+            raise CampaignError(f"chiến dịch #{campaign_id} vừa được duyệt hoặc đổi trạng thái")
         return await self.get(campaign_id)
 
     async def _transition(self, campaign_id: int, from_states: tuple[str, ...], to: str, by: str,
                           action: str, **changes) -> Campaign:
-        async with self.sessions.begin() as s:
-            values: dict = {"state": to, **changes}
-            if to == "cancelled":
-                values["finished_at"] = utcnow()
-            result = await s.execute(update(Campaign).where(
-                Campaign.id == campaign_id, Campaign.state.in_(from_states)).values(**values))
-            if not result.rowcount:
-                row = await s.get(Campaign, campaign_id)
-                if row is None:
-                    raise CampaignError(f"không có chiến dịch #{campaign_id}")
-                raise CampaignError(f"không thể chuyển chiến dịch #{campaign_id} từ {row.state} sang {to}")
-            s.add(AuditLog(actor=by, action=action, target=str(campaign_id),
-                           detail={"recipients": changes["recipients"]} if "recipients" in changes else {}))
+        values: dict = {"state": to, **changes}
+        if to == "cancelled":
+            values["finished_at"] = utcnow()
+        detail = {"recipients": changes["recipients"]} if "recipients" in changes else {}
+        changed, state = await self.store.transition(campaign_id, from_states, values, by, action, detail)
+        if not changed:
+            if state is None:
+                raise CampaignError(f"không có chiến dịch #{campaign_id}")
+            raise CampaignError(f"không thể chuyển chiến dịch #{campaign_id} từ {state} sang {to}")
         if to == "cancelled":
             # After the state change is committed: from then on no pending row can go in flight
             # (the engine marks a row in flight only while its campaign is sending).
-            await skip_pending(self.sessions, campaign_id, "cancelled")
+            await self.store.skip_pending(campaign_id, "cancelled")
         return await self.get(campaign_id)
 
     async def pause(self, campaign_id: int, by: str) -> Campaign:
@@ -341,12 +277,9 @@ class CampaignService:
                                       "cancelled", by, "campaign.cancel")
 
     async def delivery_counts(self, campaign_id: int) -> dict[str, int]:
-        async with self.sessions() as s:
-            rows = await s.execute(select(Delivery.state, func.count()).where(Delivery.campaign_id == campaign_id)
-                                   .group_by(Delivery.state))
-            counts = dict.fromkeys(DELIVERY_STATES, 0)
-            counts.update({state: n for state, n in rows})
-            return counts
+        counts = dict.fromkeys(DELIVERY_STATES, 0)
+        counts.update(await self.store.delivery_counts(campaign_id))
+        return counts
 
     async def status(self, campaign_id: int) -> dict:
         row = await self.get(campaign_id)
@@ -364,11 +297,7 @@ class CampaignService:
 
     async def skipped_reasons(self, campaign_id: int) -> dict[str, int]:
         """Skipped deliveries by reason (e.g. Zalo's messaging window, expiry, cancellation)."""
-        async with self.sessions() as s:
-            rows = await s.execute(select(Delivery.error, func.count()).where(
-                Delivery.campaign_id == campaign_id, Delivery.state == "skipped").group_by(Delivery.error))
-            return {error or "unknown": n for error, n in rows}
+        return await self.store.skipped_reasons(campaign_id)
 
     async def recent(self, limit: int = 20) -> list[Campaign]:
-        async with self.sessions() as s:
-            return list(await s.scalars(select(Campaign).order_by(Campaign.id.desc()).limit(limit)))
+        return await self.store.recent(limit)

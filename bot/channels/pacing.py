@@ -108,6 +108,16 @@ class Pacer:
         # it in the database so the broadcasting process pauses too).
         self.on_pause: Callable[[float], None] | None = None
 
+    def connect(self, name: str, on_pause: Callable[[float], None] | None,
+                shared: SharedSlots | None) -> None:
+        """Wire the pacer into the campaign engine (a 429 stored for every process) and, with
+        several processes, the database's send schedule; called once by the composition root."""
+        self.name = name
+        if self.on_pause is None:
+            self.on_pause = on_pause
+        if self.shared is None:
+            self.shared = shared
+
     # --- pauses ---------------------------------------------------------------------
     def pause(self, seconds: float) -> None:
         """Honour a 429 retry_after received here, for the whole channel (every process)."""
