@@ -20,7 +20,8 @@ from pathlib import Path
 
 from bot.localtime import VN_TZ, vn_date, vn_today
 from bot.settings import Settings
-from bot.storage.kb_status import EntryStatus, KbStatusQueries
+from bot.storage.kb_status import EntryStatus, KbStatusQueries, read_statuses_without_migrating
+from bot.storage.urls import parse_database_url
 from handlers.messages import Reply
 from knowledge.freshness import Freshness, freshness, overdue, source_urls
 from knowledge.loader import KnowledgeBase
@@ -129,28 +130,10 @@ async def send_digest_if_due(runtime, now: dt.datetime | None = None) -> bool:
 def read_recorded_reviews(database_url: str) -> dict[str, dt.date]:
     """Review dates recorded in the database, read without creating or migrating anything: an
     absent SQLite file or table means none."""
-    from sqlalchemy.engine import make_url
-
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite" and (not url.database or url.database == ":memory:"
-                                               or not Path(url.database).expanduser().exists()):
+    url = parse_database_url(database_url)
+    if url.backend == "sqlite" and (url.sqlite_file is None or not Path(url.sqlite_file).expanduser().exists()):
         return {}
-    return asyncio.run(_read_recorded_reviews(database_url))
-
-
-async def _read_recorded_reviews(database_url: str) -> dict[str, dt.date]:
-    from sqlalchemy import inspect
-
-    from bot.storage.db import create_engine, session_factory
-
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            if not await conn.run_sync(lambda c: inspect(c).has_table("kb_entry_status")):
-                return {}
-        return recorded_days(await KbStatusQueries(session_factory(engine)).statuses())
-    finally:
-        await engine.dispose()
+    return recorded_days(asyncio.run(read_statuses_without_migrating(database_url)))
 
 
 def overdue_warnings(kb: KnowledgeBase, settings: Settings, today: dt.date | None = None) -> list[str]:

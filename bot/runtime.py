@@ -7,8 +7,6 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from bot.campaigns.engine import CampaignRunner
 from bot.campaigns.rules import MessagingWindowRule
 from bot.campaigns.service import CampaignService
@@ -22,6 +20,7 @@ from bot.handoff.service import HandoffService
 from bot.matching.live import LiveKnowledge
 from bot.matching.matcher import Thresholds
 from bot.settings import ConfigurationError, Settings
+from bot.storage.db import AsyncEngine, ping
 from bot.storage.store import Store
 from handlers.conversation import Conversation, ConversationConfig
 from knowledge.loader import KnowledgeError, load_knowledge_base
@@ -183,12 +182,9 @@ class Runtime:
             return "off"
         if self.store is not None and not await self.store.writes_work():  # locked, full, gone
             return f"down: writes failing ({self.store.outage.reason})"
-        from sqlalchemy import text
-
         try:
             async with asyncio.timeout(3):
-                async with self.engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
+                await ping(self.engine)
         except Exception as exc:
             return f"down: {type(exc).__name__}"
         return "ok"

@@ -12,10 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
-
-from bot.storage.models import ReplyChoices, User, utcnow
+from bot.storage.choices import ReplyChoiceRows
 from handlers import channel_texts as ct
 from handlers import texts
 from handlers.messages import Reply
@@ -118,41 +115,18 @@ class ChoiceStore:
     """The last numbered choices shown to each user of one channel (table `reply_choices`)."""
 
     def __init__(self, sessions, channel: str):
-        self.sessions = sessions
+        self.rows = ReplyChoiceRows(sessions)
         self.channel = channel
-
-    async def _user_id(self, s, platform_id: str) -> int | None:
-        return await s.scalar(select(User.id).where(User.channel == self.channel, User.platform_id == platform_id))
 
     async def save(self, platform_id: str, rendered: list[Rendered]) -> None:
         """Replace the user's choices with those of the replies just sent (none: forget them)."""
         actions = [action for r in rendered for action in r.actions]
         quiz = next((dict(r.quiz, first=r.start + len(r.actions) - len(r.quiz["options"]))
                      for r in rendered if r.quiz), None)
-        for attempt in range(2):  # a concurrent first insert for the same user: retry as an update
-            try:
-                async with self.sessions.begin() as s:
-                    user_id = await self._user_id(s, platform_id)
-                    if user_id is None:
-                        return
-                    if not actions:
-                        await s.execute(delete(ReplyChoices).where(ReplyChoices.user_id == user_id))
-                        return
-                    row = await s.get(ReplyChoices, user_id)
-                    payload = {"actions": actions, "quiz": quiz}
-                    if row is None:
-                        s.add(ReplyChoices(user_id=user_id, payload=payload, updated_at=utcnow()))
-                    else:
-                        row.payload, row.updated_at = payload, utcnow()
-                return
-            except IntegrityError:
-                if attempt:
-                    raise
+        await self.rows.replace(self.channel, platform_id, {"actions": actions, "quiz": quiz} if actions else None)
 
     async def load(self, platform_id: str) -> dict[str, Any] | None:
-        async with self.sessions() as s:
-            return await s.scalar(select(ReplyChoices.payload).join(User, User.id == ReplyChoices.user_id).where(
-                User.channel == self.channel, User.platform_id == platform_id))
+        return await self.rows.payload(self.channel, platform_id)
 
     async def resolve(self, platform_id: str, text: str | None) -> Choice | None:
         """A typed number -> what it stands for; None when the text is not a choice."""

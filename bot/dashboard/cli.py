@@ -94,23 +94,18 @@ def cmd_staff_remove(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_staff_list(settings: Settings, _args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
     from bot.runtime import open_store
-    from bot.storage.models import Staff
 
     async def run() -> list:
         engine, store = await open_store(settings)
         try:
-            async with store.sessions() as s:
-                return list(await s.execute(select(Staff.username, Staff.role, Staff.ward, Staff.channel,
-                                                   Staff.platform_id, Staff.active).order_by(Staff.id)))
+            return await store.staff.listing()
         finally:
             await engine.dispose()
 
-    for username, role, ward, channel, platform_id, active in asyncio.run(run()):
-        link = f"{channel}:{platform_id}" if channel else "-"
-        print(f"{username or '-':20} {role:7} {ward or 'all':20} {link:24} {'active' if active else 'disabled'}")
+    for a in asyncio.run(run()):
+        link = f"{a.channel}:{a.platform_id}" if a.channel else "-"
+        print(f"{a.username or '-':20} {a.role:7} {a.ward or 'all':20} {link:24} {'active' if a.active else 'disabled'}")
     return 0
 
 
@@ -122,11 +117,9 @@ def cmd_kb_export(settings: Settings, args: argparse.Namespace) -> int:
     base = load_live_knowledge(settings).kb
 
     async def run():
-        from bot.storage.kb_status import KbStatusQueries
-
         engine, store = await open_store(settings)
         try:
-            return await DashboardQueries(store).published_overlays(), await KbStatusQueries(store.sessions).statuses()
+            return await DashboardQueries(store).published_overlays(), await store.kb_status.statuses()
         finally:
             await engine.dispose()
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from aiohttp import web
-from sqlalchemy.exc import SQLAlchemyError
 
 from bot.dashboard import charts, figures, periods
 from bot.dashboard import clusters as clustering
@@ -35,6 +34,7 @@ from bot.dashboard.common import (
     viewer,
 )
 from bot.storage.dashboard_queries import CampaignFigures, Scope, campaign_ward
+from bot.storage.errors import DatabaseError
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ async def gather(request: web.Request, scope: Scope, per_campaign: bool = False)
         deliveries = await q.campaign_deliveries(scope)
         if per_campaign:
             campaigns = await q.campaign_figures(scope)
-    except SQLAlchemyError:  # the campaign tables belong to another module; never break the page
+    except DatabaseError:  # the campaign tables belong to another module; never break the page
         log.warning("campaign figures unavailable", exc_info=True)
         deliveries = None
     return Data(await q.questions(scope), await q.feedback(scope), await q.handoffs(scope),

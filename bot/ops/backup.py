@@ -2,18 +2,16 @@
 
 SQLite's online backup API copies pages under a read transaction, so the bot can keep
 writing meanwhile and the copy holds every transaction committed before it started.
-The copy is made in one step (pages=-1): copied in small steps, SQLite restarts the
-backup whenever another connection writes between two steps, so under steady traffic a
-large database would never finish.
+The copy itself is bot/storage/sqlite_backup.py.
 PostgreSQL has its own tool for this: pg_dump.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
+from bot.storage.sqlite_backup import copy_sqlite_file
+from bot.storage.urls import parse_database_url
 
 
 class BackupError(Exception):
@@ -21,14 +19,14 @@ class BackupError(Exception):
 
 
 def sqlite_path(database_url: str) -> Path:
-    url = make_url(database_url)
-    if url.get_backend_name() != "sqlite":
+    url = parse_database_url(database_url)
+    if url.backend != "sqlite":
         raise BackupError(
             "DATABASE_URL is PostgreSQL: back it up with pg_dump, e.g. "
             "pg_dump --format=custom --file bot.dump <database> (restore with pg_restore)")
-    if not url.database or url.database == ":memory:":
+    if url.sqlite_file is None:
         raise BackupError("DATABASE_URL has no database file to back up")
-    return Path(url.database)
+    return Path(url.sqlite_file)
 
 
 def backup_sqlite(database_url: str, target: Path) -> int:
@@ -39,14 +37,7 @@ def backup_sqlite(database_url: str, target: Path) -> int:
     if target.exists():
         raise BackupError(f"{target} already exists; choose a new file name")
     target.parent.mkdir(parents=True, exist_ok=True)
-    source = sqlite3.connect(f"file:{source_path}?mode=ro", uri=True, timeout=30)
-    destination = sqlite3.connect(target)
-    try:
-        source.backup(destination, pages=-1)  # one step: never restarted by writers
-        check = destination.execute("PRAGMA integrity_check").fetchone()[0]
-        if check != "ok":
-            raise BackupError(f"the copy failed its integrity check: {check}")
-    finally:
-        destination.close()
-        source.close()
+    check = copy_sqlite_file(source_path, target)
+    if check != "ok":
+        raise BackupError(f"the copy failed its integrity check: {check}")
     return target.stat().st_size

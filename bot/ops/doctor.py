@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-from sqlalchemy.engine import make_url
 
 from bot.settings import Settings
+from bot.storage.urls import parse_database_url
 
 
 @dataclass
@@ -27,10 +27,10 @@ class Check:
 
 def _missing_sqlite_file(database_url: str) -> Check | None:
     """A SQLite path that does not exist: say so (connecting would create an empty database)."""
-    url = make_url(database_url)
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+    sqlite_file = parse_database_url(database_url).sqlite_file
+    if sqlite_file is None:
         return None
-    path = Path(url.database).expanduser()
+    path = Path(sqlite_file).expanduser()
     if not path.parent.is_dir():
         return Check("database", False, f"folder {path.parent} of the SQLite database does not exist",
                      "check DATABASE_URL (an absolute path needs four slashes: sqlite+aiosqlite:////var/lib/...)"
@@ -43,9 +43,7 @@ def _missing_sqlite_file(database_url: str) -> Check | None:
 
 
 async def _database(settings: Settings) -> Check:
-    from alembic.script import ScriptDirectory
-
-    from bot.storage.db import alembic_config, create_engine, current_revision
+    from bot.storage.db import create_engine, current_revision, head_revision
 
     missing = _missing_sqlite_file(settings.database_url)
     if missing is not None:
@@ -59,7 +57,7 @@ async def _database(settings: Settings) -> Check:
                      "check DATABASE_URL, that the server runs and the user may connect")
     finally:
         await engine.dispose()
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = head_revision()
     if revision != head:
         return Check("database", False, f"schema at {revision or 'empty'}, code expects {head}",
                      "run `python -m bot db upgrade` (the service also does this at start-up)")
@@ -131,23 +129,11 @@ async def _telegram(settings: Settings) -> Check:
 async def _stored_zalo_token(settings: Settings) -> str:
     """The OA access token the service uses now: the rotated pair in the database wins over
     ZALO_OA_ACCESS_TOKEN, which is only the first token (empty if unreadable)."""
-    from sqlalchemy import select
-
-    from bot.storage.db import create_engine
-    from bot.storage.models import ChannelToken
+    from bot.storage.tokens import read_access_token
 
     if _missing_sqlite_file(settings.database_url) is not None:
         return ""
-    engine = create_engine(settings.database_url)
-    try:
-        async with asyncio.timeout(10), engine.connect() as conn:
-            token = await conn.scalar(select(ChannelToken.access_token)
-                                      .where(ChannelToken.name == f"zalo_oa:{settings.zalo_oa_app_id}"[:96]))
-    except Exception:
-        return ""
-    finally:
-        await engine.dispose()
-    return token or ""
+    return await read_access_token(settings.database_url, f"zalo_oa:{settings.zalo_oa_app_id}"[:96])
 
 
 async def _zalo_oa(settings: Settings) -> Check:

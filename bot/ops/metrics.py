@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import time
 
@@ -111,23 +110,19 @@ _seen_states: set[str] = set()
 async def refresh_gauges(sessions) -> None:
     """Read the gauges from the database. Every delivery state is set, to 0 when no row has
     it any more: a state left out would keep its last value for ever."""
-    from sqlalchemy import func, select
-
     from bot.campaigns.service import DELIVERY_STATES
-    from bot.storage.models import Delivery, Handoff, utcnow
+    from bot.storage.gauges import read_gauges
+    from bot.storage.models import utcnow
 
-    async with sessions() as s:
-        counts = dict.fromkeys([*DELIVERY_STATES, *_seen_states], 0)
-        counts.update(dict((await s.execute(select(Delivery.state, func.count()).group_by(Delivery.state))).all()))
-        for state, count in counts.items():
-            CAMPAIGN_DELIVERIES.labels(state).set(count)
-        _seen_states.update(counts)
-        count, oldest = (await s.execute(select(func.count(), func.min(Handoff.created_at))
-                                         .where(Handoff.state == "open"))).one()
-        HANDOFFS_OPEN.set(count or 0)
-        if oldest is not None and oldest.tzinfo is None:
-            oldest = oldest.replace(tzinfo=dt.UTC)
-        HANDOFF_OLDEST_SECONDS.set((utcnow() - oldest).total_seconds() if oldest else 0)
+    readings = await read_gauges(sessions)
+    counts = dict.fromkeys([*DELIVERY_STATES, *_seen_states], 0)
+    counts.update(readings.deliveries_by_state)
+    for state, count in counts.items():
+        CAMPAIGN_DELIVERIES.labels(state).set(count)
+    _seen_states.update(counts)
+    HANDOFFS_OPEN.set(readings.open_handoffs)
+    oldest = readings.oldest_open_handoff
+    HANDOFF_OLDEST_SECONDS.set((utcnow() - oldest).total_seconds() if oldest else 0)
 
 
 def render() -> bytes:

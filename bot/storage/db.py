@@ -98,6 +98,12 @@ def _begin_immediate(conn) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+async def ping(engine: AsyncEngine) -> None:
+    """One trivial statement; raises when the database cannot be reached (/healthz)."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
 def session_factory(engine: AsyncEngine) -> async_sessionmaker:
     return async_sessionmaker(engine, expire_on_commit=False)
 
@@ -130,3 +136,10 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 
     async with engine.connect() as conn:
         return await conn.run_sync(read)
+
+
+def head_revision() -> str | None:
+    """The schema revision this code expects (the newest migration)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()

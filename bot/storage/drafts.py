@@ -31,3 +31,13 @@ async def add_draft(sessions: async_sessionmaker, actor: str, source: str, **fie
             detail["handoff_id"] = row.handoff_id
         s.add(AuditLog(actor=actor, action="kb.draft.create", target=str(row.id), detail=detail))
         return row.id
+
+
+class Drafts:
+    """The repository face of `add_draft`, for `Store.drafts`."""
+
+    def __init__(self, sessions: async_sessionmaker):
+        self.sessions = sessions
+
+    async def add(self, actor: str, source: str, **fields: Any) -> int:
+        return await add_draft(self.sessions, actor, source, **fields)

@@ -10,14 +10,19 @@ outage, or soon after it, is still recognised.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 from collections import OrderedDict
+from typing import Any
 
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from bot.storage.group_commit import Claim, GroupCommit, Touch
 from bot.storage.models import InboundEvent, utcnow
+from bot.storage.pending import DATABASE_ERRORS, Outage
 
 MAX_KEY = 128
 RECENT_KEYS = 20_000
@@ -80,3 +85,64 @@ async def prune(sessions, prefix: str, older_than: dt.timedelta) -> int:
         result = await s.execute(delete(InboundEvent).where(
             InboundEvent.key.like(f"{prefix}:%"), InboundEvent.created_at < utcnow() - older_than))
         return result.rowcount or 0
+
+
+class InboundEvents:
+    """Claiming incoming events once, across processes, and through database outages.
+
+    Claims go through the grouped writes of every message (bot/storage/group_commit.py). While
+    the database is unreachable (`outage`) only this process's memory of recent keys decides,
+    so citizens keep getting answers (once each) during an outage."""
+
+    def __init__(self, sessions: async_sessionmaker, group: GroupCommit, outage: Outage, recent: RecentKeys):
+        self.sessions = sessions
+        self.group = group
+        self.outage = outage
+        self.recent = recent
+
+    async def claim(self, key: str, touch: Touch | None = None) -> tuple[bool, Any]:
+        """(True the first time `key` is seen by any process, False for a duplicate (platform
+        retry); the row of `touch`, written in the same transaction, or None when the database
+        was not reached or the key is a duplicate this process remembers)."""
+        if key in self.recent:
+            return False, None
+        fresh, row = True, None
+        if not self.outage.skip:
+            try:
+                if touch is None:
+                    [fresh] = await self.group.submit(Claim(key[:MAX_KEY]))
+                else:
+                    fresh, row = await self.group.submit(Claim(key[:MAX_KEY]), touch)
+                self.outage.recovered()
+            except DATABASE_ERRORS as exc:
+                self.outage.failed(exc)
+        if fresh:
+            self.recent.add(key)
+        return fresh, row
+
+    async def release(self, key: str) -> None:
+        """Undo `claim`: the event was not handled, so a redelivery must be."""
+        self.recent.discard(key)
+        if not self.outage.skip:
+            try:
+                await forget(self.sessions, key)
+            except DATABASE_ERRORS as exc:
+                self.outage.failed(exc)
+
+    async def writes_work(self, wait: float = 3.0) -> bool:
+        """False while writes are known to fail (an outage the hot path met: locked, disk full,
+        unreachable). Once the retry pause is over, one real write through the same path as the
+        citizens' messages decides, so /healthz heals as soon as the database does."""
+        outage = self.outage
+        if not outage.down:
+            return True
+        if outage.skip:
+            return False
+        try:
+            async with asyncio.timeout(wait):
+                await self.group.submit(Claim("probe:writes"))
+        except (TimeoutError, *DATABASE_ERRORS) as exc:
+            outage.failed(exc)
+            return False
+        outage.recovered()
+        return True

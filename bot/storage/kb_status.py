@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.storage.models import AuditLog, Feedback, JobMark, KbEntryStatus, Staff, utcnow
@@ -124,3 +124,18 @@ class KbStatusQueries:
     async def audit(self, actor: str, action: str, target: str | None, detail: dict) -> None:
         async with self.sessions.begin() as s:
             s.add(AuditLog(actor=actor[:128], action=action, target=target, detail=detail))
+
+
+async def read_statuses_without_migrating(database_url: str) -> dict[str, EntryStatus]:
+    """The recorded statuses, read on a short-lived engine of its own (`kb validate`) without
+    creating or migrating anything: a database without the table has none."""
+    from bot.storage.db import create_engine, session_factory
+
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            if not await conn.run_sync(lambda c: inspect(c).has_table("kb_entry_status")):
+                return {}
+        return await KbStatusQueries(session_factory(engine)).statuses()
+    finally:
+        await engine.dispose()

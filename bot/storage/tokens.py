@@ -25,7 +25,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.storage import locks
@@ -244,3 +244,19 @@ async def store_authorized_pair(sessions, name: str, access: str, refresh: str, 
         else:
             for key, value in values.items():
                 setattr(row, key, value)
+
+
+async def read_access_token(database_url: str, name: str, wait: float = 10.0) -> str:
+    """The access token stored for `name`, read on a short-lived engine of its own (`doctor`);
+    empty when none is stored or the database cannot be read within `wait` seconds."""
+    from bot.storage.db import create_engine
+
+    engine = create_engine(database_url)
+    try:
+        async with asyncio.timeout(wait), engine.connect() as conn:
+            token = await conn.scalar(select(ChannelToken.access_token).where(ChannelToken.name == name))
+    except Exception:
+        return ""
+    finally:
+        await engine.dispose()
+    return token or ""
