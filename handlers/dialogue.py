@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import TYPE_CHECKING
 
 from bot.matching import Decision, MatchResult
 from bot.ops import metrics
@@ -24,6 +23,7 @@ from handlers.menus import entry_token, resolve_entry
 from handlers.messages import Button, Reply
 from handlers.multi_question import SHORT_ANSWER_CHARS, TwoQuestions, find_two
 from handlers.payloads import AlsoAsked, FacetChoice
+from handlers.router import Answering, Outcome, Turn
 from handlers.smalltalk import (
     SHADOWED,
     SMALLTALK_ENTRY,
@@ -35,9 +35,6 @@ from handlers.smalltalk import (
 )
 from handlers.verdict import Kind, Verdict
 from knowledge.schema import FACETS, Entry
-
-if TYPE_CHECKING:
-    from handlers.conversation import Conversation, Outcome, Turn
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +48,7 @@ QUESTION_MARKS = ("sao", "gi", "nao", "dau", "khong", "ko", "bao", "the", "ntn",
 class DialogueFeature:
     ACTIONS = frozenset({AlsoAsked.PREFIX, FacetChoice.PREFIX})
 
-    def __init__(self, conversation: Conversation):
+    def __init__(self, conversation: Answering):
         self.c = conversation
         self.smalltalk = SmallTalk()
         self.followups = FollowupReader()
@@ -79,8 +76,6 @@ class DialogueFeature:
 
     # --- free text -------------------------------------------------------------------
     async def on_question(self, turn: Turn, text: str) -> Outcome:
-        from handlers.conversation import Outcome
-
         if not text.strip():
             return Outcome([Reply(texts.EMPTY, kind="notice")])
         question = text
@@ -132,8 +127,6 @@ class DialogueFeature:
 
     async def small_talk(self, turn: Turn, text: str, intent: Intent, result: MatchResult | None = None) -> Outcome:
         """Warm reply; logged as "smalltalk" (never unanswered), the fallback streak untouched."""
-        from handlers.conversation import Outcome
-
         metrics.QUESTIONS.labels(turn.msg.channel, Kind.SMALLTALK.value).inc()
         logged = MatchResult(Decision.FALLBACK, None, 0.0, [], result.normalized if result else "")
         question_id = await self.c._log_question(turn, text, logged, None, decision=Kind.SMALLTALK.value)
@@ -142,8 +135,6 @@ class DialogueFeature:
     async def two_questions(self, turn: Turn, text: str, two: TwoQuestions) -> Outcome:
         """Answer the first; answer the second too when both are short, else offer it as a button.
         A second part that matched nothing is logged on its own, for staff, with the hand-off."""
-        from handlers.conversation import Outcome
-
         first = dataclasses.replace(two.first, decision=Decision.ANSWER)  # answered, whatever the gap
         assert first.faq_id is not None
         metrics.QUESTIONS.labels(turn.msg.channel, first.decision.value).inc()
@@ -178,8 +169,6 @@ class DialogueFeature:
         return Outcome(replies, first, question_id, Verdict(Kind.ANSWER, first.faq_id, also=(second_id,)))
 
     async def followup(self, turn: Turn, text: str, reading: FollowupReading, own: MatchResult) -> Outcome:
-        from handlers.conversation import Outcome
-
         if reading.move is Move.CHOICES:
             choices = self.c.shown_ids(list(reading.choices))
             result = MatchResult(Decision.SUGGEST, choices[0] if choices else None, own.score, choices[1:],

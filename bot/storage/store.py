@@ -33,6 +33,7 @@ from bot.storage.models import (
     utcnow,
 )
 from bot.storage.pending import DATABASE_ERRORS, Outage
+from handlers.states import Relaying
 
 ROLES = ("admin", "staff", "viewer")
 
@@ -425,7 +426,7 @@ class Store:
             row = await s.get(Handoff, handoff_id)
             if row is None:
                 return None
-            await s.execute(update(User).where(User.id == row.user_id, User.state == f"relay:{row.id}")
+            await s.execute(update(User).where(User.id == row.user_id, User.state == Relaying(row.id).pack())
                             .values(state=""))
             return _handoff_info(row)
 
