@@ -26,7 +26,7 @@ from handlers.campaigns import CampaignFeature
 from handlers.dialogue import DialogueFeature
 from handlers.handoff import HandoffFeature, human_action
 from handlers.ids import id_reply
-from handlers.menus import entry_token, menu_buttons, resolve_entry
+from handlers.menus import entry_token, feedback_row, menu_buttons, resolve_entry
 from handlers.messages import Button, IncomingMessage, Link, Messenger, Reply
 from handlers.middleware import (
     Deduplicate,
@@ -34,7 +34,6 @@ from handlers.middleware import (
     FloodRule,
     LoadUser,
     chain,
-    error_replies,
     handle_errors,
 )
 from handlers.payloads import (
@@ -95,12 +94,7 @@ class Conversation:
     def routes(self) -> Routes:
         """The menus and answers (and the skills' buttons, handlers/dialogue.py)."""
         return Routes(
-            commands={
-                "start": self.greet,
-                "menu": self.show_menu,
-                "help": lambda turn: self._entry_result(turn, "bot.help"),
-                "id": self.show_id,
-            },
+            commands={"start": self.greet, "menu": self.show_menu, "help": self.show_help, "id": self.show_id},
             actions={Menu: lambda turn, _: self.show_menu(turn), Category: self.on_category,
                      ShowEntry: self.on_entry, Pick: self.on_pick, NotThese: self.on_not_these,
                      Feedback: self.on_feedback, AlsoAsked: self.on_skill_action, FacetChoice: self.on_skill_action},
@@ -114,8 +108,6 @@ class Conversation:
     async def respond(self, msg: IncomingMessage) -> Outcome:
         result = await self._handle(Turn(msg, None))
         return result if isinstance(result, Outcome) else Outcome(result)
-
-    error_replies = staticmethod(error_replies)
 
     async def _route(self, turn: Turn) -> Result:
         msg, user = turn.msg, turn.user
@@ -167,8 +159,8 @@ class Conversation:
     async def show_id(self, turn: Turn) -> list[Reply]:
         return [id_reply(turn.msg, self.config.team_chats)]
 
-    async def _entry_result(self, turn: Turn, entry_id: str) -> list[Reply]:
-        return self.entry_replies(turn, entry_id)
+    async def show_help(self, turn: Turn) -> list[Reply]:
+        return self.entry_replies(turn, "bot.help")
 
     async def on_category(self, turn: Turn, pressed: Category) -> list[Reply]:
         if pressed.category not in CATEGORIES:
@@ -324,9 +316,3 @@ class Conversation:
         rows.append([Button(texts.SEND_TO_TEAM, human_action(question_ref))])
         return Reply(texts.FALLBACK, rows, kind="fallback")
 
-
-def feedback_row(question_ref: str, entry_id: str) -> list[Button]:
-    """👍 / 👎 under an answer, for the logged question it answered ("0": none)."""
-    token = entry_token(entry_id)
-    return [Button("👍", Feedback("up", int(question_ref), token).pack()),
-            Button("👎", Feedback("down", int(question_ref), token).pack())]

@@ -6,7 +6,7 @@ import hashlib
 
 from handlers import texts
 from handlers.messages import Button
-from handlers.payloads import AskTeam, Category, LeaveHandoff
+from handlers.payloads import AskTeam, Category, Feedback, LeaveHandoff
 from knowledge.schema import CATEGORIES, TOPICS
 
 MENU_CATEGORIES = [*TOPICS, "social"]  # the subscription topics, and insurance/tax/health/school
@@ -26,6 +26,13 @@ def menu_buttons(with_staff: bool = True) -> list[list[Button]]:
 
 def back_to_bot_row() -> list[Button]:
     return [Button(texts.BACK_TO_BOT, LeaveHandoff().pack())]
+
+
+def feedback_row(question_ref: str, entry_id: str) -> list[Button]:
+    """👍 / 👎 under an answer, for the logged question it answered ("0": none)."""
+    token = entry_token(entry_id)
+    return [Button("👍", Feedback("up", int(question_ref), token).pack()),
+            Button("👎", Feedback("down", int(question_ref), token).pack())]
 
 
 def _hashed(entry_id: str) -> str:

@@ -9,6 +9,14 @@ Adding a command is one line in its feature's table.
 
 Features get a `FeatureContext` (knowledge, storage, messenger, configuration), never the
 `Conversation`, so they import nothing from it.
+
+- A command: one line in the feature's `routes()`: `commands={"dangky": self.start, ...}`.
+- A button: a `Payload` subclass in handlers/payloads.py (prefix under the feature's
+  namespace, typed fields), built with `Cls(...).pack()`, answered by one line
+  `actions={Cls: self.on_cls}` (the handler receives the unpacked payload).
+- A state: a `State` subclass in handlers/states.py, stored with `ctx.set_state(user,
+  Cls(...))`, read by one line `states={Cls: self.on_text}` (the handler gets the state and
+  the typed text, and returns None to let it be read as a question).
 """
 
 from __future__ import annotations
