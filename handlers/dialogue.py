@@ -19,10 +19,10 @@ from bot.storage.pending import DATABASE_ERRORS
 from handlers import texts
 from handlers.followup import FollowupReader, FollowupReading, Move
 from handlers.handoff import human_action
-from handlers.menus import entry_token, resolve_entry
+from handlers.menus import entry_token, feedback_row, resolve_entry
 from handlers.messages import Button, Reply
 from handlers.multi_question import SHORT_ANSWER_CHARS, TwoQuestions, find_two
-from handlers.payloads import AlsoAsked, FacetChoice
+from handlers.payloads import AlsoAsked, FacetChoice, Menu, NotThese, Pick, ShowEntry
 from handlers.router import Answering, Outcome, Turn
 from handlers.smalltalk import (
     SHADOWED,
@@ -211,9 +211,8 @@ class DialogueFeature:
     def facet_reply(self, entry: Entry, facet: str, question_ref: str) -> Reply:
         """One part of an entry's answer, with the full answer one press away."""
         token = entry_token(entry.id)
-        rows = [[Button(texts.FULL_ANSWER, f"faq:{token}")],
-                [Button("👍", f"fb:up:{question_ref}:{token}"), Button("👎", f"fb:down:{question_ref}:{token}")],
-                [Button(texts.MENU, "menu")]]
+        rows = [[Button(texts.FULL_ANSWER, ShowEntry(token).pack())], feedback_row(question_ref, entry.id),
+                [Button(texts.MENU, Menu().pack())]]
         text = f"{entry.title} — {FACETS[facet]}\n\n{entry.facets[facet].strip()}\n\n{texts.FEEDBACK_QUESTION}"
         return Reply(text, rows, kind="answer")
 
@@ -224,16 +223,16 @@ class DialogueFeature:
         if previous is not None:
             token = entry_token(previous.id)
             rows += [[Button(FACETS[f], FacetChoice(f, token).pack())] for f in reading.facets]
-        rows += [[Button(e.title, f"pick:{question_ref}:{entry_token(e.id)}")]
+        rows += [[Button(e.title, Pick(int(question_ref), entry_token(e.id)).pack())]
                  for e in (kb.get(i) for i in choices) if e is not None]
-        rows.append([Button(texts.NOT_THESE, f"no:{question_ref}")])
+        rows.append([Button(texts.NOT_THESE, NotThese(int(question_ref)).pack())])
         title = previous.title if previous is not None else ""
         return Reply(texts.FOLLOWUP_CHOICES.format(title=title), rows, kind="suggest")
 
     def not_covered_reply(self, ids: list[str], question_ref: str) -> Reply:
         """Honest: no guide for this; the closest entries, and the ward's team."""
         kb = self.c.knowledge.kb
-        rows = [[Button(e.title, f"pick:{question_ref}:{entry_token(e.id)}")]
+        rows = [[Button(e.title, Pick(int(question_ref), entry_token(e.id)).pack())]
                 for e in (kb.get(i) for i in ids) if e is not None]
         rows.append([Button(texts.SEND_TO_TEAM, human_action(question_ref))])
         return Reply(texts.NOT_COVERED, rows, kind="fallback")
