@@ -153,6 +153,15 @@ class FacetChoice(Payload):
     entry: str  # entry token
 
 
+@dataclass(frozen=True)
+class QuizAnswer(Payload):
+    """An option of a campaign quiz where it is rendered as numbered text (bot/channels/choices.py,
+    the terminal chat): answered there, never routed to the conversation."""
+
+    PREFIX: ClassVar[str] = "quiz"
+    option: int  # 0-based
+
+
 # --- hand-off (handlers/handoff.py, bot/handoff/service.py) ---------------------------
 @dataclass(frozen=True)
 class AskTeam(Payload):

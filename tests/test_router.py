@@ -166,3 +166,20 @@ async def test_one_flood_rule_on_every_channel(database_url, channel):
 async def test_no_flood_limit_means_none_for_the_channels_own_replies_too(knowledge):
     conv = Conversation(knowledge, config=ConversationConfig(flood_limit_per_minute=0))
     assert all(conv.flood.check("zalo:1") == "ok" for _ in range(50))
+
+
+def test_numbered_quiz_options_are_typed_payloads_answered_by_the_channel():
+    """Where a quiz is numbered text (Zalo, the terminal chat), each option is a QuizAnswer the
+    channel answers itself; the conversation's table does not know the namespace."""
+    from bot.channels.choices import quiz_reply, render
+    from handlers import channel_texts as ct
+    from handlers.messages import Button, Quiz
+    from handlers.payloads import QuizAnswer
+
+    reply = Reply("Câu đố", [[Button("Menu", Menu().pack())]], quiz=Quiz("OTP?", ["Có", "Không"], 1))
+    rendered = render(reply)
+    assert rendered.actions == ["menu", "quiz:0", "quiz:1"]
+    answers = [QuizAnswer.unpack(a) for a in rendered.actions]
+    assert answers == [None, QuizAnswer(0), QuizAnswer(1)]
+    assert quiz_reply(rendered.quiz, answers[2].option, 2).text == ct.QUIZ_RIGHT
+    assert quiz_reply(rendered.quiz, answers[1].option, 2).text.startswith(ct.QUIZ_WRONG.split("{")[0])
