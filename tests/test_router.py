@@ -6,6 +6,8 @@ through the in-process harness (real Conversation, SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import dataclasses
+import re
+from pathlib import Path
 
 import pytest
 
@@ -80,6 +82,22 @@ def test_states_pack_to_the_stored_strings():
     assert Relaying.unpack("relay:x") is None
     with pytest.raises(PayloadError):
         Relaying(10**40).pack()  # users.state holds 32 characters
+
+
+def test_actions_and_states_are_parsed_and_built_only_by_their_classes():
+    """No `split(":")` / `startswith` on an action or a stored state, and no button built from
+    an f-string, outside handlers/payloads.py and handlers/states.py."""
+    root = Path(__file__).resolve().parent.parent
+    parsing = re.compile(r"(\baction\w*|\.action|user\.state)\.(split|partition|startswith|removeprefix)\(")
+    building = re.compile(r'Button\([^()]*(\([^()]*\))?[^()]*, f"|state=f"')
+    offenders = []
+    for path in [*(root / "handlers").glob("*.py"), *(root / "bot").rglob("*.py")]:
+        if path.name in ("payloads.py", "states.py") and path.parent.name == "handlers":
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if parsing.search(line) or building.search(line):
+                offenders.append(f"{path.relative_to(root)}:{number}: {line.strip()}")
+    assert offenders == []
 
 
 def test_router_finds_the_longest_prefix_and_refuses_clashes():
