@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.channels.choices import QUIZ_ACTION, quiz_reply, render
+from bot.channels.choices import quiz_reply, render
 from bot.settings import Settings
 from handlers import channel_texts as ct
 from handlers.conversation import Conversation, Outcome
 from handlers.messages import IncomingMessage, Reply
+from handlers.payloads import QuizAnswer
 from handlers.verdict import Kind
 
 CHANNEL = "cli"
@@ -108,8 +109,9 @@ async def run_chat(settings: Settings, stdin: TextIO | None = None, out: Callabl
                     out(ct.OUT_OF_RANGE.format(last=len(actions)))
                     continue
                 action = actions[number - 1]
-                if action.startswith(QUIZ_ACTION) and quiz is not None:
-                    out(quiz_reply(quiz, int(action[len(QUIZ_ACTION):]), int(quiz.get("first", 1))).text)
+                answer = QuizAnswer.unpack(action)
+                if answer is not None and quiz is not None:
+                    out(quiz_reply(quiz, answer.option, int(quiz.get("first", 1))).text)
                     continue
                 msg = IncomingMessage(CHANNEL, TERMINAL_USER, action=action)
             replies = await session.conversation.handle(msg)

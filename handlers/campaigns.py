@@ -7,7 +7,6 @@ one thing and shows the preview again, so the usual path stays five steps."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
 
 from bot.campaigns.service import (
     LOCAL_TZ,
@@ -20,9 +19,25 @@ from bot.campaigns.service import (
 from handlers import texts
 from handlers.menus import TOPICS
 from handlers.messages import Button, Link, Reply
-
-if TYPE_CHECKING:
-    from handlers.conversation import Conversation, Turn
+from handlers.payloads import (
+    CampaignAbort,
+    CampaignBack,
+    CampaignCancel,
+    CampaignChannel,
+    CampaignConfirm,
+    CampaignOption,
+    CampaignSegment,
+    CampaignTime,
+    Payload,
+)
+from handlers.router import FeatureContext, Routes, Turn
+from handlers.states import (
+    CampaignAwaitingExtra,
+    CampaignAwaitingSegment,
+    CampaignAwaitingText,
+    CampaignAwaitingTime,
+    State,
+)
 
 EDIT_ROLES = ("admin", "staff")
 STATE_LABELS = {
@@ -54,12 +69,24 @@ def _parse_local(text: str) -> dt.datetime:
 
 
 class CampaignFeature:
-    def __init__(self, conversation: Conversation, service: CampaignService | None):
-        self.conv = conversation
+    def __init__(self, ctx: FeatureContext, service: CampaignService | None):
+        self.ctx = ctx
         self.service = service
 
+    def routes(self) -> Routes:
+        actions = (CampaignSegment, CampaignTime, CampaignOption, CampaignChannel, CampaignBack,
+                   CampaignConfirm, CampaignCancel)
+        return Routes(
+            commands={"chiendich": self.command},
+            actions={CampaignAbort: self.on_abort, **dict.fromkeys(actions, self.on_action)},
+            malformed={"camp": self.on_malformed},
+            states=dict.fromkeys((CampaignAwaitingText, CampaignAwaitingSegment, CampaignAwaitingTime,
+                                  CampaignAwaitingExtra), self.on_text),
+            malformed_states={"camp": self.on_text},
+        )
+
     async def _role(self, turn: Turn) -> str | None:
-        store = self.conv.store
+        store = self.ctx.store
         return await store.staff_role(turn.msg.channel, turn.msg.user_id) if store else None
 
     def _actor(self, turn: Turn) -> str:
@@ -74,9 +101,9 @@ class CampaignFeature:
             if not args:
                 if role not in EDIT_ROLES:
                     return [Reply(texts.STAFF_ONLY, kind="notice")]
-                await self.conv.store.update_user(turn.user.id, state="camp:text")  # type: ignore[union-attr]
+                await self.ctx.set_state(turn.user, CampaignAwaitingText())
                 return [Reply("Gửi nội dung tin nhắn chiến dịch. Dòng đầu là tiêu đề, các dòng sau là nội dung.",
-                              [[Button("Hủy", "camp:abort")]], kind="notice")]
+                              [[Button("Hủy", CampaignAbort().pack())]], kind="notice")]
             if args[0] == "ds":
                 rows = await self.service.recent()
                 lines = [f"#{c.id} [{STATE_LABELS.get(c.state, c.state)}] {c.title} — {c.recipients} người"
@@ -105,31 +132,30 @@ class CampaignFeature:
             f"bỏ qua {d['skipped']} · không chắc chắn {d['uncertain']} · chờ gửi {d['pending'] + d['sending']}",
             kind="notice")
 
-    async def on_text(self, turn: Turn, text: str) -> list[Reply]:
+    async def on_text(self, turn: Turn, state: State | None, text: str) -> list[Reply]:
         """Text typed during the dialogue: the message itself, a time, or an extra (link...)."""
-        assert self.conv.store is not None and turn.user is not None
-        state = turn.user.state
+        assert self.ctx.store is not None and turn.user is not None
         if await self._role(turn) not in EDIT_ROLES or self.service is None:
-            await self.conv.store.update_user(turn.user.id, state="")
+            await self.ctx.set_state(turn.user, None)
             return [Reply(texts.STAFF_ONLY, kind="notice")]
         try:
-            if state == "camp:text":
+            if isinstance(state, CampaignAwaitingText):
                 title, _, body = text.strip().partition("\n")
                 campaign = await self.service.create(CampaignDraft(
                     title=title, text=body or title, created_by=self._actor(turn),
                     report_channel=turn.msg.channel, report_chat=turn.msg.chat), confirm=False)
-                await self.conv.store.update_user(turn.user.id, state=f"camp:seg:{campaign.id}")
+                await self.ctx.set_state(turn.user, CampaignAwaitingSegment(campaign.id))
                 return [self._segment_reply(campaign.id)]
-            step, _, number = state.removeprefix("camp:").partition(":")
-            if number.isdigit() and step in ("time", "link", "img", "exp"):
-                campaign_id = int(number)
+            if isinstance(state, CampaignAwaitingTime):
+                await self._own_draft(turn, state.campaign)
+                return await self._preview(turn, state.campaign, scheduled_at=_parse_local(text))
+            if isinstance(state, CampaignAwaitingExtra) and state.extra in PROMPTS:
+                campaign_id = state.campaign
                 await self._own_draft(turn, campaign_id)
-                if step == "time":
-                    return await self._preview(turn, campaign_id, scheduled_at=_parse_local(text))
-                if step == "link":
+                if state.extra == "link":
                     links = [*(await self._links(campaign_id)), parse_link(text.strip())]
                     return await self._preview(turn, campaign_id, links=links)
-                if step == "img":
+                if state.extra == "img":
                     return await self._preview(turn, campaign_id, image_url=text.strip())
                 return await self._preview(turn, campaign_id, expires_at=_parse_local(text))
         except CampaignError as exc:
@@ -151,80 +177,99 @@ class CampaignFeature:
         return [Link(item["label"], item["url"]) for item in campaign.links or []]
 
     def _segment_reply(self, campaign_id: int) -> Reply:
-        rows = [[Button("Tất cả người đăng ký", f"camp:seg:{campaign_id}:all")]]
-        rows += [[Button(name, f"camp:seg:{campaign_id}:w:{slug}")] for slug, name in self.conv.config.wards.items()]
-        rows += [[Button(f"Chủ đề: {label}", f"camp:seg:{campaign_id}:t:{topic}")] for topic, label in TOPICS.items()]
+        rows = [[Button("Tất cả người đăng ký", CampaignSegment(campaign_id, "all").pack())]]
+        rows += [[Button(name, CampaignSegment(campaign_id, "w", slug).pack())]
+                 for slug, name in self.ctx.config.wards.items()]
+        rows += [[Button(f"Chủ đề: {label}", CampaignSegment(campaign_id, "t", topic).pack())]
+                 for topic, label in TOPICS.items()]
         return Reply("Gửi cho ai?", rows, kind="menu")
 
-    async def on_action(self, turn: Turn, arg: str) -> list[Reply]:
-        if await self._role(turn) not in EDIT_ROLES or self.service is None or self.conv.store is None:
-            return [Reply(texts.STAFF_ONLY, kind="notice")]  # a forged button from a citizen does nothing
+    async def _editor(self, turn: Turn) -> bool:
+        """Only staff who may edit press these buttons; a forged one from a citizen does nothing."""
+        return await self._role(turn) in EDIT_ROLES and self.service is not None and self.ctx.store is not None
+
+    async def on_malformed(self, turn: Turn) -> list[Reply]:
+        if not await self._editor(turn):
+            return [Reply(texts.STAFF_ONLY, kind="notice")]
+        return [Reply(texts.UNKNOWN_ACTION, kind="notice")]
+
+    async def on_abort(self, turn: Turn, _pressed: CampaignAbort) -> list[Reply]:
+        if not await self._editor(turn):
+            return [Reply(texts.STAFF_ONLY, kind="notice")]
         assert turn.user is not None
-        parts = arg.split(":")
+        await self.ctx.set_state(turn.user, None)
+        return [Reply("Đã hủy tạo chiến dịch.", kind="notice")]
+
+    async def on_action(self, turn: Turn, pressed: Payload) -> list[Reply]:
+        if not await self._editor(turn):
+            return [Reply(texts.STAFF_ONLY, kind="notice")]
+        assert self.service is not None and turn.user is not None
+        campaign_id: int = pressed.campaign  # type: ignore[attr-defined]  # every campaign payload names one
         try:
-            if parts[0] == "abort":
-                await self.conv.store.update_user(turn.user.id, state="")
-                return [Reply("Đã hủy tạo chiến dịch.", kind="notice")]
-            campaign_id = int(parts[1])
             campaign = await self.service.get(campaign_id)
             if campaign.created_by != self._actor(turn):
                 return [Reply("Chỉ người tạo mới tiếp tục được bản nháp này.", kind="notice")]
-            if parts[0] == "seg":
-                segment = {"wards": [], "topics": []}
-                if len(parts) == 4:
-                    segment["wards" if parts[2] == "w" else "topics"] = [parts[3]]
-                await self.service.update_draft(campaign_id, segment=segment)
-                await self.conv.store.update_user(turn.user.id, state=f"camp:time:{campaign_id}")
-                rows = [[Button("Gửi ngay", f"camp:time:{campaign_id}:now")],
-                        [Button("Sau 1 giờ", f"camp:time:{campaign_id}:1h")],
-                        [Button("8 giờ sáng mai", f"camp:time:{campaign_id}:tomorrow")]]
-                return [Reply("Gửi lúc nào? Bấm nút hoặc gõ giờ theo dạng 08:00 25/12/2026.", rows, kind="menu")]
-            if parts[0] == "time":
-                now = dt.datetime.now(dt.UTC)
-                when = {"now": now, "1h": now + dt.timedelta(hours=1)}.get(parts[2])
-                if when is None:
-                    local = now.astimezone(LOCAL_TZ) + dt.timedelta(days=1)
-                    when = local.replace(hour=8, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
-                return await self._preview(turn, campaign_id, scheduled_at=when)
-            if parts[0] == "opt" and parts[2] in PROMPTS:  # an optional extra: ask for it
-                await self.conv.store.update_user(turn.user.id, state=f"camp:{parts[2]}:{campaign_id}")
-                return [Reply(PROMPTS[parts[2]], [[Button("Quay lại", f"camp:back:{campaign_id}")]], kind="notice")]
-            if parts[0] == "opt" and parts[2] == "ch":
-                rows = [[Button(label, f"camp:ch:{campaign_id}:{key}")] for key, label in CHANNEL_LABELS.items()]
-                return [Reply("Gửi qua kênh nào?", rows, kind="menu")]
-            if parts[0] == "ch" and parts[2] in CHANNEL_LABELS:
-                return await self._preview(turn, campaign_id, channel=parts[2])
-            if parts[0] == "back":
-                return await self._preview(turn, campaign_id)
-            if parts[0] == "ok":
-                campaign = await self.service.confirm(campaign_id, self._actor(turn))
-                if campaign.state == "pending_approval":
-                    return [Reply(f"Chiến dịch #{campaign.id} gửi tới {campaign.recipients} người nên cần một cán bộ "
-                                  f"khác duyệt: /chiendich duyet {campaign.id}", kind="notice")]
-                return [Reply(f"Đã lên lịch chiến dịch #{campaign.id} lúc {_local(campaign.scheduled_at)}. "
-                              "Bạn sẽ nhận tin nhắn tiến độ khi bắt đầu gửi.", kind="notice")]
-            if parts[0] == "no":
-                await self.service.cancel(campaign_id, self._actor(turn))
-                return [Reply(f"Đã hủy chiến dịch #{campaign_id}.", kind="notice")]
-        except (CampaignError, ValueError, IndexError) as exc:
+            match pressed:
+                case CampaignSegment(kind=kind, value=value):
+                    segment: dict[str, list[str]] = {"wards": [], "topics": []}
+                    if value is not None:
+                        segment["wards" if kind == "w" else "topics"] = [value]
+                    await self.service.update_draft(campaign_id, segment=segment)
+                    await self.ctx.set_state(turn.user, CampaignAwaitingTime(campaign_id))
+                    rows = [[Button("Gửi ngay", CampaignTime(campaign_id, "now").pack())],
+                            [Button("Sau 1 giờ", CampaignTime(campaign_id, "1h").pack())],
+                            [Button("8 giờ sáng mai", CampaignTime(campaign_id, "tomorrow").pack())]]
+                    return [Reply("Gửi lúc nào? Bấm nút hoặc gõ giờ theo dạng 08:00 25/12/2026.", rows, kind="menu")]
+                case CampaignTime(when=when_name):
+                    now = dt.datetime.now(dt.UTC)
+                    when = {"now": now, "1h": now + dt.timedelta(hours=1)}.get(when_name)
+                    if when is None:
+                        local = now.astimezone(LOCAL_TZ) + dt.timedelta(days=1)
+                        when = local.replace(hour=8, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
+                    return await self._preview(turn, campaign_id, scheduled_at=when)
+                case CampaignOption(extra=extra) if extra in PROMPTS:  # an optional extra: ask for it
+                    await self.ctx.set_state(turn.user, CampaignAwaitingExtra(extra, campaign_id))
+                    return [Reply(PROMPTS[extra], [[Button("Quay lại", CampaignBack(campaign_id).pack())]],
+                                  kind="notice")]
+                case CampaignOption(extra="ch"):
+                    rows = [[Button(label, CampaignChannel(campaign_id, key).pack())]
+                            for key, label in CHANNEL_LABELS.items()]
+                    return [Reply("Gửi qua kênh nào?", rows, kind="menu")]
+                case CampaignChannel(channel=channel) if channel in CHANNEL_LABELS:
+                    return await self._preview(turn, campaign_id, channel=channel)
+                case CampaignBack():
+                    return await self._preview(turn, campaign_id)
+                case CampaignConfirm():
+                    campaign = await self.service.confirm(campaign_id, self._actor(turn))
+                    if campaign.state == "pending_approval":
+                        return [Reply(f"Chiến dịch #{campaign.id} gửi tới {campaign.recipients} người nên cần "
+                                      f"một cán bộ khác duyệt: /chiendich duyet {campaign.id}", kind="notice")]
+                    return [Reply(f"Đã lên lịch chiến dịch #{campaign.id} lúc {_local(campaign.scheduled_at)}. "
+                                  "Bạn sẽ nhận tin nhắn tiến độ khi bắt đầu gửi.", kind="notice")]
+                case CampaignCancel():
+                    await self.service.cancel(campaign_id, self._actor(turn))
+                    return [Reply(f"Đã hủy chiến dịch #{campaign_id}.", kind="notice")]
+        except (CampaignError, ValueError) as exc:
             return [Reply(f"Không thực hiện được: {exc}.", kind="notice")]
         return [Reply(texts.UNKNOWN_ACTION, kind="notice")]
 
     async def _preview(self, turn: Turn, campaign_id: int, **changes) -> list[Reply]:
         """Apply `changes` to the draft, then show it exactly as citizens will see it, with the
         recipient count, the confirm buttons and the optional extras."""
-        assert self.service is not None and self.conv.store is not None and turn.user is not None
+        assert self.service is not None and self.ctx.store is not None and turn.user is not None
         campaign = await self.service.update_draft(campaign_id, **changes) if changes \
             else await self.service.get(campaign_id)
-        await self.conv.store.update_user(turn.user.id, state="")
+        await self.ctx.set_state(turn.user, None)
         note = " (cần cán bộ khác duyệt)" if campaign.requires_approval else ""
         expiry = f", hết hạn lúc {_local(campaign.expires_at)}" if campaign.expires_at else ""
         n = campaign.id
         confirm = Reply(f"Trên đây là bản xem trước. Chiến dịch #{n} sẽ gửi tới {campaign.recipients} người "
                         f"qua {CHANNEL_LABELS.get(campaign.channel, campaign.channel)} lúc "
                         f"{_local(campaign.scheduled_at)}{expiry}{note}. Xác nhận?",
-                        [[Button("Xác nhận gửi", f"camp:ok:{n}"), Button("Hủy", f"camp:no:{n}")],
-                         [Button("➕ Liên kết", f"camp:opt:{n}:link"), Button("🖼 Ảnh", f"camp:opt:{n}:img")],
-                         [Button("⏳ Hạn gửi", f"camp:opt:{n}:exp"), Button("📡 Kênh", f"camp:opt:{n}:ch")]],
+                        [[Button("Xác nhận gửi", CampaignConfirm(n).pack()), Button("Hủy", CampaignCancel(n).pack())],
+                         [Button("➕ Liên kết", CampaignOption(n, "link").pack()),
+                          Button("🖼 Ảnh", CampaignOption(n, "img").pack())],
+                         [Button("⏳ Hạn gửi", CampaignOption(n, "exp").pack()),
+                          Button("📡 Kênh", CampaignOption(n, "ch").pack())]],
                         kind="notice")
         return [campaign_reply(campaign), confirm]

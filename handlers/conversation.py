@@ -1,16 +1,16 @@
 """Routes an incoming message to the feature that answers it.
 
-Channel adapters call `Conversation.respond`; features live one per module beside
-this one (faq answering here, hand-off, subscriptions, privacy, staff).
+Channel adapters call `Conversation.respond`. Every message passes the middleware chain
+(handlers/middleware.py: errors, de-duplication, the sender, flood limit), then the route
+table (handlers/router.py) that the features fill: hand-off, subscriptions, privacy, staff,
+campaigns (one module each beside this one), and the menus and FAQ answers here; the
+conversation skills around a free-text question are handlers/dialogue.py's.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 import unicodedata
-from collections import defaultdict, deque
-from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 from bot.campaigns.service import CampaignService
@@ -20,14 +20,42 @@ from bot.matching.live import LiveKnowledge
 from bot.ops import metrics
 from bot.privacy import loggable
 from bot.storage.pending import DATABASE_ERRORS, PendingLogs, PendingQuestion
-from bot.storage.store import Store, UserInfo
+from bot.storage.store import Store
 from handlers import freshness, texts
-from handlers.handoff import human_action
+from handlers.campaigns import CampaignFeature
+from handlers.dialogue import DialogueFeature
+from handlers.handoff import HandoffFeature, human_action
 from handlers.ids import id_reply
-from handlers.menus import entry_token, menu_buttons, resolve_entry
-from handlers.messages import Button, IncomingMessage, Link, Messenger, Reply, action_numbers_fit
+from handlers.menus import entry_token, feedback_row, menu_buttons, resolve_entry
+from handlers.messages import Button, IncomingMessage, Link, Messenger, Reply
+from handlers.middleware import (
+    Deduplicate,
+    FloodGuard,
+    FloodRule,
+    LoadUser,
+    chain,
+    handle_errors,
+)
+from handlers.payloads import (
+    AlsoAsked,
+    Category,
+    FacetChoice,
+    Feedback,
+    Menu,
+    NotThese,
+    Pick,
+    ShowEntry,
+    numbers_fit,
+)
+from handlers.privacy import PrivacyFeature
+from handlers.router import ConversationConfig, FeatureContext, Outcome, Result, Router, Routes, Turn
+from handlers.staff import StaffFeature
+from handlers.subscriptions import SubscriptionFeature
 from handlers.verdict import Kind, Verdict
 from knowledge.schema import CATEGORIES, Entry
+
+# Re-exported: channels, the web API and tests name them here.
+__all__ = ["Conversation", "ConversationConfig", "FloodGuard", "Outcome", "Turn"]
 
 log = logging.getLogger(__name__)
 
@@ -35,84 +63,8 @@ MAX_TEXT_CHARS = 2000  # longer questions are cut before matching; nobody types 
 STOP_WORDS = {"dừng", "dung", "stop", "huỷ", "hủy", "huy"}
 
 
-@dataclass
-class Outcome:
-    """The replies to send, and the matcher's verdict when the message was a question."""
-
-    replies: list[Reply]
-    match: MatchResult | None = None
-    question_id: int | None = None
-    verdict: Verdict | None = None  # set for free-text messages (handlers/verdict.py)
-
-
-@dataclass
-class ConversationConfig:
-    wards: dict[str, str] = field(default_factory=dict)  # slug -> display name
-    team_chats: dict[str, str] = field(default_factory=dict)  # ward slug or "default" -> chat id
-    team_channel: str = "telegram"
-    flood_limit_per_minute: int = 20  # 0: no limit (terminal chat, `converse`)
-    retention_days: int = 365
-    delivery_lease_seconds: float = 120.0  # see bot/handoff/service.py
-
-    def team_chat_for(self, ward: str | None) -> str | None:
-        return self.team_chats.get(ward or "", self.team_chats.get("default"))
-
-    def is_team_chat(self, chat_id: str) -> bool:
-        return chat_id in self.team_chats.values()
-
-
-@dataclass
-class Turn:
-    """One incoming message with the sender's stored record (None without storage)."""
-
-    msg: IncomingMessage
-    user: UserInfo | None
-
-
 def _link_label(url: str) -> str:
     return urlparse(url).netloc or url
-
-
-class FloodGuard:
-    """Per-user sliding window; the first message over the limit gets one polite notice.
-
-    Users quiet for a minute are forgotten now and then, so memory follows the number of
-    people writing right now, not everyone who ever wrote."""
-
-    PRUNE_EVERY = 1000  # checks
-
-    def __init__(self, per_minute: int):
-        self.per_minute = per_minute
-        self._seen: dict[str, deque[float]] = defaultdict(deque)
-        self._warned: set[str] = set()
-        self._checks = 0
-
-    def __len__(self) -> int:
-        return len(self._seen)
-
-    def _prune(self, now: float) -> None:
-        idle = [key for key, window in self._seen.items() if not window or now - window[-1] > 60]
-        for key in idle:
-            del self._seen[key]
-            self._warned.discard(key)
-
-    def check(self, key: str, now: float | None = None) -> str:
-        """'ok', 'warn' (send one notice) or 'drop'."""
-        now = time.monotonic() if now is None else now
-        self._checks += 1
-        if self._checks % self.PRUNE_EVERY == 0:
-            self._prune(now)
-        window = self._seen[key]
-        while window and now - window[0] > 60:
-            window.popleft()
-        if len(window) < self.per_minute:
-            window.append(now)
-            self._warned.discard(key)
-            return "ok"
-        if key in self._warned:
-            return "drop"
-        self._warned.add(key)
-        return "warn"
 
 
 class Conversation:
@@ -121,63 +73,49 @@ class Conversation:
     def __init__(self, knowledge: LiveKnowledge, store: Store | None = None,
                  messenger: Messenger | None = None, config: ConversationConfig | None = None,
                  campaigns: CampaignService | None = None, handoffs: HandoffService | None = None):
-        from handlers.campaigns import CampaignFeature
-        from handlers.dialogue import DialogueFeature
-        from handlers.handoff import HandoffFeature
-        from handlers.privacy import PrivacyFeature
-        from handlers.staff import StaffFeature
-        from handlers.subscriptions import SubscriptionFeature
-
         self.knowledge = knowledge
         self.store = store
         self.messenger = messenger
         self.config = config or ConversationConfig()
-        self.flood = FloodGuard(self.config.flood_limit_per_minute)
+        self.flood = FloodRule(self.config.flood_limit_per_minute)
         self.pending = PendingLogs()
-        self.handoff = HandoffFeature(self, handoffs)
-        self.subscriptions = SubscriptionFeature(self)
-        self.privacy = PrivacyFeature(self)
-        self.staff = StaffFeature(self)
-        self.campaigns = CampaignFeature(self, campaigns)
+        ctx = FeatureContext(knowledge, store, messenger, self.config)
+        self.handoff = HandoffFeature(ctx, handoffs)
+        self.subscriptions = SubscriptionFeature(ctx)
+        self.privacy = PrivacyFeature(ctx)
+        self.staff = StaffFeature(ctx)
+        self.campaigns = CampaignFeature(ctx, campaigns)
         self.dialogue = DialogueFeature(self)
+        self.router = Router([self.routes(), self.handoff.routes(), self.subscriptions.routes(),
+                              self.privacy.routes(), self.staff.routes(), self.campaigns.routes()])
+        self._handle = chain([handle_errors, Deduplicate(store), LoadUser(store, self.pending), self.flood],
+                             self._route)
+
+    def routes(self) -> Routes:
+        """The menus and answers (and the skills' buttons, handlers/dialogue.py)."""
+        return Routes(
+            commands={"start": self.greet, "menu": self.show_menu, "help": self.show_help, "id": self.show_id},
+            actions={Menu: lambda turn, _: self.show_menu(turn), Category: self.on_category,
+                     ShowEntry: self.on_entry, Pick: self.on_pick, NotThese: self.on_not_these,
+                     Feedback: self.on_feedback, AlsoAsked: self.on_skill_action, FacetChoice: self.on_skill_action},
+            malformed={"menu": self.show_menu, "no": self.on_not_these,
+                       **dict.fromkeys(self.dialogue.ACTIONS, self.on_skill_action)},
+        )
 
     async def handle(self, msg: IncomingMessage) -> list[Reply]:
         return (await self.respond(msg)).replies
 
     async def respond(self, msg: IncomingMessage) -> Outcome:
-        try:
-            result = await self._route(msg)
-        except Exception:  # a citizen never sees a stack trace
-            log.exception("handler failed for channel=%s", msg.channel)
-            return Outcome(self.error_replies(msg))
+        result = await self._handle(Turn(msg, None))
         return result if isinstance(result, Outcome) else Outcome(result)
 
-    @staticmethod
-    def error_replies(msg: IncomingMessage) -> list[Reply]:
-        """An honest apology (not the "no answer" fallback, which would mislead). In a team
-        group only messages meant for the bot get a notice, and never the citizen menu."""
-        if not msg.is_group:
-            return [Reply(texts.INTERNAL_ERROR, kind="error")]
-        if msg.action is not None or msg.reply_to_bot or msg.thread_id is not None:
-            return [Reply(texts.GROUP_INTERNAL_ERROR, kind="error")]
-        return []
-
-    async def _route(self, msg: IncomingMessage) -> list[Reply] | Outcome:
+    async def _route(self, turn: Turn) -> Result:
+        msg, user = turn.msg, turn.user
         if msg.is_group:
             if msg.command == "id":  # any group, configured or not: the id goes into TEAM_CHATS
                 return [id_reply(msg, self.config.team_chats)]
             return await self.handoff.on_team_message(msg)
-        fresh, user = await self._arrive(msg)
-        if not fresh:
-            return []  # already handled here or by another process (the platform retried)
-        if self.config.flood_limit_per_minute > 0:
-            verdict = self.flood.check(f"{msg.channel}:{msg.user_id}")
-            if verdict != "ok":
-                return [Reply(texts.FLOOD, kind="notice")] if verdict == "warn" else []
-        turn = Turn(msg, user)
         if msg.action is not None:
-            if not action_numbers_fit(msg.action):
-                return [Reply(texts.UNKNOWN_ACTION, menu_buttons(), kind="notice")]
             return await self.on_action(turn, msg.action)
         if msg.text is None:
             return [Reply(texts.ASK_TYPE_TEXT, kind="notice")]
@@ -186,88 +124,59 @@ class Conversation:
         text = msg.text[:MAX_TEXT_CHARS]
         if unicodedata.normalize("NFC", text).strip().lower().rstrip(".!") in STOP_WORDS:
             return await self.subscriptions.unsubscribe(turn)
-        if user is not None and user.state.startswith("camp:"):
-            return await self.campaigns.on_text(turn, text)
-        if user is not None and user.state:
-            handled = await self.handoff.on_citizen_text_in_state(turn, text)
-            if handled is not None:
-                return handled
+        if user is not None:
+            state, reader = self.router.state(user.state)
+            if reader is not None:
+                handled = await reader(turn, state, text)
+                if handled is not None:
+                    return handled
         return await self.on_question(turn, text)
 
-    async def _arrive(self, msg: IncomingMessage) -> tuple[bool, UserInfo | None]:
-        """(False for a duplicate event, the sender's record). The record is None without
-        storage or while the database is unreachable, in which case the bot still answers
-        from the knowledge base (see `pending`)."""
-        store = self.store
-        if store is None:
-            return True, None
-        if msg.event_key is not None:
-            fresh, user = await store.arrive(msg.event_key, msg.channel, msg.user_id, msg.ward or None)
-        elif store.outage.skip:
-            return True, None
-        else:
-            try:
-                fresh, user = True, await store.touch_user(msg.channel, msg.user_id, msg.ward or None)
-            except DATABASE_ERRORS as exc:
-                store.outage.failed(exc)
-                return True, None
-        if user is not None:
-            store.outage.recovered()
-            if self.pending.items:
-                await self.pending.flush(store)
-        return fresh, user
-
     # --- commands and buttons -------------------------------------------------
-    async def on_command(self, turn: Turn, command: str) -> list[Reply] | Outcome:
-        simple = {
-            "start": lambda: [Reply(texts.GREETING, menu_buttons(), kind="menu")],
-            "menu": lambda: [Reply(texts.MENU_PROMPT, menu_buttons(), kind="menu")],
-            "help": lambda: self.entry_replies(turn, "bot.help"),
-            "id": lambda: [id_reply(turn.msg, self.config.team_chats)],
-        }
-        if command in simple:
-            return simple[command]()
-        features = {
-            "dangky": self.subscriptions.start,
-            "huydangky": self.subscriptions.unsubscribe,
-            "quyenriengtu": self.privacy.explain,
-            "xoadulieu": self.privacy.confirm_delete,
-            "thongke": self.staff.stats,
-            "chuatraloi": self.staff.unanswered,
-            "staff": self.staff.manage,
-            "chiendich": self.campaigns.command,
-        }
-        if command in features:
-            return await features[command](turn)
-        return [Reply(texts.UNKNOWN_COMMAND, menu_buttons(), kind="notice")]
+    async def on_command(self, turn: Turn, command: str) -> Result:
+        handler = self.router.commands.get(command)
+        if handler is None:
+            return [Reply(texts.UNKNOWN_COMMAND, menu_buttons(), kind="notice")]
+        return await handler(turn)
 
-    async def on_action(self, turn: Turn, action: str) -> list[Reply] | Outcome:
-        name, _, arg = action.partition(":")
-        kb = self.knowledge.kb
-        if name == "menu":
-            return [Reply(texts.MENU_PROMPT, menu_buttons(), kind="menu")]
-        if name == "cat" and arg in CATEGORIES:
-            return [self.category_reply(arg)]
-        if name == "faq" and (entry_id := resolve_entry(kb, arg)) is not None:
-            await self.dialogue.remember(turn, entry_id)
-            return self.entry_replies(turn, entry_id)
-        if name == "pick":
-            return await self.on_pick(turn, arg)
-        if name in self.dialogue.ACTIONS:
-            return await self.dialogue.on_action(turn, action)
-        if name == "no":
-            return await self.on_not_these(turn, arg)
-        if name == "fb":
-            return await self.on_feedback(turn, arg)
-        if name in ("human", "ho"):
-            return await self.handoff.on_citizen_action(turn, name, arg)
-        if name in ("sub", "unsub"):
-            return await self.subscriptions.on_action(turn, name, arg)
-        if name == "del":
-            return await self.privacy.on_action(turn, arg)
-        if name == "camp":
-            return await self.campaigns.on_action(turn, arg)
+    async def on_action(self, turn: Turn, action: str) -> Result:
+        if numbers_fit(action):
+            pressed, handler = self.router.action(action)
+            if handler is not None:
+                return await (handler(turn, pressed) if pressed is not None else handler(turn))  # type: ignore[call-arg]
+        return self.unknown_action()
+
+    @staticmethod
+    def unknown_action() -> list[Reply]:
         return [Reply(texts.UNKNOWN_ACTION, menu_buttons(), kind="notice")]
+
+    async def greet(self, turn: Turn) -> list[Reply]:
+        return [Reply(texts.GREETING, menu_buttons(), kind="menu")]
+
+    async def show_menu(self, turn: Turn) -> list[Reply]:
+        return [Reply(texts.MENU_PROMPT, menu_buttons(), kind="menu")]
+
+    async def show_id(self, turn: Turn) -> list[Reply]:
+        return [id_reply(turn.msg, self.config.team_chats)]
+
+    async def show_help(self, turn: Turn) -> list[Reply]:
+        return self.entry_replies(turn, "bot.help")
+
+    async def on_category(self, turn: Turn, pressed: Category) -> list[Reply]:
+        if pressed.category not in CATEGORIES:
+            return self.unknown_action()
+        return [self.category_reply(pressed.category)]
+
+    async def on_entry(self, turn: Turn, pressed: ShowEntry) -> list[Reply]:
+        entry_id = resolve_entry(self.knowledge.kb, pressed.entry)
+        if entry_id is None:
+            return self.unknown_action()
+        await self.dialogue.remember(turn, entry_id)
+        return self.entry_replies(turn, entry_id)
+
+    async def on_skill_action(self, turn: Turn, pressed: object = None) -> list[Reply]:
+        """A conversation skill's button (handlers/dialogue.py reads its own payloads)."""
+        return await self.dialogue.on_action(turn, turn.msg.action or "")
 
     # --- free-text questions -------------------------------------------------
     async def on_question(self, turn: Turn, text: str) -> list[Reply] | Outcome:
@@ -341,39 +250,36 @@ class Conversation:
                                          logged, normalized, *values, ward=ward))
         return None
 
-    async def on_pick(self, turn: Turn, arg: str) -> list[Reply]:
-        qid, _, token = arg.partition(":")
-        faq_id = resolve_entry(self.knowledge.kb, token)
+    async def on_pick(self, turn: Turn, pressed: Pick) -> list[Reply]:
+        faq_id = resolve_entry(self.knowledge.kb, pressed.entry)
         if faq_id is None:
-            return [Reply(texts.UNKNOWN_ACTION, menu_buttons(), kind="notice")]
-        if self.store and turn.user and qid.isdigit():
-            await self.store.set_outcome(int(qid), turn.user, "picked", faq_id)
+            return self.unknown_action()
+        if self.store and turn.user and pressed.question:
+            await self.store.set_outcome(pressed.question, turn.user, "picked", faq_id)
         await self.dialogue.remember(turn, faq_id)
-        return self.entry_replies(turn, faq_id, qid)
+        return self.entry_replies(turn, faq_id, str(pressed.question))
 
-    async def on_not_these(self, turn: Turn, qid: str) -> list[Reply]:
-        if self.store and turn.user and qid.isdigit():
-            await self.store.set_outcome(int(qid), turn.user, "not_these")
+    async def on_not_these(self, turn: Turn, pressed: NotThese | None = None) -> list[Reply]:
+        if self.store and turn.user and pressed is not None:
+            await self.store.set_outcome(pressed.question, turn.user, "not_these")
         return [Reply(texts.NOT_THESE_REPLY, menu_buttons(), kind="fallback")]
 
-    async def on_feedback(self, turn: Turn, arg: str) -> list[Reply]:
-        vote, _, rest = arg.partition(":")
-        qid, _, token = rest.partition(":")
-        if vote not in ("up", "down"):
-            return [Reply(texts.UNKNOWN_ACTION, menu_buttons(), kind="notice")]
-        qid = qid if qid.isdigit() else "0"
+    async def on_feedback(self, turn: Turn, pressed: Feedback) -> list[Reply]:
+        if pressed.vote not in ("up", "down"):
+            return self.unknown_action()
         if self.store and turn.user:
-            await self.store.add_feedback(turn.user, int(qid) if qid != "0" else None,
-                                          resolve_entry(self.knowledge.kb, token), helpful=vote == "up")
-        if vote == "up":
+            await self.store.add_feedback(turn.user, pressed.question or None,
+                                          resolve_entry(self.knowledge.kb, pressed.entry), helpful=pressed.vote == "up")
+        if pressed.vote == "up":
             return [Reply(texts.FEEDBACK_THANKS_UP, kind="notice")]
-        return [Reply(texts.FEEDBACK_THANKS_DOWN, [[Button(texts.SEND_TO_TEAM, human_action(qid))]], kind="notice")]
+        return [Reply(texts.FEEDBACK_THANKS_DOWN, [[Button(texts.SEND_TO_TEAM, human_action(str(pressed.question)))]],
+                      kind="notice")]
 
     # --- reply builders -------------------------------------------------------
     def category_reply(self, category: str) -> Reply:
         entries = self.knowledge.kb.in_category(category)
-        rows = [[Button(e.title, f"faq:{entry_token(e.id)}")] for e in entries]
-        rows.append([Button(texts.MENU, "menu")])
+        rows = [[Button(e.title, ShowEntry(entry_token(e.id)).pack())] for e in entries]
+        rows.append([Button(texts.MENU, Menu().pack())])
         return Reply(texts.CATEGORY_PROMPT.format(label=CATEGORIES[category]), rows, kind="menu")
 
     def entry_replies(self, turn: Turn, entry_id: str, question_ref: str = "0") -> list[Reply]:
@@ -388,25 +294,25 @@ class Conversation:
     def answer_reply(self, entry: Entry, question_ref: str) -> Reply:
         kb = self.knowledge.kb
         rows = [
-            [Button(related.title, f"faq:{entry_token(related.id)}")]
+            [Button(related.title, ShowEntry(entry_token(related.id)).pack())]
             for related in (kb.get(rid) for rid in entry.related[:3])
             if related is not None
         ]
-        token = entry_token(entry.id)
-        rows.append([Button("👍", f"fb:up:{question_ref}:{token}"), Button("👎", f"fb:down:{question_ref}:{token}")])
-        rows.append([Button(texts.MENU, "menu")])
+        rows.append(feedback_row(question_ref, entry.id))
+        rows.append([Button(texts.MENU, Menu().pack())])
         text = f"{entry.title}\n\n{entry.answer_text}\n\n{freshness.source_line(entry)}{texts.FEEDBACK_QUESTION}"
         links = [Link(_link_label(url), url) for url in entry.links]
         return Reply(text, rows, links, kind="answer")
 
     def suggest_reply(self, ids: list[str], question_ref: str = "0") -> Reply:
         kb = self.knowledge.kb
-        rows = [[Button(e.title, f"pick:{question_ref}:{entry_token(e.id)}")]
+        rows = [[Button(e.title, Pick(int(question_ref), entry_token(e.id)).pack())]
                 for e in (kb.get(i) for i in ids[:3]) if e is not None]
-        rows.append([Button(texts.NOT_THESE, f"no:{question_ref}")])
+        rows.append([Button(texts.NOT_THESE, NotThese(int(question_ref)).pack())])
         return Reply(texts.SUGGEST, rows, kind="suggest")
 
     def fallback_reply(self, question_ref: str = "0") -> Reply:
         rows = menu_buttons(with_staff=False)
         rows.append([Button(texts.SEND_TO_TEAM, human_action(question_ref))])
         return Reply(texts.FALLBACK, rows, kind="fallback")
+

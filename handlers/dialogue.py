@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import TYPE_CHECKING
 
 from bot.matching import Decision, MatchResult
 from bot.ops import metrics
@@ -20,10 +19,11 @@ from bot.storage.pending import DATABASE_ERRORS
 from handlers import texts
 from handlers.followup import FollowupReader, FollowupReading, Move
 from handlers.handoff import human_action
-from handlers.menus import entry_token, resolve_entry
+from handlers.menus import entry_token, feedback_row, resolve_entry
 from handlers.messages import Button, Reply
 from handlers.multi_question import SHORT_ANSWER_CHARS, TwoQuestions, find_two
-from handlers.payloads import AlsoAsked, FacetChoice
+from handlers.payloads import AlsoAsked, FacetChoice, Menu, NotThese, Pick, ShowEntry
+from handlers.router import Answering, Outcome, Turn
 from handlers.smalltalk import (
     SHADOWED,
     SMALLTALK_ENTRY,
@@ -35,9 +35,6 @@ from handlers.smalltalk import (
 )
 from handlers.verdict import Kind, Verdict
 from knowledge.schema import FACETS, Entry
-
-if TYPE_CHECKING:
-    from handlers.conversation import Conversation, Outcome, Turn
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +48,7 @@ QUESTION_MARKS = ("sao", "gi", "nao", "dau", "khong", "ko", "bao", "the", "ntn",
 class DialogueFeature:
     ACTIONS = frozenset({AlsoAsked.PREFIX, FacetChoice.PREFIX})
 
-    def __init__(self, conversation: Conversation):
+    def __init__(self, conversation: Answering):
         self.c = conversation
         self.smalltalk = SmallTalk()
         self.followups = FollowupReader()
@@ -79,8 +76,6 @@ class DialogueFeature:
 
     # --- free text -------------------------------------------------------------------
     async def on_question(self, turn: Turn, text: str) -> Outcome:
-        from handlers.conversation import Outcome
-
         if not text.strip():
             return Outcome([Reply(texts.EMPTY, kind="notice")])
         question = text
@@ -132,8 +127,6 @@ class DialogueFeature:
 
     async def small_talk(self, turn: Turn, text: str, intent: Intent, result: MatchResult | None = None) -> Outcome:
         """Warm reply; logged as "smalltalk" (never unanswered), the fallback streak untouched."""
-        from handlers.conversation import Outcome
-
         metrics.QUESTIONS.labels(turn.msg.channel, Kind.SMALLTALK.value).inc()
         logged = MatchResult(Decision.FALLBACK, None, 0.0, [], result.normalized if result else "")
         question_id = await self.c._log_question(turn, text, logged, None, decision=Kind.SMALLTALK.value)
@@ -142,8 +135,6 @@ class DialogueFeature:
     async def two_questions(self, turn: Turn, text: str, two: TwoQuestions) -> Outcome:
         """Answer the first; answer the second too when both are short, else offer it as a button.
         A second part that matched nothing is logged on its own, for staff, with the hand-off."""
-        from handlers.conversation import Outcome
-
         first = dataclasses.replace(two.first, decision=Decision.ANSWER)  # answered, whatever the gap
         assert first.faq_id is not None
         metrics.QUESTIONS.labels(turn.msg.channel, first.decision.value).inc()
@@ -178,8 +169,6 @@ class DialogueFeature:
         return Outcome(replies, first, question_id, Verdict(Kind.ANSWER, first.faq_id, also=(second_id,)))
 
     async def followup(self, turn: Turn, text: str, reading: FollowupReading, own: MatchResult) -> Outcome:
-        from handlers.conversation import Outcome
-
         if reading.move is Move.CHOICES:
             choices = self.c.shown_ids(list(reading.choices))
             result = MatchResult(Decision.SUGGEST, choices[0] if choices else None, own.score, choices[1:],
@@ -222,9 +211,8 @@ class DialogueFeature:
     def facet_reply(self, entry: Entry, facet: str, question_ref: str) -> Reply:
         """One part of an entry's answer, with the full answer one press away."""
         token = entry_token(entry.id)
-        rows = [[Button(texts.FULL_ANSWER, f"faq:{token}")],
-                [Button("👍", f"fb:up:{question_ref}:{token}"), Button("👎", f"fb:down:{question_ref}:{token}")],
-                [Button(texts.MENU, "menu")]]
+        rows = [[Button(texts.FULL_ANSWER, ShowEntry(token).pack())], feedback_row(question_ref, entry.id),
+                [Button(texts.MENU, Menu().pack())]]
         text = f"{entry.title} — {FACETS[facet]}\n\n{entry.facets[facet].strip()}\n\n{texts.FEEDBACK_QUESTION}"
         return Reply(text, rows, kind="answer")
 
@@ -235,16 +223,16 @@ class DialogueFeature:
         if previous is not None:
             token = entry_token(previous.id)
             rows += [[Button(FACETS[f], FacetChoice(f, token).pack())] for f in reading.facets]
-        rows += [[Button(e.title, f"pick:{question_ref}:{entry_token(e.id)}")]
+        rows += [[Button(e.title, Pick(int(question_ref), entry_token(e.id)).pack())]
                  for e in (kb.get(i) for i in choices) if e is not None]
-        rows.append([Button(texts.NOT_THESE, f"no:{question_ref}")])
+        rows.append([Button(texts.NOT_THESE, NotThese(int(question_ref)).pack())])
         title = previous.title if previous is not None else ""
         return Reply(texts.FOLLOWUP_CHOICES.format(title=title), rows, kind="suggest")
 
     def not_covered_reply(self, ids: list[str], question_ref: str) -> Reply:
         """Honest: no guide for this; the closest entries, and the ward's team."""
         kb = self.c.knowledge.kb
-        rows = [[Button(e.title, f"pick:{question_ref}:{entry_token(e.id)}")]
+        rows = [[Button(e.title, Pick(int(question_ref), entry_token(e.id)).pack())]
                 for e in (kb.get(i) for i in ids) if e is not None]
         rows.append([Button(texts.SEND_TO_TEAM, human_action(question_ref))])
         return Reply(texts.NOT_COVERED, rows, kind="fallback")

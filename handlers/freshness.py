@@ -6,6 +6,7 @@ from __future__ import annotations
 from handlers import texts
 from handlers.handoff import human_action
 from handlers.messages import Button, Reply
+from handlers.payloads import Menu
 from knowledge.freshness import names_a_document, site_of, source_urls
 from knowledge.schema import Entry
 
@@ -27,5 +28,5 @@ def source_line(entry: Entry) -> str:
 
 
 def suspended_reply(entry: Entry, question_ref: str = "0") -> Reply:
-    rows = [[Button(texts.SEND_TO_TEAM, human_action(question_ref))], [Button(texts.MENU, "menu")]]
+    rows = [[Button(texts.SEND_TO_TEAM, human_action(question_ref))], [Button(texts.MENU, Menu().pack())]]
     return Reply(texts.ENTRY_SUSPENDED.format(title=entry.title), rows, kind="notice")

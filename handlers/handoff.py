@@ -6,7 +6,6 @@ reminders) are bot/handoff/service.py's, shared with the dashboard and the perio
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
 
 from bot.handoff.service import HandoffService, draft_buttons
 from bot.privacy import loggable, redact
@@ -14,9 +13,9 @@ from bot.storage.store import UserInfo
 from handlers import texts
 from handlers.menus import back_to_bot_row, menu_buttons
 from handlers.messages import Button, IncomingMessage, Reply
-
-if TYPE_CHECKING:
-    from handlers.conversation import Conversation, Turn
+from handlers.payloads import AskTeam, CloseThread, DraftFromThread, LeaveHandoff
+from handlers.router import FeatureContext, Router, Routes, Turn
+from handlers.states import AwaitingTeamQuestion, Relaying
 
 # "Gặp cán bộ" from the menu sends the latest question only if it is this recent and the
 # bot did not help; a button under a question's reply may send that question within a day.
@@ -25,25 +24,45 @@ BUTTON_QUESTION_WINDOW = dt.timedelta(hours=24)
 
 
 class HandoffFeature:
-    def __init__(self, conversation: Conversation, service: HandoffService | None = None):
-        self.conv = conversation
-        if service is None and conversation.store is not None:
-            service = HandoffService(conversation.store, conversation.messenger, conversation.config)
+    def __init__(self, ctx: FeatureContext, service: HandoffService | None = None):
+        self.ctx = ctx
+        if service is None and ctx.store is not None:
+            service = HandoffService(ctx.store, ctx.messenger, ctx.config)
         self.service = service  # None without storage (previews, the terminal chat)
+        # What the team group's buttons do (a separate table: the same payload pressed in a
+        # private chat is a forged one and gets the citizen's "unknown action").
+        self.team_actions = Router([Routes(actions={CloseThread: self._close, DraftFromThread: self._draft})])
+
+    def routes(self) -> Routes:
+        """The citizen side; the team group's messages come through `on_team_message`."""
+        return Routes(
+            actions={AskTeam: self.on_ask, LeaveHandoff: self.on_leave},
+            malformed={"human": self.on_ask_malformed, "ho": self.on_malformed},
+            states={AwaitingTeamQuestion: self.on_question_for_team, Relaying: self.on_relayed_text},
+        )
 
     def offer_reply(self, question_ref: str = "0") -> Reply:
         return Reply(texts.OFFER_TEAM_AFTER_FALLBACKS, [[Button(texts.SEND_TO_TEAM, human_action(question_ref))]],
                      kind="offer")
 
     # --- citizen side ---------------------------------------------------------------
-    async def on_citizen_action(self, turn: Turn, name: str, arg: str) -> list[Reply]:
+    async def on_ask(self, turn: Turn, pressed: AskTeam) -> list[Reply]:
         if self.service is None or turn.user is None:
             return [Reply(texts.NO_STORAGE, kind="notice")]
-        if name == "human":
-            return await self.ask(turn.user, int(arg) if arg.isdigit() and arg != "0" else None)
-        if arg == "leave":
-            await self.service.store.update_user(turn.user.id, state="")
-            return [Reply(texts.HANDOFF_LEFT, menu_buttons(), kind="notice")]
+        return await self.ask(turn.user, pressed.question or None)
+
+    async def on_ask_malformed(self, turn: Turn) -> list[Reply]:
+        return await self.on_ask(turn, AskTeam())
+
+    async def on_leave(self, turn: Turn, _pressed: LeaveHandoff) -> list[Reply]:
+        if self.service is None or turn.user is None:
+            return [Reply(texts.NO_STORAGE, kind="notice")]
+        await self.ctx.set_state(turn.user, None)
+        return [Reply(texts.HANDOFF_LEFT, menu_buttons(), kind="notice")]
+
+    async def on_malformed(self, turn: Turn) -> list[Reply]:
+        if self.service is None or turn.user is None:
+            return [Reply(texts.NO_STORAGE, kind="notice")]
         return [Reply(texts.UNKNOWN_ACTION, menu_buttons(), kind="notice")]
 
     async def ask(self, user: UserInfo, question_id: int | None) -> list[Reply]:
@@ -55,39 +74,37 @@ class HandoffFeature:
         question = await store.question_for_handoff(user, window, question_id)
         current = await self.service.open_thread_of(user)
         if current is not None:
-            await store.update_user(user.id, state=f"relay:{current.id}", fallback_streak=0)
+            await self.ctx.set_state(user, Relaying(current.id), fallback_streak=0)
             if question is not None and question[0] != current.question_id:
                 await self.service.add_citizen_message(current, question[1])
                 return [Reply(texts.HANDOFF_ADDED.format(id=current.id), [back_to_bot_row()], kind="handoff")]
             return [Reply(texts.HANDOFF_ALREADY_OPEN.format(id=current.id), [back_to_bot_row()], kind="handoff")]
         if question is None:
-            await store.update_user(user.id, state="await_handoff_question")
+            await self.ctx.set_state(user, AwaitingTeamQuestion())
             return [Reply(texts.ASK_QUESTION_FOR_TEAM, [back_to_bot_row()], kind="notice")]
         return await self.open(user, question[1], question[0])
 
-    async def on_citizen_text_in_state(self, turn: Turn, text: str) -> list[Reply] | None:
-        """Messages while waiting for a person go to the team, not to the matcher.
-
-        Redacted here, where every typed message on its way to the team passes: the team group,
-        its forum topic's name and the stored thread never see a phone, ID or card number."""
-        user = turn.user
-        assert user is not None
-        if self.service is None:
+    # Messages while waiting for a person go to the team, not to the matcher. Redacted here,
+    # where every typed message on its way to the team passes: the team group, its forum
+    # topic's name and the stored thread never see a phone, ID or card number.
+    async def on_question_for_team(self, turn: Turn, _state: AwaitingTeamQuestion, text: str) -> list[Reply] | None:
+        if self.service is None or turn.user is None:
             return None
-        store = self.service.store
         text = redact(text)
-        if user.state == "await_handoff_question":
-            logged, normalized = loggable(text, self.conv.knowledge.normalizer.normalized)
-            question_id = await store.log_question(user, logged, normalized, "handoff", None, 0.0, [])
-            return await self.open(user, text, question_id)
-        if user.state.startswith("relay:"):
-            handoff = await self.service.get(int(user.state.split(":", 1)[1]))
-            if handoff is None or handoff.state == "closed":
-                await store.update_user(user.id, state="")
-                return None
-            await self.service.add_citizen_message(handoff, text)
-            return [Reply(texts.HANDOFF_FOLLOWUP_SENT, [back_to_bot_row()], kind="notice")]
-        return None
+        logged, normalized = loggable(text, self.ctx.knowledge.normalizer.normalized)
+        question_id = await self.service.store.log_question(turn.user, logged, normalized, "handoff", None, 0.0, [])
+        return await self.open(turn.user, text, question_id)
+
+    async def on_relayed_text(self, turn: Turn, state: Relaying, text: str) -> list[Reply] | None:
+        """None when the thread is closed meanwhile: the message is then a question for the bot."""
+        if self.service is None or turn.user is None:
+            return None
+        handoff = await self.service.get(state.handoff)
+        if handoff is None or handoff.state == "closed":
+            await self.ctx.set_state(turn.user, None)
+            return None
+        await self.service.add_citizen_message(handoff, redact(text))
+        return [Reply(texts.HANDOFF_FOLLOWUP_SENT, [back_to_bot_row()], kind="notice")]
 
     async def open(self, user: UserInfo, text: str, question_id: int | None) -> list[Reply]:
         assert self.service is not None
@@ -99,10 +116,11 @@ class HandoffFeature:
 
     # --- team side --------------------------------------------------------------------
     async def on_team_message(self, msg: IncomingMessage) -> list[Reply]:
-        if self.service is None or not self.conv.config.is_team_chat(msg.chat):
+        if self.service is None or not self.ctx.config.is_team_chat(msg.chat):
             return []  # the bot ignores groups that are not configured team chats
         if msg.action is not None:
-            return await self._team_action(msg)
+            pressed, handler = self.team_actions.action(msg.action)
+            return await handler(msg, pressed) if pressed is not None and handler is not None else []
         if msg.text is None or msg.text.startswith("/"):
             return []
         handoff = await self.service.thread_in_team_chat(
@@ -116,31 +134,42 @@ class HandoffFeature:
         relay = await self.service.record_team_reply(handoff, msg.text, author, team_chat_id=msg.chat)
         return [Reply(relay.note, kind="notice")] if relay.note else []
 
-    async def _team_action(self, msg: IncomingMessage) -> list[Reply]:
-        """"Đã xử lý" (ho:close:<id>) and "Tạo FAQ nháp" (ho:draft:<id>) under a thread's post."""
-        assert self.service is not None and msg.action is not None
-        parts = msg.action.split(":")
-        if len(parts) != 3 or parts[0] != "ho" or not parts[2].isdigit():
+    async def _thread_of_group(self, msg: IncomingMessage, handoff_id: int):
+        """The thread a team-group button is about; None from another group (it cannot touch it)."""
+        assert self.service is not None
+        handoff = await self.service.get(handoff_id)
+        return handoff if handoff is not None and handoff.team_chat_id == msg.chat else None
+
+    @staticmethod
+    def _who(msg: IncomingMessage) -> str:
+        return msg.author or f"{msg.channel}:{msg.user_id}"
+
+    async def _close(self, msg: IncomingMessage, pressed: CloseThread) -> list[Reply]:
+        """"Đã xử lý" under a thread's post."""
+        assert self.service is not None
+        handoff = await self._thread_of_group(msg, pressed.handoff)
+        if handoff is None:
             return []
-        handoff = await self.service.get(int(parts[2]))
-        if handoff is None or handoff.team_chat_id != msg.chat:
-            return []  # a button from another group cannot touch this thread
-        who = msg.author or f"{msg.channel}:{msg.user_id}"
-        if parts[1] == "close":
-            if await self.service.close(handoff.id, who) is None:
-                return [Reply(texts.GROUP_ALREADY_CLOSED.format(id=handoff.id), kind="notice")]
-            if msg.message_id is not None and self.conv.messenger is not None:
-                # "Đã xử lý" is done; drafting an FAQ entry from the answer stays possible.
-                await self.conv.messenger.edit_buttons(self.conv.config.team_channel, msg.chat, msg.message_id,
-                                                       draft_buttons(handoff.id))
-            return [Reply(texts.GROUP_CLOSED.format(id=handoff.id, who=who), kind="notice")]
-        if parts[1] == "draft":
-            if await self.service.make_draft(handoff, who) is None:
-                return [Reply(texts.GROUP_NOTHING_TO_DRAFT.format(id=handoff.id), kind="notice")]
-            return [Reply(texts.GROUP_DRAFTED.format(id=handoff.id), kind="notice")]
-        return []
+        who = self._who(msg)
+        if await self.service.close(handoff.id, who) is None:
+            return [Reply(texts.GROUP_ALREADY_CLOSED.format(id=handoff.id), kind="notice")]
+        if msg.message_id is not None and self.ctx.messenger is not None:
+            # "Đã xử lý" is done; drafting an FAQ entry from the answer stays possible.
+            await self.ctx.messenger.edit_buttons(self.ctx.config.team_channel, msg.chat, msg.message_id,
+                                                  draft_buttons(handoff.id))
+        return [Reply(texts.GROUP_CLOSED.format(id=handoff.id, who=who), kind="notice")]
+
+    async def _draft(self, msg: IncomingMessage, pressed: DraftFromThread) -> list[Reply]:
+        """"Tạo FAQ nháp" under a thread's post."""
+        assert self.service is not None
+        handoff = await self._thread_of_group(msg, pressed.handoff)
+        if handoff is None:
+            return []
+        if await self.service.make_draft(handoff, self._who(msg)) is None:
+            return [Reply(texts.GROUP_NOTHING_TO_DRAFT.format(id=handoff.id), kind="notice")]
+        return [Reply(texts.GROUP_DRAFTED.format(id=handoff.id), kind="notice")]
 
 
 def human_action(question_ref: str = "0") -> str:
     """Button action for "send to the team"; carries the question it is about, if any."""
-    return f"human:{question_ref}" if question_ref not in ("", "0") else "human"
+    return AskTeam.about(question_ref).pack()

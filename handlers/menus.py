@@ -6,6 +6,7 @@ import hashlib
 
 from handlers import texts
 from handlers.messages import Button
+from handlers.payloads import AskTeam, Category, Feedback, LeaveHandoff
 from knowledge.schema import CATEGORIES, TOPICS
 
 MENU_CATEGORIES = [*TOPICS, "social"]  # the subscription topics, and insurance/tax/health/school
@@ -16,15 +17,22 @@ _HASHED = "~"
 
 
 def menu_buttons(with_staff: bool = True) -> list[list[Button]]:
-    cats = [Button(CATEGORIES[c], f"cat:{c}") for c in MENU_CATEGORIES]
+    cats = [Button(CATEGORIES[c], Category(c).pack()) for c in MENU_CATEGORIES]
     rows = [cats[i : i + 2] for i in range(0, len(cats), 2)]
     if with_staff:
-        rows.append([Button(texts.TALK_TO_STAFF, "human")])
+        rows.append([Button(texts.TALK_TO_STAFF, AskTeam().pack())])
     return rows
 
 
 def back_to_bot_row() -> list[Button]:
-    return [Button(texts.BACK_TO_BOT, "ho:leave")]
+    return [Button(texts.BACK_TO_BOT, LeaveHandoff().pack())]
+
+
+def feedback_row(question_ref: str, entry_id: str) -> list[Button]:
+    """👍 / 👎 under an answer, for the logged question it answered ("0": none)."""
+    token = entry_token(entry_id)
+    return [Button("👍", Feedback("up", int(question_ref), token).pack()),
+            Button("👎", Feedback("down", int(question_ref), token).pack())]
 
 
 def _hashed(entry_id: str) -> str:

@@ -11,13 +11,6 @@ MAX_ACTION_BYTES = 64  # Telegram's callback_data limit; the tightest of our cha
 MAX_ACTION_NUMBER = 2**31 - 1  # ids in our buttons are database keys; anything larger is forged
 
 
-def action_numbers_fit(action: str) -> bool:
-    """Whether every number in a button payload ("fb:up:123:x") fits a database id: a forged
-    payload with a 20-digit id gets "unknown action", not a database error."""
-    return all(not part.isdigit() or (len(part) <= 10 and int(part) <= MAX_ACTION_NUMBER)
-               for part in action.split(":"))
-
-
 @dataclass(frozen=True)
 class Button:
     label: str

@@ -2,30 +2,37 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from handlers import texts
 from handlers.messages import Button, Reply
-
-if TYPE_CHECKING:
-    from handlers.conversation import Conversation, Turn
+from handlers.payloads import DeleteData
+from handlers.router import FeatureContext, Routes, Turn
 
 
 class PrivacyFeature:
-    def __init__(self, conversation: Conversation):
-        self.conv = conversation
+    def __init__(self, ctx: FeatureContext):
+        self.ctx = ctx
+
+    def routes(self) -> Routes:
+        return Routes(
+            commands={"quyenriengtu": self.explain, "xoadulieu": self.confirm_delete},
+            actions={DeleteData: self.on_answer},
+            malformed={"del": self.cancelled},
+        )
 
     async def explain(self, turn: Turn) -> list[Reply]:
-        return [Reply(texts.PRIVACY.format(days=self.conv.config.retention_days), kind="notice")]
+        return [Reply(texts.PRIVACY.format(days=self.ctx.config.retention_days), kind="notice")]
 
     async def confirm_delete(self, turn: Turn) -> list[Reply]:
-        rows = [[Button(texts.DELETE_YES, "del:yes"), Button(texts.DELETE_NO, "del:no")]]
+        rows = [[Button(texts.DELETE_YES, DeleteData("yes").pack()), Button(texts.DELETE_NO, DeleteData("no").pack())]]
         return [Reply(texts.DELETE_CONFIRM, rows, kind="notice")]
 
-    async def on_action(self, turn: Turn, arg: str) -> list[Reply]:
-        store = self.conv.store
-        if arg != "yes":
-            return [Reply(texts.DELETE_CANCELLED, kind="notice")]
+    async def cancelled(self, turn: Turn) -> list[Reply]:
+        return [Reply(texts.DELETE_CANCELLED, kind="notice")]
+
+    async def on_answer(self, turn: Turn, pressed: DeleteData) -> list[Reply]:
+        store = self.ctx.store
+        if pressed.answer != "yes":
+            return await self.cancelled(turn)
         if store is None or turn.user is None:
             return [Reply(texts.NO_STORAGE, kind="notice")]
         await store.delete_user_data(turn.user.id)

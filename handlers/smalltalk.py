@@ -24,6 +24,7 @@ from handlers import texts
 from handlers.handoff import human_action
 from handlers.menus import menu_buttons
 from handlers.messages import Button, Reply
+from handlers.payloads import AskTeam, Menu
 
 LEXICON_FILE = Path(__file__).resolve().parent.parent / "knowledge" / "lexicon" / "smalltalk.yaml"
 # Entries whose topic small talk shadows: "bạn là người hay máy" is not a request for a person.
@@ -152,7 +153,7 @@ class SmallTalk:
 
 def replies_for(intent: Intent) -> list[Reply]:
     """Short, warm replies; the menu after a greeting, the hand-off offer after a complaint."""
-    menu_row = [Button(texts.MENU, "menu")]
+    menu_row = [Button(texts.MENU, Menu().pack())]
     if intent is Intent.GREETING:
         return [Reply(texts.SMALLTALK_GREETING, menu_buttons(), kind="smalltalk")]
     if intent is Intent.COMPLAINT:
@@ -160,7 +161,7 @@ def replies_for(intent: Intent) -> list[Reply]:
         rows = [[Button(texts.SEND_TO_TEAM, human_action())], menu_row]
         return [Reply(texts.SMALLTALK_COMPLAINT, rows, kind="smalltalk")]
     if intent is Intent.IDENTITY:
-        return [Reply(texts.SMALLTALK_IDENTITY, [[Button(texts.TALK_TO_STAFF, "human")], menu_row],
+        return [Reply(texts.SMALLTALK_IDENTITY, [[Button(texts.TALK_TO_STAFF, AskTeam().pack())], menu_row],
                       kind="smalltalk")]
     text = {
         Intent.THANKS: texts.SMALLTALK_THANKS,

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
 
 from rapidfuzz import fuzz
 
 from bot.localtime import VN_TZ  # "today" for staff is the Vietnamese day
 from handlers import texts
 from handlers.messages import Reply
-
-if TYPE_CHECKING:
-    from handlers.conversation import Conversation, Turn
+from handlers.router import FeatureContext, Routes, Turn
 
 CLUSTER_SIMILARITY = 80
 
@@ -31,18 +28,21 @@ def cluster(questions: list[str], threshold: float = CLUSTER_SIMILARITY) -> list
 
 
 class StaffFeature:
-    def __init__(self, conversation: Conversation):
-        self.conv = conversation
+    def __init__(self, ctx: FeatureContext):
+        self.ctx = ctx
+
+    def routes(self) -> Routes:
+        return Routes(commands={"thongke": self.stats, "chuatraloi": self.unanswered, "staff": self.manage})
 
     async def _role(self, turn: Turn) -> str | None:
-        if self.conv.store is None:
+        if self.ctx.store is None:
             return None
-        return await self.conv.store.staff_role(turn.msg.channel, turn.msg.user_id)
+        return await self.ctx.store.staff_role(turn.msg.channel, turn.msg.user_id)
 
     async def stats(self, turn: Turn) -> list[Reply]:
         if await self._role(turn) is None:
             return [Reply(texts.STAFF_ONLY, kind="notice")]
-        store = self.conv.store
+        store = self.ctx.store
         assert store is not None
         now = dt.datetime.now(VN_TZ)
         today = now.replace(hour=0, minute=0, second=0, microsecond=0)  # midnight in Vietnam
@@ -55,8 +55,8 @@ class StaffFeature:
     async def unanswered(self, turn: Turn) -> list[Reply]:
         if await self._role(turn) is None:
             return [Reply(texts.STAFF_ONLY, kind="notice")]
-        assert self.conv.store is not None
-        groups = cluster(await self.conv.store.recent_unanswered())
+        assert self.ctx.store is not None
+        groups = cluster(await self.ctx.store.recent_unanswered())
         if not groups:
             return [Reply(texts.UNANSWERED_NONE, kind="notice")]
         lines = [texts.UNANSWERED_HEADER] + [f"{i}. ({n}×) {q[:120]}" for i, (q, n) in enumerate(groups[:15], 1)]
@@ -65,7 +65,7 @@ class StaffFeature:
     async def manage(self, turn: Turn) -> list[Reply]:
         if await self._role(turn) != "admin":
             return [Reply(texts.STAFF_ONLY, kind="notice")]
-        store = self.conv.store
+        store = self.ctx.store
         assert store is not None
         parts = (turn.msg.text or "").split()[1:]
         if len(parts) < 2 or parts[0] not in ("add", "remove") or ":" not in parts[1]:

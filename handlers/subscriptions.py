@@ -2,68 +2,80 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from handlers import texts
 from handlers.menus import TOPICS
 from handlers.messages import Button, Reply
-
-if TYPE_CHECKING:
-    from handlers.conversation import Conversation, Turn
+from handlers.payloads import SubscribeDone, SubscribeTopic, SubscribeWard, Unsubscribe
+from handlers.router import FeatureContext, Routes, Turn
 
 
 class SubscriptionFeature:
-    def __init__(self, conversation: Conversation):
-        self.conv = conversation
+    def __init__(self, ctx: FeatureContext):
+        self.ctx = ctx
+
+    def routes(self) -> Routes:
+        return Routes(
+            commands={"dangky": self.start, "huydangky": self.unsubscribe},
+            actions={SubscribeWard: self.on_ward, SubscribeTopic: self.on_topic, SubscribeDone: self.on_done,
+                     Unsubscribe: lambda turn, _: self.unsubscribe(turn)},
+            malformed={"sub": self.on_malformed, "unsub": self.unsubscribe},
+        )
 
     async def start(self, turn: Turn) -> list[Reply]:
-        store = self.conv.store
+        store = self.ctx.store
         if store is None or turn.user is None:
             return [Reply(texts.NO_STORAGE, kind="notice")]
-        wards = self.conv.config.wards
+        wards = self.ctx.config.wards
         if wards:
-            rows = [[Button(name, f"sub:w:{slug}")] for slug, name in wards.items()]
+            rows = [[Button(name, SubscribeWard(slug).pack())] for slug, name in wards.items()]
             return [Reply(texts.SUB_CHOOSE_WARD, rows, kind="menu")]
         await store.save_subscription(turn.user.id, topics=[])
         return [await self._topics_reply(turn)]
 
     async def _topics_reply(self, turn: Turn) -> Reply:
-        assert self.conv.store is not None and turn.user is not None
-        sub = await self.conv.store.get_subscription(turn.user.id)
+        assert self.ctx.store is not None and turn.user is not None
+        sub = await self.ctx.store.get_subscription(turn.user.id)
         chosen = set(sub.topics if sub else [])
-        rows = [[Button(("✅ " if topic in chosen else "") + label, f"sub:t:{topic}")]
+        rows = [[Button(("✅ " if topic in chosen else "") + label, SubscribeTopic(topic).pack())]
                 for topic, label in TOPICS.items()]
-        rows.append([Button(texts.SUB_DONE_BUTTON, "sub:done")])
+        rows.append([Button(texts.SUB_DONE_BUTTON, SubscribeDone().pack())])
         names = ", ".join(TOPICS[t] for t in TOPICS if t in chosen) or texts.SUB_ALL_TOPICS
         return Reply(texts.SUB_CHOOSE_TOPICS.format(chosen=names), rows, kind="menu")
 
-    async def on_action(self, turn: Turn, name: str, arg: str) -> list[Reply]:
-        store = self.conv.store
-        if store is None or turn.user is None:
+    async def on_malformed(self, turn: Turn) -> list[Reply]:
+        if self.ctx.store is None or turn.user is None:
             return [Reply(texts.NO_STORAGE, kind="notice")]
-        if name == "unsub":
-            return await self.unsubscribe(turn)
-        kind, _, value = arg.partition(":")
-        if kind == "w" and value in self.conv.config.wards:
-            await store.update_user(turn.user.id, ward=value)
-            await store.save_subscription(turn.user.id, ward=value, topics=[])
-            return [await self._topics_reply(turn)]
-        if kind == "t" and value in TOPICS:
-            sub = await store.get_subscription(turn.user.id)
-            topics = set(sub.topics if sub else [])
-            topics ^= {value}
-            await store.save_subscription(turn.user.id, topics=sorted(topics))
-            return [await self._topics_reply(turn)]
-        if kind == "done":
-            sub = await store.save_subscription(turn.user.id, active=True)
-            ward = self.conv.config.wards.get(sub.ward or "")
-            topics = ", ".join(TOPICS[t] for t in sub.topics if t in TOPICS) or texts.SUB_ALL_TOPICS
-            return [Reply(texts.SUB_CONFIRMED.format(ward=f" của {ward}" if ward else "", topics=topics),
-                          kind="notice")]
         return [Reply(texts.UNKNOWN_ACTION, kind="notice")]
 
+    async def on_ward(self, turn: Turn, pressed: SubscribeWard) -> list[Reply]:
+        store = self.ctx.store
+        if store is None or turn.user is None or pressed.ward not in self.ctx.config.wards:
+            return await self.on_malformed(turn)
+        await store.update_user(turn.user.id, ward=pressed.ward)
+        await store.save_subscription(turn.user.id, ward=pressed.ward, topics=[])
+        return [await self._topics_reply(turn)]
+
+    async def on_topic(self, turn: Turn, pressed: SubscribeTopic) -> list[Reply]:
+        store = self.ctx.store
+        if store is None or turn.user is None or pressed.topic not in TOPICS:
+            return await self.on_malformed(turn)
+        sub = await store.get_subscription(turn.user.id)
+        topics = set(sub.topics if sub else [])
+        topics ^= {pressed.topic}
+        await store.save_subscription(turn.user.id, topics=sorted(topics))
+        return [await self._topics_reply(turn)]
+
+    async def on_done(self, turn: Turn, _pressed: SubscribeDone) -> list[Reply]:
+        store = self.ctx.store
+        if store is None or turn.user is None:
+            return await self.on_malformed(turn)
+        sub = await store.save_subscription(turn.user.id, active=True)
+        ward = self.ctx.config.wards.get(sub.ward or "")
+        topics = ", ".join(TOPICS[t] for t in sub.topics if t in TOPICS) or texts.SUB_ALL_TOPICS
+        return [Reply(texts.SUB_CONFIRMED.format(ward=f" của {ward}" if ward else "", topics=topics), kind="notice")]
+
     async def unsubscribe(self, turn: Turn) -> list[Reply]:
-        store = self.conv.store
+        store = self.ctx.store
         if store is None or turn.user is None:
             return [Reply(texts.NO_STORAGE, kind="notice")]
         sub = await store.get_subscription(turn.user.id)

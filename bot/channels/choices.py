@@ -16,9 +16,9 @@ from bot.storage.choices import ReplyChoiceRows
 from handlers import channel_texts as ct
 from handlers import texts
 from handlers.messages import Reply
+from handlers.payloads import QuizAnswer
 
 DIGITS = re.compile(r"^\s*(\d{1,3})\s*[.)]?\s*$")
-QUIZ_ACTION = "quiz:"
 ENUMERATE_UP_TO = 5  # "Gõ 1, 2, 3, 4 hoặc 5"; longer lists say "từ 1 đến 12"
 
 
@@ -82,7 +82,7 @@ def render(reply: Reply, start: int = 1) -> Rendered:
         lines += [f"{first + i}. {option}" for i, option in enumerate(options)]
         lines.append(_prompt(first, first + len(options) - 1, quiz=True))
         parts.append("\n".join(lines))
-        actions += [f"{QUIZ_ACTION}{i}" for i in range(len(options))]
+        actions += [QuizAnswer(i).pack() for i in range(len(options))]
         labels += options
         quiz = {"correct": reply.quiz.correct, "options": options, "explanation": reply.quiz.explanation}
     body = "\n\n".join(p for p in parts[:body_parts] if p)
@@ -142,6 +142,7 @@ class ChoiceStore:
             return Choice(reply=Reply(ct.OUT_OF_RANGE.format(last=len(actions)), kind="notice"))
         action = actions[number - 1]
         quiz = (payload or {}).get("quiz")
-        if action.startswith(QUIZ_ACTION) and quiz:
-            return Choice(reply=quiz_reply(quiz, int(action[len(QUIZ_ACTION):]), int(quiz.get("first", 1))))
+        answer = QuizAnswer.unpack(action)
+        if answer is not None and quiz:
+            return Choice(reply=quiz_reply(quiz, answer.option, int(quiz.get("first", 1))))
         return Choice(action=action)

@@ -230,7 +230,7 @@ class TelegramChannel(Channel):
     def __init__(self, settings: Settings, respond: Responder, on_unreachable: Unreachable,
                  claim_update: Callable[[str], Awaitable[bool]] | None = None):
         self.settings = settings
-        # Idempotency across processes (None: no check). With it, a citizen's private message
+        # Idempotency across processes (None: no check). With it, every message and button
         # reaches `respond` with IncomingMessage.event_key set, for the conversation to claim.
         self._claim_update = claim_update
         self._respond = respond
@@ -366,9 +366,10 @@ class TelegramChannel(Channel):
         member = update.my_chat_member
         incoming, query = self.translate(update) if member is None else (None, None)
         if self._claim_update is not None:
-            if incoming is not None and query is None and not incoming.is_group:
-                # A citizen's message: the conversation claims it in the same transaction
-                # as recording the sender (Store.arrive), one commit instead of two.
+            if incoming is not None:
+                # A message or a button: the conversation claims it (handlers/middleware.py, the one
+                # de-duplication path, which forgets the key again if handling fails), a citizen's
+                # in the same transaction as recording the sender (Store.arrive).
                 incoming = dataclasses.replace(incoming, event_key=key)
             elif not await self._claim_update(key):
                 return  # already handled here or by another process (Telegram retried, or both got it)

@@ -40,6 +40,7 @@ from bot.storage.pending import DATABASE_ERRORS
 from bot.storage.store import Store
 from handlers import texts
 from handlers.messages import IncomingMessage, Reply
+from handlers.middleware import claim_once
 
 log = logging.getLogger(__name__)
 
@@ -227,14 +228,9 @@ class ZaloChannel(Channel):
 
     async def _handle_once(self, key: str, order: str, handle: Callable[[], Awaitable[None]]) -> None:
         async with self._locks.hold(order):  # one citizen's events in the order they came
-            if not await self.store.claim_inbound_event(key):
-                return  # a duplicate: Zalo retried, or another process has it
-            try:
-                await handle()
-            except (Exception, asyncio.CancelledError):
-                with contextlib.suppress(Exception):
-                    await self.store.release_inbound_event(key)
-                raise  # logged by spawn()
+            # False for a duplicate (Zalo retried, or another process has it); a failure is
+            # raised (logged by spawn()) after the key is forgotten, as in the conversation.
+            await claim_once(self.store, key, handle)
 
     async def on_text(self, user_id: str, text: str) -> None:
         """A citizen's text: a number picks one of the choices shown last, else it is a message.

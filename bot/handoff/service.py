@@ -23,6 +23,8 @@ from bot.storage.store import HandoffInfo, Store, UserInfo
 from handlers import texts
 from handlers.menus import back_to_bot_row, menu_buttons
 from handlers.messages import Button, Messenger, Reply
+from handlers.payloads import CloseThread, DraftFromThread
+from handlers.states import Relaying
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,7 @@ class Relay:
 
 def draft_buttons(handoff_id: int) -> list[list[Button]]:
     """What stays under a thread's question in the team group once it is closed."""
-    return [[Button(texts.MAKE_DRAFT, f"ho:draft:{handoff_id}")]]
+    return [[Button(texts.MAKE_DRAFT, DraftFromThread(handoff_id).pack())]]
 
 
 class HandoffService:
@@ -96,7 +98,7 @@ class HandoffService:
         thread waits on the dashboard, where staff can answer it too."""
         team_chat = self.routing.team_chat_for(user.ward)
         handoff = await self.store.open_handoff(user, team_chat or "", question_id)
-        await self.store.update_user(user.id, state=f"relay:{handoff.id}", fallback_streak=0)
+        await self.store.update_user(user.id, state=Relaying(handoff.id).pack(), fallback_streak=0)
         if not team_chat or self.messenger is None:
             await self.store.add_handoff_message(handoff.id, "citizen", text)
             return handoff, False
@@ -123,8 +125,8 @@ class HandoffService:
         upgraded to a supergroup): the thread then continues on the dashboard only, and the
         operator gets an error in the log."""
         assert self.messenger is not None
-        rows = [[Button(texts.MARK_DONE, f"ho:close:{handoff.id}"),
-                 Button(texts.MAKE_DRAFT, f"ho:draft:{handoff.id}")]] if buttons else []
+        rows = [[Button(texts.MARK_DONE, CloseThread(handoff.id).pack()),
+                 Button(texts.MAKE_DRAFT, DraftFromThread(handoff.id).pack())]] if buttons else []
         try:
             message_id = await self.messenger.send(
                 self.routing.team_channel, handoff.team_chat_id, Reply(body, rows, kind="team"),
