@@ -28,6 +28,11 @@ ANCHORED = 0.6  # share of a follow-up's topic words the previous entry must use
 RELATED_HINT_SCORE = 40.0  # the message alone ranks a related entry first with at least this score
 SHORT_WORDS = 12  # a follow-up is short; a longer message is a question of its own
 OWN_CLEAR_MARGIN = 8.0  # the message alone must beat the previous topic by this much to leave it
+# Facets that whole entries are devoted to (a hotline, a group of people): asked after an entry
+# without that part, a related entry named for it answers. Not fees or places: "phí bao nhiêu"
+# after a procedure is about its fee, not the generic entry on paying fees online.
+ENTRY_FACETS = frozenset({"contact", "children", "elderly"})
+ELDERLY_AGE, CHILD_AGE = 60, 16  # "80 tuổi" asks about the elderly, "6 tuổi" about children
 EXACT = "\u2063"  # marks a plain word in a message typed with diacritics: "con" there is not "còn"
 
 
@@ -119,7 +124,17 @@ class FollowupReader:
             for phrase, key in self._facet_cues.get(fold(_plain(word)), ()):
                 if (best is None or len(phrase) > best[0]) and _same(words[i : i + len(phrase)], phrase):
                     best = (len(phrase), key)
-        return best[1] if best else None
+        return best[1] if best else _age_facet(words)
+
+    def _devoted(self, facet: str, ids: list[str], kb: KnowledgeBase) -> str | None:
+        """The first of the entries whose title names the facet ("Tổng đài hỗ trợ VNeID")."""
+        cues = self.lexicon.facets.get(facet, ())
+        for entry_id in ids:
+            entry = kb.get(entry_id)
+            title = _words(entry.title) if entry is not None else ()
+            if any(_contains(title, cue) for cue in cues):
+                return entry_id
+        return None
 
     def shaped(self, words: tuple[str, ...]) -> bool:
         """Worded like a follow-up: opens with "còn/thế/vậy", or points back ("cái đó")."""
@@ -186,7 +201,7 @@ class FollowupReader:
         short = len(words) <= SHORT_WORDS
         if not (facet or shaped or short):
             return None
-        family = _family(previous, kb)
+        family = _family(previous, kb, context.choices)
         _normalized, ranked = matcher.scores(f"{text} {previous.title}")
         in_topic = [(fid, score) for fid, score in ranked if fid in family]
         topic_best = in_topic[0] if in_topic else (previous.id, 0.0)
@@ -200,7 +215,10 @@ class FollowupReader:
                      and own.faq_id not in family and own.score >= topic_best[1] + OWN_CLEAR_MARGIN)
         if own_clear:
             return None  # clearly about something else ("còn thẻ bảo hiểm y tế thì mở ở mục nào?")
-        if not (marked or stays or own.decision is Decision.FALLBACK):
+        # The matcher hesitates between entries and the previous topic settles it ("không nhận
+        # được mã thì sao" after activation: the missing-code entry, a related one).
+        settled = _settled(own, family) if residue and own.decision is not Decision.ANSWER else None
+        if not (marked or stays or settled or own.decision is Decision.FALLBACK):
             return None  # an unmarked question the matcher has a view on ("mật khẩu": its suggestions)
         if not shaped and own.decision is not Decision.ANSWER and len(_unknown_to(previous, residue)) >= 2:
             # names a subject the last answer never mentions ("đăng ký câu lạc bộ dưỡng sinh ở
@@ -208,6 +226,13 @@ class FollowupReader:
             return None
         if facet and facet in previous.facets:
             return FollowupReading(Move.FACET, previous.id, facet)
+        if facet in ENTRY_FACETS and facet not in previous.facets:
+            # "gọi số nào?" after an entry without a contact part: its related hotline entry
+            devoted = self._devoted(facet, family[1:], kb)
+            if devoted is not None:
+                return FollowupReading(Move.ENTRY, devoted)
+        if settled is not None:
+            return FollowupReading(Move.ENTRY, settled)
         if topic_best[0] != previous.id and topic_best[1] >= matcher.thresholds.suggest_score:
             # even with the previous title added, a related entry ranks above it: it is the one asked
             return FollowupReading(Move.ENTRY, topic_best[0])
@@ -226,6 +251,18 @@ class FollowupReader:
             choices = tuple(fid for fid, _s in in_topic[:3])
             return FollowupReading(Move.CHOICES, previous.id, choices=choices, facets=tuple(previous.facets)[:3])
         return None
+
+
+def _age_facet(words: tuple[str, ...]) -> str | None:
+    """"bà 80 tuổi", "cháu 6 tuổi": an age says who the follow-up is for."""
+    for number, unit in zip(words, words[1:]):
+        if fold(_plain(unit)) == "tuoi" and _plain(number).isdigit():
+            age = int(_plain(number))
+            if age >= ELDERLY_AGE:
+                return "elderly"
+            if age < CHILD_AGE:
+                return "children"
+    return None
 
 
 _VOCABULARIES: dict[int, tuple[Entry, frozenset[str], frozenset[str]]] = {}
@@ -258,6 +295,16 @@ def _unknown_to(entry: Entry, words: list[str]) -> list[str]:
     return [w for w in words if fold(w) not in topical and fold(w) not in answer]
 
 
-def _family(entry: Entry, kb: KnowledgeBase) -> list[str]:
-    """The previous entry and its related entries: where a follow-up is looked for first."""
-    return [entry.id, *(rid for rid in entry.related if kb.get(rid) is not None)]
+def _family(entry: Entry, kb: KnowledgeBase, choices: tuple[str, ...] = ()) -> list[str]:
+    """The previous entry, the other entries just offered and its related entries: where a
+    follow-up is looked for first."""
+    found = [entry.id]
+    for rid in (*choices, *entry.related):
+        if rid not in found and kb.get(rid) is not None:
+            found.append(rid)
+    return found
+
+
+def _settled(own: MatchResult, family: list[str]) -> str | None:
+    """Of the entries the matcher hesitates between, the first within the previous topic."""
+    return next((fid for fid in (own.faq_id, *own.alternatives) if fid in family), None)
