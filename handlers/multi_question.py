@@ -21,17 +21,24 @@ from bot.matching.normalize import canonical, fold
 
 # Cut points, strongest first. Joiners are matched as whole words, without diacritics.
 STRONG = re.compile(r"[?？;\n]+|[.!](?=\s)")
-JOINERS = ("với cả", "với lại", "vs cả", "vs lại", "thêm nữa", "ngoài ra", "còn nữa", "còn", "và", "với",
-           "mà", "xong rồi", "xong", "rồi", "tiện thể", "nhân tiện", "cho hỏi thêm", "hỏi thêm")
-FOLDED_JOINERS = {fold(j): j for j in JOINERS}
+JOINERS = ("với cả", "với lại", "vs cả", "vs lại", "thêm nữa", "ngoài ra", "còn nữa", "còn", "và", "với", "vs",
+           "mà", "xong rồi", "xong", "rồi", "tiện thể", "nhân tiện", "cho hỏi thêm", "hỏi thêm", "à còn nữa",
+           "à còn", "à mà", "à với", "và cho hỏi", "và cho hỏi thêm", "cho hỏi luôn", "hỏi luôn", "thêm câu nữa",
+           "một câu nữa", "câu nữa", "ngoài ra cho hỏi", "cho mình hỏi thêm", "cho em hỏi thêm", "cho tôi hỏi thêm")
+FOLDED_JOINERS = {fold(j): j for j in sorted(JOINERS, key=lambda j: -len(j.split()))}  # longest first
 MIN_PART_WORDS = 2
+SHORT_REQUEST_WORDS = 8
 # What makes a second part a question rather than more detail ("tôi thử mấy lần rồi mà không được").
-QUESTION_WORDS = ("sao", "gi", "nao", "dau", "bao nhieu", "bao lau", "the nao", "ntn", "lam sao", "o dau", "ai")
+QUESTION_WORDS = ("sao", "gi", "nao", "dau", "bao nhieu", "bao lau", "the nao", "ntn", "lam sao", "o dau", "ai",
+                  "cach")  # "cách tải vneid." asks how
 CLOSING_PARTICLES = frozenset({"khong", "ko", "k", "hong", "hok", "chua", "ha", "a", "nhi", "vay", "ak", "ah"})
 # Requests ask as much as questions do ("cho tui xin số tổng đài luôn nha").
 REQUESTS = ("cho xin", "cho tui xin", "cho toi xin", "cho minh xin", "cho em xin", "cho con xin", "xin so",
             "chi giup", "chi cho", "huong dan", "giup toi", "giup minh", "giup em", "giup tui", "giup voi")
-LISTING_JOINERS = frozenset({"voi ca", "voi lai", "vs ca", "vs lai", "them nua", "ngoai ra", "con nua", "con", "va"})
+LISTING_JOINERS = frozenset({"voi ca", "voi lai", "vs ca", "vs lai", "them nua", "ngoai ra", "con nua", "con", "va",
+                             "a con nua", "a con", "va cho hoi", "va cho hoi them", "cho hoi them", "hoi them",
+                             "cho minh hoi them", "cho em hoi them", "cho toi hoi them", "ngoai ra cho hoi",
+                             "them cau nua", "mot cau nua", "cau nua"})
 COMPARISONS = ("khac nhau", "khac gi", "giong nhau", "giong gi")
 NOT_SECOND = frozenset({"bot.help", "bot.smalltalk"})  # generic: "làm được những việc gì" names no topic
 CIRCUMSTANCES = frozenset({"khi", "neu", "luc", "sau khi", "truoc khi", "trong luc", "trong khi", "tu khi"})
@@ -43,6 +50,7 @@ UNRELATED_SCORE = 40.0  # a second part scoring below this against every entry i
 SECOND_OFFER_SCORE = 52.0
 CONFIDENT_PART_SHARE = 0.6  # of the way from the suggestion to the answer threshold
 MAX_CUTS = 8  # a message with more places to cut is a long story, not two questions
+RUNNER_UP_GAP = 15.0  # a second part's runner-up this close to its top (the first part's entry) is taken
 SHORT_ANSWER_CHARS = 420  # both answers this short: answer both instead of offering the second
 
 
@@ -144,7 +152,10 @@ def _separate(cut: Cut, detail: Callable[[str], bool]) -> bool:
     if _circumstance(cut.left) or detail(cut.right) or not _asks(cut.right) or _compares(cut.right):
         return False
     shared = cut.kind is CutKind.JOINER and cut.joiner in LISTING_JOINERS
-    return cut.kind is CutKind.QUESTION_MARK or shared or _asks(cut.left)
+    # after a full stop a short request said as a statement counts ("Tôi muốn đăng ký kết hôn."),
+    # a longer one is the story that leads to the question
+    short_request = cut.kind is CutKind.SENTENCE and _word_count(cut.left) <= SHORT_REQUEST_WORDS
+    return cut.kind is CutKind.QUESTION_MARK or shared or short_request or _asks(cut.left)
 
 
 def _compares(text: str) -> bool:
@@ -165,6 +176,17 @@ def _nearest(matcher: Matcher, text: str, besides: str | None) -> MatchResult | 
     if not ranked or ranked[0][1] < SECOND_OFFER_SCORE:
         return None
     return MatchResult(Decision.SUGGEST, ranked[0][0], ranked[0][1], [], normalized)
+
+
+def _runner_up(matcher: Matcher, text: str, besides: str) -> MatchResult | None:
+    """The part's best entry other than `besides`, when it scores within RUNNER_UP_GAP of the top
+    (a second part the first part's entry also mentions: "học xong có được cấp chứng nhận không")."""
+    normalized, ranked = matcher.scores(text)
+    if len(ranked) < 2 or ranked[0][0] != besides or ranked[1][1] < ranked[0][1] - RUNNER_UP_GAP:
+        return None
+    fid, score = ranked[1]
+    decision = Decision.ANSWER if score >= matcher.thresholds.answer_score else Decision.SUGGEST
+    return MatchResult(decision, fid, score, [], normalized)
 
 
 def find_two(matcher: Matcher, text: str, whole: MatchResult | None = None,
@@ -197,6 +219,9 @@ def find_two(matcher: Matcher, text: str, whole: MatchResult | None = None,
         if not _confident(first, th):
             continue
         second = match(right)
+        if second.faq_id is not None and second.faq_id == first.faq_id:
+            # two questions are not one entry twice: the second's runner-up, when it comes close
+            second = _runner_up(matcher, right, first.faq_id) or second
         # a near miss (not a subject the knowledge base leaves out, which scores high and is refused)
         near_miss = second.decision is Decision.FALLBACK and second.score < th.suggest_score
         if strong and near_miss and _looks_like_question(right):
