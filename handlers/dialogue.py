@@ -45,7 +45,8 @@ MAX_PART_SHOWN = 80  # characters of an unmatched second question quoted back
 # Small talk that comes with other words is still small talk unless those words are a question;
 # greetings and thanks need this many leftover words before they are read as one.
 QUESTION_AFTER_COURTESY_WORDS = 3
-QUESTION_MARKS = ("sao", "gi", "nao", "dau", "khong", "ko", "bao", "the", "ntn", "chua", "huong", "cach", "lam")
+# Not "làm": "bác làm theo được rồi" after a thanks is news, not a question.
+QUESTION_MARKS = ("sao", "gi", "nao", "dau", "khong", "ko", "bao", "the", "ntn", "chua", "huong", "cach", "muon")
 
 
 class DialogueFeature:
@@ -109,8 +110,7 @@ class DialogueFeature:
             return await self.two_questions(turn, text, two)
         return await self.c.answer_single(turn, text, own)
 
-    @staticmethod
-    def _still_small_talk(detection: Detection, own: MatchResult) -> bool:
+    def _still_small_talk(self, detection: Detection, own: MatchResult) -> bool:
         """Small talk with other words: a question the knowledge base answers wins; otherwise
         complaints, "who are you", goodbyes and praise stand, greetings and thanks stand unless
         a question follows them, and a bare "ok" stands only alone."""
@@ -121,12 +121,14 @@ class DialogueFeature:
         shadowed = SHADOWED if detection.intent in STANDALONE else {SMALLTALK_ENTRY}
         if own.decision is Decision.ANSWER and own.faq_id not in shadowed:
             return False
-        if own.faq_id == SMALLTALK_ENTRY:
-            return True
+        if SMALLTALK_ENTRY in (own.faq_id, *own.alternatives):
+            return True  # the matcher too sees small talk among its candidates
         if detection.intent in STANDALONE:
             # a long message the knowledge base nearly answers is a question said with feeling
+            # ("có phải đang nói chuyện với người máy không": its other words name nothing)
+            named = [w for w in detection.rest if not self.followups.is_function_word(w)]
             return not (own.decision is Decision.SUGGEST and own.faq_id not in shadowed
-                        and len(detection.rest) >= QUESTION_AFTER_COURTESY_WORDS)
+                        and len(named) >= QUESTION_AFTER_COURTESY_WORDS)
         looks_like_question = any(w in QUESTION_MARKS for w in detection.rest)
         return not (len(detection.rest) >= QUESTION_AFTER_COURTESY_WORDS and looks_like_question)
 

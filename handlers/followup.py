@@ -168,6 +168,10 @@ class FollowupReader:
     def _folded_function_words(self) -> frozenset[str]:
         return frozenset(fold(w) for w in self.lexicon.function_words)
 
+    def is_function_word(self, word: str) -> bool:
+        """A word that names no topic ("có", "phải", "đang"), compared without diacritics."""
+        return fold(word) in self._folded_function_words
+
     def is_detail(self, text: str) -> bool:
         """A clause naming no topic, only a part of one ("có mất phí không", "cần giấy tờ gì")."""
         words = _typed(text)
