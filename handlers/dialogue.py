@@ -108,7 +108,11 @@ class DialogueFeature:
                 return await self.followup(turn, text, reading, own)
         if two is not None:
             return await self.two_questions(turn, text, two)
-        return await self.c.answer_single(turn, text, own)
+        outcome = await self.c.answer_single(turn, text, own)
+        if outcome.verdict is not None and outcome.verdict.kind is Kind.NOT_COVERED and outcome.verdict.choices:
+            # the closest entries shown are the best guess at the topic of a follow-up
+            await self.remember(turn, None, outcome.verdict.choices)
+        return outcome
 
     def _still_small_talk(self, detection: Detection, own: MatchResult) -> bool:
         """Small talk with other words: a question the knowledge base answers wins; otherwise

@@ -126,6 +126,23 @@ class FollowupReader:
                     best = (len(phrase), key)
         return best[1] if best else _age_facet(words)
 
+    def _likely_choice(self, words: tuple[str, ...], choices: tuple[str, ...], matcher: Matcher,
+                       kb: KnowledgeBase) -> str | None:
+        """After choices nobody picked, the one the follow-up is most likely about: the first with
+        the part it asks for, else the one the message alone ranks highest, else the first."""
+        offered = [c for c in choices if kb.get(c) is not None]
+        if len(offered) < 2:
+            return offered[0] if offered else None
+        facet = self.facet_of(words)
+        with_facet = [c for c in offered if facet and facet in kb.get(c).facets]  # type: ignore[union-attr]
+        if with_facet:
+            return with_facet[0]
+        ranked = [(fid, score) for fid, score in matcher.scores(" ".join(_plain(w) for w in words))[1]
+                  if fid in offered]
+        if ranked and ranked[0][1] >= RELATED_HINT_SCORE:
+            return ranked[0][0]
+        return offered[0]
+
     def _devoted(self, facet: str, ids: list[str], kb: KnowledgeBase) -> str | None:
         """The first of the entries whose title names the facet ("Tổng đài hỗ trợ VNeID")."""
         cues = self.lexicon.facets.get(facet, ())
@@ -191,8 +208,7 @@ class FollowupReader:
         words = _typed(text)
         if not words or len(words) > SHORT_WORDS * 2:
             return None
-        # After a suggestion nobody picked, its first choice is the best guess at the topic.
-        topic_id = context.faq_id or (context.choices[0] if context.choices else None)
+        topic_id = context.faq_id or self._likely_choice(words, context.choices, matcher, kb)
         previous = kb.get(topic_id) if topic_id else None
         if any(_contains(words, p) for p in self.lexicon.others):
             other = next((c for c in context.choices if c != context.faq_id and kb.get(c) is not None), None)
