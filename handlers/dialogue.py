@@ -98,7 +98,7 @@ class DialogueFeature:
             return await self.small_talk(turn, text, detection.intent, own)
         if own.faq_id == SMALLTALK_ENTRY and own.decision is not Decision.FALLBACK:
             return await self.small_talk(turn, text, Intent.ACK, own)
-        two = find_two(self.c.knowledge.matcher, question, own, self.followups.is_detail)
+        two = find_two(self.c.knowledge.matcher, question, own, self.followups.is_detail, self._related)
         if two is not None and two.understood:
             return await self.two_questions(turn, text, two)
         context = await self.load(turn) if self.followups.might_follow(question) else None
@@ -113,6 +113,10 @@ class DialogueFeature:
             # the closest entries shown are the best guess at the topic of a follow-up
             await self.remember(turn, None, outcome.verdict.choices)
         return outcome
+
+    def _related(self, entry_id: str) -> tuple[str, ...]:
+        entry = self.c.knowledge.kb.get(entry_id)
+        return tuple(entry.related) if entry is not None else ()
 
     def _still_small_talk(self, detection: Detection, own: MatchResult) -> bool:
         """Small talk with other words: a question the knowledge base answers wins; otherwise

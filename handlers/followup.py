@@ -32,6 +32,8 @@ OWN_CLEAR_MARGIN = 8.0  # the message alone must beat the previous topic by this
 # without that part, a related entry named for it answers. Not fees or places: "phí bao nhiêu"
 # after a procedure is about its fee, not the generic entry on paying fees online.
 ENTRY_FACETS = frozenset({"contact", "children", "elderly"})
+# Verbs every procedure uses: a clause with only these ("đăng ký ra sao?") names no topic
+PROCEDURE_VERBS = frozenset({"dang", "ky", "ki", "nop", "xin", "cap", "lam", "mo", "cai", "dung", "xem", "tra", "cuu"})
 ELDERLY_AGE, CHILD_AGE = 60, 16  # "80 tuổi" asks about the elderly, "6 tuổi" about children
 EXACT = "\u2063"  # marks a plain word in a message typed with diacritics: "con" there is not "còn"
 
@@ -190,9 +192,10 @@ class FollowupReader:
         return fold(word) in self._folded_function_words
 
     def is_detail(self, text: str) -> bool:
-        """A clause naming no topic, only a part of one ("có mất phí không", "cần giấy tờ gì")."""
+        """A clause naming no topic, only a part of one ("có mất phí không", "cần giấy tờ gì",
+        "thì đăng ký thế nào": a procedure's verb alone names none either)."""
         words = _typed(text)
-        return bool(words) and len(self.residue(words)) <= 1
+        return bool(words) and len([w for w in self.residue(words) if fold(w) not in PROCEDURE_VERBS]) <= 1
 
     def might_follow(self, text: str) -> bool:
         """Could this message be a follow-up at all? (Checked before the context is read.)"""

@@ -282,6 +282,13 @@ TWO_QUESTIONS = [
      "id.card_children", "dvc.birth_registration"),
     ("quen mat khau vneid lam sao? doi so dien thoai the nao?", "vneid.forgot_password", "vneid.change_phone"),
     ("tk vneid bị khóa thì sao\nvới lại passcode quên thì lấy lại thế nào", "vneid.locked", "vneid.passcode"),
+    # a numbered or bulleted list, a "2 việc:" preface, a request that covers both, "... luôn"
+    ("Cho mình hỏi 2 việc: 1. đổi số điện thoại vneid 2. quên passcode", "vneid.change_phone", "vneid.passcode"),
+    ("1) làm sao tích hợp bằng lái vào vneid 2) đăng ký xe online thế nào",
+     "vneid.driving_licence", "dvc.vehicle_registration"),
+    ("- quên mật khẩu vneid\n- đăng nhập trên điện thoại mới", "vneid.forgot_password", "vneid.change_device"),
+    ("tui muốn đăng ký khai sinh cho cháu và làm căn cước cho cháu luôn", "dvc.birth_registration", "id.card_children"),
+    ("hướng dẫn em cài vneid với ạ, xong rồi đăng ký tài khoản mức 1 luôn", "vneid.install", "vneid.register_level1"),
 ]
 
 
@@ -289,6 +296,12 @@ TWO_QUESTIONS = [
 async def test_two_questions_as_citizens_join_them(bot, message, first, second):
     outcome = await bot.chat("two-ways").send(message)
     assert (outcome.verdict.faq_id, outcome.verdict.also) == (first, (second,))
+
+
+async def test_a_clause_with_only_a_procedure_verb_is_no_second_question(bot):
+    """"... thì đăng ký thế nào?" names no topic of its own: one question, not two."""
+    outcome = await bot.chat("verb").send("Tôi muốn nhận tin của phường mỗi khi có thông báo mới. Vậy thì đăng ký thế nào?")
+    assert outcome.verdict.also == ()
 
 
 async def test_a_story_before_the_question_is_not_a_second_question(bot):
