@@ -34,6 +34,7 @@ OWN_CLEAR_MARGIN = 8.0  # the message alone must beat the previous topic by this
 ENTRY_FACETS = frozenset({"contact", "children", "elderly"})
 # Verbs every procedure uses: a clause with only these ("đăng ký ra sao?") names no topic
 PROCEDURE_VERBS = frozenset({"dang", "ky", "ki", "nop", "xin", "cap", "lam", "mo", "cai", "dung", "xem", "tra", "cuu"})
+TITLE_WORDS = 2  # words of a related entry's title a follow-up must name to be about that entry
 ELDERLY_AGE, CHILD_AGE = 60, 16  # "80 tuổi" asks about the elderly, "6 tuổi" about children
 EXACT = "\u2063"  # marks a plain word in a message typed with diacritics: "con" there is not "còn"
 
@@ -241,7 +242,9 @@ class FollowupReader:
         # The matcher hesitates between entries and the previous topic settles it ("không nhận
         # được mã thì sao" after activation: the missing-code entry, a related one).
         settled = _settled(own, family) if residue and own.decision is not Decision.ANSWER else None
-        if not (marked or stays or settled or own.decision is Decision.FALLBACK):
+        # the follow-up names a related entry by its title ("học xong có giấy chứng nhận không")
+        named = None if pure else _named_by_title(previous, family[1:], residue, kb)
+        if not (marked or stays or settled or named or own.decision is Decision.FALLBACK):
             return None  # an unmarked question the matcher has a view on ("mật khẩu": its suggestions)
         if not shaped and own.decision is not Decision.ANSWER and len(_unknown_to(previous, residue)) >= 2:
             # names a subject the last answer never mentions ("đăng ký câu lạc bộ dưỡng sinh ở
@@ -259,6 +262,8 @@ class FollowupReader:
         if topic_best[0] != previous.id and topic_best[1] >= matcher.thresholds.suggest_score:
             # even with the previous title added, a related entry ranks above it: it is the one asked
             return FollowupReading(Move.ENTRY, topic_best[0])
+        if named is not None:
+            return FollowupReading(Move.ENTRY, named)
         if own.decision is Decision.ANSWER and own.faq_id in family:
             return FollowupReading(Move.ENTRY, own.faq_id)
         # "cài xong rồi tự đăng ký được không?": the message alone leans to a related entry
@@ -316,6 +321,24 @@ def _unknown_to(entry: Entry, words: list[str]) -> list[str]:
     """The words the entry never uses, in its questions or its answer."""
     topical, answer = _vocabulary(entry)
     return [w for w in words if fold(w) not in topical and fold(w) not in answer]
+
+
+def _title_words(entry: Entry) -> frozenset[str]:
+    return frozenset(fold(canonical(entry.title)).split())
+
+
+def _named_by_title(previous: Entry, related: list[str], residue: list[str], kb: KnowledgeBase) -> str | None:
+    """The related entry whose title the follow-up names with words the previous title lacks
+    (at least TITLE_WORDS of them; "chứng nhận" after "Học kỹ năng số ở đâu")."""
+    own = _title_words(previous)
+    words = {fold(w) for w in residue} - own - PROCEDURE_VERBS
+    best: tuple[int, str] | None = None
+    for rid in related:
+        entry = kb.get(rid)
+        hits = len(words & _title_words(entry)) if entry is not None else 0
+        if hits >= TITLE_WORDS and (best is None or hits > best[0]):
+            best = (hits, rid)
+    return best[1] if best else None
 
 
 def _family(entry: Entry, kb: KnowledgeBase, choices: tuple[str, ...] = ()) -> list[str]:

@@ -236,6 +236,9 @@ FOLLOWUPS = [
     ("tài khoản vneid bị khóa rồi", "gọi số nào để mở", "vneid.hotline"),
     ("cấp đổi căn cước", "con 10 tuổi thì sao", "id.card_children"),
     ("bị lừa chuyển tiền rồi phải làm sao", "báo cho ai", "safety.report_scam"),
+    ("học kỹ năng số ở đâu", "học xong có giấy chứng nhận không", "bdhvs.certificate"),  # names its title
+    ("nộp hồ sơ dịch vụ công trực tuyến", "nộp rồi thì xem tiến độ ở đâu", "dvc.track"),
+    ("đăng ký nhận tin của phường", "muốn hủy thì sao", "bot.unsubscribe"),
 ]
 
 
