@@ -34,6 +34,7 @@ OWN_CLEAR_MARGIN = 8.0  # the message alone must beat the previous topic by this
 ENTRY_FACETS = frozenset({"contact", "children", "elderly"})
 # Verbs every procedure uses: a clause with only these ("đăng ký ra sao?") names no topic
 PROCEDURE_VERBS = frozenset({"dang", "ky", "ki", "nop", "xin", "cap", "lam", "mo", "cai", "dung", "xem", "tra", "cuu"})
+FACET_TEXT_WORDS = 2  # topic words of a follow-up one facet's text must hold to answer with it
 TITLE_WORDS = 2  # words of a related entry's title a follow-up must name to be about that entry
 ELDERLY_AGE, CHILD_AGE = 60, 16  # "80 tuổi" asks about the elderly, "6 tuổi" about children
 EXACT = "\u2063"  # marks a plain word in a message typed with diacritics: "con" there is not "còn"
@@ -244,7 +245,9 @@ class FollowupReader:
         settled = _settled(own, family) if residue and own.decision is not Decision.ANSWER else None
         # the follow-up names a related entry by its title ("học xong có giấy chứng nhận không")
         named = None if pure else _named_by_title(previous, family[1:], residue, kb)
-        if not (marked or stays or settled or named or own.decision is Decision.FALLBACK):
+        # ... or words that one part of the previous answer says ("nhận qua bưu điện được không")
+        told = _facet_by_text(previous, residue) if anchored and not facet else None
+        if not (marked or stays or settled or named or told or own.decision is Decision.FALLBACK):
             return None  # an unmarked question the matcher has a view on ("mật khẩu": its suggestions)
         if not shaped and own.decision is not Decision.ANSWER and len(_unknown_to(previous, residue)) >= 2:
             # names a subject the last answer never mentions ("đăng ký câu lạc bộ dưỡng sinh ở
@@ -271,6 +274,8 @@ class FollowupReader:
         if (own.decision is not Decision.ANSWER and own_ranked and own_ranked[0][0] in family[1:]
                 and own_ranked[0][1] >= RELATED_HINT_SCORE and not pure):
             return FollowupReading(Move.ENTRY, own_ranked[0][0])
+        if told is not None:  # "nhận qua bưu điện được không": the part of the answer that says so
+            return FollowupReading(Move.FACET, previous.id, told)
         if stays and (facet or shaped or anchored):
             return FollowupReading(Move.ENTRY, previous.id)  # about this topic, nothing else named
         if own.decision is Decision.ANSWER:
@@ -321,6 +326,18 @@ def _unknown_to(entry: Entry, words: list[str]) -> list[str]:
     """The words the entry never uses, in its questions or its answer."""
     topical, answer = _vocabulary(entry)
     return [w for w in words if fold(w) not in topical and fold(w) not in answer]
+
+
+def _facet_by_text(entry: Entry, residue: list[str]) -> str | None:
+    """The facet whose own text holds most of the follow-up's topic words (at least
+    FACET_TEXT_WORDS and more than half): the entry's fields say which part is asked."""
+    words = {fold(w) for w in residue} - PROCEDURE_VERBS
+    best: tuple[int, str] | None = None
+    for key, text in entry.facets.items():
+        hits = len(words & frozenset(fold(canonical(text)).split()))
+        if hits >= FACET_TEXT_WORDS and 2 * hits > len(words) and (best is None or hits > best[0]):
+            best = (hits, key)
+    return best[1] if best else None
 
 
 def _title_words(entry: Entry) -> frozenset[str]:

@@ -347,3 +347,14 @@ async def test_words_small_talk_only_alone_still_ask_in_a_question(bot):
     outcome = await chat.send("tôi muốn hỏi về thuế thu nhập cá nhân")
     assert outcome.verdict.kind != "smalltalk" and "tax.personal_income" in (
         outcome.verdict.faq_id, *outcome.verdict.choices)
+
+
+async def test_followup_gets_the_part_whose_text_it_names(bot):
+    """No cue word, but the words are those of one part of the last answer: that part."""
+    where = bot.knowledge.kb.get("id.card_reissue").facets["where"].strip()
+    chat = bot.chat("told")
+    await chat.send("cấp đổi căn cước")
+    outcome = await chat.send("làm ở công an xã được không")
+    assert outcome.verdict.faq_id == "id.card_reissue" and where in outcome.replies[0].text
+    again = await chat.send("thế còn làm căn cước cho con dưới 14 tuổi thì sao")  # another entry named: not a part
+    assert again.verdict.faq_id == "id.card_children"
