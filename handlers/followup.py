@@ -20,6 +20,7 @@ from bot.matching import Decision, MatchResult
 from bot.matching.matcher import Matcher
 from bot.matching.normalize import canonical, fold
 from bot.storage.context import DialogueContext
+from handlers.multi_question import asks
 from knowledge.loader import KnowledgeBase
 from knowledge.schema import FACETS, Entry
 
@@ -242,7 +243,9 @@ class FollowupReader:
             return None  # clearly about something else ("còn thẻ bảo hiểm y tế thì mở ở mục nào?")
         # The matcher hesitates between entries and the previous topic settles it ("không nhận
         # được mã thì sao" after activation: the missing-code entry, a related one).
-        settled = _settled(own, family) if residue and own.decision is not Decision.ANSWER else None
+        # Only a question: a bare topic again ("mật khẩu") wants the suggestions, not a guess.
+        settled = (_settled(own, family) if residue and own.decision is not Decision.ANSWER and asks(text)
+                   else None)
         # the follow-up names a related entry by its title ("học xong có giấy chứng nhận không")
         named = None if pure else _named_by_title(previous, family[1:], residue, kb)
         # ... or words that one part of the previous answer says ("nhận qua bưu điện được không")

@@ -88,7 +88,7 @@ def _word_count(text: str) -> int:
     return len(canonical(text).split())
 
 
-def _asks(text: str) -> bool:
+def asks(text: str) -> bool:
     """A question of its own: a question word or mark, or a closing "không / chưa / hả"
     ("Căn cước hết hạn đổi online được không"), not a circumstance ("khi nộp hồ sơ trực tuyến")."""
     words = fold(canonical(text)).split()
@@ -167,12 +167,12 @@ def _separate(cut: Cut, detail: Callable[[str], bool], announced: bool = False) 
         return True
     shared = cut.kind is CutKind.JOINER and cut.joiner in LISTING_JOINERS
     # "tui muốn đăng ký khai sinh và làm căn cước cho cháu": the request covers both
-    if not (_asks(cut.right) or shared and _asks(cut.left)):
+    if not (asks(cut.right) or shared and asks(cut.left)):
         return False
     # after a full stop a short request said as a statement counts ("Tôi muốn đăng ký kết hôn."),
     # a longer one is the story that leads to the question
     short_request = cut.kind is CutKind.SENTENCE and _word_count(cut.left) <= SHORT_REQUEST_WORDS
-    return cut.kind is CutKind.QUESTION_MARK or shared or short_request or _asks(cut.left)
+    return cut.kind is CutKind.QUESTION_MARK or shared or short_request or asks(cut.left)
 
 
 def _compares(text: str) -> bool:
