@@ -42,7 +42,8 @@ MAX_PART_SHOWN = 80  # characters of an unmatched second question quoted back
 # Small talk that comes with other words is still small talk unless those words are a question;
 # greetings and thanks need this many leftover words before they are read as one.
 QUESTION_AFTER_COURTESY_WORDS = 3
-QUESTION_MARKS = ("sao", "gi", "nao", "dau", "khong", "ko", "bao", "the", "ntn", "chua", "huong", "cach", "lam")
+# Not "làm": "bác làm theo được rồi" after a thanks is news, not a question.
+QUESTION_MARKS = ("sao", "gi", "nao", "dau", "khong", "ko", "bao", "the", "ntn", "chua", "huong", "cach", "muon")
 
 
 class DialogueFeature:
@@ -92,7 +93,7 @@ class DialogueFeature:
             return await self.small_talk(turn, text, detection.intent, own)
         if own.faq_id == SMALLTALK_ENTRY and own.decision is not Decision.FALLBACK:
             return await self.small_talk(turn, text, Intent.ACK, own)
-        two = find_two(self.c.knowledge.matcher, question, own, self.followups.is_detail)
+        two = find_two(self.c.knowledge.matcher, question, own, self.followups.is_detail, self._related)
         if two is not None and two.understood:
             return await self.two_questions(turn, text, two)
         context = await self.load(turn) if self.followups.might_follow(question) else None
@@ -102,10 +103,17 @@ class DialogueFeature:
                 return await self.followup(turn, text, reading, own)
         if two is not None:
             return await self.two_questions(turn, text, two)
-        return await self.c.answer_single(turn, text, own)
+        outcome = await self.c.answer_single(turn, text, own)
+        if outcome.verdict is not None and outcome.verdict.kind is Kind.NOT_COVERED and outcome.verdict.choices:
+            # the closest entries shown are the best guess at the topic of a follow-up
+            await self.remember(turn, None, outcome.verdict.choices)
+        return outcome
 
-    @staticmethod
-    def _still_small_talk(detection: Detection, own: MatchResult) -> bool:
+    def _related(self, entry_id: str) -> tuple[str, ...]:
+        entry = self.c.knowledge.kb.get(entry_id)
+        return tuple(entry.related) if entry is not None else ()
+
+    def _still_small_talk(self, detection: Detection, own: MatchResult) -> bool:
         """Small talk with other words: a question the knowledge base answers wins; otherwise
         complaints, "who are you", goodbyes and praise stand, greetings and thanks stand unless
         a question follows them, and a bare "ok" stands only alone."""
@@ -116,12 +124,14 @@ class DialogueFeature:
         shadowed = SHADOWED if detection.intent in STANDALONE else {SMALLTALK_ENTRY}
         if own.decision is Decision.ANSWER and own.faq_id not in shadowed:
             return False
-        if own.faq_id == SMALLTALK_ENTRY:
-            return True
+        if SMALLTALK_ENTRY in (own.faq_id, *own.alternatives):
+            return True  # the matcher too sees small talk among its candidates
         if detection.intent in STANDALONE:
             # a long message the knowledge base nearly answers is a question said with feeling
+            # ("có phải đang nói chuyện với người máy không": its other words name nothing)
+            named = [w for w in detection.rest if not self.followups.is_function_word(w)]
             return not (own.decision is Decision.SUGGEST and own.faq_id not in shadowed
-                        and len(detection.rest) >= QUESTION_AFTER_COURTESY_WORDS)
+                        and len(named) >= QUESTION_AFTER_COURTESY_WORDS)
         looks_like_question = any(w in QUESTION_MARKS for w in detection.rest)
         return not (len(detection.rest) >= QUESTION_AFTER_COURTESY_WORDS and looks_like_question)
 

@@ -20,6 +20,7 @@ from bot.matching import Decision, MatchResult
 from bot.matching.matcher import Matcher
 from bot.matching.normalize import canonical, fold
 from bot.storage.context import DialogueContext
+from handlers.multi_question import asks
 from knowledge.loader import KnowledgeBase
 from knowledge.schema import FACETS, Entry
 
@@ -28,6 +29,15 @@ ANCHORED = 0.6  # share of a follow-up's topic words the previous entry must use
 RELATED_HINT_SCORE = 40.0  # the message alone ranks a related entry first with at least this score
 SHORT_WORDS = 12  # a follow-up is short; a longer message is a question of its own
 OWN_CLEAR_MARGIN = 8.0  # the message alone must beat the previous topic by this much to leave it
+# Facets that whole entries are devoted to (a hotline, a group of people): asked after an entry
+# without that part, a related entry named for it answers. Not fees or places: "phí bao nhiêu"
+# after a procedure is about its fee, not the generic entry on paying fees online.
+ENTRY_FACETS = frozenset({"contact", "children", "elderly"})
+# Verbs every procedure uses: a clause with only these ("đăng ký ra sao?") names no topic
+PROCEDURE_VERBS = frozenset({"dang", "ky", "ki", "nop", "xin", "cap", "lam", "mo", "cai", "dung", "xem", "tra", "cuu"})
+FACET_TEXT_WORDS = 2  # topic words of a follow-up one facet's text must hold to answer with it
+TITLE_WORDS = 2  # words of a related entry's title a follow-up must name to be about that entry
+ELDERLY_AGE, CHILD_AGE = 60, 16  # "80 tuổi" asks about the elderly, "6 tuổi" about children
 EXACT = "\u2063"  # marks a plain word in a message typed with diacritics: "con" there is not "còn"
 
 
@@ -119,7 +129,34 @@ class FollowupReader:
             for phrase, key in self._facet_cues.get(fold(_plain(word)), ()):
                 if (best is None or len(phrase) > best[0]) and _same(words[i : i + len(phrase)], phrase):
                     best = (len(phrase), key)
-        return best[1] if best else None
+        return best[1] if best else _age_facet(words)
+
+    def _likely_choice(self, words: tuple[str, ...], choices: tuple[str, ...], matcher: Matcher,
+                       kb: KnowledgeBase) -> str | None:
+        """After choices nobody picked, the one the follow-up is most likely about: the first with
+        the part it asks for, else the one the message alone ranks highest, else the first."""
+        offered = [c for c in choices if kb.get(c) is not None]
+        if len(offered) < 2:
+            return offered[0] if offered else None
+        facet = self.facet_of(words)
+        with_facet = [c for c in offered if facet and facet in kb.get(c).facets]  # type: ignore[union-attr]
+        if with_facet:
+            return with_facet[0]
+        ranked = [(fid, score) for fid, score in matcher.scores(" ".join(_plain(w) for w in words))[1]
+                  if fid in offered]
+        if ranked and ranked[0][1] >= RELATED_HINT_SCORE:
+            return ranked[0][0]
+        return offered[0]
+
+    def _devoted(self, facet: str, ids: list[str], kb: KnowledgeBase) -> str | None:
+        """The first of the entries whose title names the facet ("Tổng đài hỗ trợ VNeID")."""
+        cues = self.lexicon.facets.get(facet, ())
+        for entry_id in ids:
+            entry = kb.get(entry_id)
+            title = _words(entry.title) if entry is not None else ()
+            if any(_contains(title, cue) for cue in cues):
+                return entry_id
+        return None
 
     def shaped(self, words: tuple[str, ...]) -> bool:
         """Worded like a follow-up: opens with "còn/thế/vậy", or points back ("cái đó")."""
@@ -153,10 +190,15 @@ class FollowupReader:
     def _folded_function_words(self) -> frozenset[str]:
         return frozenset(fold(w) for w in self.lexicon.function_words)
 
+    def is_function_word(self, word: str) -> bool:
+        """A word that names no topic ("có", "phải", "đang"), compared without diacritics."""
+        return fold(word) in self._folded_function_words
+
     def is_detail(self, text: str) -> bool:
-        """A clause naming no topic, only a part of one ("có mất phí không", "cần giấy tờ gì")."""
+        """A clause naming no topic, only a part of one ("có mất phí không", "cần giấy tờ gì",
+        "thì đăng ký thế nào": a procedure's verb alone names none either)."""
         words = _typed(text)
-        return bool(words) and len(self.residue(words)) <= 1
+        return bool(words) and len([w for w in self.residue(words) if fold(w) not in PROCEDURE_VERBS]) <= 1
 
     def might_follow(self, text: str) -> bool:
         """Could this message be a follow-up at all? (Checked before the context is read.)"""
@@ -172,8 +214,7 @@ class FollowupReader:
         words = _typed(text)
         if not words or len(words) > SHORT_WORDS * 2:
             return None
-        # After a suggestion nobody picked, its first choice is the best guess at the topic.
-        topic_id = context.faq_id or (context.choices[0] if context.choices else None)
+        topic_id = context.faq_id or self._likely_choice(words, context.choices, matcher, kb)
         previous = kb.get(topic_id) if topic_id else None
         if any(_contains(words, p) for p in self.lexicon.others):
             other = next((c for c in context.choices if c != context.faq_id and kb.get(c) is not None), None)
@@ -186,7 +227,7 @@ class FollowupReader:
         short = len(words) <= SHORT_WORDS
         if not (facet or shaped or short):
             return None
-        family = _family(previous, kb)
+        family = _family(previous, kb, context.choices)
         _normalized, ranked = matcher.scores(f"{text} {previous.title}")
         in_topic = [(fid, score) for fid, score in ranked if fid in family]
         topic_best = in_topic[0] if in_topic else (previous.id, 0.0)
@@ -200,7 +241,16 @@ class FollowupReader:
                      and own.faq_id not in family and own.score >= topic_best[1] + OWN_CLEAR_MARGIN)
         if own_clear:
             return None  # clearly about something else ("còn thẻ bảo hiểm y tế thì mở ở mục nào?")
-        if not (marked or stays or own.decision is Decision.FALLBACK):
+        # The matcher hesitates between entries and the previous topic settles it ("không nhận
+        # được mã thì sao" after activation: the missing-code entry, a related one).
+        # Only a question: a bare topic again ("mật khẩu") wants the suggestions, not a guess.
+        settled = (_settled(own, family) if residue and own.decision is not Decision.ANSWER and asks(text)
+                   else None)
+        # the follow-up names a related entry by its title ("học xong có giấy chứng nhận không")
+        named = None if pure else _named_by_title(previous, family[1:], residue, kb)
+        # ... or words that one part of the previous answer says ("nhận qua bưu điện được không")
+        told = _facet_by_text(previous, residue) if anchored and not facet else None
+        if not (marked or stays or settled or named or told or own.decision is Decision.FALLBACK):
             return None  # an unmarked question the matcher has a view on ("mật khẩu": its suggestions)
         if not shaped and own.decision is not Decision.ANSWER and len(_unknown_to(previous, residue)) >= 2:
             # names a subject the last answer never mentions ("đăng ký câu lạc bộ dưỡng sinh ở
@@ -208,9 +258,18 @@ class FollowupReader:
             return None
         if facet and facet in previous.facets:
             return FollowupReading(Move.FACET, previous.id, facet)
+        if facet in ENTRY_FACETS and facet not in previous.facets:
+            # "gọi số nào?" after an entry without a contact part: its related hotline entry
+            devoted = self._devoted(facet, family[1:], kb)
+            if devoted is not None:
+                return FollowupReading(Move.ENTRY, devoted)
+        if settled is not None:
+            return FollowupReading(Move.ENTRY, settled)
         if topic_best[0] != previous.id and topic_best[1] >= matcher.thresholds.suggest_score:
             # even with the previous title added, a related entry ranks above it: it is the one asked
             return FollowupReading(Move.ENTRY, topic_best[0])
+        if named is not None:
+            return FollowupReading(Move.ENTRY, named)
         if own.decision is Decision.ANSWER and own.faq_id in family:
             return FollowupReading(Move.ENTRY, own.faq_id)
         # "cài xong rồi tự đăng ký được không?": the message alone leans to a related entry
@@ -218,6 +277,8 @@ class FollowupReader:
         if (own.decision is not Decision.ANSWER and own_ranked and own_ranked[0][0] in family[1:]
                 and own_ranked[0][1] >= RELATED_HINT_SCORE and not pure):
             return FollowupReading(Move.ENTRY, own_ranked[0][0])
+        if told is not None:  # "nhận qua bưu điện được không": the part of the answer that says so
+            return FollowupReading(Move.FACET, previous.id, told)
         if stays and (facet or shaped or anchored):
             return FollowupReading(Move.ENTRY, previous.id)  # about this topic, nothing else named
         if own.decision is Decision.ANSWER:
@@ -226,6 +287,18 @@ class FollowupReader:
             choices = tuple(fid for fid, _s in in_topic[:3])
             return FollowupReading(Move.CHOICES, previous.id, choices=choices, facets=tuple(previous.facets)[:3])
         return None
+
+
+def _age_facet(words: tuple[str, ...]) -> str | None:
+    """"bà 80 tuổi", "cháu 6 tuổi": an age says who the follow-up is for."""
+    for number, unit in zip(words, words[1:]):
+        if fold(_plain(unit)) == "tuoi" and _plain(number).isdigit():
+            age = int(_plain(number))
+            if age >= ELDERLY_AGE:
+                return "elderly"
+            if age < CHILD_AGE:
+                return "children"
+    return None
 
 
 _VOCABULARIES: dict[int, tuple[Entry, frozenset[str], frozenset[str]]] = {}
@@ -258,6 +331,46 @@ def _unknown_to(entry: Entry, words: list[str]) -> list[str]:
     return [w for w in words if fold(w) not in topical and fold(w) not in answer]
 
 
-def _family(entry: Entry, kb: KnowledgeBase) -> list[str]:
-    """The previous entry and its related entries: where a follow-up is looked for first."""
-    return [entry.id, *(rid for rid in entry.related if kb.get(rid) is not None)]
+def _facet_by_text(entry: Entry, residue: list[str]) -> str | None:
+    """The facet whose own text holds most of the follow-up's topic words (at least
+    FACET_TEXT_WORDS and more than half): the entry's fields say which part is asked."""
+    words = {fold(w) for w in residue} - PROCEDURE_VERBS
+    best: tuple[int, str] | None = None
+    for key, text in entry.facets.items():
+        hits = len(words & frozenset(fold(canonical(text)).split()))
+        if hits >= FACET_TEXT_WORDS and 2 * hits > len(words) and (best is None or hits > best[0]):
+            best = (hits, key)
+    return best[1] if best else None
+
+
+def _title_words(entry: Entry) -> frozenset[str]:
+    return frozenset(fold(canonical(entry.title)).split())
+
+
+def _named_by_title(previous: Entry, related: list[str], residue: list[str], kb: KnowledgeBase) -> str | None:
+    """The related entry whose title the follow-up names with words the previous title lacks
+    (at least TITLE_WORDS of them; "chứng nhận" after "Học kỹ năng số ở đâu")."""
+    own = _title_words(previous)
+    words = {fold(w) for w in residue} - own - PROCEDURE_VERBS
+    best: tuple[int, str] | None = None
+    for rid in related:
+        entry = kb.get(rid)
+        hits = len(words & _title_words(entry)) if entry is not None else 0
+        if hits >= TITLE_WORDS and (best is None or hits > best[0]):
+            best = (hits, rid)
+    return best[1] if best else None
+
+
+def _family(entry: Entry, kb: KnowledgeBase, choices: tuple[str, ...] = ()) -> list[str]:
+    """The previous entry, the other entries just offered and its related entries: where a
+    follow-up is looked for first."""
+    found = [entry.id]
+    for rid in (*choices, *entry.related):
+        if rid not in found and kb.get(rid) is not None:
+            found.append(rid)
+    return found
+
+
+def _settled(own: MatchResult, family: list[str]) -> str | None:
+    """Of the entries the matcher hesitates between, the first within the previous topic."""
+    return next((fid for fid in (own.faq_id, *own.alternatives) if fid in family), None)

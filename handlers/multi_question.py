@@ -11,7 +11,7 @@ line) matches nothing, the second part is reported as not understood instead of 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -21,17 +21,29 @@ from bot.matching.normalize import canonical, fold
 
 # Cut points, strongest first. Joiners are matched as whole words, without diacritics.
 STRONG = re.compile(r"[?？;\n]+|[.!](?=\s)")
-JOINERS = ("với cả", "với lại", "vs cả", "vs lại", "thêm nữa", "ngoài ra", "còn nữa", "còn", "và", "với",
-           "mà", "xong rồi", "xong", "rồi", "tiện thể", "nhân tiện", "cho hỏi thêm", "hỏi thêm")
-FOLDED_JOINERS = {fold(j): j for j in JOINERS}
+JOINERS = ("với cả", "với lại", "vs cả", "vs lại", "thêm nữa", "ngoài ra", "còn nữa", "còn", "và", "với", "vs",
+           "mà", "xong rồi", "xong", "rồi", "tiện thể", "nhân tiện", "cho hỏi thêm", "hỏi thêm", "à còn nữa",
+           "à còn", "à mà", "à với", "và cho hỏi", "và cho hỏi thêm", "cho hỏi luôn", "hỏi luôn", "thêm câu nữa",
+           "một câu nữa", "câu nữa", "ngoài ra cho hỏi", "cho mình hỏi thêm", "cho em hỏi thêm", "cho tôi hỏi thêm")
+FOLDED_JOINERS = {fold(j): j for j in sorted(JOINERS, key=lambda j: -len(j.split()))}  # longest first
 MIN_PART_WORDS = 2
+# "1. ... 2. ...", "1) ... 2) ...", "- ... - ...": a list of questions, one item each
+ENUMERATOR = re.compile(r"(?:^|(?<=\s))(?:\d{1,2}[.)]|[a-dA-D]\)|[-•*+])\s+")
+# "cho hỏi 2 việc:", "em có mấy câu": the citizen announces several questions
+ANNOUNCED = re.compile(r"\b(?:hoi|co|ve)\s+(?:2|hai|3|ba|may|vai)\s+(?:cai|viec|cau|van de|thu|y|chuyen)\b")
+SHORT_REQUEST_WORDS = 8
 # What makes a second part a question rather than more detail ("tôi thử mấy lần rồi mà không được").
-QUESTION_WORDS = ("sao", "gi", "nao", "dau", "bao nhieu", "bao lau", "the nao", "ntn", "lam sao", "o dau", "ai")
-CLOSING_PARTICLES = frozenset({"khong", "ko", "k", "hong", "hok", "chua", "ha", "a", "nhi", "vay", "ak", "ah"})
+QUESTION_WORDS = ("sao", "gi", "nao", "dau", "bao nhieu", "bao lau", "the nao", "ntn", "lam sao", "o dau", "ai",
+                  "cach")  # "cách tải vneid." asks how
+# "... luôn" asks for one more thing ("xong rồi đăng ký tài khoản mức 1 luôn")
+CLOSING_PARTICLES = frozenset({"khong", "ko", "k", "hong", "hok", "chua", "ha", "a", "nhi", "vay", "ak", "ah", "luon"})
 # Requests ask as much as questions do ("cho tui xin số tổng đài luôn nha").
 REQUESTS = ("cho xin", "cho tui xin", "cho toi xin", "cho minh xin", "cho em xin", "cho con xin", "xin so",
             "chi giup", "chi cho", "huong dan", "giup toi", "giup minh", "giup em", "giup tui", "giup voi")
-LISTING_JOINERS = frozenset({"voi ca", "voi lai", "vs ca", "vs lai", "them nua", "ngoai ra", "con nua", "con", "va"})
+LISTING_JOINERS = frozenset({"voi ca", "voi lai", "vs ca", "vs lai", "them nua", "ngoai ra", "con nua", "con", "va",
+                             "a con nua", "a con", "va cho hoi", "va cho hoi them", "cho hoi them", "hoi them",
+                             "cho minh hoi them", "cho em hoi them", "cho toi hoi them", "ngoai ra cho hoi",
+                             "them cau nua", "mot cau nua", "cau nua"})
 COMPARISONS = ("khac nhau", "khac gi", "giong nhau", "giong gi")
 NOT_SECOND = frozenset({"bot.help", "bot.smalltalk"})  # generic: "làm được những việc gì" names no topic
 CIRCUMSTANCES = frozenset({"khi", "neu", "luc", "sau khi", "truoc khi", "trong luc", "trong khi", "tu khi"})
@@ -43,6 +55,7 @@ UNRELATED_SCORE = 40.0  # a second part scoring below this against every entry i
 SECOND_OFFER_SCORE = 52.0
 CONFIDENT_PART_SHARE = 0.6  # of the way from the suggestion to the answer threshold
 MAX_CUTS = 8  # a message with more places to cut is a long story, not two questions
+RUNNER_UP_GAP = 15.0  # a second part's runner-up this close to its top (the first part's entry) is taken
 SHORT_ANSWER_CHARS = 420  # both answers this short: answer both instead of offering the second
 
 
@@ -75,7 +88,7 @@ def _word_count(text: str) -> int:
     return len(canonical(text).split())
 
 
-def _asks(text: str) -> bool:
+def asks(text: str) -> bool:
     """A question of its own: a question word or mark, or a closing "không / chưa / hả"
     ("Căn cước hết hạn đổi online được không"), not a circumstance ("khi nộp hồ sơ trực tuyến")."""
     words = fold(canonical(text)).split()
@@ -94,6 +107,7 @@ class CutKind(StrEnum):
     SENTENCE = "."  # a full stop, semicolon or new line
     JOINER = "joiner"  # "với cả", "còn", "và": a question word at the end may serve both parts
     COMMA = ","
+    LIST = "list"  # items of an enumeration: each is a question by being listed
 
 
 @dataclass(frozen=True)
@@ -105,12 +119,18 @@ class Cut:
 
     @property
     def strong(self) -> bool:
-        return self.kind in (CutKind.QUESTION_MARK, CutKind.SENTENCE)
+        return self.kind in (CutKind.QUESTION_MARK, CutKind.SENTENCE, CutKind.LIST)
 
 
 def cuts(text: str) -> list[Cut]:
     """Candidate splits of the message, strong separators first."""
     found: list[Cut] = []
+    marks = list(ENUMERATOR.finditer(text))
+    if len(marks) >= 2:
+        end = marks[2].start() if len(marks) > 2 else len(text)
+        first, second = text[marks[0].end(): marks[1].start()].strip(" ,;"), text[marks[1].end(): end].strip(" ,;")
+        if first and second:
+            found.append(Cut(first, second, CutKind.LIST))
     for m in STRONG.finditer(text):
         left, right = text[: m.start()].strip(), text[m.end():].strip()
         if left and right:
@@ -137,14 +157,22 @@ def cuts(text: str) -> list[Cut]:
     return found
 
 
-def _separate(cut: Cut, detail: Callable[[str], bool]) -> bool:
+def _separate(cut: Cut, detail: Callable[[str], bool], announced: bool = False) -> bool:
     """Both parts ask something of their own: the left is no circumstance ("khi nộp hồ sơ ..."),
     each asks (at a joiner one question word may close both: "quên mật khẩu với cả đổi số thì
     làm sao"), and the right is more than a detail of the left ("có mất phí không")."""
-    if _circumstance(cut.left) or detail(cut.right) or not _asks(cut.right) or _compares(cut.right):
+    if _circumstance(cut.left) or detail(cut.right) or _compares(cut.right):
         return False
+    if cut.kind is CutKind.LIST or announced:
+        return True
     shared = cut.kind is CutKind.JOINER and cut.joiner in LISTING_JOINERS
-    return cut.kind is CutKind.QUESTION_MARK or shared or _asks(cut.left)
+    # "tui muốn đăng ký khai sinh và làm căn cước cho cháu": the request covers both
+    if not (asks(cut.right) or shared and asks(cut.left)):
+        return False
+    # after a full stop a short request said as a statement counts ("Tôi muốn đăng ký kết hôn."),
+    # a longer one is the story that leads to the question
+    short_request = cut.kind is CutKind.SENTENCE and _word_count(cut.left) <= SHORT_REQUEST_WORDS
+    return cut.kind is CutKind.QUESTION_MARK or shared or short_request or asks(cut.left)
 
 
 def _compares(text: str) -> bool:
@@ -167,8 +195,31 @@ def _nearest(matcher: Matcher, text: str, besides: str | None) -> MatchResult | 
     return MatchResult(Decision.SUGGEST, ranked[0][0], ranked[0][1], [], normalized)
 
 
+def _runner_up(matcher: Matcher, text: str, besides: str) -> MatchResult | None:
+    """The part's best entry other than `besides`, when it scores within RUNNER_UP_GAP of the top
+    (a second part the first part's entry also mentions: "học xong có được cấp chứng nhận không")."""
+    normalized, ranked = matcher.scores(text)
+    if len(ranked) < 2 or ranked[0][0] != besides or ranked[1][1] < ranked[0][1] - RUNNER_UP_GAP:
+        return None
+    fid, score = ranked[1]
+    decision = Decision.ANSWER if score >= matcher.thresholds.answer_score else Decision.SUGGEST
+    return MatchResult(decision, fid, score, [], normalized)
+
+
+def _announced(text: str) -> tuple[str, bool]:
+    """The message without a "cho hỏi 2 việc:" preface, and whether it had one."""
+    folded = fold(canonical(text))
+    m = ANNOUNCED.search(folded)
+    if m is None:
+        return text, False
+    words_before = len(folded[: m.end()].split())
+    rest = " ".join(text.split()[words_before:]).lstrip(" :,-")
+    return (rest, True) if rest else (text, False)
+
+
 def find_two(matcher: Matcher, text: str, whole: MatchResult | None = None,
-             detail: Callable[[str], bool] = lambda _text: False) -> TwoQuestions | None:
+             detail: Callable[[str], bool] = lambda _text: False,
+             related: Callable[[str], Collection[str]] = lambda _id: ()) -> TwoQuestions | None:
     """The two questions in the message, or None when it reads as one question.
 
     The form of each cut is checked first (cheap string tests); only cuts that could be two
@@ -183,13 +234,14 @@ def find_two(matcher: Matcher, text: str, whole: MatchResult | None = None,
             matched[part] = matcher.match(part)
         return matched[part]
 
+    text, announced = _announced(text)
     seen: set[tuple[str, str]] = set()
     for cut in cuts(text):
         left, right, strong = cut.left, cut.right, cut.strong
         if (left, right) in seen or min(_word_count(left), _word_count(right)) < MIN_PART_WORDS:
             continue
         seen.add((left, right))
-        two_form = _separate(cut, detail)
+        two_form = _separate(cut, detail, announced)
         lost_form = strong and _word_count(right) >= 4 and _looks_like_question(right)
         if not (two_form or lost_form) or len(seen) > MAX_CUTS:
             continue
@@ -197,12 +249,18 @@ def find_two(matcher: Matcher, text: str, whole: MatchResult | None = None,
         if not _confident(first, th):
             continue
         second = match(right)
+        if second.faq_id is not None and second.faq_id == first.faq_id:
+            # two questions are not one entry twice: the second's runner-up, when it comes close
+            second = _runner_up(matcher, right, first.faq_id) or second
         # a near miss (not a subject the knowledge base leaves out, which scores high and is refused)
         near_miss = second.decision is Decision.FALLBACK and second.score < th.suggest_score
         if strong and near_miss and _looks_like_question(right):
             second = _nearest(matcher, right, first.faq_id) or second
         # at a joiner word both parts must be clear; after a question mark the second may be a guess
-        second_ok = _offerable(second) if strong else _confident(second, th)
+        # ... or, at a joiner, a suggestion within the first part's topic ("khai sinh cho cháu và
+        # làm căn cước cho cháu luôn": the child's ID card is related to the birth registration)
+        second_ok = _offerable(second) if strong else (
+            _confident(second, th) or _offerable(second) and second.faq_id in related(first.faq_id))  # type: ignore[arg-type]
         if two_form and second_ok and second.faq_id not in NOT_SECOND and second.faq_id != first.faq_id:
             # a cut at a question mark or new line beats any cut at a joiner word
             score = (1000.0 if strong else 0.0) + min(first.score, second.score) + (5.0 if _confident(second, th) else 0.0)

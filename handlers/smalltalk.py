@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -83,6 +83,9 @@ class SmallTalkLexicon:
     phrases: dict[tuple[str, ...], list[tuple[tuple[str, ...], Intent]]]
     fillers: frozenset[str]  # as listed (accented where written so)
     emoji: dict[str, Intent]
+    # phrases that are small talk only as the whole message ("sai rồi", "ủa", "cho hỏi chút"):
+    # their words without fillers, folded -> [(the words as listed, intent)]
+    alone: dict[tuple[str, ...], list[tuple[tuple[str, ...], Intent]]] = field(default_factory=dict)
 
     @classmethod
     def from_file(cls, path: Path = LEXICON_FILE) -> SmallTalkLexicon:
@@ -95,7 +98,14 @@ class SmallTalkLexicon:
                     phrases.setdefault(tuple(fold(w) for w in listed), []).append((listed, Intent(intent)))
         fillers = frozenset(w for item in data.get("fillers") or () for w in _accented(str(item)))
         emoji = {unicodedata.normalize("NFC", str(k)): Intent(v) for k, v in (data.get("emoji") or {}).items()}
-        return cls(phrases, fillers, emoji)
+        alone: dict[tuple[str, ...], list[tuple[tuple[str, ...], Intent]]] = {}
+        lexicon = cls(phrases, fillers, emoji, alone)
+        for intent, items in (data.get("alone") or {}).items():
+            for item in items or ():
+                listed = tuple(w for w in _accented(str(item)) if not lexicon.is_filler(w))
+                if listed:
+                    alone.setdefault(tuple(fold(w) for w in listed), []).append((listed, Intent(intent)))
+        return lexicon
 
     @property
     def longest(self) -> int:
@@ -131,6 +141,9 @@ class SmallTalk:
         found: set[Intent] = {intent for mark, intent in self.lexicon.emoji.items() if mark in text}
         typed = canonical(text).split()
         words = _accented(text)
+        whole = self._alone(words) if not found else None
+        if whole is not None:
+            return whole
         folded = tuple(fold(w) for w in words)
         rest: list[str] = []
         kept: list[str] = []
@@ -146,9 +159,25 @@ class SmallTalk:
                 rest.append(folded[i])
             i += 1
         if not found:
-            return None
+            return self._only_fillers(words)
         intent = next(i for i in PRIORITY if i in found)
         return Detection(intent, tuple(rest), " ".join(kept))
+
+
+    def _alone(self, words: tuple[str, ...]) -> Detection | None:
+        """A message that is nothing but one of the `alone` phrases (fillers aside)."""
+        meant = tuple(w for w in words if not self.lexicon.is_filler(w))
+        for listed, intent in self.lexicon.alone.get(tuple(fold(w) for w in meant), ()):
+            if all(_same_word(t, w) for t, w in zip(meant, listed)):
+                return Detection(intent, ())
+        return None
+
+
+    def _only_fillers(self, words: tuple[str, ...]) -> Detection | None:
+        """Only particles and pronouns ("rồi", "hả", "vậy à"): an acknowledgement."""
+        if words and all(self.lexicon.is_filler(w) for w in words):
+            return Detection(Intent.ACK, ())
+        return None
 
 
 def replies_for(intent: Intent) -> list[Reply]:

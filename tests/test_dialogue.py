@@ -223,3 +223,138 @@ async def test_a_new_question_with_where_is_not_read_as_a_followup(bot):
     assert outcome.verdict.faq_id != RESIDENCE and outcome.verdict.kind in ("fallback", "not_covered")
     where = await chat.send("làm ở đâu vậy?")  # a real follow-up still reads the context
     assert where.verdict.faq_id == RESIDENCE
+
+
+# --- as citizens write: follow-ups, two questions, small talk (own examples, not the dev set) ---
+
+FOLLOWUPS = [
+    # (first message, follow-up, entry expected): the previous topic settles what the matcher
+    # alone hesitates over, an age or a "gọi số nào" points at a related entry devoted to it
+    ("kích hoạt tài khoản vneid thế nào", "không nhận được mã thì sao", "vneid.no_sms"),
+    ("thanh toán lệ phí trực tuyến thế nào", "có được giảm không", "dvc.fee_reductions"),
+    ("tra cứu hồ sơ ở đâu", "thế còn nhận kết quả thì sao", "dvc.e_results"),
+    ("tài khoản vneid bị khóa rồi", "gọi số nào để mở", "vneid.hotline"),
+    ("cấp đổi căn cước", "con 10 tuổi thì sao", "id.card_children"),
+    ("bị lừa chuyển tiền rồi phải làm sao", "báo cho ai", "safety.report_scam"),
+    ("học kỹ năng số ở đâu", "học xong có giấy chứng nhận không", "bdhvs.certificate"),  # names its title
+    ("nộp hồ sơ dịch vụ công trực tuyến", "nộp rồi thì xem tiến độ ở đâu", "dvc.track"),
+    ("đăng ký nhận tin của phường", "muốn hủy thì sao", "bot.unsubscribe"),
+]
+
+
+@pytest.mark.parametrize("first, followup, expected", FOLLOWUPS)
+async def test_followups_move_within_the_topic(bot, first, followup, expected):
+    chat = bot.chat("move")
+    await chat.send(first)
+    outcome = await chat.send(followup)
+    assert (outcome.verdict.kind, outcome.verdict.faq_id) == ("answer", expected)
+
+
+async def test_followups_in_chat_shorthand_get_the_facet(bot):
+    """Without diacritics, with "bn", "z", "ko", urgency as a time question."""
+    facets = bot.knowledge.kb.get("dvc.passport").facets
+    chat = bot.chat("short")
+    await chat.send("lam ho chieu online the nao")
+    for message, facet in (("con le phi thi sao", "fee"), ("mất bn tiền z", "fee"),
+                           ("di nuoc ngoai gap thi co lam nhanh duoc ko", "time"), ("can mang theo j", "documents")):
+        outcome = await chat.send(message)
+        assert outcome.verdict.faq_id == "dvc.passport", message
+        assert facets[facet].strip() in outcome.replies[0].text, message
+
+
+def test_followup_after_choices_reads_the_choice_it_is_about(knowledge):
+    """Nothing was answered, only choices shown: the follow-up is about the choice that has the
+    part it asks for, or the one it names, not always the first."""
+    from bot.storage.context import DialogueContext
+    from handlers.followup import FollowupReader, Move
+
+    reader, matcher, kb = FollowupReader(), knowledge.matcher, knowledge.kb
+    shown = DialogueContext(None, ("dvc.submit", "dvc.birth_registration", "vneid.what_is"))
+    fee = reader.read("có mất phí không", shown, matcher, kb, matcher.match("có mất phí không"))
+    assert (fee.move, fee.entry_id, fee.facet) == (Move.FACET, "dvc.birth_registration", "fee")
+    elderly = reader.read("bà 80 tuổi rồi có cần đi không", DialogueContext(RESIDENCE), matcher, kb,
+                          matcher.match("bà 80 tuổi rồi có cần đi không"))
+    assert (elderly.move, elderly.facet) == (Move.FACET, "elderly")
+
+
+TWO_QUESTIONS = [
+    ("cách tải vneid. à còn nữa, kích hoạt tài khoản thế nào", "vneid.install", "vneid.activate"),
+    ("lam ho chieu online can gi vs cho hoi tra cuu ho so o dau", "dvc.passport", "dvc.track"),
+    ("học kỹ năng số ở đâu, học xong có được cấp chứng nhận không", "bdhvs.learn", "bdhvs.certificate"),
+    ("làm căn cước cho con thế nào? và cho hỏi thêm đăng ký khai sinh online được không",
+     "id.card_children", "dvc.birth_registration"),
+    ("quen mat khau vneid lam sao? doi so dien thoai the nao?", "vneid.forgot_password", "vneid.change_phone"),
+    ("tk vneid bị khóa thì sao\nvới lại passcode quên thì lấy lại thế nào", "vneid.locked", "vneid.passcode"),
+    # a numbered or bulleted list, a "2 việc:" preface, a request that covers both, "... luôn"
+    ("Cho mình hỏi 2 việc: 1. đổi số điện thoại vneid 2. quên passcode", "vneid.change_phone", "vneid.passcode"),
+    ("1) làm sao tích hợp bằng lái vào vneid 2) đăng ký xe online thế nào",
+     "vneid.driving_licence", "dvc.vehicle_registration"),
+    ("- quên mật khẩu vneid\n- đăng nhập trên điện thoại mới", "vneid.forgot_password", "vneid.change_device"),
+    ("tui muốn đăng ký khai sinh cho cháu và làm căn cước cho cháu luôn", "dvc.birth_registration", "id.card_children"),
+    ("hướng dẫn em cài vneid với ạ, xong rồi đăng ký tài khoản mức 1 luôn", "vneid.install", "vneid.register_level1"),
+]
+
+
+@pytest.mark.parametrize("message, first, second", TWO_QUESTIONS)
+async def test_two_questions_as_citizens_join_them(bot, message, first, second):
+    outcome = await bot.chat("two-ways").send(message)
+    assert (outcome.verdict.faq_id, outcome.verdict.also) == (first, (second,))
+
+
+async def test_a_clause_with_only_a_procedure_verb_is_no_second_question(bot):
+    """"... thì đăng ký thế nào?" names no topic of its own: one question, not two."""
+    outcome = await bot.chat("verb").send("Tôi muốn nhận tin của phường mỗi khi có thông báo mới. Vậy thì đăng ký thế nào?")
+    assert outcome.verdict.also == ()
+
+
+async def test_a_story_before_the_question_is_not_a_second_question(bot):
+    story = ("Hôm trước tôi ra phường làm giấy tờ, chờ cả buổi sáng mới tới lượt. Cán bộ bảo lần sau "
+             "nộp hồ sơ online cho nhanh. Nộp hồ sơ trên cổng dịch vụ công thế nào?")
+    outcome = await bot.chat("story").send(story)
+    assert outcome.verdict.also == ()
+
+
+MORE_SMALL_TALK = [
+    ("sai rồi", "complaint"), ("không phải cái đó", "complaint"), ("tôi không hiểu", "complaint"),
+    ("Có phải đang nói chuyện với người máy không vậy?", "identity"), ("đang chat với máy hả trời", "identity"),
+    ("cho em hỏi chút", "greeting"), ("chúc mừng năm mới", "greeting"), ("tuyệt", "praise"),
+    ("ủa", "ack"), ("rồi", "ack"), ("😂", "ack"), ("ko sao đâu", "ack"), ("thôi khỏi", "goodbye"),
+    ("Cảm ơn cháu nhiều nha, bác làm theo được rồi", "thanks"), ("Dạ em cảm ơn ạ, em sẽ làm thử xem sao", "thanks"),
+    ("thôi bác đi đón cháu đây, hôm nào hỏi tiếp nha", "goodbye"),
+    ("trả lời gì mà dài dòng quá, tôi già rồi đọc không nổi", "complaint"),
+]
+
+
+async def test_more_small_talk_as_citizens_write_it(bot):
+    from handlers.smalltalk import SmallTalk
+
+    detect = SmallTalk().detect
+    chat = bot.chat("chatty")
+    for message, intent in MORE_SMALL_TALK:
+        assert detect(message) is not None and detect(message).intent == intent, message
+        outcome = await chat.send(message)
+        assert outcome.verdict.kind == "smalltalk", message
+    assert {q.decision for q in await bot.rows(QuestionLog)} == {"smalltalk"}
+
+
+async def test_words_small_talk_only_alone_still_ask_in_a_question(bot):
+    """"sai", "không hiểu", "muốn hỏi" are small talk only as the whole message."""
+    chat = bot.chat("asks")
+    for message, expected in (("nhập sai mật khẩu vneid nhiều lần bị khóa thì sao", "vneid.locked"),
+                              ("tôi không hiểu cách kích hoạt tài khoản vneid", "vneid.activate")):
+        outcome = await chat.send(message)
+        assert (outcome.verdict.kind, outcome.verdict.faq_id) == ("answer", expected), message
+    outcome = await chat.send("tôi muốn hỏi về thuế thu nhập cá nhân")
+    assert outcome.verdict.kind != "smalltalk" and "tax.personal_income" in (
+        outcome.verdict.faq_id, *outcome.verdict.choices)
+
+
+async def test_followup_gets_the_part_whose_text_it_names(bot):
+    """No cue word, but the words are those of one part of the last answer: that part."""
+    where = bot.knowledge.kb.get("id.card_reissue").facets["where"].strip()
+    chat = bot.chat("told")
+    await chat.send("cấp đổi căn cước")
+    outcome = await chat.send("làm ở công an xã được không")
+    assert outcome.verdict.faq_id == "id.card_reissue" and where in outcome.replies[0].text
+    again = await chat.send("thế còn làm căn cước cho con dưới 14 tuổi thì sao")  # another entry named: not a part
+    assert again.verdict.faq_id == "id.card_children"

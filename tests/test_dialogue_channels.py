@@ -103,6 +103,37 @@ async def test_web_chat_small_talk_is_not_unanswered_and_counts_apart(database_u
         assert '<span class="big">2</span><span>lời chào, cảm ơn' in stats.text
 
 
+async def test_web_chat_followups_two_questions_and_small_talk_as_citizens_write(database_url):
+    """Over HTTP: a "gọi số nào" follow-up goes to the related hotline entry, a follow-up in chat
+    shorthand gets the entry's fee part, two questions joined by "à còn nữa" after a full stop,
+    and "sai rồi" is a complaint, not an unanswered question."""
+    from tests.dashboard_harness import running_site
+
+    async with running_site(database_url) as site:
+        client = await site.client()
+        await client.get("/chat")
+
+        async def texts_of(message: str) -> list[str]:
+            return [r["text"] for r in (await client.chat(message))["replies"]]
+
+        await texts_of("tài khoản vneid bị khóa rồi")
+        assert "Tổng đài hỗ trợ VNeID" in (await texts_of("gọi số nào để mở"))[0]
+        await texts_of("lam ho chieu online the nao")
+        [fee] = await texts_of("mất bn tiền z")
+        assert fee.startswith("Làm hộ chiếu phổ thông trực tuyến — Lệ phí")
+        both = (await client.chat("cách tải vneid. à còn nữa, kích hoạt tài khoản thế nào"))["replies"]
+        assert "Tải và cài ứng dụng VNeID" in both[0]["text"]
+        offered = [b["label"] for r in both[1:] for row in r["buttons"] for b in row] + [r["text"] for r in both[1:]]
+        assert any("Kích hoạt tài khoản VNeID" in t for t in offered)
+        replies = (await client.chat("sai rồi"))["replies"]
+        assert [(r["kind"], r["text"]) for r in replies] == [("smalltalk", texts.SMALLTALK_COMPLAINT)]
+        async with site.runtime.store.sessions() as s:
+            from sqlalchemy import select
+
+            decisions = list(await s.scalars(select(QuestionLog.decision).order_by(QuestionLog.id)))
+        assert decisions[-1] == "smalltalk" and "fallback" not in decisions
+
+
 def test_converse_json_lines_keep_context_per_user_and_survive_bad_lines():
     lines = [
         {"id": 1, "user": "a", "text": "xin chào"},
