@@ -44,11 +44,11 @@ from sqlalchemy import select  # noqa: E402
 
 from bench.devset import find_dev_questions_v2, group_of, load_questions, split_v2  # noqa: E402
 from bot.chat import CHANNEL, describe, local_session  # noqa: E402
+from bot.contracts.messages import IncomingMessage  # noqa: E402
 from bot.matching import Decision  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 from bot.storage.models import QuestionLog  # noqa: E402
 from handlers.conversation import Conversation  # noqa: E402
-from handlers.messages import IncomingMessage  # noqa: E402
 
 SMALLTALK = "bot.smalltalk"
 TARGETS = {"smalltalk": 0.95, "multi": 0.80, "followup": 0.80}  # held-out half; small talk logged unanswered: 0

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bot.channels.choices import quiz_reply, render
+from bot.contracts.messages import IncomingMessage, Reply
+from bot.contracts.payloads import QuizAnswer
 from bot.settings import Settings
 from handlers import channel_texts as ct
 from handlers.conversation import Conversation, Outcome
-from handlers.messages import IncomingMessage, Reply
-from handlers.payloads import QuizAnswer
 from handlers.verdict import Kind
 
 CHANNEL = "cli"

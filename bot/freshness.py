@@ -18,11 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.contracts.messages import Reply
 from bot.localtime import VN_TZ, vn_date, vn_today
 from bot.settings import Settings
 from bot.storage.kb_status import EntryStatus, KbStatusQueries, read_statuses_without_migrating
 from bot.storage.urls import parse_database_url
-from handlers.messages import Reply
 from knowledge.freshness import Freshness, freshness, overdue, source_urls
 from knowledge.loader import KnowledgeBase
 from knowledge.schema import Entry

@@ -104,7 +104,7 @@ _UNSTORABLE = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 def storable(text: str) -> str:
     """`text` as every database can store it: lone surrogates become U+FFFD, control
     characters other than tab and line breaks are dropped. Applied where messages enter
-    (handlers.messages.IncomingMessage), so no channel can hand the storage a value that
+    (bot.contracts.messages.IncomingMessage), so no channel can hand the storage a value that
     fails a write for a reason other than an outage."""
     if text.isascii() and text.isprintable():
         return text

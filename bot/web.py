@@ -13,10 +13,10 @@ import secrets
 from aiohttp import web
 
 from bot import json_body
-from bot.ops import metrics
+from bot.contracts.messages import IncomingMessage
+from bot.ops import metrics as exposition
 from bot.runtime import Runtime
 from handlers.conversation import FloodGuard
-from handlers.messages import IncomingMessage
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +76,10 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
             return web.Response(status=401, text="unauthorized", headers={"WWW-Authenticate": "Bearer"})
     if runtime.store is not None:
         try:
-            await metrics.refresh_gauges(runtime.store.sessions)
+            await exposition.refresh_gauges(runtime.store.sessions)
         except Exception:
             log.warning("metrics: database gauges unavailable", exc_info=True)
-    return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8",
+    return web.Response(body=exposition.render(), content_type="text/plain", charset="utf-8",
                         headers={"Cache-Control": "no-store"})
 
 

@@ -1,4 +1,4 @@
 """Channel-neutral conversation logic: plain incoming messages in, plain replies out.
 
-Entry point: handlers.conversation.Conversation; boundary types: handlers.messages.
+Entry point: handlers.conversation.Conversation; boundary types: bot.contracts.messages.
 """

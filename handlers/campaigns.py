@@ -16,10 +16,10 @@ from bot.campaigns.service import (
     campaign_reply,
     parse_link,
 )
-from handlers import texts
-from handlers.menus import TOPICS
-from handlers.messages import Button, Link, Reply
-from handlers.payloads import (
+from bot.contracts import texts
+from bot.contracts.menus import TOPICS
+from bot.contracts.messages import Button, Link, Reply
+from bot.contracts.payloads import (
     CampaignAbort,
     CampaignBack,
     CampaignCancel,
@@ -30,14 +30,14 @@ from handlers.payloads import (
     CampaignTime,
     Payload,
 )
-from handlers.router import FeatureContext, Routes, Turn
-from handlers.states import (
+from bot.contracts.states import (
     CampaignAwaitingExtra,
     CampaignAwaitingSegment,
     CampaignAwaitingText,
     CampaignAwaitingTime,
     State,
 )
+from handlers.router import FeatureContext, Routes, Turn
 
 EDIT_ROLES = ("admin", "staff")
 STATE_LABELS = {

@@ -1,5 +1,5 @@
 """Citizen-facing Vietnamese wording of numbered choices, for channels without inline buttons
-(Zalo). Beside handlers/texts.py so all wording can be reviewed together."""
+(Zalo). Beside bot/contracts/texts.py so all wording can be reviewed together."""
 
 # Emoji-only labels read oddly as a numbered line; say what they mean.
 LABELS = {"👍": "👍 Hữu ích", "👎": "👎 Chưa hữu ích"}

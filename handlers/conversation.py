@@ -13,30 +13,12 @@ import logging
 import unicodedata
 from urllib.parse import urlparse
 
+from bot import metrics
 from bot.campaigns.service import CampaignService
-from bot.handoff.service import HandoffService
-from bot.matching import Decision, MatchResult
-from bot.matching.live import LiveKnowledge
-from bot.ops import metrics
-from bot.privacy import loggable
-from bot.storage.pending import DATABASE_ERRORS, PendingLogs, PendingQuestion
-from bot.storage.store import Store
-from handlers import freshness, texts
-from handlers.campaigns import CampaignFeature
-from handlers.dialogue import DialogueFeature
-from handlers.handoff import HandoffFeature, human_action
-from handlers.ids import id_reply
-from handlers.menus import entry_token, feedback_row, menu_buttons, resolve_entry
-from handlers.messages import Button, IncomingMessage, Link, Messenger, Reply
-from handlers.middleware import (
-    Deduplicate,
-    FloodGuard,
-    FloodRule,
-    LoadUser,
-    chain,
-    handle_errors,
-)
-from handlers.payloads import (
+from bot.contracts import texts
+from bot.contracts.menus import entry_token, feedback_row, menu_buttons, resolve_entry
+from bot.contracts.messages import Button, IncomingMessage, Link, Messenger, Reply
+from bot.contracts.payloads import (
     AlsoAsked,
     Category,
     FacetChoice,
@@ -46,6 +28,25 @@ from handlers.payloads import (
     Pick,
     ShowEntry,
     numbers_fit,
+)
+from bot.handoff.service import HandoffService
+from bot.matching import Decision, MatchResult
+from bot.matching.live import LiveKnowledge
+from bot.privacy import loggable
+from bot.storage.pending import DATABASE_ERRORS, PendingLogs, PendingQuestion
+from bot.storage.store import Store
+from handlers import freshness
+from handlers.campaigns import CampaignFeature
+from handlers.dialogue import DialogueFeature
+from handlers.handoff import HandoffFeature, human_action
+from handlers.ids import id_reply
+from handlers.middleware import (
+    Deduplicate,
+    FloodGuard,
+    FloodRule,
+    LoadUser,
+    chain,
+    handle_errors,
 )
 from handlers.privacy import PrivacyFeature
 from handlers.router import ConversationConfig, FeatureContext, Outcome, Result, Router, Routes, Turn

@@ -12,17 +12,17 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+from bot import metrics
+from bot.contracts import texts
+from bot.contracts.menus import entry_token, feedback_row, resolve_entry
+from bot.contracts.messages import Button, Reply
+from bot.contracts.payloads import AlsoAsked, FacetChoice, Menu, NotThese, Pick, ShowEntry
 from bot.matching import Decision, MatchResult
-from bot.ops import metrics
 from bot.storage.context import ContextStore, DialogueContext
 from bot.storage.pending import DATABASE_ERRORS
-from handlers import texts
 from handlers.followup import FollowupReader, FollowupReading, Move
 from handlers.handoff import human_action
-from handlers.menus import entry_token, feedback_row, resolve_entry
-from handlers.messages import Button, Reply
 from handlers.multi_question import SHORT_ANSWER_CHARS, TwoQuestions, find_two
-from handlers.payloads import AlsoAsked, FacetChoice, Menu, NotThese, Pick, ShowEntry
 from handlers.router import Answering, Outcome, Turn
 from handlers.smalltalk import (
     SHADOWED,

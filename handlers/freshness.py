@@ -3,10 +3,10 @@ last checked, and, for an entry staff suspended, a notice with the hand-off inst
 
 from __future__ import annotations
 
-from handlers import texts
+from bot.contracts import texts
+from bot.contracts.messages import Button, Reply
+from bot.contracts.payloads import Menu
 from handlers.handoff import human_action
-from handlers.messages import Button, Reply
-from handlers.payloads import Menu
 from knowledge.freshness import names_a_document, site_of, source_urls
 from knowledge.schema import Entry
 

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import datetime as dt
 
+from bot.contracts import texts
+from bot.contracts.menus import back_to_bot_row, menu_buttons
+from bot.contracts.messages import Button, IncomingMessage, Reply
+from bot.contracts.payloads import AskTeam, CloseThread, DraftFromThread, LeaveHandoff
+from bot.contracts.states import AwaitingTeamQuestion, Relaying
 from bot.handoff.service import HandoffService, draft_buttons
 from bot.privacy import loggable, redact
 from bot.storage.store import UserInfo
-from handlers import texts
-from handlers.menus import back_to_bot_row, menu_buttons
-from handlers.messages import Button, IncomingMessage, Reply
-from handlers.payloads import AskTeam, CloseThread, DraftFromThread, LeaveHandoff
 from handlers.router import FeatureContext, Router, Routes, Turn
-from handlers.states import AwaitingTeamQuestion, Relaying
 
 # "Gặp cán bộ" from the menu sends the latest question only if it is this recent and the
 # bot did not help; a button under a question's reply may send that question within a day.

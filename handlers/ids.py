@@ -9,8 +9,8 @@ group's owner. The same text is posted once when the bot is added to a group
 
 from __future__ import annotations
 
-from handlers import texts
-from handlers.messages import IncomingMessage, Reply
+from bot.contracts import texts
+from bot.contracts.messages import IncomingMessage, Reply
 
 PLATFORM_NAMES = {"telegram": "Telegram", "zalo": "Zalo", "zalobot": "Zalo Bot", "web": "web"}  # bot/channels NAMEs
 

@@ -16,10 +16,10 @@ from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from functools import partial
 
+from bot.contracts import texts
+from bot.contracts.messages import IncomingMessage, Reply
 from bot.storage.pending import DATABASE_ERRORS, PendingLogs
 from bot.storage.store import Store
-from handlers import texts
-from handlers.messages import IncomingMessage, Reply
 from handlers.router import Result, Turn
 
 log = logging.getLogger(__name__)

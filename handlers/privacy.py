@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from handlers import texts
-from handlers.messages import Button, Reply
-from handlers.payloads import DeleteData
+from bot.contracts import texts
+from bot.contracts.messages import Button, Reply
+from bot.contracts.payloads import DeleteData
 from handlers.router import FeatureContext, Routes, Turn
 
 

@@ -2,8 +2,8 @@
 
 Every feature (handlers/campaigns.py, subscriptions.py, staff.py, handoff.py, privacy.py,
 and the menus and answers in conversation.py) returns a `Routes`: its commands, the typed
-button payloads it answers (handlers/payloads.py), the dialogue states whose typed text it
-reads (handlers/states.py), and a fallback for a malformed payload or state of its
+button payloads it answers (bot/contracts/payloads.py), the dialogue states whose typed text it
+reads (bot/contracts/states.py), and a fallback for a malformed payload or state of its
 namespace. `Router` merges them and finds the handler for a command, an action or a state.
 Adding a command is one line in its feature's table.
 
@@ -11,10 +11,10 @@ Features get a `FeatureContext` (knowledge, storage, messenger, configuration), 
 `Conversation`, so they import nothing from it.
 
 - A command: one line in the feature's `routes()`: `commands={"dangky": self.start, ...}`.
-- A button: a `Payload` subclass in handlers/payloads.py (prefix under the feature's
+- A button: a `Payload` subclass in bot/contracts/payloads.py (prefix under the feature's
   namespace, typed fields), built with `Cls(...).pack()`, answered by one line
   `actions={Cls: self.on_cls}` (the handler receives the unpacked payload).
-- A state: a `State` subclass in handlers/states.py, stored with `ctx.set_state(user,
+- A state: a `State` subclass in bot/contracts/states.py, stored with `ctx.set_state(user,
   Cls(...))`, read by one line `states={Cls: self.on_text}` (the handler gets the state and
   the typed text, and returns None to let it be read as a question).
 """
@@ -25,12 +25,12 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
+from bot.contracts.messages import IncomingMessage, Messenger, Reply
+from bot.contracts.payloads import Packed, Payload, namespace
+from bot.contracts.states import State
 from bot.matching import MatchResult
 from bot.matching.live import LiveKnowledge
 from bot.storage.store import Store, UserInfo
-from handlers.messages import IncomingMessage, Messenger, Reply
-from handlers.payloads import Packed, Payload, namespace
-from handlers.states import State
 from handlers.verdict import Verdict
 from knowledge.schema import Entry
 

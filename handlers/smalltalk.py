@@ -19,12 +19,12 @@ from pathlib import Path
 
 import yaml
 
+from bot.contracts import texts
+from bot.contracts.menus import menu_buttons
+from bot.contracts.messages import Button, Reply
+from bot.contracts.payloads import AskTeam, Menu
 from bot.matching.normalize import canonical, fold
-from handlers import texts
 from handlers.handoff import human_action
-from handlers.menus import menu_buttons
-from handlers.messages import Button, Reply
-from handlers.payloads import AskTeam, Menu
 
 LEXICON_FILE = Path(__file__).resolve().parent.parent / "knowledge" / "lexicon" / "smalltalk.yaml"
 # Entries whose topic small talk shadows: "bạn là người hay máy" is not a request for a person.

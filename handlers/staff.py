@@ -6,9 +6,9 @@ import datetime as dt
 
 from rapidfuzz import fuzz
 
+from bot.contracts import texts
+from bot.contracts.messages import Reply
 from bot.localtime import VN_TZ  # "today" for staff is the Vietnamese day
-from handlers import texts
-from handlers.messages import Reply
 from handlers.router import FeatureContext, Routes, Turn
 
 CLUSTER_SIMILARITY = 80

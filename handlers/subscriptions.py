@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from handlers import texts
-from handlers.menus import TOPICS
-from handlers.messages import Button, Reply
-from handlers.payloads import SubscribeDone, SubscribeTopic, SubscribeWard, Unsubscribe
+from bot.contracts import texts
+from bot.contracts.menus import TOPICS
+from bot.contracts.messages import Button, Reply
+from bot.contracts.payloads import SubscribeDone, SubscribeTopic, SubscribeWard, Unsubscribe
 from handlers.router import FeatureContext, Routes, Turn
 
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from bot.contracts.messages import IncomingMessage, Reply
 from bot.matching.live import LiveKnowledge
 from bot.runtime import conversation_config, load_live_knowledge, open_store
 from bot.settings import load_settings
 from bot.storage.store import Store
 from handlers.conversation import Conversation, Outcome
-from handlers.messages import IncomingMessage, Reply
 from knowledge.schema import Entry
 
 

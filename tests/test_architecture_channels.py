@@ -21,12 +21,12 @@ import pytest
 
 import bot.channels
 from bot.channels.base import Backoff, Channel, Outgoing, Pace
-from bot.channels.errors import RecipientGone, Transient
 from bot.channels.pacing import Pacer
 from bot.channels.registry import Channels
-from bot.ops.metrics import REGISTRY
+from bot.contracts.delivery import RecipientGone, Transient
+from bot.contracts.messages import Button, Reply
+from bot.metrics import REGISTRY
 from bot.runtime import CHANNELS
-from handlers.messages import Button, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKED = sorted((ROOT / "bot" / "channels").glob("*.py")) + [

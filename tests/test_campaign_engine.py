@@ -15,8 +15,8 @@ from sqlalchemy import select, update
 
 from bot.campaigns.engine import CampaignRunner
 from bot.campaigns.sender import window_size
+from bot.contracts.messages import Quiz
 from bot.storage.models import Campaign, ChannelPause, Delivery, JobLock, User, utcnow
-from handlers.messages import Quiz
 from tests.campaign_helpers import FINAL, campaign_sends, deliveries, draft, run_all, settle, subscribe
 from tests.fakes.telegram_api import TelegramApiError
 from tests.fakes.zalo_bot import FakeZaloBot

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.campaigns.service import CampaignError
+from bot.contracts.messages import Link, Quiz
 from bot.storage.models import AuditLog, Campaign, Delivery, JobLock, Staff, Subscription, User, utcnow
-from handlers.messages import Link, Quiz
 from tests.campaign_helpers import deliveries, draft, run_all, settle, subscribe
 from tests.telegram_harness import ADMIN, buttons, running_bot
 

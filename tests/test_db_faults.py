@@ -16,10 +16,10 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.channels.telegram import webhook_path
+from bot.contracts import texts
+from bot.contracts.messages import IncomingMessage
 from bot.storage.pending import DATABASE_ERRORS, DatabaseUnavailable, is_outage
 from bot.web import create_app
-from handlers import texts
-from handlers.messages import IncomingMessage
 from tests.helpers import serve_app
 from tests.telegram_harness import TOKEN, running_bot
 from tests.test_faults import WEBHOOK, PostgresProxy, asking, breakable_database, stored_questions

@@ -8,9 +8,9 @@ import datetime as dt
 import pytest
 from sqlalchemy import update
 
+from bot.contracts import texts
+from bot.contracts.payloads import AlsoAsked, FacetChoice, PayloadError
 from bot.storage.models import ConversationContext, QuestionLog, User
-from handlers import texts
-from handlers.payloads import AlsoAsked, FacetChoice, PayloadError
 from tests.conversation_harness import actions, conversation
 
 RESIDENCE = "vneid.residence_register"

@@ -9,8 +9,8 @@ import re
 
 import pytest
 
+from bot.contracts import texts
 from bot.storage.models import ConversationContext, QuestionLog
-from handlers import texts
 from tests.fakes.zalo_bot import FakeZaloBot
 from tests.fakes.zalo_oa import FakeZaloOA
 from tests.telegram_harness import ADMIN, buttons, running_bot

@@ -9,6 +9,7 @@ import datetime as dt
 
 from sqlalchemy import select
 
+from bot.contracts import texts
 from bot.dashboard.overlay import OverlaySync, polling
 from bot.freshness import digest_period, send_digest_if_due
 from bot.jobs import run_round
@@ -18,7 +19,6 @@ from bot.settings import load_settings
 from bot.storage.dashboard_queries import DashboardQueries
 from bot.storage.kb_status import KbStatusQueries
 from bot.storage.models import AuditLog, Feedback, utcnow
-from handlers import texts
 from tests.helpers import eventually
 from tests.telegram_harness import ADMIN, TEAM_DEFAULT, buttons, running_bot
 

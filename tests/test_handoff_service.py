@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from bot.contracts import texts
+from bot.contracts.messages import IncomingMessage
 from bot.storage.models import AuditLog, FaqDraft, WebOutbox
 from bot.storage.store import HandoffInfo
-from handlers import texts
-from handlers.messages import IncomingMessage
 from tests.dashboard_harness import running_site
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,8 +11,8 @@ import pytest
 
 from bot import json_body
 from bot.channels.telegram import webhook_path
+from bot.contracts import texts
 from bot.web import create_app
-from handlers import texts
 from tests.dashboard_harness import running_site
 from tests.helpers import serve_app
 from tests.telegram_harness import TOKEN, running_bot

@@ -130,7 +130,7 @@ def test_aiohttp_request_takes_the_proxy_from_the_environment_once(monkeypatch):
 
 def test_the_keyboard_sent_as_json_is_the_one_ptb_would_send():
     from bot.channels.telegram import keyboard, keyboard_json
-    from handlers.messages import Button, Link, Reply
+    from bot.contracts.messages import Button, Link, Reply
 
     reply = Reply("x", [[Button("Đăng ký tài khoản VNeID mức 2 cho người cao tuổi ở phường " * 2, "faq:a")],
                         [Button("👍", "fb:up:1:a"), Button("👎", "fb:down:1:a")]], [Link("vneid.gov.vn", "https://vneid.gov.vn")])

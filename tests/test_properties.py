@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 from bot.channels import telegram, zalo_bot, zalo_oa
 from bot.channels.choices import render
 from bot.channels.telegram import split_text
+from bot.contracts.messages import MAX_ACTION_BYTES, IncomingMessage
 from bot.matching import Decision
 from bot.matching.normalize import Lexicon, canonical, fold
 from handlers.conversation import Conversation
-from handlers.messages import MAX_ACTION_BYTES, IncomingMessage
 
 # Every code point, lone surrogates included (JSON "\ud800" escapes decode to one).
 ANY_TEXT = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF, categories=None), max_size=400)

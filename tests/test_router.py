@@ -11,11 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.runtime import conversation_config
-from handlers import texts
-from handlers.conversation import Conversation
-from handlers.messages import IncomingMessage, Reply
-from handlers.payloads import (
+from bot.contracts import texts
+from bot.contracts.messages import IncomingMessage, Reply
+from bot.contracts.payloads import (
     AskTeam,
     CampaignSegment,
     CloseThread,
@@ -26,14 +24,16 @@ from handlers.payloads import (
     PayloadError,
     Pick,
 )
-from handlers.router import ConversationConfig, Router, Routes, Turn
-from handlers.states import (
+from bot.contracts.states import (
     AwaitingTeamQuestion,
     CampaignAwaitingExtra,
     CampaignAwaitingSegment,
     CampaignAwaitingText,
     Relaying,
 )
+from bot.runtime import conversation_config
+from handlers.conversation import Conversation
+from handlers.router import ConversationConfig, Router, Routes, Turn
 from tests.conversation_harness import actions, conversation
 
 
@@ -86,13 +86,13 @@ def test_states_pack_to_the_stored_strings():
 
 def test_actions_and_states_are_parsed_and_built_only_by_their_classes():
     """No `split(":")` / `startswith` on an action or a stored state, and no button built from
-    an f-string, outside handlers/payloads.py and handlers/states.py."""
+    an f-string, outside bot/contracts/payloads.py and bot/contracts/states.py."""
     root = Path(__file__).resolve().parent.parent
     parsing = re.compile(r"(\baction\w*|\.action|user\.state)\.(split|partition|startswith|removeprefix)\(")
     building = re.compile(r'Button\([^()]*(\([^()]*\))?[^()]*, f"|state=f"')
     offenders = []
     for path in [*(root / "handlers").glob("*.py"), *(root / "bot").rglob("*.py")]:
-        if path.name in ("payloads.py", "states.py") and path.parent.name == "handlers":
+        if path.name in ("payloads.py", "states.py") and path.parent.name == "contracts":
             continue
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if parsing.search(line) or building.search(line):
@@ -190,9 +190,9 @@ def test_numbered_quiz_options_are_typed_payloads_answered_by_the_channel():
     """Where a quiz is numbered text (Zalo, the terminal chat), each option is a QuizAnswer the
     channel answers itself; the conversation's table does not know the namespace."""
     from bot.channels.choices import quiz_reply, render
+    from bot.contracts.messages import Button, Quiz
+    from bot.contracts.payloads import QuizAnswer
     from handlers import channel_texts as ct
-    from handlers.messages import Button, Quiz
-    from handlers.payloads import QuizAnswer
 
     reply = Reply("Câu đố", [[Button("Menu", Menu().pack())]], quiz=Quiz("OTP?", ["Có", "Không"], 1))
     rendered = render(reply)

@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import func, select, update
 
 from bot.channels.telegram import webhook_path
+from bot.contracts import texts
 from bot.runtime import open_store
 from bot.settings import load_settings
 from bot.storage.models import Handoff, QuestionLog, utcnow
-from handlers import texts
 from tests.fakes.telegram_api import FakeTelegram
 from tests.telegram_harness import TOKEN
 from tests.test_campaign_process import ROOT, cli, free_port

@@ -263,7 +263,7 @@ async def test_staff_today_counts_start_at_midnight_in_vietnam(bot):
 
 
 async def test_replies_are_split_by_utf16_length(bot):
-    from handlers.messages import Reply
+    from bot.contracts.messages import Reply
 
     long = "\n".join("😀" * 100 for _ in range(40))  # 4,000 characters, 8,000 UTF-16 units
     await bot.runtime.channels.send("telegram", "1", Reply(long))
@@ -272,7 +272,7 @@ async def test_replies_are_split_by_utf16_length(bot):
 
 
 async def test_long_reply_is_split_under_limit(bot):
-    from handlers.messages import Reply
+    from bot.contracts.messages import Reply
 
     long = "\n".join(f"Dòng {i}: " + "chữ " * 30 for i in range(80))
     await bot.runtime.channels.send("telegram", "1", Reply(long))

@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
+from bot.contracts.messages import IncomingMessage
 from handlers.conversation import Conversation, ConversationConfig
-from handlers.messages import IncomingMessage
 from tests.telegram_harness import TEAM_A, running_bot
 
 NEW_GROUP = -1001234567890  # a supergroup not (yet) in TEAM_CHATS

@@ -182,7 +182,7 @@ async def test_hostile_json_gets_a_400_and_no_traceback(body, caplog):
 
 
 def test_forged_button_numbers_are_refused_before_the_database():
-    from handlers.payloads import numbers_fit as action_numbers_fit
+    from bot.contracts.payloads import numbers_fit as action_numbers_fit
 
     assert action_numbers_fit("fb:up:123:vneid.what_is") and action_numbers_fit("camp:seg:7:w:phuong-a")
     assert not action_numbers_fit("fb:up:99999999999999999999:x")

@@ -7,10 +7,10 @@ import pytest
 from sqlalchemy import select
 from yarl import URL
 
+from bot.contracts.messages import Reply
 from bot.dashboard.webchat import CHAT_COOKIE
 from bot.storage.models import Feedback, Handoff, HandoffMessage, QuestionLog, User, WebOutbox
 from bot.web import create_app
-from handlers.messages import Reply
 from tests.dashboard_harness import running_site
 from tests.helpers import serve_app
 from tests.telegram_harness import TEAM_A, running_bot

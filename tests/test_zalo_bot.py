@@ -6,10 +6,10 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from bot.channels.errors import RecipientGone
+from bot.contracts import texts
+from bot.contracts.delivery import RecipientGone
+from bot.contracts.messages import Reply
 from bot.storage.models import InboundEvent, QuestionLog, Subscription, User
-from handlers import texts
-from handlers.messages import Reply
 from tests.fakes.zalo_bot import FakeZaloBot
 from tests.zalo_harness import bot_settings, choices, eventually, number_of, running
 

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import time
 
-from handlers import texts
+from bot.contracts import texts
 from tests.fakes.zalo_bot import FakeZaloBot
 from tests.fakes.zalo_oa import FakeZaloOA
 from tests.test_faults import breakable_database, stored_questions

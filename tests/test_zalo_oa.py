@@ -13,7 +13,10 @@ import pytest
 from sqlalchemy import update
 
 from bot.campaigns.service import CampaignDraft
-from bot.channels.errors import OutsideWindow
+from bot.contracts import texts
+from bot.contracts.delivery import OutsideWindow
+from bot.contracts.menus import menu_buttons
+from bot.contracts.messages import Button, Reply
 from bot.storage.models import (
     ChannelToken,
     Feedback,
@@ -26,9 +29,6 @@ from bot.storage.models import (
     utcnow,
 )
 from bot.web import create_app
-from handlers import texts
-from handlers.menus import menu_buttons
-from handlers.messages import Button, Reply
 from tests.fakes._base import utf16_len
 from tests.fakes.zalo_bot import FakeZaloBot
 from tests.fakes.zalo_oa import FakeZaloOA

@@ -26,8 +26,8 @@ from bot.campaigns.service import (
     parse_local_time,
     validate_quiz,
 )
+from bot.contracts.messages import Quiz
 from bot.settings import Settings
-from handlers.messages import Quiz
 
 QUIZ_FILE_HELP = """JSON or YAML: {"question": "...", "options": ["...", "..."], "correct": <index from 0>,
 "explanation": "..."} (Telegram quiz poll limits: question <= 300 chars, 2-12 options of <= 100 chars,

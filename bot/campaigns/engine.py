@@ -22,7 +22,7 @@ from bot.storage.campaigns import CampaignStore
 from bot.storage.models import Campaign
 
 if TYPE_CHECKING:
-    from handlers.messages import Reply  # contract type, for annotations only
+    from bot.contracts.messages import Reply  # contract type, for annotations only
 
 
 class CampaignRunner:

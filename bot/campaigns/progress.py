@@ -15,9 +15,9 @@ from collections import Counter
 
 from bot.campaigns.sender import ChannelSender, message_parts
 from bot.campaigns.service import LOCAL_TZ, campaign_reply
+from bot.contracts.messages import Reply
 from bot.storage.campaigns import FINAL_STATES, CampaignStore
 from bot.storage.models import Campaign, utcnow
-from handlers.messages import Reply
 
 log = logging.getLogger(__name__)
 

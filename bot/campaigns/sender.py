@@ -20,13 +20,20 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.channels.attempts import NotAttempted
-from bot.channels.errors import OutsideWindow, RateLimited, RecipientGone, Rejected, SendError, Transient
+from bot.contracts.delivery import (
+    NotAttempted,
+    OutsideWindow,
+    RateLimited,
+    RecipientGone,
+    Rejected,
+    SendError,
+    Transient,
+)
 from bot.storage.campaigns import CampaignStore, Outcome
 from bot.storage.models import utcnow
 
 if TYPE_CHECKING:
-    from handlers.messages import Reply  # contract type, for annotations only
+    from bot.contracts.messages import Reply  # contract type, for annotations only
 
 log = logging.getLogger(__name__)
 

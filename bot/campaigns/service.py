@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from bot.contracts.messages import Link, Quiz, Reply
 from bot.localtime import VN_TZ as LOCAL_TZ
 from bot.storage.campaigns import SKIP_BATCH as SKIP_BATCH  # re-exported: rows skipped per transaction
 from bot.storage.campaigns import CampaignStore
 from bot.storage.models import Campaign, Staff, utcnow
-from handlers.messages import Link, Quiz, Reply
 from knowledge.schema import TOPICS
 
 UNSUBSCRIBE_FOOTER = "—\nNgừng nhận tin: gõ /huydangky hoặc nhắn \"dừng\"."

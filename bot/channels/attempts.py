@@ -13,13 +13,9 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
-BeforeSend = Callable[[], Awaitable[None]]
+from bot.contracts.delivery import BeforeSend
+
 HOOK_SLACK = 0.1  # seconds a before_send hook may take before the call waits for a new turn
-
-
-class NotAttempted(Exception):  # noqa: N818 - it is not an error of the channel
-    """Raised by a `before_send` hook to call the attempt off before anything was sent; says
-    nothing about the channel's health and is not counted as a send error."""
 
 
 def paced(pacer, chat_id: str, broadcast: bool, before_send: BeforeSend | None = None) -> Callable[[], Awaitable[None]]:

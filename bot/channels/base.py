@@ -25,15 +25,15 @@ from typing import ClassVar
 
 from aiohttp import web
 
-from bot.channels.attempts import BeforeSend, NotAttempted, paced
+from bot import metrics
+from bot.channels.attempts import paced
 from bot.channels.choices import Rendered, render
-from bot.channels.errors import RateLimited, RecipientGone, SendError, Transient
 from bot.channels.health import ChannelHealth
 from bot.channels.pacing import Pacer
-from bot.ops import metrics
+from bot.contracts.delivery import BeforeSend, NotAttempted, RateLimited, RecipientGone, SendError, Transient
+from bot.contracts.messages import Button, IncomingMessage, Reply
 from bot.settings import Settings
 from bot.storage.store import Store
-from handlers.messages import Button, IncomingMessage, Reply
 
 Responder = Callable[[IncomingMessage], Awaitable[list[Reply]]]
 Unreachable = Callable[[str], Awaitable[None]]
@@ -174,14 +174,14 @@ class Channel(abc.ABC):
     @abc.abstractmethod
     async def transmit(self, out: Outgoing, pace: Pace) -> int | None:
         """One attempt to put `out` on the platform, awaiting `pace()` before each API call;
-        raises bot.channels.errors types (with `parts_done` when it can resume). Returns the
+        raises bot.contracts.delivery types (with `parts_done` when it can resume). Returns the
         platform's message id where there is one."""
 
     async def deliver(self, chat_id: str, reply: Reply, *, thread_id: int | None = None,
                       reply_to: int | None = None, broadcast: bool = False, skip_parts: int = 0,
                       before_send: BeforeSend | None = None, start: int = 1,
                       remember: bool = True) -> Delivered:
-        """One attempt to send a reply, paced, counted and reported; raises bot.channels.errors
+        """One attempt to send a reply, paced, counted and reported; raises bot.contracts.delivery
         types. `before_send` runs once, when the pacer lets the first call go
         (bot/channels/attempts.py). With `remember`, the numbered choices shown replace the
         citizen's stored ones (`remember_choices`); a turn numbering choices across several
@@ -217,7 +217,7 @@ class Channel(abc.ABC):
 
     async def send(self, chat_id: str, reply: Reply, *, thread_id: int | None = None,
                    reply_to: int | None = None) -> int | None:
-        """Send a live reply (handlers.messages.Messenger.send), retrying; the message id."""
+        """Send a live reply (bot.contracts.messages.Messenger.send), retrying; the message id."""
         return (await self.send_live(chat_id, reply, thread_id=thread_id, reply_to=reply_to)).message_id
 
     async def send_live(self, chat_id: str, reply: Reply, *, thread_id: int | None = None,

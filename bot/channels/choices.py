@@ -12,11 +12,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.contracts import texts
+from bot.contracts.messages import Reply
+from bot.contracts.payloads import QuizAnswer
 from bot.storage.choices import ReplyChoiceRows
 from handlers import channel_texts as ct
-from handlers import texts
-from handlers.messages import Reply
-from handlers.payloads import QuizAnswer
 
 DIGITS = re.compile(r"^\s*(\d{1,3})\s*[.)]?\s*$")
 ENUMERATE_UP_TO = 5  # "Gõ 1, 2, 3, 4 hoặc 5"; longer lists say "từ 1 đến 12"

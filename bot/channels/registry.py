@@ -4,9 +4,9 @@ and holds each channel's live health (bot/channels/health.py)."""
 from __future__ import annotations
 
 from bot.channels.base import Channel
-from bot.channels.errors import ChannelUnavailable
 from bot.channels.health import ChannelHealth, short_reason
-from handlers.messages import Button, Reply
+from bot.contracts.delivery import ChannelUnavailable
+from bot.contracts.messages import Button, Reply
 
 __all__ = ["ChannelHealth", "Channels", "short_reason"]
 

@@ -42,7 +42,7 @@ from telegram.error import (
 )
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
-from bot import json_body
+from bot import json_body, metrics
 from bot.channels.base import (
     Backoff,
     Channel,
@@ -55,16 +55,15 @@ from bot.channels.base import (
     as_is,
 )
 from bot.channels.choices import Rendered
-from bot.channels.errors import RateLimited, RecipientGone, Rejected, SendError, Transient
 from bot.channels.keyed_locks import KeyedLocks
 from bot.channels.pacing import Pacer
 from bot.channels.telegram_http import AiohttpRequest
-from bot.ops import metrics
+from bot.contracts import texts
+from bot.contracts.delivery import RateLimited, RecipientGone, Rejected, SendError, Transient
+from bot.contracts.messages import Button, IncomingMessage, Reply
 from bot.privacy import user_key
 from bot.settings import Settings
-from handlers import texts
 from handlers.ids import group_id_text
-from handlers.messages import Button, IncomingMessage, Reply
 
 # PTB 22 reports durations such as RetryAfter.retry_after as datetime.timedelta when opted
 # in, and otherwise warns (PTBDeprecationWarning) each time a RetryAfter is built; the next
@@ -457,7 +456,7 @@ class TelegramChannel(Channel):
         return as_is(reply)  # buttons go out as an inline keyboard
 
     async def transmit(self, out: Outgoing, pace: Pace) -> int | None:
-        """One attempt to send a reply (image, text parts, quiz); raises bot.channels.errors types.
+        """One attempt to send a reply (image, text parts, quiz); raises bot.contracts.delivery types.
 
         Returns the id of the last text message. Each API call is paced: live replies go
         first, broadcasts wait their turn (bot/channels/pacing.py). `skip_parts` resumes a

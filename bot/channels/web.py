@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from bot.channels.base import Channel, ChannelContext, Outgoing, Pace, as_is
 from bot.channels.choices import Rendered
-from bot.channels.errors import RecipientGone
+from bot.contracts.delivery import RecipientGone
+from bot.contracts.messages import Reply
 from bot.settings import Settings
 from bot.storage.store import Store
 from bot.storage.web_outbox import CHANNEL, WebOutboxQueries
-from handlers.messages import Reply
 
 NAME = CHANNEL
 

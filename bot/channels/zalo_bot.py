@@ -23,7 +23,6 @@ import aiohttp
 from aiohttp import web
 
 from bot.channels.base import ChannelContext, FloodCheck, Outgoing, Pace, Responder, Route, Unreachable
-from bot.channels.errors import RateLimited, RecipientGone, Rejected, Transient
 from bot.channels.pacing import Pacer
 from bot.channels.telegram import split_text
 from bot.channels.zalo_common import (
@@ -34,10 +33,11 @@ from bot.channels.zalo_common import (
     read_json_body,
     rejection,
 )
+from bot.contracts.delivery import RateLimited, RecipientGone, Rejected, Transient
+from bot.contracts.messages import IncomingMessage
 from bot.settings import Settings
 from bot.storage import inbound
 from bot.storage.store import Store
-from handlers.messages import IncomingMessage
 
 log = logging.getLogger(__name__)
 

@@ -28,18 +28,17 @@ from typing import Any, TypeVar
 import aiohttp
 from aiohttp import web
 
-from bot import json_body
+from bot import json_body, metrics
 from bot.channels.base import Backoff, Channel, FloodCheck, Responder, Unreachable
 from bot.channels.choices import ChoiceStore, Rendered
-from bot.channels.errors import RateLimited, RecipientGone, Transient
 from bot.channels.keyed_locks import KeyedLocks
 from bot.channels.pacing import Pacer
-from bot.ops import metrics
+from bot.contracts import texts
+from bot.contracts.delivery import RateLimited, RecipientGone, Transient
+from bot.contracts.messages import IncomingMessage, Reply
 from bot.storage import inbound
 from bot.storage.pending import DATABASE_ERRORS
 from bot.storage.store import Store
-from handlers import texts
-from handlers.messages import IncomingMessage, Reply
 from handlers.middleware import claim_once
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,6 @@ from aiohttp import web
 
 from bot.channels.base import ChannelContext, FloodCheck, Outgoing, Pace, Responder, Route, Unreachable
 from bot.channels.choices import Rendered
-from bot.channels.errors import OutsideWindow, RateLimited, RecipientGone, Rejected, Transient
 from bot.channels.pacing import Pacer
 from bot.channels.telegram import split_text, utf16_len
 from bot.channels.zalo_common import (
@@ -40,12 +39,13 @@ from bot.channels.zalo_common import (
     read_json_body,
     rejection,
 )
+from bot.contracts.delivery import OutsideWindow, RateLimited, RecipientGone, Rejected, Transient
+from bot.contracts.messages import IncomingMessage
 from bot.settings import Settings
 from bot.storage import inbound
 from bot.storage.pending import DATABASE_ERRORS
 from bot.storage.store import Store
 from bot.storage.tokens import RotatingTokens, TokenError
-from handlers.messages import IncomingMessage
 
 log = logging.getLogger(__name__)
 

@@ -29,12 +29,12 @@ from bot.campaigns.service import (
     campaign_reply,
     parse_local_time,
 )
+from bot.contracts.messages import Link
 from bot.dashboard.auth import requires
 from bot.dashboard.common import dash, is_https_url, path_id, redirect, render, viewer
 from bot.localtime import VN_TZ
 from bot.storage.dashboard_queries import StaffAccount, campaign_ward
 from bot.storage.models import Campaign
-from handlers.messages import Link
 from knowledge.schema import TOPICS
 
 STATE_NAMES = {"draft": "Bản nháp", "pending_approval": "Chờ duyệt", "scheduled": "Đã lên lịch",

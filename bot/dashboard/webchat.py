@@ -15,13 +15,13 @@ import secrets
 from aiohttp import web
 
 from bot import json_body
+from bot.contracts import texts
+from bot.contracts.menus import menu_buttons
+from bot.contracts.messages import MAX_ACTION_BYTES, IncomingMessage, Reply
 from bot.dashboard.auth import client_ip, cookie_secure, is_https
 from bot.dashboard.common import dash, render
 from bot.storage.web_outbox import WebOutboxQueries
-from handlers import texts
 from handlers.conversation import FloodGuard
-from handlers.menus import menu_buttons
-from handlers.messages import MAX_ACTION_BYTES, IncomingMessage, Reply
 
 CHAT_COOKIE = "dvc_chat"
 ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")

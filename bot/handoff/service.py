@@ -17,14 +17,14 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.channels.errors import ChannelUnavailable, OutsideWindow, RecipientGone, Rejected, SendError
+from bot.contracts import texts
+from bot.contracts.delivery import ChannelUnavailable, OutsideWindow, RecipientGone, Rejected, SendError
+from bot.contracts.menus import back_to_bot_row, menu_buttons
+from bot.contracts.messages import Button, Messenger, Reply
+from bot.contracts.payloads import CloseThread, DraftFromThread
+from bot.contracts.states import Relaying
 from bot.privacy import redact
 from bot.storage.store import HandoffInfo, Store, UserInfo
-from handlers import texts
-from handlers.menus import back_to_bot_row, menu_buttons
-from handlers.messages import Button, Messenger, Reply
-from handlers.payloads import CloseThread, DraftFromThread
-from handlers.states import Relaying
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from bot.contracts.states import Relaying
 from bot.privacy import redact
 from bot.storage.models import Handoff, HandoffMessage, QuestionLog, TeamPost, User, utcnow
 from bot.storage.users import UserInfo
@@ -168,7 +169,7 @@ class Handoffs:
             row = await s.get(Handoff, handoff_id)
             if row is None:
                 return None
-            await s.execute(update(User).where(User.id == row.user_id, User.state == f"relay:{row.id}")
+            await s.execute(update(User).where(User.id == row.user_id, User.state == Relaying(row.id).pack())
                             .values(state=""))
             return handoff_info(row)
 

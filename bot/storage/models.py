@@ -238,7 +238,7 @@ class Campaign(Base):
 
     States: draft -> pending_approval -> scheduled -> sending -> done, with paused,
     cancelled and expired on the side. Sending is claimed per channel, not per campaign
-    (a lease in job_locks, bot/campaigns/engine.py); `claimed_by`/`claimed_until` are unused
+    (a lease in job_locks, bot/campaigns/scheduler.py); `claimed_by`/`claimed_until` are unused
     since migration 0005 and kept for old rows.
     """
 

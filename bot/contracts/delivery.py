@@ -5,6 +5,8 @@ The campaign engine and the live-reply path decide what to do from the type alon
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 
 class SendError(Exception):
     """Base class: the message was not delivered.
@@ -51,3 +53,13 @@ class OutsideWindow(SendError):
 class ChannelUnavailable(Exception):
     """No adapter is running for the channel a message must go to (not a SendError: nothing
     was attempted; raised by bot/channels/registry.py)."""
+
+
+# A hook a delivery runs once, when the pacer lets its first API call go (the campaign sender
+# marks the row in flight there: bot/channels/attempts.py says why).
+BeforeSend = Callable[[], Awaitable[None]]
+
+
+class NotAttempted(Exception):  # noqa: N818 - it is not an error of the channel
+    """Raised by a `before_send` hook to call the attempt off before anything was sent; says
+    nothing about the channel's health and is not counted as a send error."""

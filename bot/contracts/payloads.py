@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, fields
 from typing import ClassVar, Self
 
-from handlers.messages import MAX_ACTION_BYTES, MAX_ACTION_NUMBER
+from bot.contracts.messages import MAX_ACTION_BYTES, MAX_ACTION_NUMBER
 
 SEPARATOR = ":"
 
@@ -108,7 +108,7 @@ class Category(Payload):
 @dataclass(frozen=True)
 class ShowEntry(Payload):
     PREFIX: ClassVar[str] = "faq"
-    entry: str  # entry token (handlers.menus.entry_token)
+    entry: str  # entry token (bot.contracts.menus.entry_token)
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ class AlsoAsked(Payload):
 
     PREFIX: ClassVar[str] = "also"
     question: int  # the logged question (0 when not logged)
-    entry: str  # entry token (handlers.menus.entry_token)
+    entry: str  # entry token (bot.contracts.menus.entry_token)
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,7 @@ class Messenger(Protocol):
                    reply_to: int | None = None) -> int | None:
         """Send and return the platform's message id (None if the channel has none).
 
-        Failures raise bot.channels.errors types once retries are spent: RecipientGone (the
+        Failures raise bot.contracts.delivery types once retries are spent: RecipientGone (the
         citizen blocked the bot, or the bot left the group; the adapter has already marked a
         citizen unreachable), OutsideWindow, Rejected, Transient.
         """

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
-from handlers import texts
-from handlers.messages import Button
-from handlers.payloads import AskTeam, Category, Feedback, LeaveHandoff
+from bot.contracts import texts
+from bot.contracts.messages import Button
+from bot.contracts.payloads import AskTeam, Category, Feedback, LeaveHandoff
 from knowledge.schema import CATEGORIES, TOPICS
 
 MENU_CATEGORIES = [*TOPICS, "social"]  # the subscription topics, and insurance/tax/health/school

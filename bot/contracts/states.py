@@ -3,7 +3,7 @@
 The state is stored as a short string on the user row (`users.state`, 32 characters; ""
 while talking to the bot), so the column and its migrations stay as they are; in code it is
 one of the typed classes below, declared per feature, packed and unpacked like button
-payloads (handlers/payloads.py). The feature that owns a state registers a handler for it
+payloads (bot/contracts/payloads.py). The feature that owns a state registers a handler for it
 in its route table (handlers/router.py); nothing else reads the string.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from handlers.payloads import Packed
+from bot.contracts.payloads import Packed
 
 NONE = ""  # talking to the bot
 MAX_STATE_CHARS = 32  # users.state
