@@ -500,8 +500,8 @@ def main() -> int:
     print(f"knowledge base: {len(kb)} entries; v1 questions: {len(questions)} ({path})")
     print(f"ours(set): settings thresholds {show(matcher.thresholds)}  "
           f"[no-bg = ours without background word frequencies: the ablation]")
-    print("semantic model: none adopted; this run is the lexical matcher only (an e5-small fusion tried "
-          "offline during issue 11 did not improve ranking on v1 or the tuning half)")
+    print("semantic model: none adopted; this run is the lexical matcher only (bench/semantic.py measures "
+          "e5-small alone, with restored diacritics and as a decision signal: it did not pay on the held-out half)")
     for name, th in fitted.items():
         print(f"{name}(cal): fitted on all v1 questions {show(th)}")
     n_in = sum(q["topic"] is not None for q in questions)
