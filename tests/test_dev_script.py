@@ -46,6 +46,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+RESTORE_SIGINT_AND_RUN = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                          "os.execv(sys.executable, [sys.executable, 'dev.py', 'run'])")
+
+
 def start_service(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
     where = project(tmp_path, f'exec "{sys.executable}" "$@"\n')
     stamp(where, "dev")
@@ -55,8 +59,10 @@ def start_service(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
                WEB_HOST="127.0.0.1", USER_KEY_SECRET="test-secret", LOG_FORMAT="text")
     log = where / "out.log"
     with log.open("wb") as out:
-        # Its own session, like a terminal's foreground job: killpg = Ctrl+C.
-        proc = subprocess.Popen([sys.executable, "dev.py", "run"], cwd=where, env=env, stdout=out,
+        # Its own session, like a terminal's foreground job: killpg = Ctrl+C. With SIGINT's
+        # default disposition, as in a terminal: a runner started in the background (a shell's
+        # `&`) ignores SIGINT, and its children would inherit that.
+        proc = subprocess.Popen([sys.executable, "-c", RESTORE_SIGINT_AND_RUN], cwd=where, env=env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 120
     while b"listening on" not in log.read_bytes():
