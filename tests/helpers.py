@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
+import os
+import socket
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -40,3 +43,29 @@ async def eventually(predicate, timeout: float = 30.0, what: str = "the conditio
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
         await asyncio.sleep(step)
+
+
+def _worker_index() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(worker[2:]) if worker[2:].isdigit() else 0
+
+
+# Ports for services a test starts in a child process. They come from below the kernel's ephemeral
+# range (32768+ here), so no server bound to port 0 (the fakes) can take one between our check and
+# the child's bind, and each xdist worker has its own block, so two workers never pick the same one.
+_PORT_BLOCK = 600
+_next_port = itertools.cycle(range(20000 + _worker_index() * _PORT_BLOCK,
+                                   20000 + (_worker_index() + 1) * _PORT_BLOCK))
+
+
+def free_port() -> int:
+    """A local TCP port nobody listens on now, for a child process to bind."""
+    for _ in range(_PORT_BLOCK):
+        port = next(_next_port)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in this worker's block")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import sys
 from collections import Counter
 from pathlib import Path
@@ -17,15 +16,11 @@ from bot.runtime import open_store
 from bot.settings import load_settings
 from bot.storage.models import Delivery, Staff, User
 from tests.fakes.telegram_api import FakeTelegram
+from tests.helpers import free_port
 from tests.telegram_harness import TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def seed(database_url: str, user_ids, ward="phuong-a", staff=()) -> None:

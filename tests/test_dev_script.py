@@ -11,13 +11,14 @@ import hashlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,11 +40,6 @@ def stamp(where: Path, flavour: str) -> None:
     fingerprint = hashlib.sha256((where / "pyproject.toml").read_bytes()).hexdigest()
     (where / ".venv" / ".installed").write_text(f"{fingerprint} {flavour}")
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 RESTORE_SIGINT_AND_RUN = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "

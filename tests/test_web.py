@@ -7,7 +7,6 @@ import importlib.util
 import logging
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 from bot.runtime import Runtime
 from bot.settings import load_settings
 from bot.web import create_app
-from tests.helpers import serve_app
+from tests.helpers import free_port, serve_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,15 +46,10 @@ def test_channel_states_follow_the_settings():
     assert states["zalobot"] == "off: ZALO_BOT_TOKEN is not set"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.mark.parametrize("event_loop", ["auto", "asyncio"])
 async def test_service_starts_without_tokens_and_logs_why_channels_are_off(tmp_path, event_loop):
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ, "PYTHONPATH": str(ROOT), "WEB_HOST": "127.0.0.1", "WEB_PORT": str(port),
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/bot.sqlite3", "USER_KEY_SECRET": "test-secret",

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import sys
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from bot.runtime import open_store
 from bot.settings import load_settings
 from bot.storage.models import ChannelToken
 from tests.fakes.zalo_oa import FakeZaloOA
+from tests.helpers import free_port
 from tests.zalo_harness import USER, oa_say, oa_settings, running
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,9 +107,7 @@ async def test_pasted_callback_address_stores_the_first_pair_and_the_running_ser
 
 
 async def test_code_on_a_local_callback_port(oa, database_url, tmp_path):
-    with socket.socket() as probe:  # a free port for the one-off callback server
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # for the one-off callback server
     oa.callback_url = f"http://localhost:{port}/zalo/callback"
     proc = await start_cli(cli_env(oa, database_url, tmp_path), "--listen", str(port), "--timeout", "60")
     seen: list[str] = []
