@@ -254,7 +254,7 @@ async def seed(store, count: int) -> None:
         ids = [FIRST_SUBSCRIBER + i for i in range(start, min(count, start + chunk))]
         async with store.sessions.begin() as s:
             await s.execute(insert(User), [
-                {"channel": "telegram", "platform_id": str(uid), "user_key": store.key_for("telegram", uid),
+                {"channel": "telegram", "platform_id": str(uid), "user_key": store.users.key_for("telegram", uid),
                  "active": True, "fallback_streak": 0, "state": "", "created_at": now, "last_inbound_at": now}
                 for uid in ids])
             user_ids = (await s.scalars(select(User.id).where(

@@ -115,7 +115,7 @@ async def score_half(conversation, matcher, store, questions: list[dict], label:
     small_users = []
     for n, q in enumerate(small):
         user = f"{label}-small-{n}"
-        small_users.append(store.key_for(CHANNEL, user))
+        small_users.append(store.users.key_for(CHANNEL, user))
         out = await say(user, q["text"])
         ok = out["kind"] == "smalltalk"
         half.smalltalk.append(ok)

@@ -160,10 +160,10 @@ class Runtime:
         runtime = cls(settings, knowledge, conversation, channels, store, engine, campaigns=campaigns,
                       handoffs=handoffs)
         runtime.campaign_runner = CampaignRunner(
-            store.sessions, channels, on_unreachable=store.mark_unreachable,
+            store.sessions, channels, on_unreachable=store.users.mark_unreachable,
             lease=dt.timedelta(seconds=settings.campaign_lease_seconds),
             approval_threshold=settings.campaign_approval_threshold)
-        await store.ensure_admins(settings.admin_ids)
+        await store.staff.ensure_admins(settings.admin_ids)
         context = ChannelContext(store, conversation.handle, conversation.flood.check, runtime.report_channel_state)
         for channel_class in CHANNELS:
             channel = channel_class.from_settings(settings, context)
@@ -180,7 +180,7 @@ class Runtime:
         """'ok', 'off' (no database in this process) or 'down: <why>'."""
         if self.engine is None:
             return "off"
-        if self.store is not None and not await self.store.writes_work():  # locked, full, gone
+        if self.store is not None and not await self.store.events.writes_work():  # locked, full, gone
             return f"down: writes failing ({self.store.outage.reason})"
         try:
             async with asyncio.timeout(3):

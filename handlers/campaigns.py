@@ -87,7 +87,7 @@ class CampaignFeature:
 
     async def _role(self, turn: Turn) -> str | None:
         store = self.ctx.store
-        return await store.staff_role(turn.msg.channel, turn.msg.user_id) if store else None
+        return await store.staff.role(turn.msg.channel, turn.msg.user_id) if store else None
 
     def _actor(self, turn: Turn) -> str:
         return f"{turn.msg.channel}:{turn.msg.user_id}"

@@ -240,14 +240,14 @@ class Conversation:
         if turn.user is not None:
             changed = streak if streak != turn.user.fallback_streak else None
             try:
-                return await store.log_question(turn.user, logged, normalized, *values, streak=changed)
+                return await store.questions.log(turn.user, logged, normalized, *values, streak=changed)
             except DATABASE_ERRORS as exc:
                 store.outage.failed(exc)
             except Exception as exc:  # a row the database refuses fails alone: the citizen is answered
                 log.warning("question log not stored (refused by the database: %s)", type(exc).__name__)
                 return None
         ward = turn.user.ward if turn.user else turn.msg.ward
-        self.pending.add(PendingQuestion(turn.msg.channel, store.key_for(turn.msg.channel, turn.msg.user_id),
+        self.pending.add(PendingQuestion(turn.msg.channel, store.users.key_for(turn.msg.channel, turn.msg.user_id),
                                          logged, normalized, *values, ward=ward))
         return None
 
@@ -256,20 +256,20 @@ class Conversation:
         if faq_id is None:
             return self.unknown_action()
         if self.store and turn.user and pressed.question:
-            await self.store.set_outcome(pressed.question, turn.user, "picked", faq_id)
+            await self.store.questions.set_outcome(pressed.question, turn.user, "picked", faq_id)
         await self.dialogue.remember(turn, faq_id)
         return self.entry_replies(turn, faq_id, str(pressed.question))
 
     async def on_not_these(self, turn: Turn, pressed: NotThese | None = None) -> list[Reply]:
         if self.store and turn.user and pressed is not None:
-            await self.store.set_outcome(pressed.question, turn.user, "not_these")
+            await self.store.questions.set_outcome(pressed.question, turn.user, "not_these")
         return [Reply(texts.NOT_THESE_REPLY, menu_buttons(), kind="fallback")]
 
     async def on_feedback(self, turn: Turn, pressed: Feedback) -> list[Reply]:
         if pressed.vote not in ("up", "down"):
             return self.unknown_action()
         if self.store and turn.user:
-            await self.store.add_feedback(turn.user, pressed.question or None,
+            await self.store.questions.add_feedback(turn.user, pressed.question or None,
                                           resolve_entry(self.knowledge.kb, pressed.entry), helpful=pressed.vote == "up")
         if pressed.vote == "up":
             return [Reply(texts.FEEDBACK_THANKS_UP, kind="notice")]

@@ -71,7 +71,7 @@ class HandoffFeature:
         assert self.service is not None
         store = self.service.store
         window = BUTTON_QUESTION_WINDOW if question_id is not None else MENU_QUESTION_WINDOW
-        question = await store.question_for_handoff(user, window, question_id)
+        question = await store.questions.for_handoff(user, window, question_id)
         current = await self.service.open_thread_of(user)
         if current is not None:
             await self.ctx.set_state(user, Relaying(current.id), fallback_streak=0)
@@ -92,7 +92,7 @@ class HandoffFeature:
             return None
         text = redact(text)
         logged, normalized = loggable(text, self.ctx.knowledge.normalizer.normalized)
-        question_id = await self.service.store.log_question(turn.user, logged, normalized, "handoff", None, 0.0, [])
+        question_id = await self.service.store.questions.log(turn.user, logged, normalized, "handoff", None, 0.0, [])
         return await self.open(turn.user, text, question_id)
 
     async def on_relayed_text(self, turn: Turn, state: Relaying, text: str) -> list[Reply] | None:

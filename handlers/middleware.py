@@ -63,7 +63,7 @@ async def released_on_failure(store: Store, key: str) -> AsyncIterator[None]:
         yield
     except BaseException:
         with contextlib.suppress(Exception):
-            await store.release_inbound_event(key)
+            await store.events.release(key)
         raise
 
 
@@ -79,7 +79,7 @@ async def claim_once(store: Store, key: str, handle: Callable[[], Awaitable[None
 
 class Deduplicate:
     """Platforms retry: an event with a key (IncomingMessage.event_key) is handled once across
-    processes. A citizen's claim records the sender in the same transaction (Store.arrive)."""
+    processes. A citizen's claim records the sender in the same transaction (Users.arrive)."""
 
     def __init__(self, store: Store | None):
         self.store = store
@@ -91,7 +91,7 @@ class Deduplicate:
         if msg.is_group:
             fresh = await store.claim_inbound_event(msg.event_key)
         else:
-            fresh, turn.user = await store.arrive(msg.event_key, msg.channel, msg.user_id, msg.ward or None)
+            fresh, turn.user = await store.users.arrive(msg.event_key, msg.channel, msg.user_id, msg.ward or None)
             turn.arrived = True
         if not fresh:
             return []  # already handled here or by another process (the platform retried)
@@ -114,7 +114,7 @@ class LoadUser:
             return await next(turn)
         if not turn.arrived and not store.outage.skip:
             try:
-                turn.user = await store.touch_user(msg.channel, msg.user_id, msg.ward or None)
+                turn.user = await store.users.touch(msg.channel, msg.user_id, msg.ward or None)
             except DATABASE_ERRORS as exc:
                 store.outage.failed(exc)
         if turn.user is not None:

@@ -35,6 +35,6 @@ class PrivacyFeature:
             return await self.cancelled(turn)
         if store is None or turn.user is None:
             return [Reply(texts.NO_STORAGE, kind="notice")]
-        await store.delete_user_data(turn.user.id)
-        await store.audit(f"user:{turn.user.key}", "user.delete_data")
+        await store.users.delete_data(turn.user.id)
+        await store.audit_trail.record(f"user:{turn.user.key}", "user.delete_data")
         return [Reply(texts.DELETED, kind="notice")]

@@ -83,7 +83,7 @@ class FeatureContext:
     async def set_state(self, user: UserInfo, state: State | None, **fields: Any) -> None:
         """Store the user's dialogue state (None: back to talking to the bot)."""
         assert self.store is not None
-        await self.store.update_user(user.id, state=state.pack() if state is not None else "", **fields)
+        await self.store.users.update(user.id, state=state.pack() if state is not None else "", **fields)
 
 
 class Answering(Protocol):

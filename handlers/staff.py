@@ -37,7 +37,7 @@ class StaffFeature:
     async def _role(self, turn: Turn) -> str | None:
         if self.ctx.store is None:
             return None
-        return await self.ctx.store.staff_role(turn.msg.channel, turn.msg.user_id)
+        return await self.ctx.store.staff.role(turn.msg.channel, turn.msg.user_id)
 
     async def stats(self, turn: Turn) -> list[Reply]:
         if await self._role(turn) is None:
@@ -46,8 +46,8 @@ class StaffFeature:
         assert store is not None
         now = dt.datetime.now(VN_TZ)
         today = now.replace(hour=0, minute=0, second=0, microsecond=0)  # midnight in Vietnam
-        day = await store.counts_since(today.astimezone(dt.UTC))
-        week = await store.counts_since(now - dt.timedelta(days=7))
+        day = await store.questions.counts_since(today.astimezone(dt.UTC))
+        week = await store.questions.counts_since(now - dt.timedelta(days=7))
         for counts in (day, week):
             counts.setdefault("smalltalk", 0)  # greetings, thanks...: not questions, counted apart
         return [Reply(texts.STATS.format(d=day, w=week), kind="notice")]
@@ -56,7 +56,7 @@ class StaffFeature:
         if await self._role(turn) is None:
             return [Reply(texts.STAFF_ONLY, kind="notice")]
         assert self.ctx.store is not None
-        groups = cluster(await self.ctx.store.recent_unanswered())
+        groups = cluster(await self.ctx.store.questions.recent_unanswered())
         if not groups:
             return [Reply(texts.UNANSWERED_NONE, kind="notice")]
         lines = [texts.UNANSWERED_HEADER] + [f"{i}. ({n}×) {q[:120]}" for i, (q, n) in enumerate(groups[:15], 1)]
@@ -75,9 +75,9 @@ class StaffFeature:
         if parts[0] == "add":
             role = parts[2] if len(parts) > 2 else "staff"
             try:
-                await store.set_staff(channel, ident, role, actor)
+                await store.staff.set(channel, ident, role, actor)
             except ValueError:
                 return [Reply(texts.STAFF_USAGE, kind="notice")]
         else:
-            await store.remove_staff(channel, ident, actor)
+            await store.staff.remove(channel, ident, actor)
         return [Reply(texts.STAFF_DONE.format(who=parts[1]), kind="notice")]

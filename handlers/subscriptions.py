@@ -29,12 +29,12 @@ class SubscriptionFeature:
         if wards:
             rows = [[Button(name, SubscribeWard(slug).pack())] for slug, name in wards.items()]
             return [Reply(texts.SUB_CHOOSE_WARD, rows, kind="menu")]
-        await store.save_subscription(turn.user.id, topics=[])
+        await store.subscriptions.save(turn.user.id, topics=[])
         return [await self._topics_reply(turn)]
 
     async def _topics_reply(self, turn: Turn) -> Reply:
         assert self.ctx.store is not None and turn.user is not None
-        sub = await self.ctx.store.get_subscription(turn.user.id)
+        sub = await self.ctx.store.subscriptions.get(turn.user.id)
         chosen = set(sub.topics if sub else [])
         rows = [[Button(("✅ " if topic in chosen else "") + label, SubscribeTopic(topic).pack())]
                 for topic, label in TOPICS.items()]
@@ -51,25 +51,25 @@ class SubscriptionFeature:
         store = self.ctx.store
         if store is None or turn.user is None or pressed.ward not in self.ctx.config.wards:
             return await self.on_malformed(turn)
-        await store.update_user(turn.user.id, ward=pressed.ward)
-        await store.save_subscription(turn.user.id, ward=pressed.ward, topics=[])
+        await store.users.update(turn.user.id, ward=pressed.ward)
+        await store.subscriptions.save(turn.user.id, ward=pressed.ward, topics=[])
         return [await self._topics_reply(turn)]
 
     async def on_topic(self, turn: Turn, pressed: SubscribeTopic) -> list[Reply]:
         store = self.ctx.store
         if store is None or turn.user is None or pressed.topic not in TOPICS:
             return await self.on_malformed(turn)
-        sub = await store.get_subscription(turn.user.id)
+        sub = await store.subscriptions.get(turn.user.id)
         topics = set(sub.topics if sub else [])
         topics ^= {pressed.topic}
-        await store.save_subscription(turn.user.id, topics=sorted(topics))
+        await store.subscriptions.save(turn.user.id, topics=sorted(topics))
         return [await self._topics_reply(turn)]
 
     async def on_done(self, turn: Turn, _pressed: SubscribeDone) -> list[Reply]:
         store = self.ctx.store
         if store is None or turn.user is None:
             return await self.on_malformed(turn)
-        sub = await store.save_subscription(turn.user.id, active=True)
+        sub = await store.subscriptions.save(turn.user.id, active=True)
         ward = self.ctx.config.wards.get(sub.ward or "")
         topics = ", ".join(TOPICS[t] for t in sub.topics if t in TOPICS) or texts.SUB_ALL_TOPICS
         return [Reply(texts.SUB_CONFIRMED.format(ward=f" của {ward}" if ward else "", topics=topics), kind="notice")]
@@ -78,8 +78,8 @@ class SubscriptionFeature:
         store = self.ctx.store
         if store is None or turn.user is None:
             return [Reply(texts.NO_STORAGE, kind="notice")]
-        sub = await store.get_subscription(turn.user.id)
+        sub = await store.subscriptions.get(turn.user.id)
         if sub is None or not sub.active:
             return [Reply(texts.NOT_SUBSCRIBED, kind="notice")]
-        await store.save_subscription(turn.user.id, active=False)
+        await store.subscriptions.save(turn.user.id, active=False)
         return [Reply(texts.UNSUBSCRIBED, kind="notice")]

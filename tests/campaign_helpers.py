@@ -17,8 +17,8 @@ async def subscribe(bot, user_ids, ward="phuong-a", topics=(), channel="telegram
     for uid in user_ids:
         if channel == "telegram":
             bot.fake.add_private_chat(uid, first_name=f"Dân {uid}")
-        user = await bot.store.touch_user(channel, str(uid))
-        await bot.store.save_subscription(user.id, ward=ward, topics=list(topics), active=True)
+        user = await bot.store.users.touch(channel, str(uid))
+        await bot.store.subscriptions.save(user.id, ward=ward, topics=list(topics), active=True)
 
 
 def draft(**kw) -> CampaignDraft:

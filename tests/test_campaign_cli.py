@@ -22,8 +22,8 @@ def campaign_cli(database_url, capsys):
     async def seed() -> None:
         engine, store = await open_store(settings)
         for uid in (1, 2, 3):
-            user = await store.touch_user("telegram", str(uid))
-            await store.save_subscription(user.id, ward="phuong-a", topics=[], active=True)
+            user = await store.users.touch("telegram", str(uid))
+            await store.subscriptions.save(user.id, ward="phuong-a", topics=[], active=True)
         async with store.sessions.begin() as s:
             s.add(Staff(username="lan", channel="telegram", platform_id="42", role="staff", active=True))
             s.add(Staff(username="minh", role="admin", active=True))

@@ -103,11 +103,11 @@ async def test_unsubscribed_meanwhile_is_skipped_and_unexpected_errors_fail_one_
     bot.fake.register_method("sendMessage", broken_for_43)
     campaign = await bot.runtime.campaigns.create(draft())
     await bot.runtime.campaign_runner.coordinate()  # started: rows exist
-    zalo = await bot.store.touch_user("zalobot", "zb-1")  # a row for a channel this process does not run
+    zalo = await bot.store.users.touch("zalobot", "zb-1")  # a row for a channel this process does not run
     async with bot.store.sessions.begin() as s:
         s.add(Delivery(campaign_id=campaign.id, user_id=zalo.id, channel="zalobot", state="pending", attempts=0))
-    user = await bot.store.touch_user("telegram", "42")
-    await bot.store.save_subscription(user.id, active=False)  # "dừng" while the campaign runs
+    user = await bot.store.users.touch("telegram", "42")
+    await bot.store.subscriptions.save(user.id, active=False)  # "dừng" while the campaign runs
     await settle(bot, campaign.id)
     rows = await deliveries(bot, campaign.id)
     assert rows["41"].state == rows["44"].state == "sent"

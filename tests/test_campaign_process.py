@@ -27,8 +27,8 @@ async def seed(database_url: str, user_ids, ward="phuong-a", staff=()) -> None:
     """Subscribers, and dashboard staff accounts by username."""
     engine, store = await open_store(load_settings(_env_file=None, database_url=database_url, user_key_secret="x"))
     for uid in user_ids:
-        user = await store.touch_user("telegram", str(uid))
-        await store.save_subscription(user.id, ward=ward, topics=[], active=True)
+        user = await store.users.touch("telegram", str(uid))
+        await store.subscriptions.save(user.id, ward=ward, topics=[], active=True)
     async with store.sessions.begin() as s:
         for username in staff:
             s.add(Staff(username=username, role="staff", active=True))

@@ -23,8 +23,8 @@ LEASE = dt.timedelta(seconds=30)
 async def repo(database_url):
     engine, store = await open_store(load_settings(_env_file=None, database_url=database_url, user_key_secret="x"))
     for uid in range(1, 31):
-        user = await store.touch_user("telegram", str(uid))
-        await store.save_subscription(user.id, ward="phuong-a", topics=[], active=True)
+        user = await store.users.touch("telegram", str(uid))
+        await store.subscriptions.save(user.id, ward="phuong-a", topics=[], active=True)
     try:
         yield CampaignStore(store.sessions)
     finally:

@@ -23,7 +23,7 @@ STAFF_2 = 901  # a second staff member (the harness makes ADMIN an admin)
 async def bot(database_url):
     async with running_bot(database_url, telegram_rate_per_second=200.0) as harness:
         harness.runtime.campaign_runner.poll_seconds = 3600  # tests drive the runner themselves
-        await harness.store.set_staff("telegram", str(STAFF_2), "staff", actor="test")
+        await harness.store.staff.set("telegram", str(STAFF_2), "staff", actor="test")
         harness.fake.add_private_chat(STAFF_2, first_name="Minh")
         yield harness
 
@@ -120,7 +120,7 @@ async def test_approval_is_atomic_and_knows_a_creator_under_each_of_their_names(
     svc = bot.runtime.campaigns
     svc.approval_threshold = 0
     await subscribe(bot, [44])
-    await bot.store.set_staff("telegram", "902", "staff", actor="test")
+    await bot.store.staff.set("telegram", "902", "staff", actor="test")
     async with bot.store.sessions.begin() as s:  # the dashboard account "lan" is linked to telegram:902
         await s.execute(update(Staff).where(Staff.platform_id == "902").values(username="lan"))
     campaign = await svc.create(draft(created_by="telegram:902"))
@@ -160,7 +160,7 @@ async def test_only_the_creator_confirms_a_draft_and_confirming_counts_again(bot
     svc = bot.runtime.campaigns
     svc.approval_threshold = 2
     await subscribe(bot, [51, 52])
-    await bot.store.set_staff("telegram", "903", "staff", actor="test")
+    await bot.store.staff.set("telegram", "903", "staff", actor="test")
     async with bot.store.sessions.begin() as s:  # the dashboard account "mai" is linked to telegram:903
         await s.execute(update(Staff).where(Staff.platform_id == "903").values(username="mai"))
     campaign = await svc.create(draft(created_by="mai"), confirm=False)

@@ -130,8 +130,8 @@ async def test_lists_refresh_by_themselves(tmp_path):
     async with running_site(f"sqlite+aiosqlite:///{tmp_path}/refresh.sqlite3", campaign_approval_threshold=10) as site:
         await site.account("admin", "admin")
         await site.seed_question("con mèo nhà tôi bỏ ăn mấy hôm nay", ward="phuong-a")
-        user = await site.runtime.store.touch_user("web", "f" * 32)
-        await site.runtime.store.save_subscription(user.id, ward="phuong-a", topics=[], active=True)
+        user = await site.runtime.store.users.touch("web", "f" * 32)
+        await site.runtime.store.subscriptions.save(user.id, ward="phuong-a", topics=[], active=True)
         async with playwright_api.async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             try:
@@ -201,8 +201,8 @@ async def test_staff_guide_walkthrough_with_screenshots(tmp_path):
     async with running_site(f"sqlite+aiosqlite:///{tmp_path}/guide.sqlite3") as site:
         await site.account("lan", "admin")
         await seed_history(site)
-        user = await site.runtime.store.touch_user("web", "e" * 32)
-        await site.runtime.store.save_subscription(user.id, ward="phuong-a", topics=[], active=True)
+        user = await site.runtime.store.users.touch("web", "e" * 32)
+        await site.runtime.store.subscriptions.save(user.id, ward="phuong-a", topics=[], active=True)
         async with playwright_api.async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             try:

@@ -30,9 +30,9 @@ async def site(database_url):
 
 async def subscriber(site, ident: str, ward: str, topics: list[str], channel: str = "web") -> None:
     store = site.runtime.store
-    user = await store.touch_user(channel, ident)
-    await store.update_user(user.id, ward=ward)
-    await store.save_subscription(user.id, ward=ward, topics=topics, active=True)
+    user = await store.users.touch(channel, ident)
+    await store.users.update(user.id, ward=ward)
+    await store.subscriptions.save(user.id, ward=ward, topics=topics, active=True)
 
 
 async def create(client, **changes) -> tuple[int, object]:
@@ -229,11 +229,11 @@ async def test_statistics_chart_handoffs_and_campaign_deliveries_per_campaign(si
     store = site.runtime.store
     for ident, ward in (("a" * 32, "phuong-a"), ("b" * 32, "phuong-a"), ("c" * 32, "phuong-b")):
         await subscriber(site, ident, ward, [])
-    users = [await store.touch_user("web", ident) for ident in ("a" * 32, "c" * 32)]
+    users = [await store.users.touch("web", ident) for ident in ("a" * 32, "c" * 32)]
     for user in users:
-        await store.open_handoff(user, "", None)
-    handoff = await store.open_handoff(users[0], "", None)
-    await store.mark_handoff_answered(handoff, "dashboard:lan")
+        await store.handoffs.open(user, "", None)
+    handoff = await store.handoffs.open(users[0], "", None)
+    await store.handoffs.mark_answered(handoff, "dashboard:lan")
     service = site.runtime.campaigns
     everyone = await service.create(CampaignDraft(title="Cảnh báo lừa đảo", text="Không đưa mã OTP cho ai.",
                                                   created_by="admin"))

@@ -56,7 +56,7 @@ def test_staff_add_links_telegram_and_kb_export_round_trips(database_url, tmp_pa
             account, hashed = await queries.login_account("lan")
             assert account.role == "staff" and account.ward == "phuong-a"
             assert verify_password("mot-mat-khau-dai", hashed) and hashed.startswith("scrypt$")
-            assert await store.staff_role("telegram", "42") == "staff"  # the BOT_ADMINS row was taken over
+            assert await store.staff.role("telegram", "42") == "staff"  # the BOT_ADMINS row was taken over
             await queries.create_draft("dashboard:lan", "manual", kind="entry", state="published",
                                        entry_id="dvc.local_the_thu_vien", category="dvc", title="Làm thẻ thư viện",
                                        questions=["làm thẻ thư viện ở đâu", "thẻ thư viện"],

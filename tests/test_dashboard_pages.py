@@ -259,14 +259,14 @@ async def test_stats_report_and_exports(site):
         await site.seed_question(text, ward=ward, decision=decision, channel=channel,
                                  faq_id="vneid.forgot_password" if decision == "answer" else None)
     store = site.runtime.store
-    user = await store.touch_user("web", "abc")
-    await store.update_user(user.id, ward="phuong-a")
-    await store.save_subscription(user.id, ward="phuong-a", topics=["vneid"], active=True)
-    user = await store.get_user(user.id)
-    qid = await store.log_question(user, "gọi tôi số 0912345678 nhé", "goi toi so", "fallback", None, 3.0, [])
-    await store.add_feedback(user, None, "vneid.forgot_password", helpful=True)
-    handoff = await store.open_handoff(user, "", qid)
-    await store.mark_handoff_answered(handoff, "dashboard:admin")
+    user = await store.users.touch("web", "abc")
+    await store.users.update(user.id, ward="phuong-a")
+    await store.subscriptions.save(user.id, ward="phuong-a", topics=["vneid"], active=True)
+    user = await store.users.get(user.id)
+    qid = await store.questions.log(user, "gọi tôi số 0912345678 nhé", "goi toi so", "fallback", None, 3.0, [])
+    await store.questions.add_feedback(user, None, "vneid.forgot_password", helpful=True)
+    handoff = await store.handoffs.open(user, "", qid)
+    await store.handoffs.mark_answered(handoff, "dashboard:admin")
 
     admin = await site.client("admin")
     page = await admin.get("/dashboard/stats")

@@ -328,10 +328,10 @@ async def test_ids_too_large_for_the_database_are_not_found(site):
 
 async def test_viewer_cannot_use_knowledge_actions(site):
     store = site.runtime.store
-    user = await store.touch_user("web", "abc")
-    handoff = await store.open_handoff(user, "", None)
-    await store.add_handoff_message(handoff.id, "citizen", "hỏi gì đó")
-    await store.add_handoff_message(handoff.id, "team", "Trả lời của cán bộ phường.")
+    user = await store.users.touch("web", "abc")
+    handoff = await store.handoffs.open(user, "", None)
+    await store.handoffs.add_message(handoff.id, "citizen", "hỏi gì đó")
+    await store.handoffs.add_message(handoff.id, "team", "Trả lời của cán bộ phường.")
     draft_id = await site.queries.create_draft("dashboard:admin", "manual", kind="entry", state="draft",
                                                title="Bản nháp", answer="Nội dung ban đầu.")
     xem = await site.client("xem")

@@ -49,7 +49,7 @@ async def test_small_talk_replies_and_is_never_unanswered(bot):
     assert [q.decision for q in logged].count("fallback") == 1
     [user] = await bot.rows(User)
     assert user.fallback_streak == 1  # small talk neither counts nor resets the streak
-    assert await bot.store.recent_unanswered() == [logged[0].normalized]
+    assert await bot.store.questions.recent_unanswered() == [logged[0].normalized]
 
 
 async def test_greeting_shows_menu_complaint_offers_the_team(bot):
@@ -146,7 +146,7 @@ async def test_facet_button_and_deleted_with_the_user(bot):
     assert FEE_TEXT in part.text and f"faq:{RESIDENCE}" in actions(part)
     assert len(await bot.rows(ConversationContext)) == 1
     [user] = await bot.rows(User)
-    await bot.store.delete_user_data(user.id)
+    await bot.store.users.delete_data(user.id)
     assert await bot.rows(ConversationContext) == []
 
 
@@ -177,7 +177,7 @@ def test_payloads_pack_unpack_and_refuse_bad_input():
 async def test_contexts_are_grouped_writes_last_one_wins(bot):
     from bot.storage.group_commit import SaveContext
 
-    [user] = [await bot.store.touch_user("web", "grouped")]
+    [user] = [await bot.store.users.touch("web", "grouped")]
     before = bot.store.group.groups
     await bot.store.group.submit(SaveContext(user.id, "a.first", ()), SaveContext(user.id, "a.second", ("x.y",)))
     assert bot.store.group.groups == before + 1  # one transaction for both

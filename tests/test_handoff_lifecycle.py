@@ -80,7 +80,7 @@ async def test_reply_left_undelivered_by_a_dead_process_is_redelivered_once(data
     async with running_bot(database_url) as bot:
         handoff = await open_thread(bot, 1, "xin giấy phép quảng cáo")
         # As if another process stored the team reply, then died before sending it.
-        message_id = await bot.store.add_handoff_message(handoff.id, "team", "Bạn nộp tại bộ phận một cửa.",
+        message_id = await bot.store.handoffs.add_message(handoff.id, "team", "Bạn nộp tại bộ phận một cửa.",
                                                          author="Lan", lease=dt.timedelta(seconds=-1))
         before = len(bot.fake.sent_to(TEAM_DEFAULT))
         assert await bot.runtime.handoffs.redeliver() == 1

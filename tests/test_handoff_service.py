@@ -38,12 +38,12 @@ async def site(database_url):
 async def thread(site, citizen: str, answered: bool = True) -> HandoffInfo:
     """A web citizen of phuong-a with a thread in the team group (as if its post had gone out)."""
     store = site.runtime.store
-    user = await store.touch_user("web", citizen, "phuong-a")
-    handoff = await store.open_handoff(user, TEAM, None)
-    await store.add_handoff_message(handoff.id, "citizen", QUESTION, team_chat_id=TEAM, group_message_id=1,
+    user = await store.users.touch("web", citizen, "phuong-a")
+    handoff = await store.handoffs.open(user, TEAM, None)
+    await store.handoffs.add_message(handoff.id, "citizen", QUESTION, team_chat_id=TEAM, group_message_id=1,
                                     delivered=True)
     if answered:
-        await store.add_handoff_message(handoff.id, "team", ANSWER, author=MEMBER, team_chat_id=TEAM)
+        await store.handoffs.add_message(handoff.id, "team", ANSWER, author=MEMBER, team_chat_id=TEAM)
     return handoff
 
 
@@ -61,7 +61,7 @@ async def audit(site, action: str) -> list[tuple[str, str | None, dict]]:
 
 
 async def outbox_texts(site, citizen: str) -> list[str]:
-    user = await site.runtime.store.touch_user("web", citizen)
+    user = await site.runtime.store.users.touch("web", citizen)
     async with site.runtime.store.sessions() as s:
         rows = await s.scalars(select(WebOutbox).where(WebOutbox.user_id == user.id).order_by(WebOutbox.id))
         return [row.payload["text"] for row in rows]

@@ -38,17 +38,17 @@ async def rows(store: Store, model, *where):
 
 async def test_many_messages_share_one_transaction_and_each_gets_its_own_result(store):
     users = [str(1000 + i) for i in range(30)]
-    arrivals = await asyncio.gather(*(store.arrive(f"telegram:{i}", "telegram", u, "phuong-a" if i == 0 else None)
+    arrivals = await asyncio.gather(*(store.users.arrive(f"telegram:{i}", "telegram", u, "phuong-a" if i == 0 else None)
                                       for i, u in enumerate(users)))
     assert store.group.groups == 1 and store.group.writes == 60  # 30 claims + 30 users, one commit
     assert all(fresh for fresh, _user in arrivals)
     infos = [user for _fresh, user in arrivals]
     assert [u.platform_id for u in infos] == users and len({u.id for u in infos}) == 30
     assert infos[0].ward == "phuong-a" and infos[1].ward is None
-    assert all(u.key == store.key_for("telegram", u.platform_id) for u in infos)
+    assert all(u.key == store.users.key_for("telegram", u.platform_id) for u in infos)
 
     texts = [f"câu hỏi {i}, gọi 0912 345 67{i % 10}" for i in range(30)]
-    ids = await asyncio.gather(*(store.log_question(u, t, t.lower(), "fallback", None, 1.5, ["a"], streak=1)
+    ids = await asyncio.gather(*(store.questions.log(u, t, t.lower(), "fallback", None, 1.5, ["a"], streak=1)
                                  for u, t in zip(infos, texts, strict=True)))
     assert store.group.groups == 2 and len(set(ids)) == 30
     logged = {r.id: r for r in await rows(store, QuestionLog)}
@@ -58,7 +58,7 @@ async def test_many_messages_share_one_transaction_and_each_gets_its_own_result(
         assert "[SĐT]" in row.text and row.decision == "fallback" and row.alternatives == ["a"]
     assert {u.fallback_streak for u in await rows(store, User)} == {1}  # saved with the log rows
 
-    again = await store.arrive("telegram:99", "telegram", users[0])  # a known user keeps their ward
+    again = await store.users.arrive("telegram:99", "telegram", users[0])  # a known user keeps their ward
     assert again[1].id == infos[0].id and again[1].ward == "phuong-a" and again[1].fallback_streak == 1
 
 
@@ -70,15 +70,15 @@ async def test_an_update_is_claimed_once_in_a_group_across_groups_and_across_pro
     other = Store(store.engine, "secret")  # another process: no memory of the key, only the database
     try:
         assert await other.claim_inbound_event("telegram:7") is False
-        assert (await other.arrive("telegram:8", "telegram", "5"))[0] is True
-        assert (await store.arrive("telegram:8", "telegram", "5"))[0] is False
+        assert (await other.users.arrive("telegram:8", "telegram", "5"))[0] is True
+        assert (await store.users.arrive("telegram:8", "telegram", "5"))[0] is False
     finally:
         other.group.close()
     assert sorted(r.key for r in await rows(store, InboundEvent)) == ["telegram:7", "telegram:8"]
 
 
 async def test_a_bad_row_fails_only_its_own_caller(store):
-    [user] = [u for _f, u in [await store.arrive("telegram:1", "telegram", "42")]]
+    [user] = [u for _f, u in [await store.users.arrive("telegram:1", "telegram", "42")]]
     good = dict(channel="telegram", user_key=user.key, ward=None, text="vneid là gì", normalized="vneid la gi",
                 decision="answer", faq_id="vneid.what", score=90.0, alternatives=[])
     bad = {**good, "text": None}  # NOT NULL

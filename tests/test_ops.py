@@ -60,8 +60,8 @@ async def test_metrics_values_for_sends_errors_deliveries_webhooks_and_handoffs(
         fake, runtime = bot.fake, bot.runtime
         for uid in recipients:
             fake.add_private_chat(uid)
-            user = await bot.store.touch_user("telegram", str(uid))
-            await bot.store.save_subscription(user.id, ward="phuong-a", topics=[], active=True)
+            user = await bot.store.users.touch("telegram", str(uid))
+            await bot.store.subscriptions.save(user.id, ward="phuong-a", topics=[], active=True)
         fake.block(recipients[-1])
         stop = asyncio.Event()
         sender = asyncio.create_task(runtime.campaign_runner.run(stop))
@@ -99,8 +99,8 @@ async def test_metrics_values_for_sends_errors_deliveries_webhooks_and_handoffs(
                         value(done, "bot_campaign_deliveries", state="blocked") == 1:
                     break
                 await asyncio.sleep(0.1)
-            citizen = await bot.store.touch_user("telegram", "3")
-            await bot.store.open_handoff(citizen, str(TEAM_A), None)
+            citizen = await bot.store.users.touch("telegram", "3")
+            await bot.store.handoffs.open(citizen, str(TEAM_A), None)
             await asyncio.sleep(1.2)
             after = await scrape(http, base, token)
         stop.set()
@@ -269,7 +269,7 @@ async def test_online_backup_under_steady_bot_writes_restores_every_committed_ro
     url = f"sqlite+aiosqlite:///{db}"
     env = {"DATABASE_URL": url, "USER_KEY_SECRET": "x"}
     engine, store = await open_store(load_settings(_env_file=None, database_url=url, user_key_secret="x"))
-    user = await store.touch_user("telegram", "42")
+    user = await store.users.touch("telegram", "42")
     with sqlite3.connect(db) as conn:  # about 80 MB of history: far more than one 256-page step
         conn.executemany(
             "INSERT INTO question_log (created_at, channel, user_key, text, normalized, decision, score, "
@@ -282,7 +282,7 @@ async def test_online_backup_under_steady_bot_writes_restores_every_committed_ro
 
     async def writer() -> None:  # the bot logging questions as fast as it can
         while not stop.is_set():
-            committed.append(await store.log_question(user, f"câu {len(committed)}", "cau", "answer", None, 1, []))
+            committed.append(await store.questions.log(user, f"câu {len(committed)}", "cau", "answer", None, 1, []))
             if len(committed) >= 100:
                 warmed_up.set()
 

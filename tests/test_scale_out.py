@@ -51,14 +51,14 @@ async def seed(database_url: str, recipients: list[int], handoff_users: list[int
     engine, store = await open_store(load_settings(_env_file=None, database_url=database_url, user_key_secret="x"))
     try:
         for uid in recipients:
-            user = await store.touch_user("telegram", str(uid))
-            await store.save_subscription(user.id, ward="phuong-a", topics=[], active=True)
+            user = await store.users.touch("telegram", str(uid))
+            await store.subscriptions.save(user.id, ward="phuong-a", topics=[], active=True)
         ids = []
         for uid in handoff_users:
-            ids.append((await store.open_handoff(await store.touch_user("telegram", str(uid)), str(TEAM), None)).id)
-        old = await store.touch_user("telegram", "999")
+            ids.append((await store.handoffs.open(await store.users.touch("telegram", str(uid)), str(TEAM), None)).id)
+        old = await store.users.touch("telegram", "999")
         for _ in range(5):
-            await store.log_question(old, "câu hỏi cũ", "cau hoi cu", "fallback", None, 0, [])
+            await store.questions.log(old, "câu hỏi cũ", "cau hoi cu", "fallback", None, 0, [])
         now = utcnow()
         async with store.sessions.begin() as s:
             await s.execute(update(Handoff).values(created_at=now - dt.timedelta(hours=2),

@@ -35,8 +35,8 @@ async def subscribe(database_url: str, uids: list[int]) -> None:
     engine, store = await open_store(load_settings(_env_file=None, database_url=database_url, user_key_secret="x"))
     try:
         for uid in uids:
-            user = await store.touch_user("telegram", str(uid))
-            await store.save_subscription(user.id, ward="phuong-a", topics=[], active=True)
+            user = await store.users.touch("telegram", str(uid))
+            await store.subscriptions.save(user.id, ward="phuong-a", topics=[], active=True)
     finally:
         await engine.dispose()
 

@@ -137,8 +137,8 @@ async def test_rate_limit_and_server_errors_are_retried(zbot, database_url):
 async def test_send_to_a_citizen_who_blocked_the_bot_raises_recipient_gone(zbot, database_url):
     async with running(bot_settings(zbot, database_url)) as svc:
         zbot.add_user(CHAT)
-        user = await svc.store.touch_user("zalobot", CHAT)
-        await svc.store.save_subscription(user.id, ward="phuong-a", topics=[], active=True)
+        user = await svc.store.users.touch("zalobot", CHAT)
+        await svc.store.subscriptions.save(user.id, ward="phuong-a", topics=[], active=True)
         zbot.fail_next("sendMessage", 403)  # what the adapter reads as "blocked" (Zalo documents none)
         with pytest.raises(RecipientGone):
             await svc.channel("zalobot").send(CHAT, Reply("Cán bộ trả lời: bạn mang căn cước đến phường nhé."))

@@ -183,8 +183,8 @@ async def test_follow_welcomes_and_unfollow_unsubscribes(oa, database_url):
         welcome = oa.sent_to("777")
         assert welcome and shown(welcome).startswith(texts.GREETING)
 
-        user = await svc.store.touch_user("zalo", USER)
-        await svc.store.save_subscription(user.id, ward="phuong-a", topics=[], active=True)
+        user = await svc.store.users.touch("zalo", USER)
+        await svc.store.subscriptions.save(user.id, ward="phuong-a", topics=[], active=True)
         assert (await oa.deliver_webhook(url, oa.make_event("unfollow", USER)))[0] == 200
         await svc.channel().idle()
         [subscription] = await svc.rows(Subscription)
@@ -464,8 +464,8 @@ async def test_campaign_reaches_telegram_and_both_zalo_products(oa, database_url
         store = svc.store
 
         async def subscriber(channel: str, platform_id: str, wrote_days_ago: float = 0) -> None:
-            user = await store.touch_user(channel, platform_id)
-            await store.save_subscription(user.id, ward="phuong-a", topics=[], active=True)
+            user = await store.users.touch(channel, platform_id)
+            await store.subscriptions.save(user.id, ward="phuong-a", topics=[], active=True)
             async with store.sessions.begin() as s:
                 await s.execute(update(User).where(User.id == user.id).values(
                     last_inbound_at=utcnow() - dt.timedelta(days=wrote_days_ago)))
@@ -508,8 +508,8 @@ async def test_campaign_monthly_quota(oa, database_url):
     async with running(oa_settings(oa, database_url, zalo_oa_campaign_monthly_quota=2)) as svc:
         for uid in ("222", "333", "444"):
             oa.add_user(uid)
-            user = await svc.store.touch_user("zalo", uid)
-            await svc.store.save_subscription(user.id, ward="phuong-a", topics=[], active=True)
+            user = await svc.store.users.touch("zalo", uid)
+            await svc.store.subscriptions.save(user.id, ward="phuong-a", topics=[], active=True)
         rt = svc.runtime
         first = await rt.campaigns.create(CampaignDraft(title="Lịch tiếp dân", text="Thứ Năm hằng tuần.",
                                                         created_by="cli", channel="zalo"))

@@ -73,7 +73,7 @@ class ChannelContext:
 
     def unreachable(self, channel: str) -> Unreachable:
         """Marks a citizen of `channel` who blocked or left (campaigns and hand-offs skip them)."""
-        return lambda chat_id: self.store.mark_unreachable(channel, chat_id)
+        return lambda chat_id: self.store.users.mark_unreachable(channel, chat_id)
 
 
 @dataclass(frozen=True)

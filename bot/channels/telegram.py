@@ -368,7 +368,7 @@ class TelegramChannel(Channel):
             if incoming is not None:
                 # A message or a button: the conversation claims it (handlers/middleware.py, the one
                 # de-duplication path, which forgets the key again if handling fails), a citizen's
-                # in the same transaction as recording the sender (Store.arrive).
+                # in the same transaction as recording the sender (Users.arrive).
                 incoming = dataclasses.replace(incoming, event_key=key)
             elif not await self._claim_update(key):
                 return  # already handled here or by another process (Telegram retried, or both got it)

@@ -255,7 +255,7 @@ class ZaloChannel(Channel):
         if verdict == "warn":
             reply = Reply(texts.FLOOD, kind="notice")
         await self._db("a message from a citizen is not recorded",
-                       lambda: self.store.touch_user(self.name, user_id), None)
+                       lambda: self.store.users.touch(self.name, user_id), None)
         await self.send_turn(user_id, [reply], keep_choices=True)
 
     async def on_message(self, msg: IncomingMessage) -> None:

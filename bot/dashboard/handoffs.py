@@ -62,7 +62,7 @@ async def reply(request: web.Request) -> web.Response:
         raise redirect(here, err="Hãy nhập nội dung trả lời.")
     handoffs = _service(request)
     relay = await handoffs.record_team_reply(handoff, text, account.actor)
-    await handoffs.store.audit(account.actor, "handoff.reply", str(handoff.id), delivered=relay.sent)
+    await handoffs.store.audit_trail.record(account.actor, "handoff.reply", str(handoff.id), delivered=relay.sent)
     # Keep the team group in the picture.
     await handoffs.tell_team(handoff, f"✅ {account.username} đã trả lời câu hỏi #{handoff.id} trên bảng điều khiển:"
                                       f"\n\n{text}")

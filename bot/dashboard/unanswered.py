@@ -60,7 +60,7 @@ async def action(request: web.Request) -> web.Response:
         if not count:
             raise redirect("/dashboard/unanswered?view=closed",
                            err="Không mở lại được: câu hỏi này do cán bộ cấp trên xử lý cho mọi xã/phường.")
-        await d.runtime.store.audit(account.actor, "unanswered.reopen", None, count=count)  # type: ignore[union-attr]
+        await d.runtime.store.audit_trail.record(account.actor, "unanswered.reopen", None, count=count)  # type: ignore[union-attr]
         raise redirect("/dashboard/unanswered?view=closed", ok=DONE[name])
     forms = await d.queries.forms_in_scope([str(f) for f in form.getall("form", [])], account.ward)
     if not forms:
@@ -83,14 +83,14 @@ async def action(request: web.Request) -> web.Response:
             draft_id = await d.queries.create_draft(account.actor, "cluster", kind="variants", state="review",
                                                     entry_id=entry.id, questions=texts, ward=account.ward)
             await d.queries.set_triage(forms, "drafted", account.actor, ward=account.ward, draft_id=draft_id)
-            await store.audit(account.actor, "unanswered.link", entry.id, forms=len(forms), variants=texts,
+            await store.audit_trail.record(account.actor, "unanswered.link", entry.id, forms=len(forms), variants=texts,
                               review=draft_id)
             raise redirect(back, ok=LINK_REVIEW)
         if texts:
             await d.queries.create_draft(account.actor, "cluster", kind="variants", state="published",
                                          entry_id=entry.id, questions=texts, ward=account.ward)
         await d.queries.set_triage(forms, "linked", account.actor, ward=account.ward, faq_id=entry.id)
-        await store.audit(account.actor, "unanswered.link", entry.id, forms=len(forms), variants=texts)
+        await store.audit_trail.record(account.actor, "unanswered.link", entry.id, forms=len(forms), variants=texts)
         if d.overlay is not None:
             await d.overlay.refresh()
         raise redirect(back, ok=DONE[name])
@@ -104,5 +104,5 @@ async def action(request: web.Request) -> web.Response:
         raise redirect(f"/dashboard/kb/drafts/{draft_id}", ok="Đã tạo bản nháp từ nhóm câu hỏi. Hãy điền tiêu đề và "
                                                              "câu trả lời.")
     await d.queries.set_triage(forms, name, account.actor, ward=account.ward)
-    await store.audit(account.actor, f"unanswered.{name}", account.ward, forms=len(forms), sample=forms[0][:100])
+    await store.audit_trail.record(account.actor, f"unanswered.{name}", account.ward, forms=len(forms), sample=forms[0][:100])
     raise redirect(back, ok=DONE[name])

@@ -76,19 +76,19 @@ class HandoffService:
 
     # --- finding threads ---------------------------------------------------------------------
     async def get(self, handoff_id: int) -> HandoffInfo | None:
-        return await self.store.get_handoff(handoff_id)
+        return await self.store.handoffs.get(handoff_id)
 
     async def open_thread_of(self, user: UserInfo) -> HandoffInfo | None:
-        return await self.store.open_handoff_of(user)
+        return await self.store.handoffs.latest_open_of(user)
 
     async def thread_in_team_chat(self, chat: str, reply_to_bot_message: int | None,
                                   thread_id: int | None) -> HandoffInfo | None:
         """The thread a team-group message belongs to: the bot post it replies to, else its topic."""
         handoff = None
         if reply_to_bot_message is not None:
-            handoff = await self.store.find_handoff_by_group_message(chat, reply_to_bot_message)
+            handoff = await self.store.handoffs.find_by_group_message(chat, reply_to_bot_message)
         if handoff is None and thread_id is not None:
-            handoff = await self.store.find_handoff_by_thread(chat, thread_id)
+            handoff = await self.store.handoffs.find_by_thread(chat, thread_id)
         return handoff
 
     # --- citizen side ------------------------------------------------------------------------
@@ -97,18 +97,18 @@ class HandoffService:
         it; (the thread, whether it reached a team group). Without a reachable group the
         thread waits on the dashboard, where staff can answer it too."""
         team_chat = self.routing.team_chat_for(user.ward)
-        handoff = await self.store.open_handoff(user, team_chat or "", question_id)
-        await self.store.update_user(user.id, state=Relaying(handoff.id).pack(), fallback_streak=0)
+        handoff = await self.store.handoffs.open(user, team_chat or "", question_id)
+        await self.store.users.update(user.id, state=Relaying(handoff.id).pack(), fallback_streak=0)
         if not team_chat or self.messenger is None:
-            await self.store.add_handoff_message(handoff.id, "citizen", text)
+            await self.store.handoffs.add_message(handoff.id, "citizen", text)
             return handoff, False
         ward_name = self.routing.wards.get(user.ward or "", "")
         body = texts.GROUP_NEW.format(id=handoff.id, ward=f" ({ward_name})" if ward_name else "", text=text)
         thread_id = await self.messenger.create_topic(self.routing.team_channel, team_chat,
                                                       f"#{handoff.id} {text[:60]}")
         if thread_id is not None:
-            await self.store.set_handoff_thread(handoff.id, thread_id)
-            handoff = await self.store.get_handoff(handoff.id) or handoff
+            await self.store.handoffs.set_thread(handoff.id, thread_id)
+            handoff = await self.store.handoffs.get(handoff.id) or handoff
         return handoff, await self._post_to_team(handoff, body, text, buttons=True)
 
     async def add_citizen_message(self, handoff: HandoffInfo, text: str) -> None:
@@ -116,7 +116,7 @@ class HandoffService:
         if handoff.team_chat_id and self.messenger is not None:
             await self._post_to_team(handoff, texts.GROUP_FOLLOWUP.format(id=handoff.id, text=text), text)
         else:
-            await self.store.add_handoff_message(handoff.id, "citizen", text)
+            await self.store.handoffs.add_message(handoff.id, "citizen", text)
 
     async def _post_to_team(self, handoff: HandoffInfo, body: str, original: str, buttons: bool = False) -> bool:
         """Post a citizen message to the thread's team group; the message is stored either way.
@@ -138,10 +138,10 @@ class HandoffService:
             log.error("hand-off #%s: cannot post to team chat %s (%s); check TEAM_CHATS and that the bot is "
                       "a member of that group. The thread stays on the dashboard.",
                       handoff.id, handoff.team_chat_id, problem)
-            await self.store.add_handoff_message(handoff.id, "citizen", original)
-            await self.store.detach_handoff_from_team(handoff.id)
+            await self.store.handoffs.add_message(handoff.id, "citizen", original)
+            await self.store.handoffs.detach_from_team(handoff.id)
             return False
-        await self.store.add_handoff_message(handoff.id, "citizen", original, team_chat_id=handoff.team_chat_id,
+        await self.store.handoffs.add_message(handoff.id, "citizen", original, team_chat_id=handoff.team_chat_id,
                                              group_message_id=message_id, delivered=True)
         return True
 
@@ -151,18 +151,18 @@ class HandoffService:
         """Store a team member's answer (from the team group or the dashboard), mark the thread
         answered and relay it to the citizen now. The stored reply carries a delivery lease,
         so `redeliver` in another process does not send it a second time meanwhile."""
-        message_id = await self.store.add_handoff_message(handoff.id, "team", text, author=author,
+        message_id = await self.store.handoffs.add_message(handoff.id, "team", text, author=author,
                                                           team_chat_id=team_chat_id, lease=self.delivery_lease)
-        await self.store.mark_handoff_answered(handoff, author)
+        await self.store.handoffs.mark_answered(handoff, author)
         outcome, reason = await self._relay(message_id, handoff, text)
         return Relay(outcome, reason, relay_note(handoff, outcome, reason, live=True))
 
     async def _relay(self, message_id: int, handoff: HandoffInfo, text: str) -> tuple[str, str]:
         """Send a stored team reply to the citizen: (outcome, reason). QUEUED and WINDOW
         replies stay stored and are retried; GONE and REJECTED ones never will be."""
-        user = await self.store.get_user(handoff.user_id)
+        user = await self.store.users.get(handoff.user_id)
         if user is None:
-            await self.store.mark_undeliverable(message_id, "citizen record deleted")
+            await self.store.handoffs.mark_undeliverable(message_id, "citizen record deleted")
             return GONE, "citizen record deleted"
         if self.messenger is None:
             return QUEUED, "no channels"
@@ -170,29 +170,29 @@ class HandoffService:
         try:
             await self.messenger.send(user.channel, user.platform_id, reply)
         except RecipientGone as exc:
-            await self.store.mark_undeliverable(message_id, f"recipient gone: {exc.reason}")
-            await self.store.close_handoff(handoff.id)
+            await self.store.handoffs.mark_undeliverable(message_id, f"recipient gone: {exc.reason}")
+            await self.store.handoffs.close(handoff.id)
             return GONE, exc.reason
         except OutsideWindow as exc:
             log.info("team reply for hand-off %s waits for the citizen to write again", handoff.id)
             return WINDOW, exc.reason
         except Rejected as exc:
             log.warning("team reply for hand-off %s refused by %s: %s", handoff.id, user.channel, exc.reason)
-            await self.store.mark_undeliverable(message_id, f"rejected: {exc.reason}")
+            await self.store.handoffs.mark_undeliverable(message_id, f"rejected: {exc.reason}")
             return REJECTED, exc.reason
         except Exception as exc:
             log.warning("team reply for hand-off %s not delivered yet; will retry", handoff.id, exc_info=True)
             return QUEUED, str(exc)
-        await self.store.mark_delivered(message_id)
+        await self.store.handoffs.mark_delivered(message_id)
         return SENT, ""
 
     async def close(self, handoff_id: int, actor: str) -> HandoffInfo | None:
         """Close a thread for a team member and tell the citizen; None (and nothing audited or
         sent) when it does not exist or was already closed, by anyone, anywhere."""
-        closed = await self.store.close_handoff(handoff_id)
+        closed = await self.store.handoffs.close(handoff_id)
         if closed is None:
             return None
-        await self.store.audit(actor, "handoff.close", str(handoff_id))
+        await self.store.audit_trail.record(actor, "handoff.close", str(handoff_id))
         await self.tell_citizen(closed, Reply(texts.TEAM_CLOSED_TO_CITIZEN.format(id=handoff_id), menu_buttons(),
                                               kind="notice"))
         return closed
@@ -201,11 +201,11 @@ class HandoffService:
         """A knowledge-base draft from a thread: the citizen's first message (redacted) as the
         question, the team's last reply as the answer, the thread's ward; the draft's id, or
         None when the team has not answered yet. The same draft from the group and the dashboard."""
-        answer = await self.store.last_team_text(handoff.id)
+        answer = await self.store.handoffs.last_team_text(handoff.id)
         if not answer:
             return None
-        question = redact(await self.store.first_citizen_text(handoff.id))
-        return await self.store.add_draft(actor, "handoff", kind="entry", state="draft",
+        question = redact(await self.store.handoffs.first_citizen_text(handoff.id))
+        return await self.store.drafts.add(actor, "handoff", kind="entry", state="draft",
                                           questions=[question] if question else [], answer=answer,
                                           handoff_id=handoff.id, ward=handoff.ward)
 
@@ -224,7 +224,7 @@ class HandoffService:
 
     async def tell_citizen(self, handoff: HandoffInfo, reply: Reply) -> None:
         """A notice to the thread's citizen (best effort)."""
-        user = await self.store.get_user(handoff.user_id)
+        user = await self.store.users.get(handoff.user_id)
         if user is None or self.messenger is None:
             return
         try:
@@ -237,8 +237,8 @@ class HandoffService:
         """Deliver team replies stored but not sent (the process stopped mid-relay, the API was
         down, the citizen's channel only allows replies after they write again); how many went."""
         sent = 0
-        for message_id, handoff_id, text in await self.store.claim_undelivered_team_replies(self.delivery_lease):
-            handoff = await self.store.get_handoff(handoff_id)
+        for message_id, handoff_id, text in await self.store.handoffs.claim_undelivered_team_replies(self.delivery_lease):
+            handoff = await self.store.handoffs.get(handoff_id)
             if handoff is None:
                 continue
             outcome, reason = await self._relay(message_id, handoff, text)
@@ -251,16 +251,16 @@ class HandoffService:
     async def remind_and_close(self, remind_after: dt.timedelta, close_after: dt.timedelta) -> None:
         """Raise unanswered threads again in the group (as a reply to the question, and
         replying to the reminder reaches the citizen too); close idle ones, telling both sides."""
-        for handoff in await self.store.handoffs_to_remind(remind_after):
+        for handoff in await self.store.handoffs.to_remind(remind_after):
             if not handoff.team_chat_id:
                 continue
-            original = await self.store.first_group_message_id(handoff.id)
+            original = await self.store.handoffs.first_group_message_id(handoff.id)
             posted = await self.tell_team(handoff, texts.GROUP_REMINDER.format(id=handoff.id), reply_to=original)
             if posted is not None:
-                await self.store.add_team_post(handoff.id, handoff.team_chat_id, posted)
+                await self.store.handoffs.add_team_post(handoff.id, handoff.team_chat_id, posted)
         hours = max(1, round(close_after.total_seconds() / 3600))
-        for handoff_id in await self.store.idle_handoffs(close_after):
-            closed = await self.store.close_handoff(handoff_id)
+        for handoff_id in await self.store.handoffs.idle_ids(close_after):
+            closed = await self.store.handoffs.close(handoff_id)
             if closed is None:
                 continue  # another process closed it first
             await self.tell_citizen(closed, Reply(texts.AUTO_CLOSED_TO_CITIZEN.format(id=closed.id), menu_buttons(),

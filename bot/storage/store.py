@@ -30,9 +30,8 @@ __all__ = ["ROLES", "HandoffInfo", "Store", "UserInfo"]
 class Store:
     """`store.users`, `store.questions`, `store.handoffs`, ...: one repository per subject.
 
-    New code calls the repositories. The flat names set at the end of `__init__`
-    (`store.touch_user`, `store.close_handoff`, ...) are the same methods under the names older
-    call sites use, kept so callers can move over gradually."""
+    The facade only builds the repositories on one engine and holds what they share (the group
+    commit, the outage flag); callers call the repositories."""
 
     def __init__(self, engine: AsyncEngine, secret: str):
         self.engine = engine
@@ -50,51 +49,6 @@ class Store:
         self.staff = StaffAccounts(self.sessions)
         self.audit_trail = AuditTrail(self.sessions)
         self.kb_status = KbStatusQueries(self.sessions)
-
-        # Older call sites' names (see the class docstring).
-        users, questions, handoffs = self.users, self.questions, self.handoffs
-        self.key_for = users.key_for
-        self.touch_user = users.touch
-        self.arrive = users.arrive
-        self.get_user = users.get
-        self.update_user = users.update
-        self.mark_unreachable = users.mark_unreachable
-        self.delete_user_data = users.delete_data
-        self.writes_work = self.events.writes_work
-        self.release_inbound_event = self.events.release
-        self.log_question = questions.log
-        self.set_outcome = questions.set_outcome
-        self.question_for_handoff = questions.for_handoff
-        self.add_feedback = questions.add_feedback
-        self.counts_since = questions.counts_since
-        self.recent_unanswered = questions.recent_unanswered
-        self.get_subscription = self.subscriptions.get
-        self.save_subscription = self.subscriptions.save
-        self.open_handoff = handoffs.open
-        self.open_handoff_of = handoffs.latest_open_of
-        self.detach_handoff_from_team = handoffs.detach_from_team
-        self.get_handoff = handoffs.get
-        self.set_handoff_thread = handoffs.set_thread
-        self.add_handoff_message = handoffs.add_message
-        self.mark_delivered = handoffs.mark_delivered
-        self.mark_undeliverable = handoffs.mark_undeliverable
-        self.claim_undelivered_team_replies = handoffs.claim_undelivered_team_replies
-        self.find_handoff_by_group_message = handoffs.find_by_group_message
-        self.add_team_post = handoffs.add_team_post
-        self.first_group_message_id = handoffs.first_group_message_id
-        self.find_handoff_by_thread = handoffs.find_by_thread
-        self.mark_handoff_answered = handoffs.mark_answered
-        self.close_handoff = handoffs.close
-        self.handoffs_to_remind = handoffs.to_remind
-        self.idle_handoffs = handoffs.idle_ids
-        self.first_citizen_text = handoffs.first_citizen_text
-        self.last_team_text = handoffs.last_team_text
-        self.add_draft = self.drafts.add
-        self.staff_role = self.staff.role
-        self.set_staff = self.staff.set
-        self.remove_staff = self.staff.remove
-        self.ensure_admins = self.staff.ensure_admins
-        self.audit = self.audit_trail.record
 
     async def claim_inbound_event(self, key: str) -> bool:
         """True the first time `key` is seen by any process; False for a duplicate (platform retry).
