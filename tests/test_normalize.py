@@ -134,3 +134,38 @@ def test_dialect_rules_leave_other_words_alone(norm, text):
 def test_new_lexicon_entries_are_a_fixpoint(norm, text):
     once = norm.normalized(text)
     assert norm.normalized(once) == once
+
+
+@pytest.mark.parametrize(
+    ("text", "normal"),
+    [
+        ("dạaaa", ""),  # a stretched particle is still filler
+        ("VNeIDDD là gìiii", "vneid là gì"),
+        ("đi đâuuu", "đi đâu"),
+        ("xoong nồi 1000đ", "xoong nồi 1000đ"),  # two letters are spelling, digits are a number
+    ],
+)
+def test_stretched_letters_fold_to_one(norm, text, normal):
+    assert norm.normalized(text) == normal
+    assert norm.normalized(normal) == normal
+
+
+@pytest.mark.parametrize(
+    ("text", "normal"),
+    [
+        ("mik hok bik ktra hsơ ở đâu", "mình không biết kiểm tra hồ sơ ở đâu"),  # chat
+        ("bữa nào có lớp ở ấp mình", "khi nào có lớp ở thôn mình"),  # Southern
+        ("cái app ni bên mô làm ra, có ích chi", "ứng dụng này bên nào làm ra có ích gì"),  # Central
+        ("lên ub xã xin gcn", "lên ủy ban xã xin giấy chứng nhận"),  # officialese abbreviations
+        ("rút bhtn được không", "rút bảo hiểm thất nghiệp được không"),
+    ],
+)
+def test_more_dialect_and_chat_forms(norm, text, normal):
+    assert norm.normalized(text) == normal
+    assert norm.normalized(normal) == normal
+
+
+@pytest.mark.parametrize("text", ["chi phí làm hộ chiếu", "cần chi phí bao nhiêu", "để chi trả lương hưu"])
+def test_central_chi_is_only_read_as_gi_where_it_cannot_be_chi_phi(norm, text):
+    # "chi" is also the first syllable of chi phí, chi trả: only "ích chi" and fixed phrases change.
+    assert norm.normalized(text) == text

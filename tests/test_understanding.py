@@ -201,6 +201,28 @@ def test_real_scope_list_turns_neighbouring_subjects_away(matcher, text):
     assert result.not_covered is True
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["xin xác nhận sơ yếu lý lịch ở phường nào", "rút bảo hiểm một lần online được không",
+     "lãnh tiền thất nghiệp ở đâu", "quên mật khẩu facebook lấy lại sao", "chuyển nhượng đất cần giấy gì",
+     "mở tài khoản ngân hàng online cần căn cước không", "dán thẻ etc cho ô tô ở đâu"],
+)
+def test_more_neighbouring_subjects_are_not_covered(matcher, text):
+    """Subjects citizens ask next to the KB's topics that no entry explains: no confident answer."""
+    result = matcher.match(text)
+    assert result.decision is Decision.FALLBACK and result.not_covered is True, (text, result)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["nhận lương hưu qua tài khoản ngân hàng được không", "quên mật khẩu vneid lấy lại sao",
+     "bị lừa đầu tư tiền ảo trên facebook thì báo ở đâu"],
+)
+def test_scope_phrases_leave_covered_questions_alone(matcher, text):
+    _normalized, ranked, outside = matcher.assess(text)
+    assert ranked and not outside, text
+
+
 def test_scope_file_loads_and_every_subject_has_phrases(knowledge, tmp_path: Path):
     scope = Scope.from_file(knowledge.normalizer, SCOPE_FILE)
     assert len(scope.subjects) >= 10

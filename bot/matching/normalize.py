@@ -24,6 +24,9 @@ _INVISIBLE = re.compile(
                              *range(0x202A, 0x202F), *range(0x2066, 0x206A)])) + "]"
 )
 _NON_WORD = re.compile(r"[\W_]+")
+# A letter typed three or more times in a row, tone marks aside ("dạaaa", "vậyyy", "gìiii"): chat
+# emphasis, never Vietnamese spelling (at most two, as in "xoong"); digits are left alone ("1000").
+_STRETCHED = re.compile(r"([^\W\d_])\1{2,}")
 
 
 def _build_fold_table() -> dict[int, str]:
@@ -73,9 +76,25 @@ def canonical(text: str) -> str:
     # lower() can decompose a few letters again, hence NFC after it
     text = text.lower() if text.isascii() else unicodedata.normalize("NFC", _INVISIBLE.sub("", text).lower())
     text = _NON_WORD.sub(" ", text)
+    text = _unstretch(text)
     if not text.isascii() and not _TONED_SECONDS.isdisjoint(text):
         text = _TONE_PATTERN.sub(lambda m: _TONE_TABLE[m.group(1)], text)
     return " ".join(text.split())
+
+
+def _unstretch(text: str) -> str:
+    """Keep the first letter of a run of three or more that fold to the same letter ("dạaaa" ->
+    "dạ": the first usually carries the tone). `fold` maps one character to one, so positions
+    in the folded text are positions in the text."""
+    runs = list(_STRETCHED.finditer(fold(text)))
+    if not runs:
+        return text
+    parts, at = [], 0
+    for run in runs:
+        parts.append(text[at : run.start() + 1])
+        at = run.end()
+    parts.append(text[at:])
+    return "".join(parts)
 
 
 Phrase = tuple[str, ...]
