@@ -205,9 +205,7 @@ def test_real_scope_list_turns_neighbouring_subjects_away(matcher, text):
     "text",
     ["xin xác nhận sơ yếu lý lịch ở phường nào", "rút bảo hiểm một lần online được không",
      "lãnh tiền thất nghiệp ở đâu", "quên mật khẩu facebook lấy lại sao", "chuyển nhượng đất cần giấy gì",
-     "mở tài khoản ngân hàng online cần căn cước không", "dán thẻ etc cho ô tô ở đâu",
-     "đăng ký nhãn hiệu cho sản phẩm làm ở đâu", "dịch thuật giấy tờ sang tiếng anh ở đâu",
-     "người cao tuổi làm thẻ xe buýt miễn phí thế nào"],
+     "mở tài khoản ngân hàng online cần căn cước không", "dán thẻ etc cho ô tô ở đâu"],
 )
 def test_more_neighbouring_subjects_are_not_covered(matcher, text):
     """Subjects citizens ask next to the KB's topics that no entry explains: no confident answer."""
