@@ -169,17 +169,3 @@ def test_more_dialect_and_chat_forms(norm, text, normal):
 def test_central_chi_is_only_read_as_gi_where_it_cannot_be_chi_phi(norm, text):
     # "chi" is also the first syllable of chi phí, chi trả: only "ích chi" and fixed phrases change.
     assert norm.normalized(text) == text
-
-
-@pytest.mark.parametrize(
-    ("text", "normal"),
-    [("mk muốn hỏi đổi sdt", "đổi số điện thoại"), ("mk định đổi sdt", "mình định đổi số điện thoại"),
-     ("đổi mk ở đâu", "đổi mật khẩu ở đâu"), ("nhập mk cần mấy số", "nhập mật khẩu cần mấy số")],
-)
-def test_mk_is_minh_only_before_a_verb_of_the_asker(norm, text, normal):
-    assert norm.normalized(text) == normal
-
-
-def test_function_word_abbreviations_weigh_as_stopwords(norm):
-    # "bn" is "bạn" or "bao nhiêu", "hn" a city, "bên" a side: none names the topic.
-    assert {"bn", "hn", "ben"} <= norm.lexicon.stopwords

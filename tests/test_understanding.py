@@ -273,12 +273,3 @@ def test_a_long_message_in_southern_speech_is_still_answered(matcher):
             "của má quên mật khẩu thì mần sao lấy lại?")
     result = matcher.match(text)
     assert result.decision is Decision.ANSWER and result.faq_id == "vneid.forgot_password", result
-
-
-def test_function_word_abbreviations_do_not_sink_a_match(matcher):
-    """"phí bn" (bao nhiêu) and "bên mô" (bên nào) are chat and dialect for function words: before
-    they counted as rare words and pulled a good match under the suggest threshold."""
-    for text, expected in (("làm hộ chiếu online ảnh thẻ cỡ nào, phí bn", "dvc.passport"),
-                           ("vneid bên mô làm ra, dùng để làm chi", "vneid.what_is")):
-        result = matcher.match(text)
-        assert result.decision is not Decision.FALLBACK and result.faq_id == expected, (text, result)
