@@ -49,6 +49,7 @@ from bot.matching import Decision  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 from bot.storage.models import QuestionLog  # noqa: E402
 from handlers.conversation import Conversation  # noqa: E402
+from handlers.dialogue import NoMemory  # noqa: E402
 
 SMALLTALK = "bot.smalltalk"
 TARGETS = {"smalltalk": 0.95, "multi": 0.80, "followup": 0.80}  # held-out half; small talk logged unanswered: 0
@@ -88,7 +89,7 @@ def without_skills(conversation: Conversation) -> Conversation:
     """The same conversation as it answered before these skills: every text straight to the
     matcher, no context stored (the timing baseline)."""
     plain = Conversation(conversation.knowledge, conversation.store, None, conversation.config)
-    plain.dialogue.contexts = None
+    plain.dialogue.memory = NoMemory()
 
     async def single(turn, text: str):
         return await plain.answer_single(turn, text, plain.match(text))

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.contracts.messages import Reply
 from bot.localtime import VN_TZ, vn_date, vn_today
@@ -26,6 +27,9 @@ from bot.storage.urls import parse_database_url
 from knowledge.freshness import Freshness, freshness, overdue, source_urls
 from knowledge.loader import KnowledgeBase
 from knowledge.schema import Entry
+
+if TYPE_CHECKING:  # `kb validate` and `kb review` load this module without the runtime's imports
+    from bot.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +97,13 @@ async def build_digest(kb: KnowledgeBase, queries: KbStatusQueries, now: dt.date
     return Digest(late, disliked)
 
 
-async def send_digest_if_due(runtime, now: dt.datetime | None = None) -> bool:
+async def send_digest_if_due(runtime: ServiceRuntime, now: dt.datetime | None = None) -> bool:
     """Send this week's digest to admins with a Telegram account, once across processes and
     restarts (run from the periodic jobs); True if this call sent it."""
     store = runtime.store
     now = now or dt.datetime.now(dt.UTC)
     period = digest_period(now, runtime.settings.kb_digest_at)
-    if store is None or period is None:
+    if period is None:
         return False
     queries = KbStatusQueries(store.sessions)
     if await queries.last_period(DIGEST_JOB) == period or "telegram" not in runtime.channels.adapters:

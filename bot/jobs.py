@@ -16,7 +16,7 @@ import os
 import socket
 
 from bot.freshness import send_digest_if_due
-from bot.runtime import Runtime
+from bot.runtime import ServiceRuntime
 from bot.storage import locks
 
 log = logging.getLogger(__name__)
@@ -26,20 +26,17 @@ PURGE_EVERY = dt.timedelta(hours=24)
 JOBS_LOCK = "periodic-jobs"
 
 
-async def run_round(runtime: Runtime, owner: str, tick: float, state: dict) -> bool:
+async def run_round(runtime: ServiceRuntime, owner: str, tick: float, state: dict) -> bool:
     """One round of jobs if this process holds the lease; True if it ran."""
     store = runtime.store
-    if store is None:
-        return False
     if runtime.conversation.pending.items:
         await runtime.conversation.pending.flush(store)
     if not await locks.acquire(store.sessions, JOBS_LOCK, owner, dt.timedelta(seconds=max(2 * tick, 5))):
         return False
     settings = runtime.settings
-    if runtime.handoffs is not None:
-        await runtime.handoffs.redeliver()
-        await runtime.handoffs.remind_and_close(dt.timedelta(minutes=settings.handoff_reminder_minutes),
-                                                dt.timedelta(hours=settings.handoff_auto_close_hours))
+    await runtime.handoffs.redeliver()
+    await runtime.handoffs.remind_and_close(dt.timedelta(minutes=settings.handoff_reminder_minutes),
+                                            dt.timedelta(hours=settings.handoff_auto_close_hours))
     now = dt.datetime.now(dt.UTC)
     if state.get("last_purge") is None or now - state["last_purge"] > PURGE_EVERY:
         counts = await store.purge(dt.timedelta(days=settings.log_retention_days))
@@ -50,7 +47,7 @@ async def run_round(runtime: Runtime, owner: str, tick: float, state: dict) -> b
     return True
 
 
-async def run_jobs(runtime: Runtime, stop: asyncio.Event, tick: float = TICK_SECONDS) -> None:
+async def run_jobs(runtime: ServiceRuntime, stop: asyncio.Event, tick: float = TICK_SECONDS) -> None:
     owner = f"{socket.gethostname()}:{os.getpid()}"
     state: dict = {}
     while not stop.is_set():

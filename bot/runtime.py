@@ -22,7 +22,7 @@ from bot.matching.matcher import Thresholds
 from bot.settings import ConfigurationError, Settings
 from bot.storage.db import AsyncEngine, ping
 from bot.storage.store import Store
-from handlers.conversation import Conversation, ConversationConfig
+from handlers.conversation import Answerer, Conversation, ConversationConfig
 from knowledge.loader import KnowledgeError, load_knowledge_base
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def configured_channel_states(settings: Settings) -> dict[str, str]:
     """Each channel's state from settings alone: why it is off, or that it could run.
 
     `Runtime.open` replaces "could run" with what actually happened when the channel starts;
-    `Runtime.build` (no database, e.g. `match` or tests) reports it as not started.
+    `Runtime.build` (no database, e.g. tests of /api/ask) reports it as not started.
     """
     states = {}
     for channel in CHANNELS:
@@ -113,21 +113,15 @@ async def open_store(settings: Settings) -> tuple[AsyncEngine, Store]:
 
 @dataclass
 class Runtime:
+    """A process's pieces without a database (`Runtime.build`): the knowledge base and the
+    storage-free answering core, as POST /api/ask and the knowledge tests use them; no
+    channel runs. A serving process has a `ServiceRuntime` (`Runtime.open`)."""
+
     settings: Settings
     knowledge: LiveKnowledge
-    conversation: Conversation
+    preview: Answerer  # storage-free answers for POST /api/ask (nothing logged)
     channels: Channels = field(default_factory=Channels)
-    store: Store | None = None
-    engine: AsyncEngine | None = None
     channel_states: dict[str, str] = field(default_factory=dict)  # name -> "on" or "off: why"
-    campaigns: CampaignService | None = None
-    campaign_runner: CampaignRunner | None = None
-    preview: Conversation | None = None  # storage-free twin for POST /api/ask (not logged)
-    handoffs: HandoffService | None = None  # hand-off threads: chat, dashboard and jobs share it
-
-    def __post_init__(self) -> None:
-        if self.preview is None:
-            self.preview = Conversation(self.knowledge, config=self.conversation.config)
 
     @property
     def telegram(self) -> TelegramChannel | None:
@@ -141,15 +135,16 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
-        """Knowledge and conversation only (no database): for `match`, `/api/ask` and tests."""
+        """Knowledge and the storage-free core only (no database): for `/api/ask` and tests."""
         knowledge = load_live_knowledge(settings)
-        runtime = cls(settings, knowledge, Conversation(knowledge, config=conversation_config(settings)))
-        runtime.channel_states = configured_channel_states(settings)
-        return runtime
+        return cls(settings, knowledge, Answerer(knowledge, conversation_config(settings)),
+                   channel_states=configured_channel_states(settings))
 
     @classmethod
-    async def open(cls, settings: Settings) -> Runtime:
-        """Everything a serving process needs: database, conversation with storage, channels."""
+    async def open(cls, settings: Settings) -> ServiceRuntime:
+        """Everything a serving process needs: database, conversation with storage, channels.
+        A database that cannot be opened stops start-up (`open_store`): a serving process
+        never runs without one."""
         knowledge = load_live_knowledge(settings)
         engine, store = await open_store(settings)
         channels = Channels()
@@ -157,12 +152,13 @@ class Runtime:
         config = conversation_config(settings)
         handoffs = HandoffService(store, channels, config)
         conversation = Conversation(knowledge, store, channels, config, campaigns, handoffs)
-        runtime = cls(settings, knowledge, conversation, channels, store, engine, campaigns=campaigns,
-                      handoffs=handoffs)
-        runtime.campaign_runner = CampaignRunner(
+        campaign_runner = CampaignRunner(
             store.sessions, channels, on_unreachable=store.users.mark_unreachable,
             lease=dt.timedelta(seconds=settings.campaign_lease_seconds),
             approval_threshold=settings.campaign_approval_threshold)
+        runtime = ServiceRuntime(settings, knowledge, Answerer(knowledge, config), channels, store=store,
+                                 engine=engine, conversation=conversation, campaigns=campaigns,
+                                 campaign_runner=campaign_runner, handoffs=handoffs)
         await store.staff.ensure_admins(settings.admin_ids)
         context = ChannelContext(store, conversation.handle, conversation.flood.check, runtime.report_channel_state)
         for channel_class in CHANNELS:
@@ -172,22 +168,13 @@ class Runtime:
                 continue
             channels.register(channel)
             runtime.channel_states[channel.name] = "on"
-        runtime.campaign_runner.rules.update(campaign_rules(settings, channels))
-        runtime.campaign_runner.wire_pacers()  # 429 pauses and the shared send budget
+        campaign_runner.rules.update(campaign_rules(settings, channels))
+        campaign_runner.wire_pacers()  # 429 pauses and the shared send budget
         return runtime
 
     async def database_state(self) -> str:
         """'ok', 'off' (no database in this process) or 'down: <why>'."""
-        if self.engine is None:
-            return "off"
-        if self.store is not None and not await self.store.events.writes_work():  # locked, full, gone
-            return f"down: writes failing ({self.store.outage.reason})"
-        try:
-            async with asyncio.timeout(3):
-                await ping(self.engine)
-        except Exception as exc:
-            return f"down: {type(exc).__name__}"
-        return "ok"
+        return "off"
 
     async def start_channels(self) -> None:
         for name, adapter in self.channels.adapters.items():
@@ -203,7 +190,31 @@ class Runtime:
                 await adapter.stop()
             except Exception:
                 log.warning("channel %s did not stop cleanly", adapter.name, exc_info=True)
-        if self.store is not None:
-            self.store.group.close()  # the SQLite connection of the group-commit thread
-        if self.engine is not None:
-            await self.engine.dispose()
+
+
+@dataclass(kw_only=True)
+class ServiceRuntime(Runtime):
+    """A serving process (`Runtime.open`): the database, the conversation with storage that
+    the channels call, the services that share that database, and the channels."""
+
+    store: Store
+    engine: AsyncEngine
+    conversation: Conversation
+    campaigns: CampaignService
+    campaign_runner: CampaignRunner
+    handoffs: HandoffService  # hand-off threads: chat, dashboard and jobs share it
+
+    async def database_state(self) -> str:
+        if not await self.store.events.writes_work():  # locked, full, gone
+            return f"down: writes failing ({self.store.outage.reason})"
+        try:
+            async with asyncio.timeout(3):
+                await ping(self.engine)
+        except Exception as exc:
+            return f"down: {type(exc).__name__}"
+        return "ok"
+
+    async def close(self) -> None:
+        await super().close()
+        self.store.group.close()  # the SQLite connection of the group-commit thread
+        await self.engine.dispose()

@@ -56,7 +56,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         log.info("channel %s: %s", name, state)
     log.info("listening on http://%s:%s (GET /healthz, POST /api/ask)", settings.web_host, settings.web_port)
     jobs = asyncio.create_task(run_jobs(runtime, stop, settings.jobs_tick_seconds))
-    sender = asyncio.create_task(runtime.campaign_runner.run(stop))  # type: ignore[union-attr]
+    sender = asyncio.create_task(runtime.campaign_runner.run(stop))
     watcher = asyncio.create_task(health.watch_channels(runtime, stop, settings.channel_check_seconds))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -15,7 +15,7 @@ from aiohttp import web
 from bot import json_body
 from bot.contracts.messages import IncomingMessage
 from bot.ops import metrics as exposition
-from bot.runtime import Runtime
+from bot.runtime import Runtime, ServiceRuntime
 from handlers.conversation import FloodGuard
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
         given = request.headers.get("Authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
             return web.Response(status=401, text="unauthorized", headers={"WWW-Authenticate": "Bearer"})
-    if runtime.store is not None:
+    if isinstance(runtime, ServiceRuntime):  # a process without a database has no gauges to read
         try:
             await exposition.refresh_gauges(runtime.store.sessions)
         except Exception:
@@ -109,7 +109,7 @@ async def ask(request: web.Request) -> web.Response:
         return _error(413, f"Câu hỏi quá dài (tối đa {MAX_ASK_CHARS} ký tự).")
     user = payload.get("user") if isinstance(payload.get("user"), str) else secrets.token_hex(8)
     message = IncomingMessage(channel="api", user_id=user[:64], text=text)
-    outcome = await runtime.preview.respond(message)  # type: ignore[union-attr]
+    outcome = await runtime.preview.respond(message)
     body = outcome.match.as_dict() if outcome.match else {
         "decision": None, "faq_id": None, "score": None, "alternatives": []
     }
@@ -192,7 +192,8 @@ def create_app(runtime: Runtime) -> web.Application:
     for channel in runtime.channels.adapters.values():  # the platforms' webhooks
         for route in channel.routes():
             app.router.add_route(route.method, route.path, route.handler)
-    from bot.dashboard import setup_dashboard
+    if isinstance(runtime, ServiceRuntime):  # without a database there is no dashboard to mount
+        from bot.dashboard import setup_dashboard
 
-    setup_dashboard(app, runtime)  # staff dashboard (/dashboard) and web chat (/chat)
+        setup_dashboard(app, runtime)  # staff dashboard (/dashboard) and web chat (/chat)
     return app

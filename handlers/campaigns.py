@@ -86,8 +86,7 @@ class CampaignFeature:
         )
 
     async def _role(self, turn: Turn) -> str | None:
-        store = self.ctx.store
-        return await store.staff.role(turn.msg.channel, turn.msg.user_id) if store else None
+        return await self.ctx.store.staff.role(turn.msg.channel, turn.msg.user_id)
 
     def _actor(self, turn: Turn) -> str:
         return f"{turn.msg.channel}:{turn.msg.user_id}"
@@ -134,7 +133,7 @@ class CampaignFeature:
 
     async def on_text(self, turn: Turn, state: State | None, text: str) -> list[Reply]:
         """Text typed during the dialogue: the message itself, a time, or an extra (link...)."""
-        assert self.ctx.store is not None and turn.user is not None
+        assert turn.user is not None
         if await self._role(turn) not in EDIT_ROLES or self.service is None:
             await self.ctx.set_state(turn.user, None)
             return [Reply(texts.STAFF_ONLY, kind="notice")]
@@ -186,7 +185,7 @@ class CampaignFeature:
 
     async def _editor(self, turn: Turn) -> bool:
         """Only staff who may edit press these buttons; a forged one from a citizen does nothing."""
-        return await self._role(turn) in EDIT_ROLES and self.service is not None and self.ctx.store is not None
+        return await self._role(turn) in EDIT_ROLES and self.service is not None
 
     async def on_malformed(self, turn: Turn) -> list[Reply]:
         if not await self._editor(turn):
@@ -256,7 +255,7 @@ class CampaignFeature:
     async def _preview(self, turn: Turn, campaign_id: int, **changes) -> list[Reply]:
         """Apply `changes` to the draft, then show it exactly as citizens will see it, with the
         recipient count, the confirm buttons and the optional extras."""
-        assert self.service is not None and self.ctx.store is not None and turn.user is not None
+        assert self.service is not None and turn.user is not None
         campaign = await self.service.update_draft(campaign_id, **changes) if changes \
             else await self.service.get(campaign_id)
         await self.ctx.set_state(turn.user, None)

@@ -4,13 +4,15 @@ a follow-up to the previous answer (handlers/followup.py), then the single quest
 (`Conversation.answer_single`), which also replies to "not covered" verdicts.
 
 The per-user context that follow-ups need is stored in the database (bot/storage/context.py),
-not in this process, and is written after every answer.
+not in this process, and is written after every answer (`StoredMemory`); the storage-free core
+(handlers/answering.py) has `NoMemory`, so there every message stands alone.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import Protocol
 
 from bot import metrics
 from bot.contracts import texts
@@ -20,6 +22,7 @@ from bot.contracts.payloads import AlsoAsked, FacetChoice, Menu, NotThese, Pick,
 from bot.matching import Decision, MatchResult
 from bot.storage.context import ContextStore, DialogueContext
 from bot.storage.pending import DATABASE_ERRORS
+from bot.storage.store import Store
 from handlers.followup import FollowupReader, FollowupReading, Move
 from handlers.handoff import human_action
 from handlers.multi_question import SHORT_ANSWER_CHARS, TwoQuestions, find_two
@@ -46,19 +49,34 @@ QUESTION_AFTER_COURTESY_WORDS = 3
 QUESTION_MARKS = ("sao", "gi", "nao", "dau", "khong", "ko", "bao", "the", "ntn", "chua", "huong", "cach", "muon")
 
 
-class DialogueFeature:
-    ACTIONS = frozenset({AlsoAsked.PREFIX, FacetChoice.PREFIX})
+class Memory(Protocol):
+    """Where the last answer is kept for the sender's next message."""
 
-    def __init__(self, conversation: Answering):
-        self.c = conversation
-        self.smalltalk = SmallTalk()
-        self.followups = FollowupReader()
-        store = conversation.store
-        self.contexts = ContextStore(store.sessions, store.group) if store is not None else None
+    async def load(self, turn: Turn) -> DialogueContext | None: ...
 
-    # --- context -------------------------------------------------------------------
+    async def save(self, turn: Turn, context: DialogueContext) -> None: ...
+
+
+class NoMemory:
+    """The storage-free core's: nothing is kept, so no message is read as a follow-up."""
+
     async def load(self, turn: Turn) -> DialogueContext | None:
-        if self.contexts is None or turn.user is None or self.c.store.outage.skip:  # type: ignore[union-attr]
+        return None
+
+    async def save(self, turn: Turn, context: DialogueContext) -> None:
+        return None
+
+
+class StoredMemory:
+    """The context in the database, per sender; skipped (best effort) for a sender not loaded
+    or while the database is unreachable."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.contexts = ContextStore(store.sessions, store.group)
+
+    async def load(self, turn: Turn) -> DialogueContext | None:
+        if turn.user is None or self.store.outage.skip:
             return None
         try:
             return await self.contexts.load(turn.user.id)
@@ -66,14 +84,31 @@ class DialogueFeature:
             log.warning("conversation context unavailable", exc_info=True)
             return None
 
-    async def remember(self, turn: Turn, faq_id: str | None, choices: list[str] | tuple[str, ...] = ()) -> None:
-        """What the citizen was just answered or offered, for their next message (best effort)."""
-        if self.contexts is None or turn.user is None or self.c.store.outage.skip:  # type: ignore[union-attr]
+    async def save(self, turn: Turn, context: DialogueContext) -> None:
+        if turn.user is None or self.store.outage.skip:
             return
         try:
-            await self.contexts.save(turn.user.id, DialogueContext(faq_id, tuple(choices)))
+            await self.contexts.save(turn.user.id, context)
         except DATABASE_ERRORS:
             log.warning("conversation context not saved", exc_info=True)
+
+
+class DialogueFeature:
+    ACTIONS = frozenset({AlsoAsked.PREFIX, FacetChoice.PREFIX})
+
+    def __init__(self, conversation: Answering, memory: Memory):
+        self.c = conversation
+        self.memory = memory
+        self.smalltalk = SmallTalk()
+        self.followups = FollowupReader()
+
+    # --- context -------------------------------------------------------------------
+    async def load(self, turn: Turn) -> DialogueContext | None:
+        return await self.memory.load(turn)
+
+    async def remember(self, turn: Turn, faq_id: str | None, choices: list[str] | tuple[str, ...] = ()) -> None:
+        """What the citizen was just answered or offered, for their next message (best effort)."""
+        await self.memory.save(turn, DialogueContext(faq_id, tuple(choices)))
 
     # --- free text -------------------------------------------------------------------
     async def on_question(self, turn: Turn, text: str) -> Outcome:
@@ -139,7 +174,7 @@ class DialogueFeature:
         """Warm reply; logged as "smalltalk" (never unanswered), the fallback streak untouched."""
         metrics.QUESTIONS.labels(turn.msg.channel, Kind.SMALLTALK.value).inc()
         logged = MatchResult(Decision.FALLBACK, None, 0.0, [], result.normalized if result else "")
-        question_id = await self.c._log_question(turn, text, logged, None, decision=Kind.SMALLTALK.value)
+        question_id = await self.c.log_question(turn, text, logged, None, decision=Kind.SMALLTALK.value)
         return Outcome(replies_for(intent), None, question_id, Verdict(Kind.SMALLTALK))
 
     async def two_questions(self, turn: Turn, text: str, two: TwoQuestions) -> Outcome:
@@ -149,13 +184,13 @@ class DialogueFeature:
         assert first.faq_id is not None
         metrics.QUESTIONS.labels(turn.msg.channel, first.decision.value).inc()
         streak = 0 if turn.user is not None else None
-        question_id = await self.c._log_question(turn, text, first, streak)
+        question_id = await self.c.log_question(turn, text, first, streak)
         ref = str(question_id or 0)
         replies = self.c.entry_replies(turn, first.faq_id, ref)
         if two.second is None:
             part = two.second_text if len(two.second_text) <= MAX_PART_SHOWN else two.second_text[:MAX_PART_SHOWN] + "…"
             unmatched = self.c.match(two.second_text)
-            second_id = await self.c._log_question(turn, two.second_text, unmatched)
+            second_id = await self.c.log_question(turn, two.second_text, unmatched)
             rows = [[Button(texts.SEND_TO_TEAM, human_action(str(second_id or 0)))]]
             replies.append(Reply(texts.SECOND_PART_UNKNOWN.format(part=part), rows, kind="fallback"))
             await self.remember(turn, first.faq_id)
@@ -184,18 +219,19 @@ class DialogueFeature:
             result = MatchResult(Decision.SUGGEST, choices[0] if choices else None, own.score, choices[1:],
                                  own.normalized)
             metrics.QUESTIONS.labels(turn.msg.channel, Decision.SUGGEST.value).inc()
-            question_id = await self.c._log_question(turn, text, result, 0 if turn.user else None)
+            question_id = await self.c.log_question(turn, text, result, 0 if turn.user else None)
             reply = self.choices_reply(reading, choices, str(question_id or 0))
             await self.remember(turn, reading.entry_id, choices)
             return Outcome([reply], result, question_id, Verdict(Kind.SUGGEST, choices=tuple(choices)))
         assert reading.entry_id is not None
         result = MatchResult(Decision.ANSWER, reading.entry_id, own.score, [], own.normalized)
         metrics.QUESTIONS.labels(turn.msg.channel, Decision.ANSWER.value).inc()
-        question_id = await self.c._log_question(turn, text, result, 0 if turn.user else None)
+        question_id = await self.c.log_question(turn, text, result, 0 if turn.user else None)
         ref = str(question_id or 0)
         entry = self.c.knowledge.kb.get(reading.entry_id, ward=turn.user.ward if turn.user else turn.msg.ward)
-        if reading.move is Move.FACET and entry is not None and reading.facet in entry.facets:
-            replies = [self.facet_reply(entry, reading.facet, ref)]  # type: ignore[arg-type]
+        if reading.move is Move.FACET and entry is not None and reading.facet is not None \
+                and reading.facet in entry.facets:
+            replies = [self.facet_reply(entry, reading.facet, ref)]
         else:
             replies = self.c.entry_replies(turn, reading.entry_id, ref)
         await self.remember(turn, reading.entry_id)

@@ -26,9 +26,7 @@ BUTTON_QUESTION_WINDOW = dt.timedelta(hours=24)
 class HandoffFeature:
     def __init__(self, ctx: FeatureContext, service: HandoffService | None = None):
         self.ctx = ctx
-        if service is None and ctx.store is not None:
-            service = HandoffService(ctx.store, ctx.messenger, ctx.config)
-        self.service = service  # None without storage (previews, the terminal chat)
+        self.service = service if service is not None else HandoffService(ctx.store, ctx.messenger, ctx.config)
         # What the team group's buttons do (a separate table: the same payload pressed in a
         # private chat is a forged one and gets the citizen's "unknown action").
         self.team_actions = Router([Routes(actions={CloseThread: self._close, DraftFromThread: self._draft})])
@@ -41,13 +39,9 @@ class HandoffFeature:
             states={AwaitingTeamQuestion: self.on_question_for_team, Relaying: self.on_relayed_text},
         )
 
-    def offer_reply(self, question_ref: str = "0") -> Reply:
-        return Reply(texts.OFFER_TEAM_AFTER_FALLBACKS, [[Button(texts.SEND_TO_TEAM, human_action(question_ref))]],
-                     kind="offer")
-
     # --- citizen side ---------------------------------------------------------------
     async def on_ask(self, turn: Turn, pressed: AskTeam) -> list[Reply]:
-        if self.service is None or turn.user is None:
+        if turn.user is None:
             return [Reply(texts.NO_STORAGE, kind="notice")]
         return await self.ask(turn.user, pressed.question or None)
 
@@ -55,20 +49,19 @@ class HandoffFeature:
         return await self.on_ask(turn, AskTeam())
 
     async def on_leave(self, turn: Turn, _pressed: LeaveHandoff) -> list[Reply]:
-        if self.service is None or turn.user is None:
+        if turn.user is None:
             return [Reply(texts.NO_STORAGE, kind="notice")]
         await self.ctx.set_state(turn.user, None)
         return [Reply(texts.HANDOFF_LEFT, menu_buttons(), kind="notice")]
 
     async def on_malformed(self, turn: Turn) -> list[Reply]:
-        if self.service is None or turn.user is None:
+        if turn.user is None:
             return [Reply(texts.NO_STORAGE, kind="notice")]
         return [Reply(texts.UNKNOWN_ACTION, menu_buttons(), kind="notice")]
 
     async def ask(self, user: UserInfo, question_id: int | None) -> list[Reply]:
         """The citizen wants a person: reuse their open thread, send the question they mean,
         or ask them to type it (never an old question they did not pick)."""
-        assert self.service is not None
         store = self.service.store
         window = BUTTON_QUESTION_WINDOW if question_id is not None else MENU_QUESTION_WINDOW
         question = await store.questions.for_handoff(user, window, question_id)
@@ -88,7 +81,7 @@ class HandoffFeature:
     # where every typed message on its way to the team passes: the team group, its forum
     # topic's name and the stored thread never see a phone, ID or card number.
     async def on_question_for_team(self, turn: Turn, _state: AwaitingTeamQuestion, text: str) -> list[Reply] | None:
-        if self.service is None or turn.user is None:
+        if turn.user is None:
             return None
         text = redact(text)
         logged, normalized = loggable(text, self.ctx.knowledge.normalizer.normalized)
@@ -97,7 +90,7 @@ class HandoffFeature:
 
     async def on_relayed_text(self, turn: Turn, state: Relaying, text: str) -> list[Reply] | None:
         """None when the thread is closed meanwhile: the message is then a question for the bot."""
-        if self.service is None or turn.user is None:
+        if turn.user is None:
             return None
         handoff = await self.service.get(state.handoff)
         if handoff is None or handoff.state == "closed":
@@ -107,7 +100,6 @@ class HandoffFeature:
         return [Reply(texts.HANDOFF_FOLLOWUP_SENT, [back_to_bot_row()], kind="notice")]
 
     async def open(self, user: UserInfo, text: str, question_id: int | None) -> list[Reply]:
-        assert self.service is not None
         handoff, reached_team = await self.service.open(user, text, question_id)
         if reached_team:
             return [Reply(texts.HANDOFF_SENT.format(id=handoff.id), [back_to_bot_row()], kind="handoff")]
@@ -116,7 +108,7 @@ class HandoffFeature:
 
     # --- team side --------------------------------------------------------------------
     async def on_team_message(self, msg: IncomingMessage) -> list[Reply]:
-        if self.service is None or not self.ctx.config.is_team_chat(msg.chat):
+        if not self.ctx.config.is_team_chat(msg.chat):
             return []  # the bot ignores groups that are not configured team chats
         if msg.action is not None:
             pressed, handler = self.team_actions.action(msg.action)
@@ -136,7 +128,6 @@ class HandoffFeature:
 
     async def _thread_of_group(self, msg: IncomingMessage, handoff_id: int):
         """The thread a team-group button is about; None from another group (it cannot touch it)."""
-        assert self.service is not None
         handoff = await self.service.get(handoff_id)
         return handoff if handoff is not None and handoff.team_chat_id == msg.chat else None
 
@@ -146,7 +137,6 @@ class HandoffFeature:
 
     async def _close(self, msg: IncomingMessage, pressed: CloseThread) -> list[Reply]:
         """"Đã xử lý" under a thread's post."""
-        assert self.service is not None
         handoff = await self._thread_of_group(msg, pressed.handoff)
         if handoff is None:
             return []
@@ -161,13 +151,18 @@ class HandoffFeature:
 
     async def _draft(self, msg: IncomingMessage, pressed: DraftFromThread) -> list[Reply]:
         """"Tạo FAQ nháp" under a thread's post."""
-        assert self.service is not None
         handoff = await self._thread_of_group(msg, pressed.handoff)
         if handoff is None:
             return []
         if await self.service.make_draft(handoff, self._who(msg)) is None:
             return [Reply(texts.GROUP_NOTHING_TO_DRAFT.format(id=handoff.id), kind="notice")]
         return [Reply(texts.GROUP_DRAFTED.format(id=handoff.id), kind="notice")]
+
+
+def offer_reply(question_ref: str = "0") -> Reply:
+    """Offer the ward's team (after repeated misses, or when the citizen asks for a person)."""
+    return Reply(texts.OFFER_TEAM_AFTER_FALLBACKS, [[Button(texts.SEND_TO_TEAM, human_action(question_ref))]],
+                 kind="offer")
 
 
 def human_action(question_ref: str = "0") -> str:

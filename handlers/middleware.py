@@ -1,7 +1,8 @@
 """The steps every incoming message passes before its feature sees it, as a small chain
 (outermost first): error handling, event de-duplication, loading the sender, flood limit.
 
-Each step is `async (turn, next) -> result`; `chain` folds them around the router. Only the
+Each step is `async (turn, next) -> result`; `chain` folds them around the router. The
+storage-free core (handlers/answering.py) has only the first and the last. Only the
 conversation calls them, so every channel (Telegram, Zalo OA, Zalo Bot, web, terminal) gets
 the same rules; the Zalo adapters' own numbered-choice replies use the same `FloodRule`
 object (bot/runtime.py passes `conversation.flood.check`).
@@ -81,12 +82,12 @@ class Deduplicate:
     """Platforms retry: an event with a key (IncomingMessage.event_key) is handled once across
     processes. A citizen's claim records the sender in the same transaction (Users.arrive)."""
 
-    def __init__(self, store: Store | None):
+    def __init__(self, store: Store):
         self.store = store
 
     async def __call__(self, turn: Turn, next: Next) -> Result:
         msg, store = turn.msg, self.store
-        if store is None or msg.event_key is None:
+        if msg.event_key is None:
             return await next(turn)
         if msg.is_group:
             fresh = await store.claim_inbound_event(msg.event_key)
@@ -101,16 +102,16 @@ class Deduplicate:
 
 # --- the sender -----------------------------------------------------------------------------
 class LoadUser:
-    """The sender's record (None without storage or while the database is unreachable, in
-    which case the bot still answers from the knowledge base and queues its logs in `pending`)."""
+    """The sender's record (None while the database is unreachable, in which case the bot
+    still answers from the knowledge base and queues its logs in `pending`)."""
 
-    def __init__(self, store: Store | None, pending: PendingLogs):
+    def __init__(self, store: Store, pending: PendingLogs):
         self.store = store
         self.pending = pending
 
     async def __call__(self, turn: Turn, next: Next) -> Result:
         store, msg = self.store, turn.msg
-        if store is None or msg.is_group:
+        if msg.is_group:
             return await next(turn)
         if not turn.arrived and not store.outage.skip:
             try:

@@ -33,7 +33,7 @@ class PrivacyFeature:
         store = self.ctx.store
         if pressed.answer != "yes":
             return await self.cancelled(turn)
-        if store is None or turn.user is None:
+        if turn.user is None:  # the database is unreachable
             return [Reply(texts.NO_STORAGE, kind="notice")]
         await store.users.delete_data(turn.user.id)
         await store.audit_trail.record(f"user:{turn.user.key}", "user.delete_data")

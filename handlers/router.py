@@ -47,7 +47,8 @@ class Outcome:
 
 @dataclass
 class Turn:
-    """One incoming message with the sender's stored record (None without storage)."""
+    """One incoming message with the sender's stored record (None in the storage-free core,
+    for a team group, and while the database is unreachable)."""
 
     msg: IncomingMessage
     user: UserInfo | None
@@ -72,26 +73,25 @@ class ConversationConfig:
 
 @dataclass
 class FeatureContext:
-    """What a feature may use: the knowledge base, storage (None for previews and the
-    terminal chat without a database), the messenger (None without channels), settings."""
+    """What a feature may use: the knowledge base, storage (every feature here keeps state;
+    the storage-free core, handlers/answering.py, has none), the messenger (None without
+    channels), settings."""
 
     knowledge: LiveKnowledge
-    store: Store | None
+    store: Store
     messenger: Messenger | None
     config: ConversationConfig
 
     async def set_state(self, user: UserInfo, state: State | None, **fields: Any) -> None:
         """Store the user's dialogue state (None: back to talking to the bot)."""
-        assert self.store is not None
         await self.store.users.update(user.id, state=state.pack() if state is not None else "", **fields)
 
 
 class Answering(Protocol):
     """What the conversation skills (handlers/dialogue.py) use of the FAQ answering, which
-    `Conversation` implements: they get this, not the conversation's module."""
+    `Answerer` (handlers/answering.py) implements: they get this, not that module."""
 
     knowledge: LiveKnowledge
-    store: Store | None
 
     def match(self, text: str) -> MatchResult: ...
 
@@ -103,8 +103,8 @@ class Answering(Protocol):
 
     async def answer_single(self, turn: Turn, text: str, result: MatchResult) -> Outcome: ...
 
-    async def _log_question(self, turn: Turn, text: str, result: MatchResult,
-                            streak: int | None = None, decision: str | None = None) -> int | None: ...
+    async def log_question(self, turn: Turn, text: str, result: MatchResult,
+                           streak: int | None = None, decision: str | None = None) -> int | None: ...
 
 
 Result = list[Reply] | Outcome

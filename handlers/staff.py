@@ -35,15 +35,12 @@ class StaffFeature:
         return Routes(commands={"thongke": self.stats, "chuatraloi": self.unanswered, "staff": self.manage})
 
     async def _role(self, turn: Turn) -> str | None:
-        if self.ctx.store is None:
-            return None
         return await self.ctx.store.staff.role(turn.msg.channel, turn.msg.user_id)
 
     async def stats(self, turn: Turn) -> list[Reply]:
         if await self._role(turn) is None:
             return [Reply(texts.STAFF_ONLY, kind="notice")]
         store = self.ctx.store
-        assert store is not None
         now = dt.datetime.now(VN_TZ)
         today = now.replace(hour=0, minute=0, second=0, microsecond=0)  # midnight in Vietnam
         day = await store.questions.counts_since(today.astimezone(dt.UTC))
@@ -55,7 +52,6 @@ class StaffFeature:
     async def unanswered(self, turn: Turn) -> list[Reply]:
         if await self._role(turn) is None:
             return [Reply(texts.STAFF_ONLY, kind="notice")]
-        assert self.ctx.store is not None
         groups = cluster(await self.ctx.store.questions.recent_unanswered())
         if not groups:
             return [Reply(texts.UNANSWERED_NONE, kind="notice")]
@@ -66,7 +62,6 @@ class StaffFeature:
         if await self._role(turn) != "admin":
             return [Reply(texts.STAFF_ONLY, kind="notice")]
         store = self.ctx.store
-        assert store is not None
         parts = (turn.msg.text or "").split()[1:]
         if len(parts) < 2 or parts[0] not in ("add", "remove") or ":" not in parts[1]:
             return [Reply(texts.STAFF_USAGE, kind="notice")]

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
 from bot.contracts.messages import IncomingMessage, Reply
 from bot.matching.live import LiveKnowledge
 from bot.runtime import conversation_config, load_live_knowledge, open_store
-from bot.settings import load_settings
+from bot.settings import Settings, load_settings
 from bot.storage.store import Store
 from handlers.conversation import Conversation, Outcome
 from knowledge.schema import Entry
@@ -49,11 +49,12 @@ class Chat:
 class Harness:
     store: Store
     knowledge: LiveKnowledge
-    settings: object
+    settings: Settings
+    conversation: Conversation = field(init=False)
 
     def process(self) -> Conversation:
         """A conversation as another process would have it: same database, own memory."""
-        config = conversation_config(self.settings)  # type: ignore[arg-type]
+        config = conversation_config(self.settings)
         config.flood_limit_per_minute = 0
         return Conversation(self.knowledge, self.store, None, config)
 
@@ -74,7 +75,7 @@ async def conversation(database_url: str, extra_entries: list[Entry] = (), **ove
         knowledge.replace(knowledge.kb.with_entries(extra_entries))
     engine, store = await open_store(settings)
     harness = Harness(store, knowledge, settings)
-    harness.conversation = harness.process()  # type: ignore[attr-defined]
+    harness.conversation = harness.process()
     try:
         yield harness
     finally:

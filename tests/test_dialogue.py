@@ -9,8 +9,10 @@ import pytest
 from sqlalchemy import update
 
 from bot.contracts import texts
+from bot.contracts.messages import IncomingMessage
 from bot.contracts.payloads import AlsoAsked, FacetChoice, PayloadError
 from bot.storage.models import ConversationContext, QuestionLog, User
+from handlers.router import Turn
 from tests.conversation_harness import actions, conversation
 
 RESIDENCE = "vneid.residence_register"
@@ -183,7 +185,7 @@ async def test_contexts_are_grouped_writes_last_one_wins(bot):
     assert bot.store.group.groups == before + 1  # one transaction for both
     [row] = await bot.rows(ConversationContext)
     assert (row.faq_id, row.choices) == ("a.second", ["x.y"])
-    loaded = await bot.conversation.dialogue.contexts.load(user.id)
+    loaded = await bot.conversation.dialogue.load(Turn(IncomingMessage("web", "grouped"), user))
     assert (loaded.faq_id, loaded.choices) == ("a.second", ("x.y",))
 
 

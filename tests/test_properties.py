@@ -13,7 +13,7 @@ from bot.channels.telegram import split_text
 from bot.contracts.messages import MAX_ACTION_BYTES, IncomingMessage
 from bot.matching import Decision
 from bot.matching.normalize import Lexicon, canonical, fold
-from handlers.conversation import Conversation
+from handlers.answering import Answerer
 
 # Every code point, lone surrogates included (JSON "\ud800" escapes decode to one).
 ANY_TEXT = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF, categories=None), max_size=400)
@@ -84,7 +84,7 @@ def test_match_always_decides_one_of_three(knowledge, text):
 @given(MIXED, st.sampled_from(sorted(CHANNEL_LIMITS)))
 def test_handler_replies_fit_channel_limits(knowledge, text, channel):
     platform_limit, splitter_limit = CHANNEL_LIMITS[channel]
-    conversation = Conversation(knowledge)
+    conversation = Answerer(knowledge)
     replies = asyncio.run(conversation.handle(IncomingMessage(channel, "1", text=text)))
     assert replies, "every message gets an answer"
     for reply in replies:

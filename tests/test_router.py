@@ -32,6 +32,7 @@ from bot.contracts.states import (
     Relaying,
 )
 from bot.runtime import conversation_config
+from handlers.answering import STORAGE_COMMANDS, Answerer
 from handlers.conversation import Conversation
 from handlers.router import ConversationConfig, Router, Routes, Turn
 from tests.conversation_harness import actions, conversation
@@ -114,17 +115,31 @@ def test_router_finds_the_longest_prefix_and_refuses_clashes():
         Router([Routes(malformed={"camp": handler}), Routes(malformed={"camp": handler})])
 
 
-def test_every_button_the_conversation_shows_is_a_registered_payload(knowledge):
+async def test_every_button_the_conversation_shows_is_a_registered_payload(database_url):
     """Each action in the menus and answers unpacks with a class that has a route."""
-    conv = Conversation(knowledge)
-    replies: list[Reply] = [conv.category_reply("vneid"), conv.fallback_reply("5"),
-                            conv.suggest_reply(["vneid.what_is"], "5"),
-                            *conv.entry_replies(Turn(IncomingMessage("web", "1"), None), "vneid.what_is", "5")]
-    pressed = [a for r in replies for a in actions(r)]
-    assert pressed
-    for action in pressed:
-        payload, handler = conv.router.action(action)
-        assert payload is not None and handler is not None, action
+    async with conversation(database_url) as bot:
+        conv = bot.conversation
+        replies: list[Reply] = [conv.category_reply("vneid"), conv.fallback_reply("5"),
+                                conv.suggest_reply(["vneid.what_is"], "5"),
+                                *conv.entry_replies(Turn(IncomingMessage("web", "1"), None), "vneid.what_is", "5")]
+        pressed = [a for r in replies for a in actions(r)]
+        assert pressed
+        for action in pressed:
+            payload, handler = conv.router.action(action)
+            assert payload is not None and handler is not None, action
+
+
+async def test_the_core_knows_which_commands_need_storage(database_url, knowledge):
+    """The storage-free core (previews) answers the stateful features' commands with "not
+    available here", not "unknown command": its list is exactly what those features register."""
+    core = Answerer(knowledge)
+    async with conversation(database_url) as bot:
+        assert set(bot.conversation.router.commands) - set(core.router.commands) == set(STORAGE_COMMANDS)
+    for command in STORAGE_COMMANDS:
+        [reply] = await core.handle(IncomingMessage("api", "1", text=f"/{command}"))
+        assert reply.text in (texts.NO_STORAGE, texts.STAFF_ONLY), command
+    [unknown] = await core.handle(IncomingMessage("api", "1", text="/khongco"))
+    assert unknown.text == texts.UNKNOWN_COMMAND
 
 
 # --- middleware -------------------------------------------------------------------------------
@@ -182,7 +197,7 @@ async def test_one_flood_rule_on_every_channel(database_url, channel):
 
 
 async def test_no_flood_limit_means_none_for_the_channels_own_replies_too(knowledge):
-    conv = Conversation(knowledge, config=ConversationConfig(flood_limit_per_minute=0))
+    conv = Answerer(knowledge, ConversationConfig(flood_limit_per_minute=0))
     assert all(conv.flood.check("zalo:1") == "ok" for _ in range(50))
 
 

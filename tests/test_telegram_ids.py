@@ -8,7 +8,8 @@ import asyncio
 import pytest
 
 from bot.contracts.messages import IncomingMessage
-from handlers.conversation import Conversation, ConversationConfig
+from handlers.answering import Answerer
+from handlers.router import ConversationConfig
 from tests.telegram_harness import TEAM_A, running_bot
 
 NEW_GROUP = -1001234567890  # a supergroup not (yet) in TEAM_CHATS
@@ -79,7 +80,7 @@ async def test_id_command_is_offered_in_groups_only(bot):
 
 @pytest.mark.parametrize(("channel", "platform"), [("zalo", "Zalo"), ("zalobot", "Zalo Bot")])
 async def test_id_is_channel_neutral(knowledge, channel, platform):
-    conversation = Conversation(knowledge, config=ConversationConfig(team_chats={"phuong-a": "g-1"}))
+    conversation = Answerer(knowledge, ConversationConfig(team_chats={"phuong-a": "g-1"}))
     [mine] = await conversation.handle(IncomingMessage(channel=channel, user_id="8123456789012345678", text="/id"))
     assert f"Mã người dùng {platform} của bạn: 8123456789012345678" in mine.text
     assert f"{channel}:8123456789012345678" in mine.text

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # imported lazily: CLI commands load this package without needing the web stack
     from aiohttp import web
 
-    from bot.runtime import Runtime
+    from bot.runtime import ServiceRuntime
 
 
 async def _favicon(_request: web.Request) -> web.Response:
@@ -23,10 +23,9 @@ async def _favicon(_request: web.Request) -> web.Response:
     raise web.HTTPMovedPermanently(f"{STATIC_PREFIX}/favicon.svg")
 
 
-def setup_dashboard(app: web.Application, runtime: Runtime) -> None:
-    """Mount /dashboard, /chat and /static; without a database (Runtime.build) there is nothing to mount."""
-    if runtime.store is None:
-        return
+def setup_dashboard(app: web.Application, runtime: ServiceRuntime) -> None:
+    """Mount /dashboard, /chat and /static (a process with a database: bot/web.py mounts none
+    for `Runtime.build`)."""
     from bot.dashboard import auth, campaigns, freshness, handoffs, kb, stats, unanswered, webchat
     from bot.dashboard.common import DASHBOARD_KEY, STATIC, STATIC_PREFIX, Dashboard, make_env
     from bot.dashboard.overlay import OverlaySync, polling

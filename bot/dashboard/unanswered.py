@@ -60,13 +60,12 @@ async def action(request: web.Request) -> web.Response:
         if not count:
             raise redirect("/dashboard/unanswered?view=closed",
                            err="Không mở lại được: câu hỏi này do cán bộ cấp trên xử lý cho mọi xã/phường.")
-        await d.runtime.store.audit_trail.record(account.actor, "unanswered.reopen", None, count=count)  # type: ignore[union-attr]
+        await d.queries.store.audit_trail.record(account.actor, "unanswered.reopen", None, count=count)
         raise redirect("/dashboard/unanswered?view=closed", ok=DONE[name])
     forms = await d.queries.forms_in_scope([str(f) for f in form.getall("form", [])], account.ward)
     if not forms:
         raise redirect(back, err="Không tìm thấy các câu hỏi này (có thể đã bị xóa).")
-    store = d.runtime.store
-    assert store is not None
+    store = d.queries.store
     if name == "link":
         entry_id = str(form.get("entry_id", "")).strip()
         entry = d.runtime.knowledge.kb.get(entry_id)
