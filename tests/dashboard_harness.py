@@ -13,7 +13,7 @@ import aiohttp
 
 from bot.dashboard import auth
 from bot.matching.live import LiveKnowledge
-from bot.runtime import Runtime, thresholds_from
+from bot.runtime import Runtime, ServiceRuntime, thresholds_from
 from bot.settings import load_settings
 from bot.storage.dashboard_queries import DashboardQueries
 from bot.storage.models import QuestionLog, utcnow
@@ -99,10 +99,10 @@ class Client:
 
 
 class Site:
-    def __init__(self, url: str, runtime: Runtime):
+    def __init__(self, url: str, runtime: ServiceRuntime):
         self.url = url
         self.runtime = runtime
-        self.queries = DashboardQueries(runtime.store)  # type: ignore[arg-type]
+        self.queries = DashboardQueries(runtime.store)
         self._clients: list[Client] = []
 
     async def account(self, username: str, role: str, ward: str | None = None, telegram: str | None = None) -> None:
@@ -120,7 +120,7 @@ class Site:
                             channel: str = "telegram", days_ago: float = 0, outcome: str | None = None,
                             faq_id: str | None = None) -> None:
         normalized = self.runtime.knowledge.matcher.match(text).normalized
-        async with self.runtime.store.sessions.begin() as s:  # type: ignore[union-attr]
+        async with self.runtime.store.sessions.begin() as s:
             s.add(QuestionLog(channel=channel, user_key=f"k{len(text)}", ward=ward, text=text,
                               normalized=normalized,
                               decision=decision, faq_id=faq_id, score=10.0, alternatives=[], outcome=outcome,

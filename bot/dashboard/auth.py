@@ -205,7 +205,7 @@ async def login_submit(request: web.Request) -> web.Response:
     # The attempt is recorded (and counted) before the password is checked: see admit_login.
     attempt = await d.queries.admit_login(username, ip, utcnow() - window, limit, limit * IP_FAILURE_FACTOR)
     if attempt is None:
-        await d.runtime.store.audit_trail.record(f"login:{username}", "login.throttled", ip)  # type: ignore[union-attr]
+        await d.runtime.store.audit_trail.record(f"login:{username}", "login.throttled", ip)
         return _login_form(request, f"Bạn đã đăng nhập sai quá nhiều lần. Vui lòng thử lại sau "
                                     f"{settings.dashboard_login_lock_minutes} phút.", status=429, username=username)
     found = await d.queries.login_account(username) if username else None
@@ -219,7 +219,7 @@ async def login_submit(request: web.Request) -> web.Response:
     token = secrets.token_urlsafe(32)
     lifetime = dt.timedelta(hours=settings.dashboard_session_hours)
     await d.queries.create_session(account.id, token_hash(token), secrets.token_urlsafe(32), lifetime)
-    await d.runtime.store.audit_trail.record(account.actor, "login", ip)  # type: ignore[union-attr]
+    await d.runtime.store.audit_trail.record(account.actor, "login", ip)
     response = web.HTTPSeeOther(_safe_next(str(form.get("next", ""))))
     response.set_cookie(SESSION_COOKIE, token, path="/", httponly=True, samesite="Lax",
                         secure=cookie_secure(request), max_age=int(lifetime.total_seconds()))
@@ -231,7 +231,7 @@ async def login_submit(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     token = request.cookies.get(SESSION_COOKIE, "")
     await dash(request).queries.end_session(token_hash(token))
-    await dash(request).runtime.store.audit_trail.record(viewer(request).actor, "logout")  # type: ignore[union-attr]
+    await dash(request).runtime.store.audit_trail.record(viewer(request).actor, "logout")
     response = redirect("/dashboard/login", ok="Bạn đã đăng xuất.")
     response.del_cookie(SESSION_COOKIE, path="/")
     raise response

@@ -14,7 +14,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from bot.localtime import VN_TZ, vn_day_start_utc, vn_today
-from bot.runtime import Runtime
+from bot.runtime import ServiceRuntime
 from bot.storage.dashboard_queries import DashboardQueries, Scope, StaffAccount
 from knowledge.schema import CATEGORIES
 
@@ -35,7 +35,7 @@ ROLE_NAMES = {"admin": "Quản trị", "staff": "Cán bộ", "viewer": "Chỉ xe
 class Dashboard:
     """What every page handler needs, stored once on the aiohttp app."""
 
-    runtime: Runtime
+    runtime: ServiceRuntime
     queries: DashboardQueries
     env: Environment
     overlay: Any = None  # OverlaySync, set by setup_dashboard

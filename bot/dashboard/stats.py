@@ -291,7 +291,7 @@ def csv_response(filename: str, header: Sequence[str], rows: Iterable[Sequence])
 
 
 async def _audit(request: web.Request, action: str, target: str | None = None) -> None:
-    await dash(request).runtime.store.audit_trail.record(viewer(request).actor, action, target)  # type: ignore[union-attr]
+    await dash(request).runtime.store.audit_trail.record(viewer(request).actor, action, target)
 
 
 UNANSWERED_COLUMNS = ["Câu hỏi tiêu biểu", "Số lần hỏi", "Lần đầu", "Lần gần nhất", "Xã/phường", "Kênh",

@@ -124,5 +124,5 @@ async def updates(request: web.Request) -> web.Response:
     ident = _chat_id(request)
     if ident is None:
         return _json({"replies": []})
-    outbox = WebOutboxQueries(dash(request).runtime.store)  # type: ignore[arg-type]
+    outbox = WebOutboxQueries(dash(request).runtime.store)
     return _json({"replies": await outbox.take(ident)})
