@@ -33,6 +33,9 @@ async def bot(database_url):
         runner = harness.runtime.campaign_runner
         runner.poll_seconds = 3600  # tests drive the runner themselves
         runner.backoff = lambda attempts: 0.3  # retries come quickly here
+        # Parts of one message (photo, text, quiz) leave about a second apart in one chat on
+        # Telegram; the tests with their own bot below check that spacing, these need not wait it.
+        harness.runtime.telegram.pacer.per_chat_interval = 0.05
         yield harness
 
 
@@ -272,6 +275,9 @@ async def test_telegram_and_zalo_campaigns_proceed_independently(database_url):
                 zalo.add_user(uid)
             await subscribe(bot, ["zb-1", "zb-2", "zb-3"], channel="zalobot")
             await runner.store_pause("telegram", 30.0)  # Telegram is on hold for a while
+            # Its sends still wait for the pause when the loop stops: no need to give them the
+            # service's shutdown grace (10 s) to finish.
+            runner.scheduler.stop_grace = 0.1
             svc = bot.runtime.campaigns
             on_telegram = await svc.create(draft(channel="telegram"))
             on_zalo = await svc.create(draft(title="Tin cho Zalo", channel="zalo"))
@@ -349,6 +355,9 @@ async def test_progress_is_edited_with_an_eta_and_every_end_gets_a_report(databa
     async with running_bot(database_url, telegram_rate_per_second=10.0) as bot:
         runner = bot.runtime.campaign_runner
         runner.progress_every = 0.5
+        # The progress edits and reports all go to one staff chat; Telegram's one message per
+        # second per chat there (checked in the rate tests) would only stretch this to 15 s.
+        bot.runtime.telegram.pacer.per_chat_interval = 0.05
         svc = bot.runtime.campaigns
         report = {"report_channel": "telegram", "report_chat": str(ADMIN)}
         await subscribe(bot, range(910, 940))
