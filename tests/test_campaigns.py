@@ -23,6 +23,10 @@ STAFF_2 = 901  # a second staff member (the harness makes ADMIN an admin)
 async def bot(database_url):
     async with running_bot(database_url, telegram_rate_per_second=200.0) as harness:
         harness.runtime.campaign_runner.poll_seconds = 3600  # tests drive the runner themselves
+        # Telegram's spacing of about one message per second per chat is what test_campaign_engine
+        # and test_reply_pacing check; here it would only stretch the staff dialogues (twenty-odd
+        # messages to one chat, three per 3 s) and multi-part sends to half a minute.
+        harness.runtime.telegram.pacer.per_chat_interval = 0.05
         await harness.store.staff.set("telegram", str(STAFF_2), "staff", actor="test")
         harness.fake.add_private_chat(STAFF_2, first_name="Minh")
         yield harness

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from sqlalchemy import select
 
@@ -15,12 +17,20 @@ from tests.telegram_harness import TEAM_DEFAULT, TOKEN, human
 from tests.test_campaign_process import free_port, start_bot
 
 
-async def stored_team_replies(database_url: str) -> list[HandoffMessage]:
+@contextlib.asynccontextmanager
+async def team_replies(database_url: str) -> AsyncIterator[Callable[[], Awaitable[list[HandoffMessage]]]]:
+    """A reader of the stored team replies on one connection pool (opening the store, which
+    checks the migrations, on every look would cost more than the look)."""
     engine, store = await open_store(load_settings(_env_file=None, database_url=database_url, user_key_secret="x"))
-    async with store.sessions() as s:
-        rows = list(await s.scalars(select(HandoffMessage).where(HandoffMessage.direction == "team")))
-    await engine.dispose()
-    return rows
+
+    async def read() -> list[HandoffMessage]:
+        async with store.sessions() as s:
+            return list(await s.scalars(select(HandoffMessage).where(HandoffMessage.direction == "team")))
+
+    try:
+        yield read
+    finally:
+        await engine.dispose()
 
 
 async def test_sigkill_during_relay_then_restart_delivers_the_reply_once(database_url):
@@ -29,7 +39,7 @@ async def test_sigkill_during_relay_then_restart_delivers_the_reply_once(databas
         fake.add_group(TEAM_DEFAULT, "Tổ CNS")
         env = {"DATABASE_URL": database_url, "USER_KEY_SECRET": "x", "TELEGRAM_BOT_TOKEN": TOKEN,
                "TELEGRAM_API_BASE_URL": fake.url, "TEAM_CHATS": f"default:{TEAM_DEFAULT}",
-               "HANDOFF_DELIVERY_LEASE_SECONDS": "2", "JOBS_TICK_SECONDS": "1", "WEB_PORT": str(free_port())}
+               "HANDOFF_DELIVERY_LEASE_SECONDS": "2", "JOBS_TICK_SECONDS": "0.5", "WEB_PORT": str(free_port())}
         first = await start_bot(env)
         try:
             fake.user_sends_text(1, "xin giấy phép karaoke ở đâu")
@@ -43,22 +53,25 @@ async def test_sigkill_during_relay_then_restart_delivers_the_reply_once(databas
             before = len(fake.sent_to(1))
             fake.member_replies_in_group(TEAM_DEFAULT, 555, post.message_id, "Bạn hỏi bộ phận một cửa phường nhé.")
             # the reply is stored, its delivery keeps failing
-            await eventually(lambda: stored_team_replies(database_url), timeout=60, what="the stored team reply")
+            async with team_replies(database_url) as stored_team_replies:
+                await eventually(stored_team_replies, timeout=60, what="the stored team reply")
             await asyncio.sleep(0.5)
         finally:
             first.kill()  # SIGKILL mid-relay
             await first.wait()
-        [row] = await stored_team_replies(database_url)
+        async with team_replies(database_url) as stored_team_replies:
+            [row] = await stored_team_replies()
         assert not row.delivered and len(fake.sent_to(1)) == before
         fake.clear_outage()
         env["WEB_PORT"] = str(free_port())
         second = await start_bot(env)
         try:
             await fake.wait_for_sent(lambda s: "một cửa" in s.plain_text, chat_id=1, timeout=60)
-            await asyncio.sleep(2.5)  # several job rounds: no second copy
+            await asyncio.sleep(1.5)  # three job rounds: no second copy
         finally:
             second.terminate()
             await second.wait()
     assert sum("một cửa" in s.plain_text for s in fake.sent_to(1)) == 1
-    [row] = await stored_team_replies(database_url)
+    async with team_replies(database_url) as stored_team_replies:
+        [row] = await stored_team_replies()
     assert row.delivered

@@ -19,7 +19,7 @@ from bot.settings import load_settings
 from bot.storage.models import JobLock
 from tests.fakes.telegram_api import FakeTelegram
 from tests.telegram_harness import TOKEN
-from tests.test_campaign_process import cli, free_port
+from tests.test_campaign_process import campaign_state_becomes, cli, free_port
 from tests.test_ops import start_service, wait_health
 from tests.test_scale_out import SECRET, busiest_second, needs_postgres
 
@@ -120,13 +120,11 @@ async def test_two_processes_hold_one_rate_with_a_campaign_and_replies_through_a
                 await killed.wait()
                 await post_updates(http, fake, [survivor], second_wave, per_second=10.0)
                 assert await until(lambda: {s.chat_id for s in fake.sent} >= set(second_wave), 60)
-            done = {}
-            for _ in range(120):
-                code, out, _ = await cli(env, "status", str(campaign_id), "--json")
-                done = json.loads(out) if code == 0 else {}
-                if done.get("state") == "done":
-                    break
-                await asyncio.sleep(1.0)
+            # Watched in the database (a CLI process per look costs seconds of CPU); then the CLI reports.
+            await campaign_state_becomes(database_url, campaign_id, "done", within=120)
+            code, out, err = await cli(env, "status", str(campaign_id), "--json")
+            assert code == 0, err
+            done = json.loads(out)
         finally:
             for proc in procs:
                 if proc.returncode is None:

@@ -66,6 +66,7 @@ class Scheduler:
         self.poll_seconds = poll_seconds
         self.lease = lease  # a crashed sender's channel is taken over after this
         self.approval_threshold = approval_threshold  # None: no re-check at start
+        self.stop_grace = STOP_GRACE  # seconds in-flight sends get on shutdown (tests shorten it)
         self._rr: dict[str, int] = {}  # channel -> campaign served last (round-robin)
         self._content: dict[int, Content] = {}
         self._senders: dict[str, asyncio.Task] = {}
@@ -244,7 +245,7 @@ class Scheduler:
         finally:
             waker.cancel()
             if tasks and not lost.is_set():  # shutting down: let what is in flight finish
-                await asyncio.wait(set(tasks), timeout=STOP_GRACE)
+                await asyncio.wait(set(tasks), timeout=self.stop_grace)
             for task in set(tasks):  # lease lost: stop at once; these rows will read `uncertain`
                 task.cancel()
             await asyncio.gather(*tasks, waker, return_exceptions=True)
