@@ -16,6 +16,7 @@ from bot import json_body
 from bot.contracts.messages import IncomingMessage
 from bot.ops import metrics as exposition
 from bot.runtime import Runtime, ServiceRuntime
+from bot.storage.errors import DATABASE_ERRORS
 from handlers.conversation import FloodGuard
 
 log = logging.getLogger(__name__)
@@ -119,11 +120,17 @@ async def ask(request: web.Request) -> web.Response:
 
 @web.middleware
 async def json_errors(request: web.Request, handler):
-    """Unexpected errors become a short JSON message, never a stack trace."""
+    """Unexpected errors become a short JSON message, never a stack trace. A database that is
+    unreachable or out of connections (a flood of requests) is a 503 to retry, not a fault."""
     try:
         return await handler(request)
     except web.HTTPException:
         raise
+    except DATABASE_ERRORS as exc:
+        log.warning("database busy or unreachable on %s: %s", request.path, type(exc).__name__)
+        response = _error(503, "Hệ thống đang bận, bạn vui lòng thử lại sau ít phút.")
+        response.headers["Retry-After"] = "5"
+        return response
     except Exception:
         log.exception("unhandled error on %s", request.path)
         return _error(500, "Hệ thống đang gặp sự cố, bạn vui lòng thử lại sau.")
