@@ -256,6 +256,9 @@ class FollowupReader:
             # names a subject the last answer never mentions ("đăng ký câu lạc bộ dưỡng sinh ở
             # đâu"): a new question, not a part of the last answer
             return None
+        if (facet and not pure and own.decision is Decision.ANSWER and own.faq_id not in (None, *family)
+                and previous.id not in own.alternatives):
+            return None  # a question of its own that asks for a part ("đổi bằng lái mất bao lâu")
         if facet and facet in previous.facets:
             # The part asked for is this entry's, unless the message names another entry: then
             # that entry (its part when it has one), as when the previous entry had no parts

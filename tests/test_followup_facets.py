@@ -81,6 +81,9 @@ ELSEWHERE = [
     ("nộp hồ sơ dịch vụ công", "nộp xong tra cứu ở đâu", "dvc.track", "where"),
     ("đăng ký tạm trú trên vneid", "còn tách hộ thì cần giấy tờ gì", "vneid.household_split", "documents"),
     ("làm hộ chiếu online thế nào", "còn làm căn cước cho con thì ở đâu", "id.card_children", None),
+    # a question of its own that happens to ask for a part: the matcher's answer, not the previous entry
+    ("đăng ký tạm trú trên vneid", "đổi bằng lái xe mất bao lâu", "dvc.driving_licence_renew", None),
+    ("làm hộ chiếu online thế nào", "người già nhận trợ cấp hưu trí xã hội điều kiện gì", "ins.social_pension", None),
 ]
 
 
