@@ -256,8 +256,22 @@ class FollowupReader:
             # names a subject the last answer never mentions ("đăng ký câu lạc bộ dưỡng sinh ở
             # đâu"): a new question, not a part of the last answer
             return None
+        if (facet and not pure and own.decision is Decision.ANSWER and own.faq_id not in (None, *family)
+                and previous.id not in own.alternatives):
+            return None  # a question of its own that asks for a part ("đổi bằng lái mất bao lâu")
         if facet and facet in previous.facets:
-            return FollowupReading(Move.FACET, previous.id, facet)
+            # The part asked for is this entry's, unless the message names another entry: then
+            # that entry (its part when it has one), as when the previous entry had no parts
+            elsewhere = None if pure else _elsewhere(previous, family, own, settled, named, topic_best,
+                                                     matcher.thresholds.suggest_score)
+            if elsewhere is None:
+                return FollowupReading(Move.FACET, previous.id, facet)
+            if elsewhere not in family:
+                return None  # the matcher answers it ("còn làm căn cước cho con thì ở đâu" after the passport)
+            other = kb.get(elsewhere)
+            if other is not None and facet in other.facets:
+                return FollowupReading(Move.FACET, other.id, facet)
+            return FollowupReading(Move.ENTRY, elsewhere)
         if facet in ENTRY_FACETS and facet not in previous.facets:
             # "gọi số nào?" after an entry without a contact part: its related hotline entry
             devoted = self._devoted(facet, family[1:], kb)
@@ -374,3 +388,20 @@ def _family(entry: Entry, kb: KnowledgeBase, choices: tuple[str, ...] = ()) -> l
 def _settled(own: MatchResult, family: list[str]) -> str | None:
     """Of the entries the matcher hesitates between, the first within the previous topic."""
     return next((fid for fid in (own.faq_id, *own.alternatives) if fid in family), None)
+
+
+def _elsewhere(previous: Entry, family: list[str], own: MatchResult, settled: str | None, named: str | None,
+               topic_best: tuple[str, float], suggest_score: float) -> str | None:
+    """The entry other than the previous one that a follow-up naming a topic is about, or None:
+    the one the message alone answers, one its title names, one ranking above the previous entry
+    even with that entry's title added, or the one the matcher hesitates on within the topic when
+    the previous entry is not even among its candidates."""
+    if own.decision is Decision.ANSWER and own.faq_id not in (None, previous.id):
+        return own.faq_id
+    if named is not None:
+        return named
+    if topic_best[0] != previous.id and topic_best[1] >= suggest_score:
+        return topic_best[0]
+    if settled is not None and settled != previous.id and previous.id not in (own.faq_id, *own.alternatives):
+        return settled
+    return None
