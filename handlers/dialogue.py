@@ -234,6 +234,8 @@ class DialogueFeature:
             replies = [self.facet_reply(entry, reading.facet, ref)]
         else:
             replies = self.c.entry_replies(turn, reading.entry_id, ref)
+            if entry is not None and reading.facet in FACETS and reading.facet not in entry.facets:
+                replies.insert(0, self.no_such_part_reply(entry, reading.facet, ref))
         await self.remember(turn, reading.entry_id)
         return Outcome(replies, result, question_id, Verdict(Kind.ANSWER, reading.entry_id))
 
@@ -254,6 +256,11 @@ class DialogueFeature:
         return [Reply(texts.UNKNOWN_ACTION, kind="notice")]
 
     # --- reply builders ----------------------------------------------------------------
+    def no_such_part_reply(self, entry: Entry, facet: str, question_ref: str) -> Reply:
+        """The follow-up asked for a part the guide does not state: say so before the guide."""
+        text = texts.NO_SUCH_PART.format(title=entry.title, part=FACETS[facet].lower())
+        return Reply(text, [[Button(texts.SEND_TO_TEAM, human_action(question_ref))]], kind="notice")
+
     def facet_reply(self, entry: Entry, facet: str, question_ref: str) -> Reply:
         """One part of an entry's answer, with the full answer one press away."""
         token = entry_token(entry.id)

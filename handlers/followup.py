@@ -294,7 +294,8 @@ class FollowupReader:
         if told is not None:  # "nhận qua bưu điện được không": the part of the answer that says so
             return FollowupReading(Move.FACET, previous.id, told)
         if stays and (facet or shaped or anchored):
-            return FollowupReading(Move.ENTRY, previous.id)  # about this topic, nothing else named
+            # about this topic, nothing else named; `facet`: the part asked, which it does not state
+            return FollowupReading(Move.ENTRY, previous.id, facet)
         if own.decision is Decision.ANSWER:
             return None  # a question of its own
         if in_topic and marked:  # a follow-up, but to what part? offer the topic's parts

@@ -113,6 +113,10 @@ async def test_followups_get_the_right_part_from_another_process(bot):
     assert where.verdict.faq_id == RESIDENCE and "Nơi làm: thử nghiệm." in where.replies[0].text
     whole = await chat.send("cái đó mất bao lâu")  # no facet: the entry itself, not some other entry
     assert whole.verdict.faq_id == RESIDENCE
+    # ... said to be the whole guide, not an answer about the time, with the team one press away
+    assert "chưa có thông tin riêng về thời gian" in whole.replies[0].text
+    assert [b.label for row in whole.replies[0].buttons for b in row] == ["Gửi câu hỏi cho cán bộ"]
+    assert whole.replies[1].kind == "answer"
     unrelated = await chat.send("con mèo nhà tôi bỏ ăn mấy hôm nay")
     assert unrelated.verdict.kind == "fallback"
     stranger = await bot.chat("g").send("còn lệ phí thì sao?")  # nobody else's context

@@ -203,3 +203,9 @@ NOT_COVERED = (
     "cho cán bộ Tổ công nghệ số cộng đồng của xã/phường để được hướng dẫn."
 )
 FULL_ANSWER = "Xem hướng dẫn đầy đủ"
+# A follow-up asks for a part ("mất bao lâu?") that the entry does not state: say so, then the
+# whole guide, rather than repeating it as if it answered the question.
+NO_SUCH_PART = (
+    "Hướng dẫn “{title}” chưa có thông tin riêng về {part}. Bạn xem lại hướng dẫn đầy đủ dưới đây; "
+    "nếu vẫn cần biết, bạn có thể gửi câu hỏi cho cán bộ."
+)
