@@ -83,10 +83,12 @@ def _status(code: int) -> int:
 
 def _workers(extra: list[str]) -> list[str]:
     """Four pytest-xdist workers unless told otherwise (`-n 0` runs in one process): most slow
-    tests wait on rate limits, retries and restarts rather than the CPU, so four beat two cores."""
+    tests wait on rate limits, retries and restarts rather than the CPU, so four beat two cores.
+    Work stealing: a worker that finishes early takes tests queued for a busy one, so the run
+    does not end waiting on one worker's backlog of slow process tests."""
     if any(a.startswith(("-n", "--numprocesses")) for a in extra):
         return []
-    return ["-n", "4"]
+    return ["-n", "4", "--dist", "worksteal"]
 
 
 def main() -> int:
