@@ -76,10 +76,12 @@ def create_engine(url: str, command_timeout: float | None = PG_COMMAND_TIMEOUT_S
         return engine
     # Short connect, statement and pool timeouts: while the server is unreachable the bot answers
     # without it (bot/storage/pending.py) instead of keeping citizens waiting a minute per attempt.
-    connect_args = {"timeout": PG_CONNECT_TIMEOUT_S}
+    # DATABASE_URL may set other values with asyncpg's names: ?timeout=<s>&command_timeout=<s>.
+    given = parsed.query
+    connect_args = {"timeout": float(given.get("timeout", PG_CONNECT_TIMEOUT_S))}
     if command_timeout is not None:
-        connect_args["command_timeout"] = command_timeout
-    engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
+        connect_args["command_timeout"] = float(given.get("command_timeout", command_timeout))
+    engine = create_async_engine(parsed.difference_update_query(["timeout", "command_timeout"]), pool_size=10, max_overflow=10, pool_pre_ping=True,
                                  pool_timeout=PG_POOL_TIMEOUT_S, connect_args=connect_args, hide_parameters=True)
     event.listen(engine.sync_engine, "handle_error", _classify_errors)
     return engine
