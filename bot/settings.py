@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     telegram_webhook_secret: str = ""
     # Messages per second for the whole bot (Telegram allows about 30); broadcasts share it.
     telegram_rate_per_second: float = Field(25.0, gt=0, le=1000)
+    # One chat, every channel: broadcasts this far apart, live replies at most 3 per 3 × this
+    # (bot/channels/pacing.py). Telegram asks for about one message per second per chat.
+    chat_send_interval_seconds: float = Field(1.0, ge=0, le=60)
     # Webhook updates accepted but not yet handled, at most; beyond it the webhook answers 503
     # and Telegram delivers the update again later (bounds what a crash can lose).
     telegram_webhook_backlog: int = Field(300, ge=1, le=100_000)

@@ -17,6 +17,10 @@ TEAM_A = -100111  # community team of phuong-a
 TEAM_DEFAULT = -100999
 ADMIN = 900
 WARDS = "phuong-a:Phường A,phuong-b:Phường B"
+# For conversation tests, which send one chat many messages in a few seconds: at the production
+# spacing (CHAT_SEND_INTERVAL_SECONDS=1: 3 live messages per 3 s) later replies waited seconds
+# each. Not the default here: the pacing and campaign tests check that spacing through this harness.
+FAST_CHAT = {"chat_send_interval_seconds": 0.05}
 
 
 class Harness:
@@ -30,13 +34,18 @@ class Harness:
 
     async def _collect(self, chat_id: int, before: int, expect: int = 1) -> list[SentMessage]:
         await self.fake.wait_for_sent(before + expect, timeout=8.0, chat_id=chat_id)
-        # Replies come as one or more messages; wait until the chat is quiet (the pacer may
-        # hold a reply's later parts back for a moment: a few per chat at once, then ~1/s).
-        pacer = self.runtime.telegram.pacer
+        # Replies come as one or more messages, all sent by the handler of the update (the
+        # Telegram channel starts no task of its own). The reply is complete once no update is
+        # queued or being handled, no send to the chat waits for its turn (the pacer may hold a
+        # reply's later parts back: a few per chat at once, then one per interval) and the
+        # count held still for a moment. A fixed 0.25 s of quiet per turn cost the suite minutes.
+        telegram = self.runtime.telegram
+        app, pacer = telegram.app, telegram.pacer
         while True:
             count = len(self.fake.sent_to(chat_id))
-            await asyncio.sleep(0.25)
-            if len(self.fake.sent_to(chat_id)) == count and not pacer.waiting(chat_id):
+            await asyncio.sleep(0.03)
+            if len(self.fake.sent_to(chat_id)) == count and not pacer.waiting(chat_id) \
+                    and app.update_queue.empty() and app.update_processor.current_concurrent_updates == 0:
                 return self.fake.sent_to(chat_id)[before:]
 
     async def say(self, user_id: int, text: str, expect: int = 1) -> list[SentMessage]:

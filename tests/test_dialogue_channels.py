@@ -4,8 +4,11 @@ commands in a subprocess."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
+import sys
 
 import pytest
 
@@ -13,15 +16,15 @@ from bot.contracts import texts
 from bot.storage.models import ConversationContext, QuestionLog
 from tests.fakes.zalo_bot import FakeZaloBot
 from tests.fakes.zalo_oa import FakeZaloOA
-from tests.telegram_harness import ADMIN, buttons, running_bot
-from tests.test_cli import run_cli
+from tests.telegram_harness import ADMIN, FAST_CHAT, buttons, running_bot
+from tests.test_cli import ROOT, run_cli
 from tests.zalo_harness import USER, bot_settings, choices, number_of, oa_say, oa_settings, options, running
 
 TWO = "quên mật khẩu vneid với cả muốn đổi số điện thoại luôn thì làm sao"
 
 
 async def test_telegram_small_talk_two_questions_and_followup(database_url):
-    async with running_bot(database_url) as bot:
+    async with running_bot(database_url, **FAST_CHAT) as bot:
         [hello] = await bot.say(7, "xin chào")
         assert hello.plain_text == texts.SMALLTALK_GREETING and "cat:vneid" in buttons(hello)
         answer, offer = await bot.say(7, TWO, expect=2)
@@ -162,18 +165,38 @@ def test_converse_json_lines_keep_context_per_user_and_survive_bad_lines():
     assert out[7]["text"].startswith("Mình chưa có hướng dẫn riêng")
 
 
-def test_terminal_chat_piped_numbers_as_shown_no_flood_and_handoff():
+async def test_terminal_chat_piped_numbers_as_shown_no_flood_and_handoff():
+    """One `chat` process, fed as a person would: the number typed last is read off the turn
+    the process printed (so it is the number as shown), then the hand-off it stands for."""
     fallbacks = ["con mèo nhà tôi bỏ ăn mấy hôm nay", "cách trồng hoa hồng trong chậu"]
-    proc = run_cli("chat", stdin="\n".join(["xin chào"] * 25 + fallbacks) + "\n")
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count(texts.SMALLTALK_GREETING) == 25 and texts.FLOOD not in proc.stdout
-    assert "cơ sở dữ liệu tạm" in proc.stdout
-    last_turn = proc.stdout.rsplit("> ", 1)[-1]
-    # the second fallback's turn: the fallback reply, then the offer; numbers run across both
-    numbered = re.findall(r"^(\d+)\. (.+)$", last_turn, re.M)
-    assert [int(n) for n, _label in numbered] == list(range(1, len(numbered) + 1))
-    offer_number, label = numbered[-1]  # the offer's button, numbered after the fallback reply's
-    assert label == "Gửi câu hỏi cho cán bộ" and int(offer_number) > 1
-    again = run_cli("chat", stdin="\n".join(fallbacks + [offer_number]) + "\n")
-    handed = again.stdout.rsplit("> ", 1)[-1]
-    assert "Tôi đã ghi nhận câu hỏi của bạn (mã #1)" in handed, again.stdout[-800:]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "chat", cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        proc.stdin.write(("\n".join(["xin chào"] * 25 + fallbacks) + "\n").encode())
+        await proc.stdin.drain()
+        shown = ""
+        async with asyncio.timeout(120):  # until the second fallback's turn is printed, offer and all
+            while "Gửi câu hỏi cho cán bộ" not in shown.rsplit(f"> {fallbacks[1]}", 1)[-1] \
+                    or f"> {fallbacks[1]}" not in shown:
+                line = await proc.stdout.readline()
+                assert line, f"chat ended early: {shown[-800:]}"
+                shown += line.decode()
+        assert shown.count(texts.SMALLTALK_GREETING) == 25 and texts.FLOOD not in shown
+        assert "cơ sở dữ liệu tạm" in shown
+        last_turn = shown.rsplit("> ", 1)[-1]
+        # the second fallback's turn: the fallback reply, then the offer; numbers run across both
+        numbered = re.findall(r"^(\d+)\. (.+)$", last_turn, re.M)
+        assert [int(n) for n, _label in numbered] == list(range(1, len(numbered) + 1))
+        offer_number, label = numbered[-1]  # the offer's button, numbered after the fallback reply's
+        assert label == "Gửi câu hỏi cho cán bộ" and int(offer_number) > 1
+        out, err = await asyncio.wait_for(proc.communicate(f"{offer_number}\n".encode()), 120)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err.decode()
+    handed = out.decode().rsplit("> ", 1)[-1]
+    assert f"> {offer_number}" in out.decode() and "Tôi đã ghi nhận câu hỏi của bạn (mã #1)" in handed, \
+        out.decode()[-800:]

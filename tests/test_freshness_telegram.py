@@ -20,13 +20,13 @@ from bot.storage.dashboard_queries import DashboardQueries
 from bot.storage.kb_status import KbStatusQueries
 from bot.storage.models import AuditLog, Feedback, utcnow
 from tests.helpers import eventually
-from tests.telegram_harness import ADMIN, TEAM_DEFAULT, buttons, running_bot
+from tests.telegram_harness import ADMIN, FAST_CHAT, TEAM_DEFAULT, buttons, running_bot
 
 QUESTION = "quen mat khau vneid thi lam the nao"
 
 
 async def test_source_line_and_suspension_with_hand_off(database_url):
-    async with running_bot(database_url, kb_reload_seconds=0.2) as bot:
+    async with running_bot(database_url, **FAST_CHAT, kb_reload_seconds=0.2) as bot:
         [answer] = await bot.say(1, QUESTION)
         lines = answer.plain_text.splitlines()
         source = lines[lines.index(texts.FEEDBACK_QUESTION) - 2]
@@ -73,7 +73,7 @@ async def test_weekly_digest_goes_to_admins_once(database_url, tmp_path):
     local = tmp_path / "local.yaml"
     local.write_text(f"entries:\n  - id: vneid.activate\n    reviewed: {vn_today() - dt.timedelta(days=400)}\n",
                      encoding="utf-8")
-    async with running_bot(database_url, knowledge_local_file=local) as bot:
+    async with running_bot(database_url, **FAST_CHAT, knowledge_local_file=local) as bot:
         queries = DashboardQueries(bot.store)
         await queries.upsert_staff("lan", None, "admin", None, "3")  # an admin linked to Telegram user 3
         await queries.upsert_staff("minh", None, "staff", None, "2")  # staff: no digest

@@ -8,7 +8,7 @@ import datetime as dt
 from sqlalchemy import select
 
 from bot.storage.models import Handoff, HandoffMessage
-from tests.telegram_harness import TEAM_DEFAULT, buttons, human, running_bot
+from tests.telegram_harness import FAST_CHAT, TEAM_DEFAULT, buttons, human, running_bot
 
 
 async def open_thread(bot, user: int, text: str):
@@ -20,7 +20,7 @@ async def open_thread(bot, user: int, text: str):
 
 
 async def test_unanswered_thread_is_raised_again_then_closed_when_idle(database_url):
-    async with running_bot(database_url) as bot:
+    async with running_bot(database_url, **FAST_CHAT) as bot:
         handoff = await open_thread(bot, 1, "đăng ký nuôi chó ở đâu")
         handoffs = bot.runtime.handoffs
         await handoffs.remind_and_close(dt.timedelta(0), dt.timedelta(hours=1))
@@ -38,7 +38,7 @@ async def test_unanswered_thread_is_raised_again_then_closed_when_idle(database_
 
 
 async def test_forum_group_gets_one_topic_per_thread(database_url):
-    async with running_bot(database_url) as bot:
+    async with running_bot(database_url, **FAST_CHAT) as bot:
         bot.fake.add_group(TEAM_DEFAULT, "Tổ CNS chung", is_forum=True)
         first = await open_thread(bot, 1, "hỏi về nuôi ong")
         second = await open_thread(bot, 2, "hỏi về nuôi cá")
@@ -54,7 +54,7 @@ async def test_forum_group_gets_one_topic_per_thread(database_url):
 
 
 async def test_team_reply_survives_an_api_outage_and_is_sent_once(database_url):
-    async with running_bot(database_url) as bot:
+    async with running_bot(database_url, **FAST_CHAT) as bot:
         await open_thread(bot, 1, "xin giấy phép quảng cáo")
         post = [m for m in bot.fake.sent_to(TEAM_DEFAULT) if "Câu hỏi #" in m.plain_text][-1]
         bot.fake.set_outage(float("inf"), mode="5xx", methods=["sendMessage"])
@@ -77,7 +77,7 @@ async def test_team_reply_survives_an_api_outage_and_is_sent_once(database_url):
 
 
 async def test_reply_left_undelivered_by_a_dead_process_is_redelivered_once(database_url):
-    async with running_bot(database_url) as bot:
+    async with running_bot(database_url, **FAST_CHAT) as bot:
         handoff = await open_thread(bot, 1, "xin giấy phép quảng cáo")
         # As if another process stored the team reply, then died before sending it.
         message_id = await bot.store.handoffs.add_message(handoff.id, "team", "Bạn nộp tại bộ phận một cửa.",

@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from bot.campaigns.service import CampaignDraft
 from bot.channels.telegram import webhook_path
 from bot.ops.logs import configure
 from bot.privacy import user_key
@@ -32,7 +33,6 @@ from tests.fakes.zalo_bot import FakeZaloBot
 from tests.fakes.zalo_oa import FakeZaloOA
 from tests.helpers import serve_app
 from tests.telegram_harness import TEAM_A, TOKEN, running_bot
-from tests.test_campaign_process import cli as campaign_cli
 from tests.test_campaign_process import free_port
 from tests.test_cli import ROOT, arun_cli, run_cli
 
@@ -87,10 +87,10 @@ async def test_metrics_values_for_sends_errors_deliveries_webhooks_and_handoffs(
             await fake.wait_for_sent(1, chat_id=1, timeout=20)
             async with http.post(f"{base}/api/ask", json={"text": "quên mật khẩu vneid"}) as resp:
                 assert resp.status == 200
-            code, out, err = await campaign_cli({"DATABASE_URL": database_url, "USER_KEY_SECRET": "test-secret"},
-                                                "create", "--title", "Tin", "--text", "Không chia sẻ OTP.",
-                                                "--channel", "telegram", "--yes")
-            assert code == 0, err
+            # Created in this process (the campaign CLI and another process's sender are tested
+            # in tests/test_campaign_process.py): one child process fewer.
+            await runtime.campaigns.create(CampaignDraft(title="Tin", text="Không chia sẻ OTP.", created_by="cli",
+                                                         channel="telegram"))
             await fake.wait_for_sent(lambda s: s.chat_id in recipients, timeout=20)
             mid = await scrape(http, base, token)  # the campaign is being sent
             for _ in range(200):
@@ -349,13 +349,14 @@ async def test_doctor_healthy_configuration_checks_every_channel_api(tmp_path):
                   "ZALO_OA_OAUTH_BASE_URL": oa.oauth_base_url,
                   "ZALO_BOT_TOKEN": zb.token, "ZALO_BOT_API_BASE_URL": zb.base_url}
         settings_file = _env_file(tmp_path / "bot.env", values)  # read like /etc/dvc-assistant.env
-        assert (await arun_cli("--env-file", settings_file, "db", "upgrade")).returncode == 0
-        good = await arun_cli("--env-file", settings_file, "doctor")
-        assert good.returncode == 0, good.stdout
-        # The service rotates the OA tokens and keeps them in the database; the first token from
-        # the settings is then revoked, and doctor must check with the stored one.
+        # The service, opened on that file, creates the database (as `db upgrade` would: one
+        # child process fewer; tests/test_ops.py's env-file test runs `db upgrade` itself).
         runtime = await Runtime.open(load_settings(env_file=[settings_file]))
         try:
+            good = await arun_cli("--env-file", settings_file, "doctor")
+            assert good.returncode == 0, good.stdout
+            # The service rotates the OA tokens and keeps them in the database; the first token from
+            # the settings is then revoked, and doctor must check with the stored one.
             tokens = runtime.channels.adapters["zalo"].tokens
             await tokens.load()
             await tokens.refresh(rejected=oa.access_token)

@@ -6,12 +6,12 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.storage.models import Feedback, Handoff, QuestionLog, Subscription, User
-from tests.telegram_harness import ADMIN, TEAM_A, TEAM_DEFAULT, buttons, human, running_bot
+from tests.telegram_harness import ADMIN, FAST_CHAT, TEAM_A, TEAM_DEFAULT, buttons, human, running_bot
 
 
 @pytest.fixture
 async def bot(database_url):
-    async with running_bot(database_url) as harness:
+    async with running_bot(database_url, **FAST_CHAT) as harness:
         yield harness
 
 
@@ -168,7 +168,7 @@ async def test_blocked_user_is_marked_inactive_and_unsubscribed(bot):
 
 
 async def test_flood_control_sends_one_notice(database_url):
-    async with running_bot(database_url, flood_limit_per_minute=3) as bot:
+    async with running_bot(database_url, **FAST_CHAT, flood_limit_per_minute=3) as bot:
         for i in range(3):
             await bot.say(1, f"vneid là gì {i}")
         [notice] = await bot.say(1, "vneid là gì nữa")

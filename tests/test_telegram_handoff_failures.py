@@ -12,14 +12,14 @@ import pytest
 from sqlalchemy import func, select, update
 
 from bot.storage.models import Feedback, Handoff, HandoffMessage, User
-from tests.telegram_harness import TEAM_DEFAULT, buttons, human, make_inserts_fail, running_bot
+from tests.telegram_harness import FAST_CHAT, TEAM_DEFAULT, buttons, human, make_inserts_fail, running_bot
 
 MEMBER = 555
 
 
 @pytest.fixture
 async def bot(database_url):
-    async with running_bot(database_url) as harness:
+    async with running_bot(database_url, **FAST_CHAT) as harness:
         yield harness
 
 
@@ -47,7 +47,7 @@ async def quiet(seconds: float = 0.8) -> None:
 @pytest.mark.parametrize("fault", ["bot removed", "unknown chat id", "upgraded to supergroup"])
 async def test_unreachable_team_group_keeps_the_citizen_answered(database_url, fault, caplog):
     team_chats = "default:-100777" if fault == "unknown chat id" else None
-    async with running_bot(database_url, **({"team_chats": team_chats} if team_chats else {})) as bot:
+    async with running_bot(database_url, **FAST_CHAT, **({"team_chats": team_chats} if team_chats else {})) as bot:
         if fault == "bot removed":
             bot.fake.block(TEAM_DEFAULT)
         elif fault == "upgraded to supergroup":
@@ -253,7 +253,7 @@ async def test_team_reply_outside_the_citizens_window_waits_until_they_write_aga
                         zalo_oa_app_secret=zalo.app_secret, zalo_oa_access_token=zalo.access_token,
                         zalo_oa_refresh_token=zalo.refresh_token, zalo_oa_api_base_url=zalo.api_base_url,
                         zalo_oa_oauth_base_url=zalo.oauth_base_url, zalo_oa_interactive_buttons=False)
-        async with running_bot(database_url, **settings) as bot:
+        async with running_bot(database_url, **FAST_CHAT, **settings) as bot:
             from bot.web import create_app
 
             async with serve_app(create_app(bot.runtime)) as base:

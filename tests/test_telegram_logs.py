@@ -12,7 +12,7 @@ import logging
 import pytest
 
 from bot.ops.logs import NOISY, configure
-from tests.telegram_harness import TEAM_DEFAULT, TOKEN, human, make_inserts_fail, running_bot
+from tests.telegram_harness import FAST_CHAT, TEAM_DEFAULT, TOKEN, human, make_inserts_fail, running_bot
 
 CITIZEN = 734562918
 PHONE = "0912 345 678"
@@ -39,7 +39,7 @@ def captured_logs(fmt: str):
 async def test_debug_logs_hold_no_personal_data_nor_the_token(database_url, fmt):
     question = "con mèo nhà tôi bỏ ăn, gọi tôi số " + PHONE
     with captured_logs(fmt) as output:
-        async with running_bot(database_url) as bot:
+        async with running_bot(database_url, **FAST_CHAT) as bot:
             bot.fake.add_private_chat(CITIZEN, first_name="Lan")
             [fallback] = await bot.say(CITIZEN, question)
             await bot.press(CITIZEN, fallback, human(fallback))

@@ -13,7 +13,7 @@ from bot.channels.telegram import webhook_path
 from bot.storage.models import QuestionLog, User
 from bot.web import create_app
 from tests.helpers import serve_app
-from tests.telegram_harness import TOKEN, running_bot
+from tests.telegram_harness import FAST_CHAT, TOKEN, running_bot
 
 SECRET = "s3cret-Token_1"
 CITIZEN = 4
@@ -25,7 +25,7 @@ async def count(bot, model) -> int:
 
 
 async def test_webhook_requires_secret_and_processes_updates(database_url):
-    async with running_bot(database_url, telegram_webhook_url="http://127.0.0.1:9",
+    async with running_bot(database_url, **FAST_CHAT, telegram_webhook_url="http://127.0.0.1:9",
                            telegram_webhook_secret=SECRET) as bot:
         assert bot.fake.webhook["url"].endswith(webhook_path(TOKEN))
         assert bot.fake.webhook["secret_token"] == SECRET
@@ -62,7 +62,7 @@ async def test_webhook_requires_secret_and_processes_updates(database_url):
 async def test_a_full_backlog_answers_503_and_telegram_redelivers_later(database_url):
     """Updates acknowledged but not yet handled are lost on a crash: their number is bounded
     by TELEGRAM_WEBHOOK_BACKLOG; beyond it the webhook refuses, and Telegram delivers again."""
-    async with running_bot(database_url, telegram_webhook_url="http://127.0.0.1:9",
+    async with running_bot(database_url, **FAST_CHAT, telegram_webhook_url="http://127.0.0.1:9",
                            telegram_webhook_secret=SECRET, telegram_webhook_backlog=5) as bot:
         citizens = list(range(20, 40))
         headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}

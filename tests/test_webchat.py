@@ -13,7 +13,7 @@ from bot.storage.models import Feedback, Handoff, HandoffMessage, QuestionLog, U
 from bot.web import create_app
 from tests.dashboard_harness import running_site
 from tests.helpers import serve_app
-from tests.telegram_harness import TEAM_A, running_bot
+from tests.telegram_harness import FAST_CHAT, TEAM_A, running_bot
 
 OUT_OF_SCOPE = ["con mèo nhà tôi bỏ ăn mấy hôm nay", "cách trồng hoa hồng trong chậu"]
 
@@ -161,7 +161,7 @@ def _reply(text: str) -> Reply:
 
 async def test_web_citizen_and_telegram_team(database_url):
     """A web user's hand-off goes to the ward's Telegram team; the reply there reaches the web chat."""
-    async with running_bot(database_url, wards="phuong-a:Phường A") as bot:
+    async with running_bot(database_url, **FAST_CHAT, wards="phuong-a:Phường A") as bot:
         async with serve_app(create_app(bot.runtime)) as url:
             async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
                 await http.get(url + "/chat")

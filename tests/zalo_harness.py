@@ -17,6 +17,10 @@ from tests.helpers import eventually, serve_app  # noqa: F401 - eventually: used
 
 USER = "8123456789012345678"  # Zalo ids are 64-bit numbers: kept as strings
 WEBHOOK = "/zalo/webhook"
+# A conversation test sends a citizen many messages in a few seconds; at the production spacing
+# (CHAT_SEND_INTERVAL_SECONDS=1: 3 live messages per 3 s) each reply after the third waited
+# seconds. Per-chat pacing itself is tested in tests/test_reply_pacing.py and the campaign tests.
+FAST_CHAT = {"chat_send_interval_seconds": 0.05}
 
 
 def oa_settings(fake: FakeZaloOA, database_url: str, **overrides) -> dict:
@@ -25,14 +29,15 @@ def oa_settings(fake: FakeZaloOA, database_url: str, **overrides) -> dict:
         wards="phuong-a:Phường A", zalo_oa_app_id=fake.app_id, zalo_oa_secret_key=fake.oa_secret_key,
         zalo_oa_app_secret=fake.app_secret, zalo_oa_access_token=fake.access_token,
         zalo_oa_refresh_token=fake.refresh_token, zalo_oa_api_base_url=fake.api_base_url,
-        zalo_oa_oauth_base_url=fake.oauth_base_url, zalo_oa_rate_per_second=200.0)
+        zalo_oa_oauth_base_url=fake.oauth_base_url, zalo_oa_rate_per_second=200.0, **FAST_CHAT)
     values.update(overrides)
     return values
 
 
 def bot_settings(fake: FakeZaloBot, database_url: str, **overrides) -> dict:
     values = dict(database_url=database_url, telegram_bot_token="", user_key_secret="test-secret",
-                  zalo_bot_token=fake.token, zalo_bot_api_base_url=fake.base_url, zalo_bot_rate_per_second=200.0)
+                  zalo_bot_token=fake.token, zalo_bot_api_base_url=fake.base_url, zalo_bot_rate_per_second=200.0,
+                  **FAST_CHAT)
     values.update(overrides)
     return values
 

@@ -236,7 +236,8 @@ class TelegramChannel(Channel):
         self._on_unreachable = on_unreachable
         self._locks = KeyedLocks()
         self._log_secret: str | None = None
-        self.pacer = Pacer(settings.telegram_rate_per_second, per_chat_interval=1.0, name=NAME)
+        self.pacer = Pacer(settings.telegram_rate_per_second, per_chat_interval=settings.chat_send_interval_seconds,
+                           name=NAME)
         base = settings.telegram_api_base_url.rstrip("/")
         builder: ApplicationBuilder = (
             Application.builder()

@@ -131,7 +131,7 @@ class ZaloBotChannel(ZaloChannel):
     def __init__(self, settings: Settings, store: Store, respond: Responder, on_unreachable: Unreachable,
                  flood: FloodCheck | None = None):
         super().__init__(store, respond, on_unreachable,
-                         Pacer(settings.zalo_bot_rate_per_second, per_chat_interval=1.0), flood)
+                         Pacer(settings.zalo_bot_rate_per_second, per_chat_interval=settings.chat_send_interval_seconds), flood)
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
         self.poll_timeout = POLL_TIMEOUT

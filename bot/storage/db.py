@@ -40,13 +40,23 @@ def _classify_errors(context) -> BaseException | None:
                                connection_invalidated=True)
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+def sqlite_busy_timeout_ms(url) -> int:
+    """How long a SQLite write waits for another connection's lock before failing (then the bot
+    answers without the database): DATABASE_URL's `timeout` query parameter, in seconds as
+    Python's sqlite3 takes it (`sqlite+aiosqlite:///data/bot.sqlite3?timeout=2`), else 10 s."""
+    given = make_url(url).query.get("timeout")
+    return round(float(given) * 1000) if given else SQLITE_BUSY_TIMEOUT_MS
+
+
+def _sqlite_pragmas_with(busy_timeout_ms: int):
+    def pragmas(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+    return pragmas
 
 
 def create_engine(url: str, command_timeout: float | None = PG_COMMAND_TIMEOUT_S) -> AsyncEngine:
@@ -59,17 +69,19 @@ def create_engine(url: str, command_timeout: float | None = PG_COMMAND_TIMEOUT_S
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-                                     hide_parameters=True)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        busy_ms = sqlite_busy_timeout_ms(parsed)
+        engine = create_async_engine(url, connect_args={"timeout": busy_ms / 1000}, hide_parameters=True)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas_with(busy_ms))
         event.listen(engine.sync_engine, "handle_error", _classify_errors)
         return engine
     # Short connect, statement and pool timeouts: while the server is unreachable the bot answers
     # without it (bot/storage/pending.py) instead of keeping citizens waiting a minute per attempt.
-    connect_args = {"timeout": PG_CONNECT_TIMEOUT_S}
+    # DATABASE_URL may set other values with asyncpg's names: ?timeout=<s>&command_timeout=<s>.
+    given = parsed.query
+    connect_args = {"timeout": float(given.get("timeout", PG_CONNECT_TIMEOUT_S))}
     if command_timeout is not None:
-        connect_args["command_timeout"] = command_timeout
-    engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
+        connect_args["command_timeout"] = float(given.get("command_timeout", command_timeout))
+    engine = create_async_engine(parsed.difference_update_query(["timeout", "command_timeout"]), pool_size=10, max_overflow=10, pool_pre_ping=True,
                                  pool_timeout=PG_POOL_TIMEOUT_S, connect_args=connect_args, hide_parameters=True)
     event.listen(engine.sync_engine, "handle_error", _classify_errors)
     return engine
@@ -84,11 +96,12 @@ def sync_sqlite_engine(url) -> Engine:
     See README "Benchmarks" for the "database is locked" episodes this was meant to stop: fewer
     since (one real-rate run in three instead of three in three), not none.
     """
+    busy_ms = sqlite_busy_timeout_ms(url)
     engine = create_sync_engine(make_url(url).set(drivername="sqlite"),
-                                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False,
+                                connect_args={"timeout": busy_ms / 1000, "check_same_thread": False,
                                               "isolation_level": None},
                                 hide_parameters=True)
-    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "connect", _sqlite_pragmas_with(busy_ms))
     event.listen(engine, "begin", _begin_immediate)
     event.listen(engine, "handle_error", _classify_errors)
     return engine

@@ -10,7 +10,7 @@ python-telegram-bot's own HTTP stack (httpx), exactly as it talks to api.telegra
             await bot.send_message(42, "<b>Xin chào</b>", parse_mode="HTML")
         assert fake.texts_to(42, plain=True) == ["Xin chào"]
 
-What it models (see tests/test_fake_telegram.py for executable examples):
+What it models (see tests/fakes/test_telegram_fidelity.py for the checks against the real API):
 
 * ``/bot<token>/<method>`` with GET or POST, parameters as query string, JSON,
   form-urlencoded or multipart (PTB 22 sends form-urlencoded, multipart when uploading).

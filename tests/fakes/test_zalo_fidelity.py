@@ -1,9 +1,11 @@
-"""Self-test of tests/fakes/zalo_oa.py and tests/fakes/zalo_bot.py with a plain aiohttp client:
-the fakes must refuse what Zalo refuses, or the product tests built on them prove nothing."""
+"""Fidelity of tests/fakes/zalo_oa.py and tests/fakes/zalo_bot.py to the request and answer
+shapes of the real Zalo APIs (see the platform notes), driven with a plain aiohttp client the way
+our adapters call them: the fakes must refuse what Zalo refuses, with Zalo's error codes, or the
+product tests built on them prove nothing. The fakes' test aids (outages, delays, long-poll caps)
+are exercised by the product tests that run on them."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import time
@@ -20,7 +22,6 @@ from tests.fakes.zalo_oa import (
     ERR_OUTSIDE_WINDOW,
     ERR_PARAM_LIMIT,
     ERR_RATE_LIMIT,
-    ERR_TOKEN_EXPIRED,
     ERR_TOKEN_INVALID,
     FakeZaloOA,
 )
@@ -97,15 +98,6 @@ async def test_oa_tokens_rotate_and_refresh_tokens_are_single_use(oa: FakeZaloOA
     assert "access_token" not in await refresh(http, oa, pair["refresh_token"])
 
 
-async def test_oa_time_based_expiry_and_expired_code(http) -> None:
-    async with FakeZaloOA(expires_in=0, expired_token_code=ERR_TOKEN_EXPIRED) as fake:
-        fake.add_user(USER)
-        assert (await send_cs(http, fake, text_body("x")))["error"] == ERR_TOKEN_EXPIRED
-        pair = await refresh(http, fake, fake.refresh_token)
-        assert pair["expires_in"] == "0"  # every token it issues is already dead
-        assert (await send_cs(http, fake, text_body("x"), pair["access_token"]))["error"] == ERR_TOKEN_EXPIRED
-
-
 async def test_oa_send_validation_and_windows(oa: FakeZaloOA, http) -> None:
     ok = await send_cs(http, oa, text_body("Xin chào"))
     assert ok["error"] == 0 and ok["message"] == "Success" and ok["data"]["message_id"]
@@ -125,16 +117,9 @@ async def test_oa_send_validation_and_windows(oa: FakeZaloOA, http) -> None:
     oa.make_event("unfollow", USER)
     assert (await send_cs(http, oa, text_body("bye")))["error"] == ERR_NOT_FOLLOWER
     assert len(oa.sent) == 4
-
-
-async def test_oa_profile_needs_a_valid_token(oa: FakeZaloOA, http) -> None:
-    url = oa.api_base_url + "/v2.0/oa/getoa"
-    async with http.get(url, headers={"access_token": oa.access_token}) as resp:
-        body = await resp.json()
-    assert resp.status == 200 and body["error"] == 0 and body["data"]["name"] == oa.oa_name
-    assert body["data"]["oa_id"] == oa.oa_id and body["data"]["num_follower"] == 1
-    async with http.get(url, headers={"access_token": "revoked"}) as resp:
-        assert (await resp.json())["error"] == ERR_TOKEN_INVALID
+    oa.set_follower(USER, True)
+    oa.enforce_rate_limit(per_second=2)  # Zalo's rate limit: an error code in a 200 answer
+    assert [(await send_cs(http, oa, text_body("r")))["error"] for _ in range(3)] == [0, 0, ERR_RATE_LIMIT]
 
 
 async def test_oa_templates(oa: FakeZaloOA, http) -> None:
@@ -156,34 +141,6 @@ async def test_oa_templates(oa: FakeZaloOA, http) -> None:
     assert (await send_cs(http, oa, {"recipient": {"user_id": USER},
                                      "message": {"attachment": unknown}}))["error"] == ERR_INVALID_PARAM
     assert len(oa.sent) == 3
-
-
-async def test_oa_faults_rate_limit_outage_delay(oa: FakeZaloOA, http) -> None:
-    oa.fail_next("cs", -200, "Send message failed", count=2)
-    assert [(await send_cs(http, oa, text_body("a")))["error"] for _ in range(3)] == [-200, -200, 0]
-    oa.enforce_rate_limit(per_second=2)
-    assert [(await send_cs(http, oa, text_body("r")))["error"] for _ in range(3)] == [0, 0, ERR_RATE_LIMIT]
-    oa.disable_rate_limit()
-
-    oa.set_outage(5)
-    async with http.post(oa.cs_url, json=text_body("x"), headers={"access_token": oa.access_token}) as resp:
-        assert resp.status == 502 and "nginx" in await resp.text()
-    assert "access_token" in await refresh(http, oa, oa.refresh_token)  # the OAuth host is not hit by default
-    oa.set_outage(5, "disconnect")
-    with pytest.raises(aiohttp.ClientError):
-        await send_cs(http, oa, text_body("x"))
-    oa.clear_outage()
-
-    oa.fail_next("refresh", message="boom")
-    assert (await refresh(http, oa, oa.refresh_token))["error_reason"] == "boom"
-    oa.delay("refresh", 0.3)
-    started = time.monotonic()
-    slow = asyncio.create_task(refresh(http, oa, oa.refresh_token))
-    await asyncio.sleep(0.1)
-    assert oa.holding("refresh") == 1
-    assert "access_token" in await slow
-    assert time.monotonic() - started >= 0.3 and oa.holding("refresh") == 0
-    assert [r.ok for r in oa.calls("refresh")] == [True, False, True]
 
 
 async def test_oa_webhook_signature_and_event_shapes(oa: FakeZaloOA) -> None:
@@ -251,16 +208,6 @@ async def test_bot_get_updates_once_each_then_408(bot: FakeZaloBot, http) -> Non
     assert 0.25 <= time.monotonic() - started < 2  # capped long poll
 
 
-async def test_bot_long_poll_wakes_on_new_update(bot: FakeZaloBot, http) -> None:
-    bot.max_long_poll = 3
-    task = asyncio.create_task(call(http, bot, "getUpdates", {"timeout": 30}))
-    await asyncio.sleep(0.05)
-    started = time.monotonic()
-    bot.user_sends_image(BOT_USER, caption="giấy tờ")
-    _, data = await task
-    assert time.monotonic() - started < 1 and data["result"]["event_name"] == "message.image.received"
-
-
 async def test_bot_send_limits(bot: FakeZaloBot, http) -> None:
     assert (await call(http, bot, "sendMessage", {"chat_id": BOT_USER, "text": "hi"}))[0] == 400  # never wrote
     bot.add_user(BOT_USER)
@@ -273,12 +220,9 @@ async def test_bot_send_limits(bot: FakeZaloBot, http) -> None:
     assert (await call(http, bot, "sendPhoto", {"chat_id": BOT_USER, "photo": "not a url"}))[0] == 400
     assert (await call(http, bot, "sendPhoto", {"chat_id": BOT_USER, "photo": "https://x/y.jpg"}))[0] == 200
     assert bot.texts_to(BOT_USER) == ["x" * 2000, "🇻🇳" * 500] and bot.sent[-1].photo == "https://x/y.jpg"
-
-
-async def test_bot_errors_as_http_200(http) -> None:
-    async with FakeZaloBot(errors_as_http_status=False, max_long_poll=0.05) as fake:
-        status, data = await call(http, fake, "getUpdates", {"timeout": "1"})
-        assert status == 200 and data["error_code"] == 408
+    bot.enforce_rate_limit(per_second=1)
+    assert [(await call(http, bot, "sendMessage", {"chat_id": BOT_USER, "text": "r"}))[0] for _ in range(2)] == [
+        200, 429]
 
 
 async def test_bot_webhook_set_delete_and_delivery(bot: FakeZaloBot, http) -> None:
@@ -308,16 +252,3 @@ async def test_bot_webhook_set_delete_and_delivery(bot: FakeZaloBot, http) -> No
     assert (await call(http, bot, "deleteWebhook"))[1]["result"]["url"] == ""
 
 
-async def test_bot_fail_next_outage_rate_limit(bot: FakeZaloBot, http) -> None:
-    bot.add_user(BOT_USER)
-    bot.fail_next("sendMessage", 500, "Internal Server Error")
-    assert (await call(http, bot, "sendMessage", {"chat_id": BOT_USER, "text": "a"}))[0] == 500
-    assert (await call(http, bot, "sendMessage", {"chat_id": BOT_USER, "text": "a"}))[1]["ok"] is True
-    bot.set_outage(5)
-    async with http.post(bot.method_url("sendMessage"), json={"chat_id": BOT_USER, "text": "b"}) as resp:
-        assert resp.status == 502
-    assert (await call(http, bot, "getMe"))[1]["ok"] is True  # a default outage hits send* only
-    bot.clear_outage()
-    bot.enforce_rate_limit(per_second=1)
-    assert [(await call(http, bot, "sendMessage", {"chat_id": BOT_USER, "text": "r"}))[0] for _ in range(2)] == [
-        200, 429]
