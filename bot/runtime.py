@@ -134,18 +134,19 @@ class Runtime:
         self.channel_states[channel] = state
 
     @classmethod
-    def build(cls, settings: Settings) -> Runtime:
-        """Knowledge and the storage-free core only (no database): for `/api/ask` and tests."""
-        knowledge = load_live_knowledge(settings)
+    def build(cls, settings: Settings, knowledge: LiveKnowledge | None = None) -> Runtime:
+        """Knowledge and the storage-free core only (no database): for `/api/ask` and tests.
+        `knowledge`: already loaded (tests that start many services index it once)."""
+        knowledge = knowledge or load_live_knowledge(settings)
         return cls(settings, knowledge, Answerer(knowledge, conversation_config(settings)),
                    channel_states=configured_channel_states(settings))
 
     @classmethod
-    async def open(cls, settings: Settings) -> ServiceRuntime:
+    async def open(cls, settings: Settings, knowledge: LiveKnowledge | None = None) -> ServiceRuntime:
         """Everything a serving process needs: database, conversation with storage, channels.
         A database that cannot be opened stops start-up (`open_store`): a serving process
-        never runs without one."""
-        knowledge = load_live_knowledge(settings)
+        never runs without one. `knowledge`: already loaded, as in `build`."""
+        knowledge = knowledge or load_live_knowledge(settings)
         engine, store = await open_store(settings)
         channels = Channels()
         campaigns = CampaignService(store.sessions, settings.campaign_approval_threshold, settings.ward_names)

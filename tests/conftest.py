@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import copy
-import hashlib
 import os
 from pathlib import Path
 
@@ -10,46 +8,7 @@ import pytest
 from bot.matching.live import LiveKnowledge
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
-
-
-def _knowledge_key(settings: Settings) -> tuple:
-    """What a loaded knowledge base depends on: the bytes of every file it may be read from
-    (the knowledge folder, the shipped one with the lexicon, the local file) and the settings
-    the loader takes, so a test that writes a knowledge file gets that file, never a stale copy."""
-    from bot.runtime import placeholders_from, thresholds_from
-    from bot.settings import DEFAULT_KNOWLEDGE_DIR
-
-    digest = hashlib.sha1()
-    for root in sorted({Path(settings.knowledge_dir), DEFAULT_KNOWLEDGE_DIR}):
-        for path in sorted(root.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
-    local = settings.knowledge_local_file
-    if local is not None:
-        digest.update(str(local).encode() + b"\0" + (Path(local).read_bytes() if Path(local).is_file() else b"-"))
-    return digest.hexdigest(), repr(thresholds_from(settings)), tuple(sorted(placeholders_from(settings).items()))
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _knowledge_indexed_once_per_worker():
-    """Each service a test starts loaded and indexed the knowledge base again (about 1 s of CPU,
-    the biggest part of starting one). The real loader still runs once per distinct set of files
-    and settings; every runtime then gets its own deep copy (0.05 s), so no test sees another's
-    reloads or overlays. Errors are never cached: a broken file fails as before."""
-    import bot.runtime as runtime_module
-
-    original = runtime_module.load_live_knowledge
-    built: dict[tuple, LiveKnowledge] = {}
-
-    def load_live_knowledge(settings: Settings) -> LiveKnowledge:
-        key = _knowledge_key(settings)
-        if key not in built:
-            built[key] = original(settings)
-        return copy.deepcopy(built[key])
-
-    runtime_module.load_live_knowledge = load_live_knowledge
-    yield
-    runtime_module.load_live_knowledge = original
+from tests.knowledge_cache import knowledge_for
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +19,7 @@ def base_settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def runtime(base_settings: Settings) -> Runtime:
-    return Runtime.build(base_settings)
+    return Runtime.build(base_settings, knowledge_for(base_settings))
 
 
 @pytest.fixture(scope="session")

@@ -7,19 +7,17 @@ import datetime as dt
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from unittest import mock
 
 import aiohttp
 
 from bot.dashboard import auth
-from bot.matching.live import LiveKnowledge
-from bot.runtime import Runtime, ServiceRuntime, thresholds_from
+from bot.runtime import Runtime, ServiceRuntime
 from bot.settings import load_settings
 from bot.storage.dashboard_queries import DashboardQueries
 from bot.storage.models import QuestionLog, utcnow
 from bot.web import create_app
-from knowledge.loader import KnowledgeBase, load_knowledge_base
 from tests.helpers import serve_app
+from tests.knowledge_cache import knowledge_for
 
 WARDS = "phuong-a:Phường A,phuong-b:Phường B"
 PASSWORD = "mat-khau-rat-dai-123"
@@ -138,20 +136,10 @@ def settings_for(database_url: str, **overrides):
     return load_settings(_env_file=None, **values)
 
 
-_shipped: list[KnowledgeBase] = []
-
-
-def _cached_live_knowledge(settings) -> LiveKnowledge:
-    """Parsing the YAML files takes ~0.5 s; tests reuse the parsed (immutable) entries, never the matcher."""
-    if not _shipped:
-        _shipped.append(load_knowledge_base(settings.knowledge_dir, settings.knowledge_local_file))
-    return LiveKnowledge(_shipped[0], thresholds_from(settings))
-
-
 @contextlib.asynccontextmanager
 async def running_site(database_url: str, **overrides) -> AsyncIterator[Site]:
-    with mock.patch("bot.runtime.load_live_knowledge", _cached_live_knowledge):
-        runtime = await Runtime.open(settings_for(database_url, **overrides))
+    settings = settings_for(database_url, **overrides)
+    runtime = await Runtime.open(settings, knowledge_for(settings))
     try:
         async with serve_app(create_app(runtime)) as url:
             site = Site(url, runtime)

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from bot.runtime import Runtime
 from bot.settings import load_settings
 from tests.fakes.telegram_api import FakeTelegram, SentMessage
+from tests.knowledge_cache import knowledge_for
 
 TOKEN = "123456:TEST-token"
 TEAM_A = -100111  # community team of phuong-a
@@ -94,7 +95,8 @@ async def running_bot(database_url: str, **overrides) -> AsyncIterator[Harness]:
         fake.add_group(TEAM_DEFAULT, "Tổ CNS chung")
         for user in (1, 2, 3, ADMIN):
             fake.add_private_chat(user, first_name=f"User{user}")
-        runtime = await Runtime.open(settings_for(fake, database_url, **overrides))
+        settings = settings_for(fake, database_url, **overrides)
+        runtime = await Runtime.open(settings, knowledge_for(settings))
         await runtime.start_channels()
         try:
             yield Harness(fake, runtime)

@@ -6,7 +6,6 @@ import asyncio
 import csv
 import io
 import re
-from unittest import mock
 
 import pytest
 from sqlalchemy import select
@@ -15,7 +14,8 @@ from bot.dashboard import stats as stats_module
 from bot.dashboard.overlay import OverlaySync
 from bot.runtime import Runtime
 from bot.storage.models import AuditLog, FaqDraft, Feedback, QuestionLog, QuestionTriage, User
-from tests.dashboard_harness import _cached_live_knowledge, running_site, settings_for
+from tests.dashboard_harness import running_site, settings_for
+from tests.knowledge_cache import knowledge_for
 
 CAT = "con mèo nhà tôi bỏ ăn mấy hôm nay"
 
@@ -156,8 +156,8 @@ async def test_draft_review_publish_and_other_processes(site):
     assert refused.status == 403
 
     # A second process (no web server) watching the same database.
-    with mock.patch("bot.runtime.load_live_knowledge", _cached_live_knowledge):
-        other = Runtime.build(settings_for(site.runtime.settings.database_url))
+    other_settings = settings_for(site.runtime.settings.database_url)
+    other = Runtime.build(other_settings, knowledge_for(other_settings))
     other_sync = OverlaySync(other, site.queries)
     await other_sync.refresh(force=True)
 

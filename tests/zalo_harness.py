@@ -14,6 +14,7 @@ from bot.web import create_app
 from tests.fakes.zalo_bot import FakeZaloBot
 from tests.fakes.zalo_oa import FakeZaloOA, SentMessage
 from tests.helpers import eventually, serve_app  # noqa: F401 - eventually: used by the Zalo tests
+from tests.knowledge_cache import knowledge_for
 
 USER = "8123456789012345678"  # Zalo ids are 64-bit numbers: kept as strings
 WEBHOOK = "/zalo/webhook"
@@ -69,7 +70,7 @@ class Service:
 async def running(settings: Settings | dict) -> AsyncIterator[Service]:
     if isinstance(settings, dict):
         settings = load_settings(_env_file=None, **settings)
-    runtime = await Runtime.open(settings)
+    runtime = await Runtime.open(settings, knowledge_for(settings))
     await runtime.start_channels()
     try:
         async with serve_app(create_app(runtime)) as base:
