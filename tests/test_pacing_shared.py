@@ -21,11 +21,16 @@ class Schedule:
         self.next_slot = time.monotonic()
         self.taken: list[float] = []  # the absolute time of every slot handed out
         self.fail = False
+        self.answer_delays: list[float] = []  # seconds each next answer takes to come back
 
     async def take(self, want: int, live: bool) -> tuple[list[float], float]:
         if self.fail:
             raise ConnectionError("database away")
         now = time.monotonic()
+        if self.answer_delays:
+            # the slots are counted from `now`, but the answer reaches the process later (a
+            # starved event loop or a slow database): the process cannot tell when they are
+            await asyncio.sleep(self.answer_delays.pop(0))
         start = max(self.next_slot, now)
         count = max(0, min(want, int((0.5 - (start - now)) * self.rate) + 1))
         slots = [start + i / self.rate for i in range(count)]
@@ -75,3 +80,23 @@ async def test_without_the_shared_schedule_a_process_paces_at_half_the_rate(monk
     assert released[-1] - start >= 0.8
     first_second = sum(1 for t in released if t - start < 1.0)
     assert first_second <= 2 + 10 + 1
+
+
+async def test_slots_from_an_answer_that_came_back_late_are_not_used():
+    pacer, schedule = Pacer(rate=10, name="test"), Schedule(rate=10)
+    pacer.shared = schedule
+    schedule.answer_delays = [0.45]  # the first answer arrives when its slots have (nearly) passed
+    released: list[float] = []
+
+    async def send() -> None:
+        await pacer.live()
+        released.append(time.monotonic())
+
+    await asyncio.gather(*(send() for _ in range(4)))
+    # Sent at their slots' times as read on arrival, the four would have left 0.45 s late, in
+    # the slots of whoever took the next ones; instead new slots were taken, 1/rate apart.
+    assert len(schedule.taken) >= 8
+    first_slots = schedule.taken[:4]
+    assert all(t > first_slots[-1] for t in released), (released, first_slots)
+    gaps = [b - a for a, b in zip(released, released[1:], strict=False)]
+    assert all(gap >= 0.1 - 0.03 for gap in gaps), gaps

@@ -263,6 +263,7 @@ class Pacer:
             if not want:
                 continue
             if self.shared is not None and time.monotonic() - self._shared_failed_at > SHARED_RETRY:
+                asked = time.monotonic()
                 try:
                     async with asyncio.timeout(SHARED_TIMEOUT):
                         delays, wait = await self.shared.take(want, live > 0)  # wait: a stored pause too
@@ -271,11 +272,7 @@ class Pacer:
                     log.warning("%s: the shared send budget is unavailable (%s); pacing this process "
                                 "alone for %.0f s", self.name, type(exc).__name__, SHARED_RETRY)
                     continue
-                for delay in delays:
-                    item = self._next_waiter()
-                    if item is None:
-                        break
-                    self._release_at(*item, delay)
+                self._use_slots(delays, time.monotonic() - asked)
                 if len(delays) < want:
                     await asyncio.sleep(max(wait, 0.001))
                 continue
@@ -291,6 +288,28 @@ class Pacer:
                 item[0].set_result(None)
             if granted < want:
                 await asyncio.sleep(max((1.0 - self._tokens) / rate, 0.001))
+
+    def _use_slots(self, delays: list[float], trip: float) -> None:
+        """Give the reserved slots (seconds after the schedule's "now") to the waiters in line.
+
+        The schedule's "now" fell somewhere in the `trip` the answer took: the slots are counted
+        from its middle. When the trip was longer than LATE_SLOT (a starved event loop, a slow
+        database) their times are not known well enough: sent at a guess they could land in
+        another process's slots and exceed the bot-wide rate, so they are left unused and new
+        ones taken (at most LATE_RETRIES times per send, as for a slot reached late)."""
+        unsure: list[tuple[asyncio.Future, bool]] = []
+        for delay in delays:
+            item = self._next_waiter()
+            if item is None:
+                break
+            late = self._late.get(item[0], 0)
+            if trip > LATE_SLOT and late < LATE_RETRIES:
+                self._late[item[0]] = late + 1
+                unsure.append(item)
+                continue
+            self._release_at(*item, delay - trip / 2)
+        for waiter, live in reversed(unsure):  # first in line again, in their order
+            (self._live if live else self._bulk).appendleft(waiter)
 
     def _next_waiter(self) -> tuple[asyncio.Future, bool] | None:
         for queue, live in ((self._live, True), (self._bulk, False)):
