@@ -275,7 +275,7 @@ async def run_ours(runtime, control: Control, args, limit: float, sampler: Sampl
         text="Mời bà con đến nhà văn hóa để được hướng dẫn cài đặt và dùng VNeID."))
     stop, asked = asyncio.Event(), asyncio.Event()
     runner = runtime.campaign_runner
-    runner.poll_seconds = 0.2
+    runner.scheduler.poll_seconds = 0.2
     sender = asyncio.create_task(runner.run(stop))
     questions = asyncio.create_task(asking(control, asked))
     started = time.monotonic()

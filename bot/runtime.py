@@ -169,7 +169,7 @@ class Runtime:
                 continue
             channels.register(channel)
             runtime.channel_states[channel.name] = "on"
-        campaign_runner.rules.update(campaign_rules(settings, channels))
+        campaign_runner.scheduler.rules.update(campaign_rules(settings, channels))
         campaign_runner.wire_pacers()  # 429 pauses and the shared send budget
         return runtime
 

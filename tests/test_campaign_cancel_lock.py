@@ -46,7 +46,7 @@ async def test_cancelling_a_large_campaign_while_citizens_write_fails_no_write(t
     async with running_bot(url, telegram_rate_per_second=200.0, campaign_approval_threshold=RECIPIENTS * 2) as bot:
         await _seed(bot, RECIPIENTS)
         runner = bot.runtime.campaign_runner
-        runner.poll_seconds = 0.2
+        runner.scheduler.poll_seconds = 0.2
         campaign = await bot.runtime.campaigns.create(draft())
         stop = asyncio.Event()
         changed: list[int] = []  # rows changed by each UPDATE of deliveries, once citizens write

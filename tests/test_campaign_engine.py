@@ -31,8 +31,8 @@ QUIZ = Quiz("Mã OTP có được đưa cho người khác không?", ["Có", "Kh
 async def bot(database_url):
     async with running_bot(database_url, telegram_rate_per_second=200.0) as harness:
         runner = harness.runtime.campaign_runner
-        runner.poll_seconds = 3600  # tests drive the runner themselves
-        runner.backoff = lambda attempts: 0.3  # retries come quickly here
+        runner.scheduler.poll_seconds = 3600  # tests drive the runner themselves
+        runner.sender.backoff = lambda attempts: 0.3  # retries come quickly here
         # Parts of one message (photo, text, quiz) leave about a second apart in one chat on
         # Telegram; the tests with their own bot below check that spacing, these need not wait it.
         harness.runtime.telegram.pacer.per_chat_interval = 0.05
@@ -42,7 +42,7 @@ async def bot(database_url):
 @contextlib.asynccontextmanager
 async def service_loop(runner: CampaignRunner, poll: float = 0.05):
     """The runner as the service runs it, in the background."""
-    runner.poll_seconds = poll
+    runner.scheduler.poll_seconds = poll
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
     try:
@@ -68,8 +68,8 @@ async def test_a_retry_resumes_at_the_failed_part_without_a_second_photo(bot):
 
 async def test_transient_errors_back_off_on_the_row_not_in_the_window(bot):
     runner = bot.runtime.campaign_runner
-    runner.backoff = lambda attempts: 30.0  # long enough to observe the row waiting
-    runner.max_attempts = 3
+    runner.sender.backoff = lambda attempts: 30.0  # long enough to observe the row waiting
+    runner.sender.max_attempts = 3
     await subscribe(bot, [31, 32, 33, 34])
     bot.fake.fail_next("sendMessage", 502, chat_id=31)  # nginx: bad gateway
     bot.fake.fail_next("sendMessage", 401, "Unauthorized", chat_id=32)  # PTB's InvalidToken
@@ -85,7 +85,7 @@ async def test_transient_errors_back_off_on_the_row_not_in_the_window(bot):
         assert rows[pid].next_attempt_at > utcnow() + dt.timedelta(seconds=20)
     assert "502" in rows["31"].error or "Bad Gateway" in rows["31"].error
     assert "InvalidToken" in rows["32"].error
-    runner.backoff = lambda attempts: 0.2
+    runner.sender.backoff = lambda attempts: 0.2
     async with bot.store.sessions.begin() as s:  # time passes
         await s.execute(update(Delivery).where(Delivery.state == "pending").values(next_attempt_at=utcnow()))
     await settle(bot, campaign.id)
@@ -299,7 +299,7 @@ async def test_the_lease_is_per_channel_and_a_lost_lease_stops_the_sender_at_onc
         await subscribe(bot, recipients)
         campaign = await bot.runtime.campaigns.create(draft())
         other = CampaignRunner(bot.store.sessions, bot.runtime.channels, owner="other-process",
-                               lease=runner.lease)
+                               lease=runner.scheduler.lease)
         sending = asyncio.create_task(runner.run_once())
         await eventually(lambda: campaign_sends(bot.fake, recipients) >= 5)
         assert not await other.run_once()  # the channel is taken: the other process does nothing
@@ -308,7 +308,7 @@ async def test_the_lease_is_per_channel_and_a_lost_lease_stops_the_sender_at_onc
                             .values(owner="thief", until=utcnow() + dt.timedelta(hours=1)))
         taken = time.monotonic()
         await asyncio.wait_for(sending, 5)  # it noticed at its next heartbeat and stopped
-        assert time.monotonic() - taken < runner.lease.total_seconds()
+        assert time.monotonic() - taken < runner.scheduler.lease.total_seconds()
         stopped_at = campaign_sends(bot.fake, recipients)
         await asyncio.sleep(1.0)
         assert campaign_sends(bot.fake, recipients) == stopped_at < 40  # no send after stopping
@@ -354,7 +354,7 @@ async def test_rows_are_marked_in_flight_once_even_by_senders_racing_each_other(
 async def test_progress_is_edited_with_an_eta_and_every_end_gets_a_report(database_url):
     async with running_bot(database_url, telegram_rate_per_second=10.0) as bot:
         runner = bot.runtime.campaign_runner
-        runner.progress_every = 0.5
+        runner.progress.every = 0.5
         # The progress edits and reports all go to one staff chat; Telegram's one message per
         # second per chat there (checked in the rate tests) would only stretch this to 15 s.
         bot.runtime.telegram.pacer.per_chat_interval = 0.05

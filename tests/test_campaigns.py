@@ -22,7 +22,7 @@ STAFF_2 = 901  # a second staff member (the harness makes ADMIN an admin)
 @pytest.fixture
 async def bot(database_url):
     async with running_bot(database_url, telegram_rate_per_second=200.0) as harness:
-        harness.runtime.campaign_runner.poll_seconds = 3600  # tests drive the runner themselves
+        harness.runtime.campaign_runner.scheduler.poll_seconds = 3600  # tests drive the runner themselves
         # Telegram's spacing of about one message per second per chat is what test_campaign_engine
         # and test_reply_pacing check; here it would only stretch the staff dialogues (twenty-odd
         # messages to one chat, three per 3 s) and multi-part sends to half a minute.
@@ -143,7 +143,7 @@ async def test_approval_is_atomic_and_knows_a_creator_under_each_of_their_names(
 
 async def test_threshold_is_checked_again_against_the_real_count_at_start(bot):
     svc = bot.runtime.campaigns
-    svc.approval_threshold = bot.runtime.campaign_runner.approval_threshold = 2
+    svc.approval_threshold = bot.runtime.campaign_runner.scheduler.approval_threshold = 2
     await subscribe(bot, [45, 46])
     campaign = await svc.create(draft(scheduled_at=utcnow() + dt.timedelta(minutes=5)))
     assert campaign.state == "scheduled" and not campaign.requires_approval  # 2 people: no approval needed

@@ -21,7 +21,7 @@ FORM = {"title": "Tuần lễ VNeID", "text": "Mời bà con mang căn cước t
 @pytest.fixture
 async def site(database_url):
     async with running_site(database_url, campaign_approval_threshold=1) as s:
-        s.runtime.campaign_runner.poll_seconds = 3600  # tests drive the sender themselves
+        s.runtime.campaign_runner.scheduler.poll_seconds = 3600  # tests drive the sender themselves
         for name, role, ward in (("admin", "admin", None), ("lan", "staff", "phuong-a"), ("hoa", "staff", "phuong-a"),
                                  ("binh", "staff", "phuong-b"), ("xem", "viewer", None)):
             await s.account(name, role, ward)
