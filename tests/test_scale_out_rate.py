@@ -13,6 +13,7 @@ from collections import Counter
 import aiohttp
 from sqlalchemy import select
 
+from bot.channels import pacing
 from bot.channels.telegram import webhook_path
 from bot.runtime import open_store
 from bot.settings import load_settings
@@ -141,10 +142,12 @@ async def test_two_processes_hold_one_rate_with_a_campaign_and_replies_through_a
     assert fake.stats["429"] == 0 and not warnings, warnings
     assert busiest <= 30
     # Over five seconds the jitter evens out: the two processes together keep the configured
-    # rate (each alone at full rate would be twice that), plus the bucket's burst.
+    # rate (each alone at full rate would be twice that), plus the bucket's burst and the sends
+    # whose slots lie just outside the window but left within a slot's allowed lateness of it
+    # (pacing.LATE_SLOT at each edge: 106 seen once at load 6 against a plain 5-second bound).
     times = sorted(s.time for s in sends)
     busiest_five = max(sum(1 for u in times[i:] if u - t < 5.0) for i, t in enumerate(times))
-    assert busiest_five <= RATE * 5 + 5, busiest_five
+    assert busiest_five <= RATE * (5 + 2 * pacing.LATE_SLOT) + 5, busiest_five
     replies = Counter(s.chat_id for s in sends if s.chat_id in CITIZENS)
     assert replies == Counter({uid: 1 for uid in CITIZENS})  # each answered once, by one process
     assert done.get("state") == "done", done
