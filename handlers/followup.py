@@ -14,8 +14,6 @@ from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 
-import yaml
-
 from bot.matching import Decision, MatchResult
 from bot.matching.matcher import Matcher
 from bot.matching.normalize import canonical, fold
@@ -23,6 +21,7 @@ from bot.storage.context import DialogueContext
 from handlers.multi_question import asks
 from knowledge.loader import KnowledgeBase
 from knowledge.schema import FACETS, Entry
+from knowledge.yamlfile import parse_yaml
 
 LEXICON_FILE = Path(__file__).resolve().parent.parent / "knowledge" / "lexicon" / "followup.yaml"
 ANCHORED = 0.6  # share of a follow-up's topic words the previous entry must use for it to stay there
@@ -79,7 +78,7 @@ class FollowupLexicon:
 
     @classmethod
     def from_file(cls, path: Path = LEXICON_FILE) -> FollowupLexicon:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = parse_yaml(path.read_text(encoding="utf-8")) or {}
 
         def phrases(items) -> tuple[tuple[str, ...], ...]:
             found = {_words(str(item)) for item in items or ()}

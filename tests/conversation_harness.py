@@ -16,11 +16,12 @@ from sqlalchemy import select
 
 from bot.contracts.messages import IncomingMessage, Reply
 from bot.matching.live import LiveKnowledge
-from bot.runtime import conversation_config, load_live_knowledge, open_store
+from bot.runtime import conversation_config, open_store
 from bot.settings import Settings, load_settings
 from bot.storage.store import Store
 from handlers.conversation import Conversation, Outcome
 from knowledge.schema import Entry
+from tests.knowledge_cache import knowledge_for
 
 
 def actions(reply: Reply) -> list[str]:
@@ -70,7 +71,7 @@ class Harness:
 async def conversation(database_url: str, extra_entries: list[Entry] = (), **overrides) -> AsyncIterator[Harness]:
     """The real conversation on `database_url`; `extra_entries` replace or add knowledge-base entries."""
     settings = load_settings(_env_file=None, telegram_bot_token="", database_url=database_url, **overrides)
-    knowledge = load_live_knowledge(settings)
+    knowledge = knowledge_for(settings)  # loaded once per test process, a copy each
     if extra_entries:
         knowledge.replace(knowledge.kb.with_entries(extra_entries))
     engine, store = await open_store(settings)

@@ -13,7 +13,8 @@ from bot.storage.models import QuestionLog, utcnow
 from tests.test_cli import run_cli
 
 
-def test_db_upgrade_then_purge_removes_only_old_logs(database_url, tmp_path):
+def test_db_upgrade_then_purge_removes_only_old_logs(empty_database_url, tmp_path):
+    database_url = empty_database_url  # `db upgrade` creates the schema
     env = {"DATABASE_URL": database_url, "USER_KEY_SECRET": "x"}
     proc = run_cli("db", "upgrade", env=env)
     assert proc.returncode == 0, proc.stderr

@@ -34,10 +34,10 @@ def needs_postgres(database_url: str) -> None:
         pytest.skip("scale-out needs PostgreSQL (several processes on one database)")
 
 
-async def test_processes_starting_together_on_an_empty_database_migrate_once(database_url):
+async def test_processes_starting_together_on_an_empty_database_migrate_once(empty_database_url):
     """Without a lock, concurrent migrations race to CREATE TABLE and all but one fail."""
-    needs_postgres(database_url)
-    env = {**os.environ, "DATABASE_URL": database_url, "USER_KEY_SECRET": "x"}
+    needs_postgres(empty_database_url)
+    env = {**os.environ, "DATABASE_URL": empty_database_url, "USER_KEY_SECRET": "x"}
     procs = [await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "db", "upgrade", cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE) for _ in range(3)]

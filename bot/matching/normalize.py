@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from knowledge.yamlfile import parse_yaml
+
 LEXICON_FILE = Path(__file__).resolve().parents[2] / "knowledge" / "lexicon" / "chat.yaml"
 
 # Invisible formatting characters (zero-width, bidi marks, BOM, soft hyphen): removed.
@@ -120,7 +122,7 @@ class Lexicon:
     @classmethod
     def from_file(cls, path: Path = LEXICON_FILE) -> Lexicon:
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            data = parse_yaml(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ValueError(f"{path}: cannot load the chat lexicon: {exc}") from exc
         if not isinstance(data, dict):

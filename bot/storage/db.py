@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -130,7 +131,13 @@ def alembic_config(connection=None) -> Config:
 
 
 async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema up to `revision` (run at start-up and by `python -m bot db upgrade`)."""
+    """Bring the schema up to `revision` (run at start-up and by `python -m bot db upgrade`).
+
+    A database already at the newest revision (every start but the first after an upgrade) is
+    left alone after one query: running alembic to find nothing to do costs more than the rest
+    of opening the store."""
+    if revision == "head" and await current_revision(engine) == head_revision():
+        return
 
     def upgrade(connection) -> None:
         command.upgrade(alembic_config(connection), revision)
@@ -151,8 +158,9 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         return await conn.run_sync(read)
 
 
+@functools.cache
 def head_revision() -> str | None:
-    """The schema revision this code expects (the newest migration)."""
+    """The schema revision this code expects (the newest migration); read once per process."""
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
