@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 from bot.matching import Decision, MatchResult
@@ -77,6 +77,13 @@ class FollowupLexicon:
     function_words: frozenset[str]
 
     @classmethod
+    @cache
+    def shipped(cls) -> FollowupLexicon:
+        """The lexicon in the repository, read once per process (it never changes while running;
+        every conversation, preview and test service shares it)."""
+        return cls.from_file()
+
+    @classmethod
     def from_file(cls, path: Path = LEXICON_FILE) -> FollowupLexicon:
         data = parse_yaml(path.read_text(encoding="utf-8")) or {}
 
@@ -110,7 +117,7 @@ class FollowupReading:
 
 class FollowupReader:
     def __init__(self, lexicon: FollowupLexicon | None = None):
-        self.lexicon = lexicon or FollowupLexicon.from_file()
+        self.lexicon = lexicon or FollowupLexicon.shipped()
 
     @cached_property
     def _facet_cues(self) -> dict[str, list[tuple[tuple[str, ...], str]]]:

@@ -14,7 +14,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 from bot.contracts import texts
@@ -87,6 +87,13 @@ class SmallTalkLexicon:
     alone: dict[tuple[str, ...], list[tuple[tuple[str, ...], Intent]]] = field(default_factory=dict)
 
     @classmethod
+    @cache
+    def shipped(cls) -> SmallTalkLexicon:
+        """The lexicon in the repository, read once per process (it never changes while running;
+        every conversation, preview and test service shares it)."""
+        return cls.from_file()
+
+    @classmethod
     def from_file(cls, path: Path = LEXICON_FILE) -> SmallTalkLexicon:
         data = parse_yaml(path.read_text(encoding="utf-8")) or {}
         phrases: dict[tuple[str, ...], list[tuple[tuple[str, ...], Intent]]] = {}
@@ -125,7 +132,7 @@ class SmallTalk:
     """Finds small talk in a message; `detect` is pure and synchronous."""
 
     def __init__(self, lexicon: SmallTalkLexicon | None = None):
-        self.lexicon = lexicon or SmallTalkLexicon.from_file()
+        self.lexicon = lexicon or SmallTalkLexicon.shipped()
         self._longest = self.lexicon.longest
 
     def _phrase_at(self, words: tuple[str, ...], folded: tuple[str, ...], i: int) -> tuple[int, Intent] | None:

@@ -33,13 +33,12 @@ BACKENDS = ["sqlite", "postgres"]
 
 
 def _worker_database(url: str) -> str:
-    """Under pytest-xdist each worker gets its own database next to TEST_DATABASE_URL's
-    (`test_gw0`, `test_gw1`, ...), so workers never reset each other's."""
+    """Each test process gets its own database next to TEST_DATABASE_URL's (`test_gw0`,
+    `test_gw1`, ..., `test_solo` without pytest-xdist), dropped and created again for each
+    test, so workers never reset each other's and the database named there is never dropped."""
     from sqlalchemy import make_url
 
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if not worker:
-        return url
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "solo")
     base = make_url(url)
     return base.set(database=f"{base.database}_{worker}").render_as_string(hide_password=False)
 

@@ -32,9 +32,10 @@ def _knowledge_key(settings: Settings) -> tuple:
 
 def knowledge_for(settings: Settings) -> LiveKnowledge:
     """What `load_live_knowledge(settings)` returns, loaded once per distinct set of files and
-    settings; each caller gets its own deep copy (0.05 s), so no test sees another's reloads or
-    overlays. Errors are never cached: a broken file fails as it would in the service."""
+    settings. Each caller gets its own `LiveKnowledge` holding the shared matcher: a reload or
+    an overlay (`replace`) swaps that caller's matcher only, and nothing changes a matcher or a
+    knowledge base in place. Errors are never cached: a broken file fails as it would in the service."""
     key = _knowledge_key(settings)
     if key not in _built:
         _built[key] = load_live_knowledge(settings)
-    return copy.deepcopy(_built[key])
+    return copy.copy(_built[key])
