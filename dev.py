@@ -104,7 +104,12 @@ def main() -> int:
         (ROOT / "data").mkdir(exist_ok=True)
         return run("-m", "bot", *extra)
     if command == "test":
-        for step in (["-m", "bot", "kb", "validate"], ["-m", "ruff", "check", "."]):
+        # Byte-code for the project's own modules, written once here: the suite starts a few
+        # hundred Python processes, and where PYTHONDONTWRITEBYTECODE is set (as on CI) each
+        # would compile every module again (about 0.3 s of CPU apiece).
+        steps = (["-m", "compileall", "-q", "bot", "handlers", "knowledge", "tests"],
+                 ["-m", "bot", "kb", "validate"], ["-m", "ruff", "check", "."])
+        for step in steps:
             code = run(*step)
             if code:
                 return code

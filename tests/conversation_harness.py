@@ -71,9 +71,7 @@ class Harness:
 async def conversation(database_url: str, extra_entries: list[Entry] = (), **overrides) -> AsyncIterator[Harness]:
     """The real conversation on `database_url`; `extra_entries` replace or add knowledge-base entries."""
     settings = load_settings(_env_file=None, telegram_bot_token="", database_url=database_url, **overrides)
-    knowledge = knowledge_for(settings)  # loaded once per test process, a copy each
-    if extra_entries:
-        knowledge.replace(knowledge.kb.with_entries(extra_entries))
+    knowledge = knowledge_for(settings, extra_entries)  # indexed once per test process
     engine, store = await open_store(settings)
     harness = Harness(store, knowledge, settings)
     harness.conversation = harness.process()

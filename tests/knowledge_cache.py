@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 
 from bot.matching.live import LiveKnowledge
 from bot.runtime import load_live_knowledge, placeholders_from, thresholds_from
 from bot.settings import DEFAULT_KNOWLEDGE_DIR, Settings
+from knowledge.schema import Entry
 
 _built: dict[tuple, LiveKnowledge] = {}
 
@@ -30,12 +32,18 @@ def _knowledge_key(settings: Settings) -> tuple:
     return digest.hexdigest(), repr(thresholds_from(settings)), tuple(sorted(placeholders_from(settings).items()))
 
 
-def knowledge_for(settings: Settings) -> LiveKnowledge:
+def knowledge_for(settings: Settings, extra_entries: Sequence[Entry] = ()) -> LiveKnowledge:
     """What `load_live_knowledge(settings)` returns, loaded once per distinct set of files and
-    settings. Each caller gets its own `LiveKnowledge` holding the shared matcher: a reload or
-    an overlay (`replace`) swaps that caller's matcher only, and nothing changes a matcher or a
-    knowledge base in place. Errors are never cached: a broken file fails as it would in the service."""
-    key = _knowledge_key(settings)
+    settings, with `extra_entries` replacing or adding entries (indexed once per distinct set).
+    Each caller gets its own `LiveKnowledge` holding the shared matcher: a reload or an overlay
+    (`replace`) swaps that caller's matcher only, and nothing changes a matcher or a knowledge
+    base in place. Errors are never cached: a broken file fails as it would in the service."""
+    key = _knowledge_key(settings) + tuple(entry.model_dump_json() for entry in extra_entries)
     if key not in _built:
-        _built[key] = load_live_knowledge(settings)
+        if extra_entries:
+            knowledge = knowledge_for(settings)
+            knowledge.replace(knowledge.kb.with_entries(extra_entries))
+        else:
+            knowledge = load_live_knowledge(settings)
+        _built[key] = knowledge
     return copy.copy(_built[key])

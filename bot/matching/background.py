@@ -13,44 +13,69 @@ download, no network. Lookups are Zipf values (log10 of occurrences per billion 
 "là", 4-5 for everyday words, 0 for unknown). Citizens often type without diacritics, so a
 folded form ("hong") gets the highest Zipf among the accented forms that fold to it
 ("hông", "hồng", "hỏng"): typed bare, it may be any of them, and an ordinary word is the safe
-reading. Both tables are built once per process (importing wordfreq costs about 0.3 s, the
-tables 20 ms; `Matcher` does it while indexing) and then are dict lookups.
+reading. Both tables are built once per process (about 30 ms; `Matcher` does it while
+indexing) and then are dict lookups.
 """
 
 from __future__ import annotations
 
-import math
+import gzip
+import importlib.util
 from functools import lru_cache
+from pathlib import Path
 
 from bot.matching.normalize import canonical, fold
 
 LANGUAGE = "vi"
 
 
+def _frequency_buckets() -> list[list[str]]:
+    """wordfreq's Vietnamese list: bucket i holds the words of frequency 10 ** (-i / 100).
+
+    Read straight from the file wordfreq ships, in its documented "cBpack" format (gzipped
+    msgpack: a header, then the buckets), because importing wordfreq costs 0.3-0.5 s of CPU
+    per process (it finds its data folder by walking the interpreter's stack), more than the
+    rest of indexing. wordfreq reads the same file (tests/test_matching_background.py checks
+    that both agree); anything unexpected falls back to asking wordfreq itself."""
+    try:
+        import msgpack
+
+        spec = importlib.util.find_spec("wordfreq")
+        path = Path(spec.origin).parent / "data" / f"small_{LANGUAGE}.msgpack.gz"
+        with gzip.open(path, "rb") as packed:
+            data = msgpack.load(packed, raw=False)
+        if data[0] == {"format": "cB", "version": 1}:
+            return data[1:]
+    except Exception:  # noqa: BLE001 - any surprise: let wordfreq read its own file
+        pass
+    from wordfreq import get_frequency_list
+
+    return get_frequency_list(LANGUAGE)
+
+
 @lru_cache(maxsize=1)
 def _tables() -> tuple[dict[str, float], dict[str, float]]:
     """(accented word -> Zipf, folded word -> highest Zipf of its accented forms)."""
     try:
-        from wordfreq import get_frequency_dict
+        buckets = _frequency_buckets()
     except ImportError:  # pragma: no cover - a declared dependency; degrade to "nothing is common"
         return {}, {}
     accented: dict[str, float] = {}
     folded: dict[str, float] = {}
-    for word, frequency in get_frequency_dict(LANGUAGE).items():
-        if frequency <= 0:
-            continue
-        key = canonical(word)
-        if not key or " " in key:
-            continue
-        zipf = math.log10(frequency) + 9.0
-        accented[key] = max(accented.get(key, 0.0), zipf)
-        bare = fold(key)
-        folded[bare] = max(folded.get(bare, 0.0), zipf)
+    for index, bucket in enumerate(buckets):
+        zipf = 9.0 - index / 100  # log10 of occurrences per billion words
+        for word in bucket:
+            key = canonical(word)
+            if not key or " " in key:
+                continue
+            accented[key] = max(accented.get(key, 0.0), zipf)
+            bare = fold(key)
+            folded[bare] = max(folded.get(bare, 0.0), zipf)
     return accented, folded
 
 
 def load() -> None:
-    """Build the tables now (importing wordfreq takes a few hundred ms), not on a citizen's message."""
+    """Build the tables now, not on a citizen's message."""
     _tables()
 
 
