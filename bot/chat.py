@@ -47,7 +47,8 @@ class LocalSession:
 async def local_session(settings: Settings, temporary: bool | None = None) -> AsyncIterator[LocalSession]:
     """A conversation with storage and no channels: DATABASE_URL when set, else (or when
     `temporary`) a temporary SQLite."""
-    from bot.runtime import conversation_config, load_live_knowledge, open_store
+    from bot.runtime import conversation_config, load_live_knowledge
+    from bot.storage.store import open_store
 
     if temporary is None:
         temporary = "database_url" not in settings.model_fields_set

@@ -103,7 +103,7 @@ def parse_duration(text: str) -> dt.timedelta:
 
 
 def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
-    from bot.runtime import open_store
+    from bot.storage.store import open_store
 
     async def run() -> None:
         engine, _ = await open_store(settings)
@@ -139,7 +139,7 @@ def cmd_zalo_authorize(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_data_purge(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.runtime import open_store
+    from bot.storage.store import open_store
 
     async def run() -> dict[str, int]:
         engine, store = await open_store(settings)
@@ -155,7 +155,7 @@ def cmd_data_purge(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _open_store(settings: Settings):
     """The database, migrated (imported late: most commands need no database)."""
-    from bot.runtime import open_store
+    from bot.storage.store import open_store
 
     return await open_store(settings)
 

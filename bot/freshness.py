@@ -174,8 +174,8 @@ def cmd_kb_resume(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _record(settings: Settings, args: argparse.Namespace, what: str) -> int:
-    from bot.runtime import open_store
     from bot.storage.dashboard_queries import DashboardQueries
+    from bot.storage.store import open_store
 
     by = " ".join(args.by.split())[:64]
     if not by:

@@ -21,7 +21,7 @@ from bot.matching.live import LiveKnowledge
 from bot.matching.matcher import Thresholds
 from bot.settings import ConfigurationError, Settings
 from bot.storage.db import AsyncEngine, ping
-from bot.storage.store import Store
+from bot.storage.store import Store, open_store
 from handlers.conversation import Answerer, Conversation, ConversationConfig
 from knowledge.loader import KnowledgeError, load_knowledge_base
 
@@ -89,26 +89,6 @@ def conversation_config(settings: Settings) -> ConversationConfig:
         flood_limit_per_minute=settings.flood_limit_per_minute, retention_days=settings.log_retention_days,
         delivery_lease_seconds=settings.handoff_delivery_lease_seconds,
     )
-
-
-async def open_store(settings: Settings) -> tuple[AsyncEngine, Store]:
-    """Connect and migrate; a database that cannot be reached stops start-up with a clear message."""
-    from bot.storage.db import create_engine, migrate
-
-    engine = create_engine(settings.database_url)
-    # PostgreSQL statements time out (bot.storage.db.PG_COMMAND_TIMEOUT_S); a migration may rewrite
-    # a big table, so it runs on its own engine without that limit.
-    postgres = engine.dialect.name == "postgresql"
-    migrating = create_engine(settings.database_url, command_timeout=None) if postgres else engine
-    try:
-        await migrate(migrating)
-    except Exception as exc:
-        await engine.dispose()
-        raise ConfigurationError(f"DATABASE_URL: cannot open or migrate the database: {exc}") from None
-    finally:
-        if migrating is not engine:
-            await migrating.dispose()
-    return engine, Store(engine, settings.resolved_user_key_secret())
 
 
 @dataclass

@@ -24,8 +24,8 @@ def _read_password(args: argparse.Namespace) -> str:
 
 def cmd_staff_add(settings: Settings, args: argparse.Namespace) -> int:
     from bot.dashboard.auth import hash_password, password_problem
-    from bot.runtime import open_store
     from bot.storage.dashboard_queries import DashboardQueries
+    from bot.storage.store import open_store
 
     username = args.username.strip().lower()
     if not username or len(username) > 64 or any(ch.isspace() for ch in username):
@@ -58,8 +58,8 @@ def cmd_staff_add(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _staff_change(settings: Settings, args: argparse.Namespace, change: str) -> int:
-    from bot.runtime import open_store
     from bot.storage.dashboard_queries import DashboardQueries
+    from bot.storage.store import open_store
 
     username = args.username.strip().lower()
 
@@ -94,7 +94,7 @@ def cmd_staff_remove(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_staff_list(settings: Settings, _args: argparse.Namespace) -> int:
-    from bot.runtime import open_store
+    from bot.storage.store import open_store
 
     async def run() -> list:
         engine, store = await open_store(settings)
@@ -111,8 +111,9 @@ def cmd_staff_list(settings: Settings, _args: argparse.Namespace) -> int:
 
 def cmd_kb_export(settings: Settings, args: argparse.Namespace) -> int:
     from bot.dashboard.overlay import export_yaml
-    from bot.runtime import load_live_knowledge, open_store
+    from bot.runtime import load_live_knowledge
     from bot.storage.dashboard_queries import DashboardQueries
+    from bot.storage.store import open_store
 
     base = load_live_knowledge(settings).kb
 

@@ -164,7 +164,7 @@ async def oa_name(settings: Settings, access: str) -> str:
 
 
 async def save(settings: Settings, access: str, refresh: str, lifetime: int) -> None:
-    from bot.runtime import open_store
+    from bot.storage.store import open_store
     from bot.storage.tokens import store_authorized_pair
 
     engine, store = await open_store(settings)

@@ -10,9 +10,10 @@ import datetime as dt
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from bot.settings import ConfigurationError, Settings
 from bot.storage import retention
 from bot.storage.audit import AuditTrail
-from bot.storage.db import session_factory
+from bot.storage.db import create_engine, migrate, session_factory
 from bot.storage.drafts import Drafts
 from bot.storage.group_commit import GroupCommit
 from bot.storage.handoffs import HandoffInfo, Handoffs
@@ -59,3 +60,21 @@ class Store:
     async def purge(self, older_than: dt.timedelta) -> dict[str, int]:
         """Delete what is older than the retention period (bot/storage/retention.py)."""
         return await retention.purge(self.sessions, older_than)
+
+
+async def open_store(settings: Settings) -> tuple[AsyncEngine, Store]:
+    """Connect and migrate; a database that cannot be reached stops start-up with a clear message."""
+    engine = create_engine(settings.database_url)
+    # PostgreSQL statements time out (bot.storage.db.PG_COMMAND_TIMEOUT_S); a migration may rewrite
+    # a big table, so it runs on its own engine without that limit.
+    postgres = engine.dialect.name == "postgresql"
+    migrating = create_engine(settings.database_url, command_timeout=None) if postgres else engine
+    try:
+        await migrate(migrating)
+    except Exception as exc:
+        await engine.dispose()
+        raise ConfigurationError(f"DATABASE_URL: cannot open or migrate the database: {exc}") from None
+    finally:
+        if migrating is not engine:
+            await migrating.dispose()
+    return engine, Store(engine, settings.resolved_user_key_secret())
