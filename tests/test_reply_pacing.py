@@ -133,3 +133,44 @@ async def test_live_replies_to_one_chat_come_in_short_bursts_only():
         stamps.append(loop.time())
     # Three at once (a photo, the answer, a menu), then no more than three per 0.6 s.
     assert stamps[3] - stamps[0] >= 0.59 and stamps[4] - stamps[1] >= 0.59
+
+
+async def test_sends_into_a_group_past_its_limit_wait_for_the_window_and_others_do_not():
+    """Telegram: 20 messages a minute into one group. A surge of hand-offs into the team's group
+    waits for the window instead of drawing a 429 that would pause every citizen's replies too.
+    (Scaled down here: 4 per 0.8 s.)"""
+    from bot.channels.pacing import CHAT_MARGIN
+    from bot.channels.telegram import is_group_chat
+
+    pacer = Pacer(1000.0, per_chat_interval=0.01, group_limit=4, group_window=0.8, is_group=is_group_chat)
+    loop = asyncio.get_running_loop()
+    stamps: dict[str, list[float]] = {"-100500": [], "-100600": [], "42": []}
+
+    async def send(chat: str, count: int) -> None:
+        for _ in range(count):
+            await pacer.live(chat)
+            stamps[chat].append(loop.time())
+
+    started = loop.time()
+    await asyncio.gather(send("-100500", 6), send("-100600", 4), send("42", 6))
+    team = stamps["-100500"]
+    assert team[3] - started < 0.7  # the first four go at once (bursts of three per chat)
+    assert team[4] - team[0] >= 0.8 + CHAT_MARGIN - 0.01 and team[5] - team[1] >= 0.8 + CHAT_MARGIN - 0.01
+    assert stamps["-100600"][-1] - started < 0.7  # another group has its own four
+    # A private chat's six go in two bursts of three (0.23 s apart), not after a group's window.
+    assert stamps["42"][-1] - started < 0.9
+
+
+async def test_the_telegram_channel_keeps_the_published_group_limit(base_settings):
+    from telegram.constants import FloodLimit
+
+    from bot.channels.telegram import TelegramChannel
+
+    async def respond(message):  # pragma: no cover - nothing arrives here
+        return []
+
+    async def unreachable(chat):  # pragma: no cover
+        pass
+
+    channel = TelegramChannel(base_settings.model_copy(update={"telegram_bot_token": "1:x"}), respond, unreachable)
+    assert (channel.pacer.group_limit, channel.pacer.group_window) == (FloodLimit.MESSAGES_PER_MINUTE_PER_GROUP, 60.0)

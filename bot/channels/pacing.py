@@ -23,6 +23,12 @@ message per second per chat); live replies may come in short bursts (a photo, th
 menu), at most CHAT_BURST (3) within CHAT_BURST * per_chat_interval seconds. Those waits
 happen under the chat's own lock, never under the global one, so one citizen's messages do
 not hold up everyone else.
+
+Per group, where the platform has such a limit (`group_limit` per `group_window` seconds, for
+the chats `is_group` names; Telegram: 20 a minute into one group): live sends into a group past
+it wait for the window, so a surge of hand-offs into a ward team's group is spread over the
+minute instead of drawing a 429, whose pause would hold up every citizen's reply as well.
+Counted per process: two processes share the global rate through the database, not this.
 """
 
 from __future__ import annotations
@@ -68,10 +74,12 @@ class SharedSlots(Protocol):
 
 
 class _Chat:
-    __slots__ = ("lock", "sent", "users")
+    __slots__ = ("group_sent", "lock", "sent", "users")
 
-    def __init__(self) -> None:
+    def __init__(self, group_limit: int | None = None) -> None:
         self.sent: deque[float] = deque(maxlen=CHAT_BURST)  # times of the latest sends
+        # ... and, in a group with a limit, of the latest `group_limit` ones
+        self.group_sent: deque[float] | None = deque(maxlen=group_limit) if group_limit else None
         self.lock = asyncio.Lock()
         self.users = 0
 
@@ -82,12 +90,16 @@ class _Chat:
 
 class Pacer:
     def __init__(self, rate: float, per_chat_interval: float = 1.0, burst: float | None = None,
-                 name: str = "channel"):
+                 name: str = "channel", group_limit: int | None = None, group_window: float = 60.0,
+                 is_group: Callable[[str], bool] | None = None):
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.name = name
         self.rate = rate
         self.per_chat_interval = per_chat_interval
+        self.group_limit = group_limit if is_group is not None else None
+        self.group_window = group_window
+        self._is_group = is_group
         # A small bucket: the platform counts in sliding one-second windows, so a burst of
         # `capacity` plus a second of refill must stay under its limit (25/s + 2.5 < 30/s).
         self.capacity = burst if burst is not None else max(1.0, rate / 10)
@@ -186,8 +198,17 @@ class Pacer:
                 wait = chat.sent[0] + window - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
+            group = chat.group_sent
+            if group is not None and len(group) == group.maxlen:  # the group's limit is used up
+                wait = group[0] + self.group_window + CHAT_MARGIN - time.monotonic()
+                if wait > 0:
+                    log.info("%s: %d messages into group %s within %.0f s; the next waits %.1f s",
+                             self.name, group.maxlen, chat_id, self.group_window, wait)
+                    await asyncio.sleep(wait)
             await self._token(live=True)
             chat.sent.append(time.monotonic())
+            if group is not None:
+                group.append(chat.sent[-1])
 
     async def broadcast(self, chat_id: str) -> None:
         """Before a broadcast message: wait for the chat's spacing, then for the global rate."""
@@ -209,7 +230,8 @@ class Pacer:
         if chat is None:
             if len(self._chats) >= FORGET_AFTER:
                 self._forget(time.monotonic())
-            chat = self._chats[chat_id] = _Chat()
+            in_group = self._is_group is not None and self._is_group(chat_id)
+            chat = self._chats[chat_id] = _Chat(self.group_limit if in_group else None)
         chat.users += 1
         try:
             async with chat.lock:
@@ -219,7 +241,8 @@ class Pacer:
 
     def _forget(self, now: float) -> None:
         horizon = CHAT_BURST * self.per_chat_interval
-        stale = [key for key, chat in self._chats.items() if not chat.users and now - chat.last > horizon]
+        stale = [key for key, chat in self._chats.items() if not chat.users and now - chat.last > horizon
+                 and (not chat.group_sent or now - chat.group_sent[-1] > self.group_window)]
         for key in stale:
             del self._chats[key]
 

@@ -83,6 +83,9 @@ LIVE_MAX_DELAY = 5.0
 LIVE_RETRY = Backoff(LIVE_DELAYS, LIVE_MAX_DELAY, within=LIVE_RETRY_SECONDS)
 # While getUpdates fails, poll again this often (PTB's own back-off grows to 30 s).
 POLL_RETRY_SECONDS = 2.0
+# Telegram's Bots FAQ: at most 20 messages a minute into one group (PTB: FloodLimit.
+# MESSAGES_PER_MINUTE_PER_GROUP). The ward team's group receives hand-offs and relays.
+GROUP_MESSAGES_PER_MINUTE = 20
 MAX_TEXT = 4000  # Telegram allows 4096 (UTF-16 code units) after entity parsing; keep a margin
 COMMANDS = [
     ("start", "Bắt đầu, xem menu chủ đề"),
@@ -99,6 +102,11 @@ OTHER_CONTENT = ("sticker", "photo", "voice", "video", "video_note", "audio", "d
                  "location", "contact", "poll", "dice")
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+def is_group_chat(chat_id: str) -> bool:
+    """Groups, supergroups and channels have negative ids; private chats positive ones."""
+    return chat_id.startswith("-")
 
 
 def utf16_len(text: str) -> int:
@@ -237,7 +245,8 @@ class TelegramChannel(Channel):
         self._locks = KeyedLocks()
         self._log_secret: str | None = None
         self.pacer = Pacer(settings.telegram_rate_per_second, per_chat_interval=settings.chat_send_interval_seconds,
-                           name=NAME)
+                           name=NAME, group_limit=GROUP_MESSAGES_PER_MINUTE, group_window=60.0,
+                           is_group=is_group_chat)
         base = settings.telegram_api_base_url.rstrip("/")
         builder: ApplicationBuilder = (
             Application.builder()
@@ -354,7 +363,7 @@ class TelegramChannel(Channel):
         """How logs name a chat: groups by id (they are configuration), citizens only by
         their pseudonymous key, never by their Telegram id."""
         chat = str(chat_id)
-        if chat.startswith("-"):
+        if is_group_chat(chat):
             return chat
         if self._log_secret is None:
             self._log_secret = self.settings.resolved_user_key_secret()
@@ -536,7 +545,7 @@ class TelegramChannel(Channel):
     async def recipient_gone(self, chat_id: str) -> None:
         """A citizen who blocked the bot is marked unreachable; a group the bot was removed
         from is configuration (TEAM_CHATS), not a citizen."""
-        if not str(chat_id).startswith("-"):
+        if not is_group_chat(str(chat_id)):
             await self._on_unreachable(str(chat_id))
 
     async def edit(self, chat_id: str, message_id: int, reply: Reply) -> None:
