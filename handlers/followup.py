@@ -21,7 +21,7 @@ from bot.storage.context import DialogueContext
 from handlers.multi_question import asks
 from knowledge.loader import KnowledgeBase
 from knowledge.schema import FACETS, Entry
-from knowledge.yamlfile import parse_yaml
+from knowledge.yamlfile import read_yaml
 
 LEXICON_FILE = Path(__file__).resolve().parent.parent / "knowledge" / "lexicon" / "followup.yaml"
 ANCHORED = 0.6  # share of a follow-up's topic words the previous entry must use for it to stay there
@@ -85,7 +85,7 @@ class FollowupLexicon:
 
     @classmethod
     def from_file(cls, path: Path = LEXICON_FILE) -> FollowupLexicon:
-        data = parse_yaml(path.read_text(encoding="utf-8")) or {}
+        data = read_yaml(path) or {}
 
         def phrases(items) -> tuple[tuple[str, ...], ...]:
             found = {_words(str(item)) for item in items or ()}

@@ -23,7 +23,7 @@ from bot.contracts.messages import Button, Reply
 from bot.contracts.payloads import AskTeam, Menu
 from bot.matching.normalize import canonical, fold
 from handlers.handoff import human_action
-from knowledge.yamlfile import parse_yaml
+from knowledge.yamlfile import read_yaml
 
 LEXICON_FILE = Path(__file__).resolve().parent.parent / "knowledge" / "lexicon" / "smalltalk.yaml"
 # Entries whose topic small talk shadows: "bạn là người hay máy" is not a request for a person.
@@ -95,7 +95,7 @@ class SmallTalkLexicon:
 
     @classmethod
     def from_file(cls, path: Path = LEXICON_FILE) -> SmallTalkLexicon:
-        data = parse_yaml(path.read_text(encoding="utf-8")) or {}
+        data = read_yaml(path) or {}
         phrases: dict[tuple[str, ...], list[tuple[tuple[str, ...], Intent]]] = {}
         for intent, items in (data.get("intents") or {}).items():
             for item in items or ():

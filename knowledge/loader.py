@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from knowledge.freshness import source_urls
 from knowledge.schema import CATEGORIES, MAX_ANSWER_CHARS, Entry
-from knowledge.yamlfile import parse_yaml
+from knowledge.yamlfile import read_yaml
 
 TOPICS_FILE = Path(__file__).resolve().parent / "meta" / "topics.yaml"
 # Every file's ids must have an entry: the first batch and the second (topics-2.yaml).
@@ -80,7 +80,7 @@ class KnowledgeBase:
 
 
 def required_topic_ids(path: Path = TOPICS_FILE) -> list[str]:
-    data = parse_yaml(path.read_text(encoding="utf-8")) or {}
+    data = read_yaml(path) or {}
     if not isinstance(data, dict):
         raise yaml.YAMLError("top level must be a mapping of topic id -> details")
     return list(data)
@@ -88,7 +88,7 @@ def required_topic_ids(path: Path = TOPICS_FILE) -> list[str]:
 
 def _read_yaml(path: Path, problems: list[Problem]) -> list[dict] | None:
     try:
-        data = parse_yaml(path.read_text(encoding="utf-8"))
+        data = read_yaml(path)
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(Problem(path.name, None, f"cannot read file: {exc}"))
         return None

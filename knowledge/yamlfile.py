@@ -6,6 +6,7 @@ same `yaml.YAMLError` with line and column on a mistake)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -16,3 +17,8 @@ SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 def parse_yaml(text: str) -> Any:
     """`yaml.safe_load`, faster."""
     return yaml.load(text, Loader=SafeLoader)  # noqa: S506 - a safe loader
+
+
+def read_yaml(path: Path) -> Any:
+    """The YAML file at `path` (UTF-8), parsed."""
+    return parse_yaml(path.read_text(encoding="utf-8"))

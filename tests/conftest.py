@@ -50,27 +50,35 @@ def _worker_database(url: str) -> str:
 _templates: dict[str, str] = {}
 
 
-async def _migrated_template(backend: str, url: str, scratch: Path) -> str:
-    """A database at the newest schema to copy: a file (SQLite) or a database name (PostgreSQL)."""
-    if backend in _templates:
-        return _templates[backend]
+async def _migrated(url: str) -> None:
     from bot.storage.db import create_engine, migrate
 
-    if backend == "sqlite":
-        template = str(scratch / "schema.sqlite3")
-        engine = create_engine(f"sqlite+aiosqlite:///{template}")
-    else:
-        from sqlalchemy import make_url
-
-        template = f"{make_url(_worker_database(url)).database}_schema"  # one per worker
-        await _recreate_postgres(url, template, from_template=None)
-        engine = create_engine(make_url(url).set(database=template).render_as_string(hide_password=False))
+    engine = create_engine(url)
     try:
         await migrate(engine)
     finally:
         await engine.dispose()  # no connection may stay open on a PostgreSQL template
-    _templates[backend] = template
-    return template
+
+
+async def _sqlite_template(scratch: Path) -> str:
+    """The file of this process's SQLite database at the newest schema."""
+    if "sqlite" not in _templates:
+        template = scratch / "schema.sqlite3"
+        await _migrated(f"sqlite+aiosqlite:///{template}")
+        _templates["sqlite"] = str(template)
+    return _templates["sqlite"]
+
+
+async def _postgres_template(url: str) -> str:
+    """The name of this process's PostgreSQL database at the newest schema."""
+    from sqlalchemy import make_url
+
+    if "postgres" not in _templates:
+        template = f"{make_url(_worker_database(url)).database}_schema"
+        await _recreate_postgres(url, template, from_template=None)
+        await _migrated(make_url(url).set(database=template).render_as_string(hide_password=False))
+        _templates["postgres"] = template
+    return _templates["postgres"]
 
 
 async def _recreate_postgres(url: str, name: str, from_template: str | None) -> None:
@@ -100,14 +108,14 @@ async def _fresh_database(request, tmp_path: Path, migrated: bool) -> str:
         path = tmp_path / "test.sqlite3"
         if migrated:
             scratch = request.getfixturevalue("tmp_path_factory").getbasetemp()
-            _sqlite_copy(await _migrated_template("sqlite", "", scratch), path)
+            _sqlite_copy(await _sqlite_template(scratch), path)
         return f"sqlite+aiosqlite:///{path}"
     url = os.environ.get("TEST_DATABASE_URL")
     if not url:
         pytest.skip(NO_POSTGRES)
     from sqlalchemy import make_url
 
-    template = await _migrated_template("postgres", url, tmp_path) if migrated else None
+    template = await _postgres_template(url) if migrated else None
     worker_url = _worker_database(url)
     await _recreate_postgres(url, make_url(worker_url).database, from_template=template)
     return worker_url

@@ -97,9 +97,9 @@ class Pacer:
         self.name = name
         self.rate = rate
         self.per_chat_interval = per_chat_interval
-        self.group_limit = group_limit if is_group is not None else None
+        self.group_limit = group_limit
         self.group_window = group_window
-        self._is_group = is_group
+        self._is_group = is_group or (lambda _chat: False)
         # A small bucket: the platform counts in sliding one-second windows, so a burst of
         # `capacity` plus a second of refill must stay under its limit (25/s + 2.5 < 30/s).
         self.capacity = burst if burst is not None else max(1.0, rate / 10)
@@ -230,8 +230,7 @@ class Pacer:
         if chat is None:
             if len(self._chats) >= FORGET_AFTER:
                 self._forget(time.monotonic())
-            in_group = self._is_group is not None and self._is_group(chat_id)
-            chat = self._chats[chat_id] = _Chat(self.group_limit if in_group else None)
+            chat = self._chats[chat_id] = _Chat(self.group_limit if self._is_group(chat_id) else None)
         chat.users += 1
         try:
             async with chat.lock:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from knowledge.yamlfile import parse_yaml
+from knowledge.yamlfile import read_yaml
 
 LEXICON_FILE = Path(__file__).resolve().parents[2] / "knowledge" / "lexicon" / "chat.yaml"
 
@@ -122,7 +122,7 @@ class Lexicon:
     @classmethod
     def from_file(cls, path: Path = LEXICON_FILE) -> Lexicon:
         try:
-            data = parse_yaml(path.read_text(encoding="utf-8")) or {}
+            data = read_yaml(path) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ValueError(f"{path}: cannot load the chat lexicon: {exc}") from exc
         if not isinstance(data, dict):

@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from bot.matching.normalize import Normalizer, fold
-from knowledge.yamlfile import parse_yaml
+from knowledge.yamlfile import read_yaml
 
 SCOPE_FILE = Path(__file__).resolve().parents[2] / "knowledge" / "meta" / "not_covered.yaml"
 
@@ -55,7 +55,7 @@ class Scope:
         if not path.is_file():
             return cls([])
         try:
-            data = parse_yaml(path.read_text(encoding="utf-8")) or {}
+            data = read_yaml(path) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ValueError(f"{path}: cannot load the scope list: {exc}") from exc
         raw = data.get("subjects") if isinstance(data, dict) else None

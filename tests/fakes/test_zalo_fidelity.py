@@ -6,9 +6,11 @@ are exercised by the product tests that run on them."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -26,6 +28,23 @@ from tests.fakes.zalo_oa import (
     FakeZaloOA,
 )
 from tests.helpers import serve_app
+
+
+@contextlib.asynccontextmanager
+async def webhook_receiver(header: str, body) -> AsyncIterator[tuple[str, list]]:
+    """Our side of a webhook over real HTTP: records (`body(request)`, the `header`) of each
+    POST and answers "ok"; yields (its URL, the records)."""
+    received: list = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append((await body(request), request.headers.get(header)))
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    async with serve_app(app) as base:
+        yield base + "/hook", received
+
 
 USER = "8123456789012345678"
 BOT_USER = "e4ea2cd5189df1c3a88c"
@@ -158,18 +177,10 @@ async def test_oa_webhook_signature_and_event_shapes(oa: FakeZaloOA) -> None:
     seen = oa.make_event("user_seen_message", USER)
     assert seen["sender"] == {"id": oa.oa_id} and seen["recipient"] == {"id": USER}
 
-    received = []
-
-    async def hook(request: web.Request) -> web.Response:
-        received.append((await request.read(), request.headers.get("X-ZEvent-Signature")))
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_post("/zalo", hook)
-    async with serve_app(app) as base:
-        assert await oa.deliver_webhook(base + "/zalo", event) == (200, "ok")
-        await oa.deliver_webhook(base + "/zalo", event, secret="wrong")
-        await oa.deliver_webhook(base + "/zalo", event, signature="")
+    async with webhook_receiver("X-ZEvent-Signature", web.Request.read) as (url, received):
+        assert await oa.deliver_webhook(url, event) == (200, "ok")
+        await oa.deliver_webhook(url, event, secret="wrong")
+        await oa.deliver_webhook(url, event, signature="")
     assert received[0] == (raw, "mac=" + own) and received[1][1] != received[0][1] and received[2][1] is None
 
 
@@ -232,19 +243,11 @@ async def test_bot_webhook_set_delete_and_delivery(bot: FakeZaloBot, http) -> No
     assert ok["result"]["url"] == "https://example.com/h"
     assert (await call(http, bot, "getUpdates", {"timeout": "1"}))[1]["error_code"] == 409
 
-    received = []
-
-    async def hook(request: web.Request) -> web.Response:
-        received.append((await request.json(), request.headers.get("X-Bot-Api-Secret-Token")))
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_post("/h", hook)
-    async with serve_app(app) as base:
+    async with webhook_receiver("X-Bot-Api-Secret-Token", web.Request.json) as (url, received):
         text = bot.make_update("message.text.received", BOT_USER, text="qua webhook")
-        assert await bot.deliver_webhook([text], url=base + "/h") == [200]
+        assert await bot.deliver_webhook([text], url=url) == [200]
         sticker = bot.make_update("message.sticker.received", BOT_USER, sticker="abc", shape="B")
-        assert await bot.deliver_webhook([sticker], url=base + "/h", shape="B", secret_token="other") == [200]
+        assert await bot.deliver_webhook([sticker], url=url, shape="B", secret_token="other") == [200]
     (flat, secret_a), (wrapped, secret_b) = received
     assert (secret_a, secret_b) == ("s3cret-token", "other")
     assert flat["message"]["text"] == "qua webhook" and wrapped["ok"] is True
