@@ -23,8 +23,11 @@ message matched once, the -b line matched without its -a line).
 Time per message in the same run: the conversation with the skills against the same conversation
 answering every text with the matcher alone and storing no context (what it did before).
 
-`--misses` lists the missed lines of the tuning half only; the held-out half is reported in
-aggregate and never line by line.
+Also scored: bench/followups.jsonl, follow-up pairs written for this bench from how citizens talk
+(never from a question set), against the matcher alone on the follow-up.
+
+`--misses` lists the missed lines of the tuning half and of our own pairs; the held-out half is
+reported in aggregate and never line by line.
 """
 
 from __future__ import annotations
@@ -173,6 +176,33 @@ async def score_half(conversation, matcher, store, questions: list[dict], label:
     return half
 
 
+OWN_PAIRS = Path(__file__).resolve().parent / "followups.jsonl"
+
+
+async def score_own_pairs(conversation, matcher, lines: list[str]) -> tuple[list[bool], list[bool], list[str]]:
+    """Follow-up pairs written for this bench from how citizens talk (never from a question set):
+    {"first", "followup", "want": [entries that answer it right]}. Returns (right, baseline right,
+    misses); the baseline is the matcher alone on the follow-up."""
+    import json
+
+    right_, base, misses = [], [], []
+    for n, line in enumerate(lines):
+        if not line.strip():
+            continue
+        pair = json.loads(line)
+        user = f"own-follow-{n}"
+        first = describe(None, await conversation.respond(IncomingMessage(CHANNEL, user, text=pair["first"])))
+        out = describe(None, await conversation.respond(IncomingMessage(CHANNEL, user, text=pair["followup"])))
+        ok = out["kind"] == "answer" and out["faq_id"] in pair["want"]
+        right_.append(ok)
+        alone = matcher.match(pair["followup"])
+        base.append(alone.decision is Decision.ANSWER and alone.faq_id in pair["want"])
+        if not ok:
+            misses.append(f"own pair {n}: a->{first['kind']} {first['faq_id']} b->{out['kind']} {out['faq_id']} "
+                          f"want {pair['want']} | {pair['first']} || {pair['followup']}")
+    return right_, base, misses
+
+
 def _rate(values: list[bool]) -> str:
     return f"{sum(values) / len(values):6.1%} ({sum(values)}/{len(values)})" if values else "   n/a"
 
@@ -186,14 +216,17 @@ def report_dialogue(show_misses: bool = False, out=print) -> dict[str, dict[str,
     tuning, held = split_v2(load_questions(path))
     settings = load_settings(_env_file=None, telegram_bot_token="")
 
-    async def run() -> dict[str, Half]:
+    own_lines = OWN_PAIRS.read_text(encoding="utf-8").splitlines()
+
+    async def run() -> tuple[dict[str, Half], tuple[list[bool], list[bool], list[str]]]:
         async with local_session(settings, temporary=True) as session:
             conv = session.conversation
             plain = without_skills(conv)
-            return {name: await score_half(conv, conv.knowledge.matcher, conv.store, part, name, plain)
-                    for name, part in (("tuning", tuning), ("held-out", held))}
+            halves = {name: await score_half(conv, conv.knowledge.matcher, conv.store, part, name, plain)
+                      for name, part in (("tuning", tuning), ("held-out", held))}
+            return halves, await score_own_pairs(conv, conv.knowledge.matcher, own_lines)
 
-    halves = asyncio.run(run())
+    halves, (own, own_base, own_misses) = asyncio.run(run())
     out("Conversation skills (dev-questions-v2, through the converse path; baseline = matcher alone)")
     out(f"{'':10} {'figure':34} {'skills':>16} {'baseline':>16}   target (held-out)")
     figures: dict[str, dict[str, float | int]] = {}
@@ -216,6 +249,9 @@ def report_dialogue(show_misses: bool = False, out=print) -> dict[str, dict[str,
             "followup": sum(h.followup) / len(h.followup) if h.followup else 0.0,
             "false_smalltalk": sum(h.false_smalltalk) / len(h.false_smalltalk) if h.false_smalltalk else 0.0,
         }
+    out(f"{'own pairs':10} {'followup: answered right':34} {_rate(own):>16} {_rate(own_base):>16}"
+        f"   ({OWN_PAIRS.name}: written from how citizens talk)")
+    figures["own pairs"] = {"followup": sum(own) / len(own) if own else 0.0}
     both = [h for h in halves.values()]
     spent = sorted(x for h in both for x in h.seconds)
     base = sorted(x for h in both for x in h.base_seconds)
@@ -230,7 +266,7 @@ def report_dialogue(show_misses: bool = False, out=print) -> dict[str, dict[str,
                                                            in sorted(h.followup_shapes.items())))
     if show_misses:
         out("\nMisses, tuning half only:")
-        for line in halves["tuning"].misses:
+        for line in [*halves["tuning"].misses, *own_misses]:
             out("  " + line)
     return figures
 

@@ -100,7 +100,7 @@ class DialogueFeature:
         self.c = conversation
         self.memory = memory
         self.smalltalk = SmallTalk()
-        self.followups = FollowupReader()
+        self.followups = FollowupReader(normalizer=conversation.knowledge.normalizer)
 
     # --- context -------------------------------------------------------------------
     async def load(self, turn: Turn) -> DialogueContext | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bot.matching import Decision, MatchResult
 from bot.matching.matcher import Matcher
-from bot.matching.normalize import canonical, fold
+from bot.matching.normalize import Normalizer, canonical, fold
 from bot.storage.context import DialogueContext
 from handlers.multi_question import asks
 from knowledge.loader import KnowledgeBase
@@ -34,6 +34,12 @@ OWN_CLEAR_MARGIN = 8.0  # the message alone must beat the previous topic by this
 ENTRY_FACETS = frozenset({"contact", "children", "elderly"})
 # Verbs every procedure uses: a clause with only these ("đăng ký ra sao?") names no topic
 PROCEDURE_VERBS = frozenset({"dang", "ky", "ki", "nop", "xin", "cap", "lam", "mo", "cai", "dung", "xem", "tra", "cuu"})
+# Nouns every procedure has ("nộp hồ sơ ở đâu" after a guide asks where to file ITS papers)
+PROCEDURE_NOUNS = (("ho", "so"), ("giay", "to"), ("thu", "tuc"))
+# Facets whose other words describe rather than name a subject: the papers ("có cần mang sổ hộ
+# khẩu không"), the person ("bà tôi 85 tuổi đi lại khó thì sao")
+DESCRIPTIVE_FACETS = frozenset({"documents", "elderly", "children"})
+SENTENCE_WORDS = 4  # topic words of a statement that says more than a bare topic
 FACET_TEXT_WORDS = 2  # topic words of a follow-up one facet's text must hold to answer with it
 TITLE_WORDS = 2  # words of a related entry's title a follow-up must name to be about that entry
 ELDERLY_AGE, CHILD_AGE = 60, 16  # "80 tuổi" asks about the elderly, "6 tuổi" about children
@@ -44,9 +50,11 @@ def _words(text: str) -> tuple[str, ...]:
     return tuple(canonical(text).split())
 
 
-def _typed(text: str) -> tuple[str, ...]:
-    """A message's words; in a message typed with diacritics, its plain words are marked exact."""
-    words = canonical(text).split()
+def _typed(text: str, normalizer: Normalizer | None = None) -> tuple[str, ...]:
+    """A message's words (chat abbreviations and dialect expanded when a normalizer is given:
+    "xài" is "dùng", "mần" is "làm"); in a message typed with diacritics, its plain words are
+    marked exact."""
+    words = normalizer.expanded(text) if normalizer is not None else canonical(text).split()
     if text.isascii():
         return tuple(words)
     return tuple(w + EXACT if w.isascii() else w for w in words)
@@ -75,6 +83,7 @@ class FollowupLexicon:
     others: tuple[tuple[str, ...], ...]
     facets: dict[str, tuple[tuple[str, ...], ...]]
     function_words: frozenset[str]
+    not_facets: tuple[tuple[str, ...], ...] = ()
 
     @classmethod
     @cache
@@ -97,7 +106,7 @@ class FollowupLexicon:
             raise ValueError(f"{path.name}: unknown facets {sorted(unknown)}")
         function_words = frozenset(w for item in data.get("function_words") or () for w in _words(str(item)))
         return cls(phrases(data.get("openers")), phrases(data.get("references")), phrases(data.get("others")),
-                   facets, function_words)
+                   facets, function_words, phrases(data.get("not_facets")))
 
 
 class Move(StrEnum):
@@ -116,8 +125,9 @@ class FollowupReading:
 
 
 class FollowupReader:
-    def __init__(self, lexicon: FollowupLexicon | None = None):
+    def __init__(self, lexicon: FollowupLexicon | None = None, normalizer: Normalizer | None = None):
         self.lexicon = lexicon or FollowupLexicon.shipped()
+        self.normalizer = normalizer  # the matcher's: a follow-up in dialect reads as the matcher reads it
 
     @cached_property
     def _facet_cues(self) -> dict[str, list[tuple[tuple[str, ...], str]]]:
@@ -131,8 +141,12 @@ class FollowupReader:
     def facet_of(self, words: tuple[str, ...]) -> str | None:
         """The facet the message asks about (the longest cue wins, the first on a tie), or None."""
         best: tuple[int, str] | None = None
+        blocked = {i + k for phrase in self.lexicon.not_facets for i in range(len(words) - len(phrase) + 1)
+                   if _same(words[i : i + len(phrase)], phrase) for k in range(len(phrase))}
         for i, word in enumerate(words):
             for phrase, key in self._facet_cues.get(fold(_plain(word)), ()):
+                if blocked.intersection(range(i, i + len(phrase))):
+                    continue
                 if (best is None or len(phrase) > best[0]) and _same(words[i : i + len(phrase)], phrase):
                     best = (len(phrase), key)
         return best[1] if best else _age_facet(words)
@@ -203,12 +217,12 @@ class FollowupReader:
     def is_detail(self, text: str) -> bool:
         """A clause naming no topic, only a part of one ("có mất phí không", "cần giấy tờ gì",
         "thì đăng ký thế nào": a procedure's verb alone names none either)."""
-        words = _typed(text)
+        words = _typed(text, self.normalizer)
         return bool(words) and len([w for w in self.residue(words) if fold(w) not in PROCEDURE_VERBS]) <= 1
 
     def might_follow(self, text: str) -> bool:
         """Could this message be a follow-up at all? (Checked before the context is read.)"""
-        words = _typed(text)
+        words = _typed(text, self.normalizer)
         if not words or len(words) > SHORT_WORDS * 2:
             return False
         return (len(words) <= SHORT_WORDS or self.shaped(words) or self.facet_of(words) is not None
@@ -217,7 +231,7 @@ class FollowupReader:
     def read(self, text: str, context: DialogueContext, matcher: Matcher, kb: KnowledgeBase,
              own: MatchResult) -> FollowupReading | None:
         """How to answer `text` given the previous answer; None when it is a question of its own."""
-        words = _typed(text)
+        words = _typed(text, self.normalizer)
         if not words or len(words) > SHORT_WORDS * 2:
             return None
         topic_id = context.faq_id or self._likely_choice(words, context.choices, matcher, kb)
@@ -238,7 +252,7 @@ class FollowupReader:
         in_topic = [(fid, score) for fid, score in ranked if fid in family]
         topic_best = in_topic[0] if in_topic else (previous.id, 0.0)
         residue = self.residue(words)
-        pure = len(residue) <= 1  # "còn lệ phí thì sao?" names no topic of its own
+        pure = len(_without_procedure_nouns(residue)) <= 1  # "còn lệ phí thì sao?" names no topic of its own
         # "gọi ngân hàng trước hay báo công an trước?" after an answer that talks of both
         anchored = bool(residue) and _anchoring(previous, residue) >= ANCHORED * len(residue)
         marked = facet is not None or shaped  # worded as a follow-up
@@ -249,16 +263,21 @@ class FollowupReader:
             return None  # clearly about something else ("còn thẻ bảo hiểm y tế thì mở ở mục nào?")
         # The matcher hesitates between entries and the previous topic settles it ("không nhận
         # được mã thì sao" after activation: the missing-code entry, a related one).
-        # Only a question: a bare topic again ("mật khẩu") wants the suggestions, not a guess.
-        settled = (_settled(own, family) if residue and own.decision is not Decision.ANSWER and asks(text)
-                   else None)
+        # Only a question or a sentence ("lỡ nhập sai nhiều lần bị khóa rồi"): a bare topic again
+        # ("mật khẩu") wants the suggestions, not a guess.
+        settled = (_settled(own, family) if residue and own.decision is not Decision.ANSWER
+                   and (asks(text) or len(residue) >= SENTENCE_WORDS) else None)
         # the follow-up names a related entry by its title ("học xong có giấy chứng nhận không")
+        # (and the matcher sees it too: "điện thoại" in a title is no name)
         named = None if pure else _named_by_title(previous, family[1:], residue, kb)
+        if named is not None and named not in (own.faq_id, *own.alternatives, topic_best[0]):
+            named = None
         # ... or words that one part of the previous answer says ("nhận qua bưu điện được không")
         told = _facet_by_text(previous, residue) if anchored and not facet else None
         if not (marked or stays or settled or named or told or own.decision is Decision.FALLBACK):
             return None  # an unmarked question the matcher has a view on ("mật khẩu": its suggestions)
-        if not shaped and own.decision is not Decision.ANSWER and len(_unknown_to(previous, residue)) >= 2:
+        if (not shaped and own.decision is not Decision.ANSWER and facet not in DESCRIPTIVE_FACETS
+                and len(_unknown_to(previous, residue, kb.get(settled) if settled else None)) >= 2):
             # names a subject the last answer never mentions ("đăng ký câu lạc bộ dưỡng sinh ở
             # đâu"): a new question, not a part of the last answer
             return None
@@ -269,7 +288,7 @@ class FollowupReader:
             # The part asked for is this entry's, unless the message names another entry: then
             # that entry (its part when it has one), as when the previous entry had no parts
             elsewhere = None if pure else _elsewhere(previous, family, own, settled, named, topic_best,
-                                                     matcher.thresholds.suggest_score)
+                                                     matcher.thresholds.suggest_score, residue)
             if elsewhere is None:
                 return FollowupReading(Move.FACET, previous.id, facet)
             if elsewhere not in family:
@@ -278,11 +297,16 @@ class FollowupReader:
             if other is not None and facet in other.facets:
                 return FollowupReading(Move.FACET, other.id, facet)
             return FollowupReading(Move.ENTRY, elsewhere)
-        if facet in ENTRY_FACETS and facet not in previous.facets:
-            # "gọi số nào?" after an entry without a contact part: its related hotline entry
+        if facet in ENTRY_FACETS and facet not in previous.facets and pure:
+            # "gọi số nào?" after an entry without a contact part: its related hotline entry (not
+            # "làm luôn bảo hiểm y tế cho bé được không": that names a subject of its own)
             devoted = self._devoted(facet, family[1:], kb)
             if devoted is not None:
                 return FollowupReading(Move.ENTRY, devoted)
+        if named is not None and settled == previous.id:
+            # "học xong có được cấp giấy chứng nhận không": the matcher leans to the previous
+            # entry but sees the related one the message names by words the previous title lacks
+            return FollowupReading(Move.ENTRY, named)
         if settled is not None:
             return FollowupReading(Move.ENTRY, settled)
         if topic_best[0] != previous.id and topic_best[1] >= matcher.thresholds.suggest_score:
@@ -299,15 +323,33 @@ class FollowupReader:
             return FollowupReading(Move.ENTRY, own_ranked[0][0])
         if told is not None:  # "nhận qua bưu điện được không": the part of the answer that says so
             return FollowupReading(Move.FACET, previous.id, told)
-        if stays and (facet or shaped or anchored):
+        if (stays and (facet or shaped or anchored)) or facet in DESCRIPTIVE_FACETS:
             # about this topic, nothing else named; `facet`: the part asked, which it does not state
             return FollowupReading(Move.ENTRY, previous.id, facet)
         if own.decision is Decision.ANSWER:
             return None  # a question of its own
+        if pure and asks(text):
+            # "không làm thì có sao không", "nếu không làm thì có bị phạt không": a question that
+            # names nothing new is about the guide just given
+            return FollowupReading(Move.ENTRY, previous.id)
         if in_topic and marked:  # a follow-up, but to what part? offer the topic's parts
             choices = tuple(fid for fid, _s in in_topic[:3])
             return FollowupReading(Move.CHOICES, previous.id, choices=choices, facets=tuple(previous.facets)[:3])
         return None
+
+
+def _without_procedure_nouns(words: list[str]) -> list[str]:
+    """The words without "hồ sơ", "giấy tờ", "thủ tục" (compared without diacritics)."""
+    folded = [fold(w) for w in words]
+    kept: list[str] = []
+    i = 0
+    while i < len(words):
+        if tuple(folded[i : i + 2]) in PROCEDURE_NOUNS:
+            i += 2
+            continue
+        kept.append(words[i])
+        i += 1
+    return kept
 
 
 def _age_facet(words: tuple[str, ...]) -> str | None:
@@ -346,10 +388,13 @@ def _anchoring(entry: Entry, words: list[str]) -> float:
     return sum(1.0 if fold(w) in topical else 0.5 if fold(w) in answer else 0.0 for w in words)
 
 
-def _unknown_to(entry: Entry, words: list[str]) -> list[str]:
-    """The words the entry never uses, in its questions or its answer."""
-    topical, answer = _vocabulary(entry)
-    return [w for w in words if fold(w) not in topical and fold(w) not in answer]
+def _unknown_to(entry: Entry, words: list[str], settled: Entry | None = None) -> list[str]:
+    """The words the entry never uses, in its questions or its answer, nor the related entry the
+    matcher leans to ("bị khóa" after forgetting a password is the locked-account entry's); a
+    number ("85 tuổi") names no subject."""
+    known = [_vocabulary(e) for e in (entry, settled) if e is not None]
+    return [w for w in words if not w.isdigit()
+            and not any(fold(w) in topical or fold(w) in answer for topical, answer in known)]
 
 
 def _facet_by_text(entry: Entry, residue: list[str]) -> str | None:
@@ -398,15 +443,19 @@ def _settled(own: MatchResult, family: list[str]) -> str | None:
 
 
 def _elsewhere(previous: Entry, family: list[str], own: MatchResult, settled: str | None, named: str | None,
-               topic_best: tuple[str, float], suggest_score: float) -> str | None:
+               topic_best: tuple[str, float], suggest_score: float, residue: list[str]) -> str | None:
     """The entry other than the previous one that a follow-up naming a topic is about, or None:
     the one the message alone answers, one its title names, one ranking above the previous entry
     even with that entry's title added, or the one the matcher hesitates on within the topic when
-    the previous entry is not even among its candidates."""
+    the previous entry is not even among its candidates. A follow-up whose topic words all come
+    from the previous title ("người già không có tài khoản thì sao" after "... qua tài khoản")
+    names nothing else."""
     if own.decision is Decision.ANSWER and own.faq_id not in (None, previous.id):
         return own.faq_id
     if named is not None:
         return named
+    if {fold(w) for w in residue} <= _title_words(previous):
+        return None
     if topic_best[0] != previous.id and topic_best[1] >= suggest_score:
         return topic_best[0]
     if settled is not None and settled != previous.id and previous.id not in (own.faq_id, *own.alternatives):

@@ -248,6 +248,20 @@ FOLLOWUPS = [
 ]
 
 
+# Follow-ups as citizens word them: in dialect, describing the person or the papers, asking only
+# "what if I don't", or saying what went wrong instead of asking
+FOLLOWUPS += [
+    ("học kỹ năng số ở đâu", "học xong có được cấp giấy chứng nhận không", "bdhvs.certificate"),
+    ("xác thực khuôn mặt với ngân hàng làm sao", "không làm thì có sao không", "pay.biometric"),
+    ("thẻ bhyt có trong vneid không", "ông bà già không xài smartphone thì sao", "vneid.health_insurance"),
+    ("làm sao lấy lại mk vneid", "lỡ nhập sai nhiều lần bị khóa r", "vneid.locked"),
+    ("vneid của tôi bị khóa rồi", "tự mở trên điện thoại được không hay phải đi", "vneid.locked"),
+    ("nhà tôi mới sinh em bé muốn làm giấy khai sinh", "làm luôn bảo hiểm y tế cho bé được không",
+     "dvc.birth_registration"),
+    ("kích hoạt tài khoản vneid thế nào", "xong rồi thì đăng nhập dịch vụ công được chưa", "dvc.login"),
+]
+
+
 @pytest.mark.parametrize("first, followup, expected", FOLLOWUPS)
 async def test_followups_move_within_the_topic(bot, first, followup, expected):
     chat = bot.chat("move")

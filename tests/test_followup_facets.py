@@ -43,7 +43,30 @@ PARTS = [
     ("mua bhyt hộ gia đình", "học sinh thì sao", "ins.health_renew", "children"),
     ("thẻ bhyt trên vneid", "người già không có điện thoại thông minh thì sao", "vneid.health_insurance", "computer"),
     ("đăng ký khai sinh online", "ông bà làm giùm được không", "dvc.birth_registration", "elderly"),
+    # the person described rather than named, a child "cho con", the papers of this procedure
+    ("cấp đổi căn cước hết hạn làm ở đâu", "bà tôi 85 tuổi đi lại khó thì sao", "id.card_reissue", "elderly"),
+    ("xin lý lịch tư pháp trên vneid như nào", "làm cho con được không", "vneid.judicial_record", "children"),
+    ("nhận lương hưu qua tài khoản ngân hàng", "người già không có tài khoản thì sao",
+     "vneid.social_security_payments", "elderly"),
+    ("trợ cấp hưu trí xã hội cho người già", "nộp hồ sơ ở đâu", "ins.social_pension", "where"),
+    ("tôi bị lừa mất tiền qua mạng rồi phải làm sao", "có cần đem theo giấy tờ gì khi đi trình báo không",
+     "safety.scammed", "documents"),
 ]
+
+
+@pytest.mark.parametrize(("text", "facet"), [
+    ("có giá trị như bản giấy không", None),  # "giá trị" is no price
+    ("ngân hàng có hoàn lại tiền không", None),
+    ("chuyển tiền nhầm rồi thì sao", None),
+    ("giá bao nhiêu", "fee"),
+    ("có mất tiền không", "fee"),
+    ("cho con hỏi mất bao lâu", "time"),  # "cho con hỏi" is politeness, not a child
+    ("làm cho con được không", "children"),
+])
+def test_facet_words_inside_other_phrases_ask_for_no_part(text, facet):
+    from handlers.followup import FollowupReader, _typed
+
+    assert FollowupReader().facet_of(_typed(text)) == facet
 
 
 @pytest.mark.parametrize(("first", "then", "entry_id", "facet"), PARTS)

@@ -207,6 +207,8 @@ class Normalizer:
         table = {phrase: () for phrase in self.lexicon.fillers}
         table.update((k, v) for k, v in self.lexicon.abbreviations.items() if k not in self.lexicon.fillers)
         self._rewrite = _Rewriter(table)
+        self._expand = _Rewriter({k: v for k, v in self.lexicon.abbreviations.items()
+                                  if k not in self.lexicon.fillers})
         self._synonyms = _Rewriter(self.lexicon.synonyms)
 
     def words(self, text: str) -> list[str]:
@@ -218,6 +220,16 @@ class Normalizer:
         words = canonical(text).split()
         for _ in range(MAX_PASSES):
             words, again = self._rewrite(words)
+            if not again:
+                break
+        return words
+
+    def expanded(self, text: str) -> list[str]:
+        """Canonical words with abbreviations and dialect expanded but filler kept: for readers
+        of phrases in which a filler word carries meaning ("còn cái kia thì sao")."""
+        words = canonical(text).split()
+        for _ in range(MAX_PASSES):
+            words, again = self._expand(words)
             if not again:
                 break
         return words
