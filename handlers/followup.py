@@ -256,7 +256,10 @@ class FollowupReader:
         # "gọi ngân hàng trước hay báo công an trước?" after an answer that talks of both
         anchored = bool(residue) and _anchoring(previous, residue) >= ANCHORED * len(residue)
         marked = facet is not None or shaped  # worded as a follow-up
-        stays = pure or (anchored and (marked or own.decision is Decision.FALLBACK))
+        # ... or a question in the last answer's words the matcher alone only hesitates over
+        # ("làm trên app được không" after updating the bank's copy of the ID card)
+        stays = pure or (anchored and (marked or own.decision is Decision.FALLBACK
+                                       or (own.decision is Decision.SUGGEST and asks(text))))
         own_clear = (not stays and own.decision is Decision.ANSWER and own.faq_id is not None
                      and own.faq_id not in family and own.score >= topic_best[1] + OWN_CLEAR_MARGIN)
         if own_clear:

@@ -259,6 +259,7 @@ FOLLOWUPS += [
     ("nhà tôi mới sinh em bé muốn làm giấy khai sinh", "làm luôn bảo hiểm y tế cho bé được không",
      "dvc.birth_registration"),
     ("kích hoạt tài khoản vneid thế nào", "xong rồi thì đăng nhập dịch vụ công được chưa", "dvc.login"),
+    ("cập nhật căn cước mới cho ngân hàng", "làm trên app được không", "pay.bank_ekyc_update"),
 ]
 
 
