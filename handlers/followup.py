@@ -39,6 +39,10 @@ PROCEDURE_NOUNS = (("ho", "so"), ("giay", "to"), ("thu", "tuc"))
 # Facets whose other words describe rather than name a subject: the papers ("có cần mang sổ hộ
 # khẩu không"), the person ("bà tôi 85 tuổi đi lại khó thì sao")
 DESCRIPTIVE_FACETS = frozenset({"documents", "elderly", "children"})
+# A short message read together with the previous entry's title: that entry must lead every other
+# by this many points for the message to stay with it though the message alone points elsewhere
+# (chosen on our own follow-up pairs: 12-20 gain alike, 20 is the more cautious)
+CONTEXT_LEAD = 20.0
 SENTENCE_WORDS = 4  # topic words of a statement that says more than a bare topic
 FACET_TEXT_WORDS = 2  # topic words of a follow-up one facet's text must hold to answer with it
 TITLE_WORDS = 2  # words of a related entry's title a follow-up must name to be about that entry
@@ -178,10 +182,13 @@ class FollowupReader:
                 return entry_id
         return None
 
+    def opens(self, words: tuple[str, ...]) -> bool:
+        """Opens with "còn/thế/vậy": "and what about ...", often a new part of the topic."""
+        return any(_same(words[: len(p)], p) for p in self.lexicon.openers)
+
     def shaped(self, words: tuple[str, ...]) -> bool:
         """Worded like a follow-up: opens with "còn/thế/vậy", or points back ("cái đó")."""
-        opens = any(_same(words[: len(p)], p) for p in self.lexicon.openers)
-        return opens or any(_contains(words, p) for p in self.lexicon.references)
+        return self.opens(words) or any(_contains(words, p) for p in self.lexicon.references)
 
     @cached_property
     def _marks(self) -> dict[str, list[tuple[str, ...]]]:
@@ -277,13 +284,23 @@ class FollowupReader:
             named = None
         # ... or words that one part of the previous answer says ("nhận qua bưu điện được không")
         told = _facet_by_text(previous, residue) if anchored and not facet else None
-        if not (marked or stays or settled or named or told or own.decision is Decision.FALLBACK):
+        # Read together with the previous entry's title, the message is about it and nothing else
+        # comes close ("có cần chủ hộ ký tên không" after residence registration, though "chủ hộ"
+        # alone points at splitting a household). Not when it opens with "còn/thế" (a new part, as
+        # the message alone says) or asks for a part that a related entry is devoted to.
+        in_context = (short and not pure and not named and not self.opens(words)
+                      and not (facet in ENTRY_FACETS and facet not in previous.facets)
+                      and _leads(ranked, previous.id, CONTEXT_LEAD))
+        if not (marked or stays or settled or named or told or in_context or own.decision is Decision.FALLBACK):
             return None  # an unmarked question the matcher has a view on ("mật khẩu": its suggestions)
         if (not shaped and own.decision is not Decision.ANSWER and facet not in DESCRIPTIVE_FACETS
                 and len(_unknown_to(previous, residue, kb.get(settled) if settled else None)) >= 2):
             # names a subject the last answer never mentions ("đăng ký câu lạc bộ dưỡng sinh ở
             # đâu"): a new question, not a part of the last answer
             return None
+        if in_context:
+            part = facet if facet in previous.facets else told
+            return FollowupReading(Move.FACET if part else Move.ENTRY, previous.id, part or facet)
         if (facet and not pure and own.decision is Decision.ANSWER and own.faq_id not in (None, *family)
                 and previous.id not in own.alternatives):
             return None  # a question of its own that asks for a part ("đổi bằng lái mất bao lâu")
@@ -438,6 +455,11 @@ def _family(entry: Entry, kb: KnowledgeBase, choices: tuple[str, ...] = ()) -> l
         if rid not in found and kb.get(rid) is not None:
             found.append(rid)
     return found
+
+
+def _leads(ranked: list[tuple[str, float]], entry_id: str, margin: float) -> bool:
+    """The entry ranks first, ahead of the next by at least `margin` points."""
+    return bool(ranked) and ranked[0][0] == entry_id and ranked[0][1] - (ranked[1][1] if len(ranked) > 1 else 0.0) >= margin
 
 
 def _settled(own: MatchResult, family: list[str]) -> str | None:

@@ -260,6 +260,15 @@ FOLLOWUPS += [
      "dvc.birth_registration"),
     ("kích hoạt tài khoản vneid thế nào", "xong rồi thì đăng nhập dịch vụ công được chưa", "dvc.login"),
     ("cập nhật căn cước mới cho ngân hàng", "làm trên app được không", "pay.bank_ekyc_update"),
+    # alone, the message points at another entry; read with the previous topic, only that topic fits
+    ("đăng ký thường trú cho vợ về ở nhà chồng", "có cần chủ hộ ký tên không", "vneid.residence_register"),
+    ("quét chip căn cước không được", "máy không có nfc thì sao", "vneid.nfc_face_fail"),
+    ("xin phiếu lý lịch tư pháp số 2", "khác số 1 chỗ nào", "vneid.judicial_record"),
+    ("tải vssid ở đâu", "đăng nhập lần đầu thế nào", "ins.vssid"),
+    ("sổ sức khỏe điện tử", "không thấy dữ liệu khám bệnh thì sao", "health.e_health_book"),
+    # ... unless it opens with "còn/thế": a new part of the topic, as the message alone says
+    ("mức 1 với mức 2 khác nhau sao", "thế đăng ký mức 2 ở đâu", "vneid.register_level2"),
+    ("kích hoạt tài khoản vneid thế nào", "còn passcode là gì vậy", "vneid.passcode"),
 ]
 
 
