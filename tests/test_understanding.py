@@ -209,7 +209,8 @@ def test_real_scope_list_turns_neighbouring_subjects_away(matcher, text):
      "Nhà tôi đang dùng điện sinh hoạt, tháng này hóa đơn tăng gấp đôi dù dùng như cũ. Xin hỏi tôi khiếu nại ở đâu?",
      "Tôi muốn đăng ký thành lập hợp tác xã nông nghiệp với 7 hộ trong thôn. Xin hỏi thủ tục ở đâu?",
      "Tôi mua hàng online bị giao hàng giả, shop chặn liên lạc. Xin hỏi tôi khiếu nại ở đâu để lấy lại tiền?",
-     "Trường của con thu tiền quỹ phụ huynh 2 triệu mỗi năm, như vậy có đúng quy định không?"],
+     "Trường của con thu tiền quỹ phụ huynh 2 triệu mỗi năm, như vậy có đúng quy định không?",
+     "chào buổi tối tiếng hàn nói sao", "lương hưu của tôi được tính theo công thức nào"],
 )
 def test_more_neighbouring_subjects_are_not_covered(matcher, text):
     """Subjects citizens ask next to the KB's topics that no entry explains: no confident answer."""
