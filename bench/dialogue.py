@@ -176,7 +176,7 @@ async def score_half(conversation, matcher, store, questions: list[dict], label:
     return half
 
 
-OWN_PAIRS = Path(__file__).resolve().parent / "followups.jsonl"
+OWN_PAIRS = Path(__file__).resolve().parent / "own" / "followups.jsonl"
 
 
 async def score_own_pairs(conversation, matcher, lines: list[str]) -> tuple[list[bool], list[bool], list[str]]:
