@@ -5,6 +5,7 @@
 
 - in_scope.tsv          one question per line in chat, dialect or no diacritics, and the entries
                         that answer it (comma-separated): right first (answer or suggestion);
+- dialect.tsv           the same, longer, in Southern and Central speech;
 - near_not_covered.txt  long letters (a story, then "xin hỏi") about subjects next to the
                         knowledge base that it has no guide for: declined (fallback or not covered);
 - off_topic.txt         everyday questions nothing to do with public services: declined;
@@ -47,13 +48,15 @@ def _rate(hits: int, total: int) -> str:
 def main() -> int:
     settings = load_settings(_env_file=None, telegram_bot_token="")
     matcher = LiveKnowledge(load_knowledge_base(settings.knowledge_dir, settings.knowledge_local_file)).matcher
-    right = wrong = 0
-    questions = [line.split("\t") for line in _lines("in_scope.tsv")]
-    for text, wanted in questions:
-        result = matcher.match(text)
-        right += result.decision is not Decision.FALLBACK and result.faq_id in wanted.split(",")
-        wrong += result.decision is Decision.ANSWER and result.faq_id not in wanted.split(",")
-    print(f"in scope, right first (answer or suggestion)   {_rate(right, len(questions))}; answered wrong {wrong}")
+    for name, title in (("in_scope.tsv", "in scope, right first (answer or suggestion)"),
+                        ("dialect.tsv", "in scope, longer and in dialect, right first")):
+        right = wrong = 0
+        questions = [line.split("\t") for line in _lines(name)]
+        for text, wanted in questions:
+            result = matcher.match(text)
+            right += result.decision is not Decision.FALLBACK and result.faq_id in wanted.split(",")
+            wrong += result.decision is Decision.ANSWER and result.faq_id not in wanted.split(",")
+        print(f"{title:46} {_rate(right, len(questions))}; answered wrong {wrong}")
     for name, title in (("near_not_covered.txt", "near but not covered, declined"),
                         ("off_topic.txt", "off topic, declined")):
         texts = _lines(name)
