@@ -287,8 +287,9 @@ class FollowupReader:
         # Read together with the previous entry's title, the message is about it and nothing else
         # comes close ("có cần chủ hộ ký tên không" after residence registration, though "chủ hộ"
         # alone points at splitting a household). Not when it opens with "còn/thế" (a new part, as
-        # the message alone says) or asks for a part that a related entry is devoted to.
-        in_context = (short and not pure and not named and not self.opens(words)
+        # the message alone says), when it asks for a part that a related entry is devoted to, or
+        # when it is no question ("mật khẩu" again wants the suggestions, not a guess).
+        in_context = (short and not pure and not named and not self.opens(words) and asks(text)
                       and not (facet in ENTRY_FACETS and facet not in previous.facets)
                       and _leads(ranked, previous.id, CONTEXT_LEAD))
         if not (marked or stays or settled or named or told or in_context or own.decision is Decision.FALLBACK):
