@@ -4,11 +4,14 @@ Why: such a message names no topic, so the matcher alone answers it with whateve
 about fees in general. Read against the entry answered just before (bot/storage/context.py),
 it gets that entry's facet (knowledge/FORMAT.md), one of its related entries, or, when unsure,
 choices within that topic. A message that clearly asks about something else is left to the
-matcher. `read` is pure and synchronous.
+matcher. `read` is pure and synchronous: it reads the message's clues once (`Clues`), then tries
+the rules in `RULES` in order, one small function each, the first that decides wins; a new rule is
+a function with its example in the docstring, placed in that table where it belongs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache, cached_property
@@ -237,7 +240,10 @@ class FollowupReader:
 
     def read(self, text: str, context: DialogueContext, matcher: Matcher, kb: KnowledgeBase,
              own: MatchResult) -> FollowupReading | None:
-        """How to answer `text` given the previous answer; None when it is a question of its own."""
+        """How to answer `text` given the previous answer; None when it is a question of its own.
+
+        The clues are read once (`_clues`), then the rules in RULES are tried in order: the first
+        that decides wins, either a reading or LEAVE (the matcher answers the message alone)."""
         words = _typed(text, self.normalizer)
         if not words or len(words) > SHORT_WORDS * 2:
             return None
@@ -249,6 +255,19 @@ class FollowupReader:
                 return FollowupReading(Move.ENTRY, other)
         if previous is None:
             return None
+        clues = self._clues(text, words, previous, context, matcher, kb, own)
+        if clues is None:
+            return None
+        for rule in RULES:
+            verdict = rule(self, clues)
+            if verdict is not None:
+                return None if verdict is LEAVE else verdict
+        return None
+
+    def _clues(self, text: str, words: tuple[str, ...], previous: Entry, context: DialogueContext,
+               matcher: Matcher, kb: KnowledgeBase, own: MatchResult) -> Clues | None:
+        """What the message says about its relation to the previous entry (None: too long and
+        unmarked to be a follow-up)."""
         facet = self.facet_of(words)
         shaped = self.shaped(words)
         short = len(words) <= SHORT_WORDS
@@ -263,20 +282,17 @@ class FollowupReader:
         # "gọi ngân hàng trước hay báo công an trước?" after an answer that talks of both
         anchored = bool(residue) and _anchoring(previous, residue) >= ANCHORED * len(residue)
         marked = facet is not None or shaped  # worded as a follow-up
+        question = asks(text)
         # ... or a question in the last answer's words the matcher alone only hesitates over
         # ("làm trên app được không" after updating the bank's copy of the ID card)
         stays = pure or (anchored and (marked or own.decision is Decision.FALLBACK
-                                       or (own.decision is Decision.SUGGEST and asks(text))))
-        own_clear = (not stays and own.decision is Decision.ANSWER and own.faq_id is not None
-                     and own.faq_id not in family and own.score >= topic_best[1] + OWN_CLEAR_MARGIN)
-        if own_clear:
-            return None  # clearly about something else ("còn thẻ bảo hiểm y tế thì mở ở mục nào?")
+                                       or (own.decision is Decision.SUGGEST and question)))
         # The matcher hesitates between entries and the previous topic settles it ("không nhận
         # được mã thì sao" after activation: the missing-code entry, a related one).
         # Only a question or a sentence ("lỡ nhập sai nhiều lần bị khóa rồi"): a bare topic again
         # ("mật khẩu") wants the suggestions, not a guess.
         settled = (_settled(own, family) if residue and own.decision is not Decision.ANSWER
-                   and (asks(text) or len(residue) >= SENTENCE_WORDS) else None)
+                   and (question or len(residue) >= SENTENCE_WORDS) else None)
         # the follow-up names a related entry by its title ("học xong có giấy chứng nhận không")
         # (and the matcher sees it too: "điện thoại" in a title is no name)
         named = None if pure else _named_by_title(previous, family[1:], residue, kb)
@@ -289,74 +305,194 @@ class FollowupReader:
         # alone points at splitting a household). Not when it opens with "còn/thế" (a new part, as
         # the message alone says), when it asks for a part that a related entry is devoted to, or
         # when it is no question ("mật khẩu" again wants the suggestions, not a guess).
-        in_context = (short and not pure and not named and not self.opens(words) and asks(text)
+        in_context = (short and not pure and not named and not self.opens(words) and question
                       and not (facet in ENTRY_FACETS and facet not in previous.facets)
                       and _leads(ranked, previous.id, CONTEXT_LEAD))
-        if not (marked or stays or settled or named or told or in_context or own.decision is Decision.FALLBACK):
-            return None  # an unmarked question the matcher has a view on ("mật khẩu": its suggestions)
-        if (not shaped and own.decision is not Decision.ANSWER and facet not in DESCRIPTIVE_FACETS
-                and len(_unknown_to(previous, residue, kb.get(settled) if settled else None)) >= 2):
-            # names a subject the last answer never mentions ("đăng ký câu lạc bộ dưỡng sinh ở
-            # đâu"): a new question, not a part of the last answer
-            return None
-        if in_context:
-            part = facet if facet in previous.facets else told
-            return FollowupReading(Move.FACET if part else Move.ENTRY, previous.id, part or facet)
-        if (facet and not pure and own.decision is Decision.ANSWER and own.faq_id not in (None, *family)
-                and previous.id not in own.alternatives):
-            return None  # a question of its own that asks for a part ("đổi bằng lái mất bao lâu")
-        if facet and facet in previous.facets:
-            # The part asked for is this entry's, unless the message names another entry: then
-            # that entry (its part when it has one), as when the previous entry had no parts
-            elsewhere = None if pure else _elsewhere(previous, family, own, settled, named, topic_best,
-                                                     matcher.thresholds.suggest_score, residue)
-            if elsewhere is None:
-                return FollowupReading(Move.FACET, previous.id, facet)
-            if elsewhere not in family:
-                return None  # the matcher answers it ("còn làm căn cước cho con thì ở đâu" after the passport)
-            other = kb.get(elsewhere)
-            if other is not None and facet in other.facets:
-                return FollowupReading(Move.FACET, other.id, facet)
-            return FollowupReading(Move.ENTRY, elsewhere)
-        if facet in ENTRY_FACETS and facet not in previous.facets and pure:
-            # "gọi số nào?" after an entry without a contact part: its related hotline entry (not
-            # "làm luôn bảo hiểm y tế cho bé được không": that names a subject of its own)
-            devoted = self._devoted(facet, family[1:], kb)
-            if devoted is not None:
-                return FollowupReading(Move.ENTRY, devoted)
-        if named is not None and settled == previous.id:
-            # "học xong có được cấp giấy chứng nhận không": the matcher leans to the previous
-            # entry but sees the related one the message names by words the previous title lacks
-            return FollowupReading(Move.ENTRY, named)
-        if settled is not None:
-            return FollowupReading(Move.ENTRY, settled)
-        if topic_best[0] != previous.id and topic_best[1] >= matcher.thresholds.suggest_score:
-            # even with the previous title added, a related entry ranks above it: it is the one asked
-            return FollowupReading(Move.ENTRY, topic_best[0])
-        if named is not None:
-            return FollowupReading(Move.ENTRY, named)
-        if own.decision is Decision.ANSWER and own.faq_id in family:
-            return FollowupReading(Move.ENTRY, own.faq_id)
-        # "cài xong rồi tự đăng ký được không?": the message alone leans to a related entry
-        own_ranked = matcher.scores(text)[1]
-        if (own.decision is not Decision.ANSWER and own_ranked and own_ranked[0][0] in family[1:]
-                and own_ranked[0][1] >= RELATED_HINT_SCORE and not pure):
-            return FollowupReading(Move.ENTRY, own_ranked[0][0])
-        if told is not None:  # "nhận qua bưu điện được không": the part of the answer that says so
-            return FollowupReading(Move.FACET, previous.id, told)
-        if (stays and (facet or shaped or anchored)) or facet in DESCRIPTIVE_FACETS:
-            # about this topic, nothing else named; `facet`: the part asked, which it does not state
-            return FollowupReading(Move.ENTRY, previous.id, facet)
-        if own.decision is Decision.ANSWER:
-            return None  # a question of its own
-        if pure and asks(text):
-            # "không làm thì có sao không", "nếu không làm thì có bị phạt không": a question that
-            # names nothing new is about the guide just given
-            return FollowupReading(Move.ENTRY, previous.id)
-        if in_topic and marked:  # a follow-up, but to what part? offer the topic's parts
-            choices = tuple(fid for fid, _s in in_topic[:3])
-            return FollowupReading(Move.CHOICES, previous.id, choices=choices, facets=tuple(previous.facets)[:3])
+        return Clues(text, own, previous, family, matcher, kb, in_topic, topic_best, residue, facet, shaped,
+                     pure, anchored, marked, question, stays, settled, named, told, in_context)
+
+
+@dataclass(frozen=True)
+class Clues:
+    """A message read against the previous entry (see `FollowupReader._clues` for each)."""
+
+    text: str
+    own: MatchResult  # the message matched alone
+    previous: Entry
+    family: list[str]  # the previous entry, the choices just shown, its related entries
+    matcher: Matcher
+    kb: KnowledgeBase
+    in_topic: list[tuple[str, float]]  # the family ranked for the message plus the previous title
+    topic_best: tuple[str, float]
+    residue: list[str]  # the words that could name a topic
+    facet: str | None  # the part asked for
+    shaped: bool  # opens with "còn/thế" or points back ("cái đó")
+    pure: bool  # names no topic of its own
+    anchored: bool  # most of its topic words are the previous entry's
+    marked: bool  # a facet or a follow-up shape
+    question: bool
+    stays: bool  # about the previous topic, nothing else named
+    settled: str | None  # the family entry the matcher hesitates on
+    named: str | None  # the related entry whose title it names
+    told: str | None  # the part of the previous answer whose words it uses
+    in_context: bool  # read with the previous title, only that entry fits
+
+
+LEAVE = FollowupReading(Move.ENTRY, "")  # a rule's verdict: a question of its own, for the matcher
+Rule = Callable[[FollowupReader, Clues], FollowupReading | None]
+
+
+def _clearly_elsewhere(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+    """"còn thẻ bảo hiểm y tế thì mở ở mục nào?": the message alone answers another entry well."""
+    own = c.own
+    if (not c.stays and own.decision is Decision.ANSWER and own.faq_id is not None
+            and own.faq_id not in c.family and own.score >= c.topic_best[1] + OWN_CLEAR_MARGIN):
+        return LEAVE
+    return None
+
+
+def _unmarked(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+    """An unmarked question the matcher has a view on ("mật khẩu": its suggestions)."""
+    if not (c.marked or c.stays or c.settled or c.named or c.told or c.in_context
+            or c.own.decision is Decision.FALLBACK):
+        return LEAVE
+    return None
+
+
+def _new_subject(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+    """Names a subject the last answer never mentions ("đăng ký câu lạc bộ dưỡng sinh ở đâu"):
+    a new question, not a part of the last answer (the papers or the person asked about are not
+    a subject: "có cần mang sổ hộ khẩu không")."""
+    settled = c.kb.get(c.settled) if c.settled else None
+    if (not c.shaped and c.own.decision is not Decision.ANSWER and c.facet not in DESCRIPTIVE_FACETS
+            and len(_unknown_to(c.previous, c.residue, settled)) >= 2):
+        return LEAVE
+    return None
+
+
+def _in_context(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+    """Only the previous entry fits the message read with its title: that entry (its part)."""
+    if not c.in_context:
         return None
+    part = c.facet if c.facet in c.previous.facets else c.told
+    return FollowupReading(Move.FACET if part else Move.ENTRY, c.previous.id, part or c.facet)
+
+
+def _own_part_question(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+    """A question of its own that asks for a part ("đổi bằng lái mất bao lâu")."""
+    own = c.own
+    if (c.facet and not c.pure and own.decision is Decision.ANSWER and own.faq_id not in (None, *c.family)
+            and c.previous.id not in own.alternatives):
+        return LEAVE
+    return None
+
+
+def _part_asked(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+    """The part asked for is the previous entry's, unless the message names another entry: then
+    that entry (its part when it has one), as when the previous entry had no parts."""
+    if not (c.facet and c.facet in c.previous.facets):
+        return None
+    elsewhere = None if c.pure else _elsewhere(c.previous, c.family, c.own, c.settled, c.named, c.topic_best,
+                                               c.matcher.thresholds.suggest_score, c.residue)
+    if elsewhere is None:
+        return FollowupReading(Move.FACET, c.previous.id, c.facet)
+    if elsewhere not in c.family:
+        return LEAVE  # the matcher answers it ("còn làm căn cước cho con thì ở đâu" after the passport)
+    other = c.kb.get(elsewhere)
+    if other is not None and c.facet in other.facets:
+        return FollowupReading(Move.FACET, other.id, c.facet)
+    return FollowupReading(Move.ENTRY, elsewhere)
+
+
+def _devoted_entry(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+    """"gọi số nào?" after an entry without a contact part: its related hotline entry (not
+    "làm luôn bảo hiểm y tế cho bé được không": that names a subject of its own)."""
+    if c.facet in ENTRY_FACETS and c.facet not in c.previous.facets and c.pure:
+        devoted = reader._devoted(c.facet, c.family[1:], c.kb)
+        if devoted is not None:
+            return FollowupReading(Move.ENTRY, devoted)
+    return None
+
+
+def _named_over_previous(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+    """"học xong có được cấp giấy chứng nhận không": the matcher leans to the previous entry but
+    sees the related one the message names by words the previous title lacks."""
+    if c.named is not None and c.settled == c.previous.id:
+        return FollowupReading(Move.ENTRY, c.named)
+    return None
+
+
+def _settled_entry(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+    """The family entry the matcher hesitates on ("không nhận được mã thì sao")."""
+    return FollowupReading(Move.ENTRY, c.settled) if c.settled is not None else None
+
+
+def _related_above(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+    """Even with the previous title added, a related entry ranks above it: it is the one asked."""
+    best, score = c.topic_best
+    if best != c.previous.id and score >= c.matcher.thresholds.suggest_score:
+        return FollowupReading(Move.ENTRY, best)
+    return None
+
+
+def _named_entry(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+    return FollowupReading(Move.ENTRY, c.named) if c.named is not None else None
+
+
+def _own_in_family(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+    if c.own.decision is Decision.ANSWER and c.own.faq_id in c.family:
+        return FollowupReading(Move.ENTRY, c.own.faq_id)
+    return None
+
+
+def _leaning_related(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+    """"cài xong rồi tự đăng ký được không?": the message alone leans to a related entry."""
+    if c.own.decision is Decision.ANSWER or c.pure:
+        return None
+    own_ranked = c.matcher.scores(c.text)[1]
+    if own_ranked and own_ranked[0][0] in c.family[1:] and own_ranked[0][1] >= RELATED_HINT_SCORE:
+        return FollowupReading(Move.ENTRY, own_ranked[0][0])
+    return None
+
+
+def _told_part(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+    """"nhận qua bưu điện được không": the part of the answer that says so."""
+    return FollowupReading(Move.FACET, c.previous.id, c.told) if c.told is not None else None
+
+
+def _stays_on_topic(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+    """About this topic, nothing else named; `facet`: the part asked, which it does not state."""
+    if (c.stays and (c.facet or c.shaped or c.anchored)) or c.facet in DESCRIPTIVE_FACETS:
+        return FollowupReading(Move.ENTRY, c.previous.id, c.facet)
+    return None
+
+
+def _own_answer(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+    """A question of its own the matcher answers."""
+    return LEAVE if c.own.decision is Decision.ANSWER else None
+
+
+def _bare_question(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+    """"không làm thì có sao không", "nếu không làm thì có bị phạt không": a question that names
+    nothing new is about the guide just given."""
+    return FollowupReading(Move.ENTRY, c.previous.id) if c.pure and c.question else None
+
+
+def _offer_parts(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+    """A follow-up, but to what part? Offer the topic's entries and parts."""
+    if c.in_topic and c.marked:
+        choices = tuple(fid for fid, _s in c.in_topic[:3])
+        return FollowupReading(Move.CHOICES, c.previous.id, choices=choices, facets=tuple(c.previous.facets)[:3])
+    return None
+
+
+# Tried in this order; the first that decides wins (the order is the policy: questions of their
+# own leave first, then the parts and entries the message points at, most specific first).
+RULES: tuple[Rule, ...] = (
+    _clearly_elsewhere, _unmarked, _new_subject, _in_context, _own_part_question, _part_asked,
+    _devoted_entry, _named_over_previous, _settled_entry, _related_above, _named_entry, _own_in_family,
+    _leaning_related, _told_part, _stays_on_topic, _own_answer, _bare_question, _offer_parts,
+)
 
 
 def _without_procedure_nouns(words: list[str]) -> list[str]:
