@@ -23,7 +23,7 @@ message matched once, the -b line matched without its -a line).
 Time per message in the same run: the conversation with the skills against the same conversation
 answering every text with the matcher alone and storing no context (what it did before).
 
-Also scored: bench/followups.jsonl, follow-up pairs written for this bench from how citizens talk
+Also scored: bench/own/followups.jsonl, follow-up pairs written for this bench from how citizens talk
 (never from a question set), against the matcher alone on the follow-up.
 
 `--misses` lists the missed lines of the tuning half and of our own pairs; the held-out half is
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 from collections import Counter
@@ -183,8 +184,6 @@ async def score_own_pairs(conversation, matcher, lines: list[str]) -> tuple[list
     """Follow-up pairs written for this bench from how citizens talk (never from a question set):
     {"first", "followup", "want": [entries that answer it right]}. Returns (right, baseline right,
     misses); the baseline is the matcher alone on the follow-up."""
-    import json
-
     right_, base, misses = [], [], []
     for n, line in enumerate(lines):
         if not line.strip():
@@ -265,7 +264,7 @@ def report_dialogue(show_misses: bool = False, out=print) -> dict[str, dict[str,
         out(f"{name:10} follow-up outcomes: " + "; ".join(f"{a} / {b}: {n}" for (a, b), n
                                                            in sorted(h.followup_shapes.items())))
     if show_misses:
-        out("\nMisses, tuning half only:")
+        out("\nMisses, tuning half and our own pairs only:")
         for line in [*halves["tuning"].misses, *own_misses]:
             out("  " + line)
     return figures

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.dialogue import CHANNEL, describe, local_session  # noqa: E402
+from bot.chat import CHANNEL, describe, local_session  # noqa: E402
 from bot.contracts.messages import IncomingMessage  # noqa: E402
 from bot.matching import Decision  # noqa: E402
 from bot.matching.live import LiveKnowledge  # noqa: E402
@@ -59,10 +59,9 @@ def main() -> int:
         print(f"{title:46} {_rate(right, len(questions))}; answered wrong {wrong}")
     for name, title in (("near_not_covered.txt", "near but not covered, declined"),
                         ("off_topic.txt", "off topic, declined")):
-        texts = _lines(name)
-        declined = sum(matcher.match(t).decision is Decision.FALLBACK for t in texts)
-        answered = sum(matcher.match(t).decision is Decision.ANSWER for t in texts)
-        print(f"{title:46} {_rate(declined, len(texts))}; answered {answered}")
+        decisions = [matcher.match(t).decision for t in _lines(name)]
+        declined = decisions.count(Decision.FALLBACK)
+        print(f"{title:46} {_rate(declined, len(decisions))}; answered {decisions.count(Decision.ANSWER)}")
 
     async def two() -> tuple[int, int]:
         rows = [line.split("\t") for line in _lines("two_questions.tsv")]

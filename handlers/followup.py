@@ -145,14 +145,18 @@ class FollowupReader:
                 index.setdefault(fold(phrase[0]), []).append((phrase, key))
         return index
 
+    @cached_property
+    def _not_facets(self) -> dict[str, list[tuple[str, ...]]]:
+        return _by_first_word(self.lexicon.not_facets)
+
     def facet_of(self, words: tuple[str, ...]) -> str | None:
-        """The facet the message asks about (the longest cue wins, the first on a tie), or None."""
+        """The facet the message asks about (the longest cue wins, the first on a tie), or None.
+        A cue inside a `not_facets` phrase ("có giá trị không") asks for no part."""
         best: tuple[int, str] | None = None
-        blocked = {i + k for phrase in self.lexicon.not_facets for i in range(len(words) - len(phrase) + 1)
-                   if _same(words[i : i + len(phrase)], phrase) for k in range(len(phrase))}
+        blocked = _covered(words, self._not_facets)
         for i, word in enumerate(words):
             for phrase, key in self._facet_cues.get(fold(_plain(word)), ()):
-                if blocked.intersection(range(i, i + len(phrase))):
+                if any(blocked[i : i + len(phrase)]):
                     continue
                 if (best is None or len(phrase) > best[0]) and _same(words[i : i + len(phrase)], phrase):
                     best = (len(phrase), key)
@@ -196,21 +200,13 @@ class FollowupReader:
     @cached_property
     def _marks(self) -> dict[str, list[tuple[str, ...]]]:
         """Every follow-up phrase, by its first word without diacritics (for `residue`)."""
-        index: dict[str, list[tuple[str, ...]]] = {}
         lexicon = self.lexicon
-        for phrase in {*lexicon.openers, *lexicon.references, *lexicon.others,
-                       *(p for phrases in lexicon.facets.values() for p in phrases)}:
-            index.setdefault(fold(phrase[0]), []).append(phrase)
-        return index
+        return _by_first_word({*lexicon.openers, *lexicon.references, *lexicon.others,
+                               *(p for phrases in lexicon.facets.values() for p in phrases)})
 
     def residue(self, words: tuple[str, ...]) -> list[str]:
         """The words of a message that could name a topic: without the follow-up's own words."""
-        covered = [False] * len(words)
-        for i, word in enumerate(words):
-            for phrase in self._marks.get(fold(_plain(word)), ()):
-                n = len(phrase)
-                if _same(words[i : i + n], phrase):
-                    covered[i : i + n] = [True] * n
+        covered = _covered(words, self._marks)
         function_words = self.lexicon.function_words
         plain = [(_plain(w), w.isascii()) for w in words]
         return [w for (w, loose), c in zip(plain, covered)
@@ -261,7 +257,7 @@ class FollowupReader:
         for rule in RULES:
             verdict = rule(self, clues)
             if verdict is not None:
-                return None if verdict is LEAVE else verdict
+                return verdict if isinstance(verdict, FollowupReading) else None
         return None
 
     def _clues(self, text: str, words: tuple[str, ...], previous: Entry, context: DialogueContext,
@@ -276,16 +272,14 @@ class FollowupReader:
         family = _family(previous, kb, context.choices)
         _normalized, ranked = matcher.scores(f"{text} {previous.title}")
         in_topic = [(fid, score) for fid, score in ranked if fid in family]
-        topic_best = in_topic[0] if in_topic else (previous.id, 0.0)
         residue = self.residue(words)
         pure = len(_without_procedure_nouns(residue)) <= 1  # "còn lệ phí thì sao?" names no topic of its own
         # "gọi ngân hàng trước hay báo công an trước?" after an answer that talks of both
         anchored = bool(residue) and _anchoring(previous, residue) >= ANCHORED * len(residue)
-        marked = facet is not None or shaped  # worded as a follow-up
         question = asks(text)
         # ... or a question in the last answer's words the matcher alone only hesitates over
         # ("làm trên app được không" after updating the bank's copy of the ID card)
-        stays = pure or (anchored and (marked or own.decision is Decision.FALLBACK
+        stays = pure or (anchored and (facet is not None or shaped or own.decision is Decision.FALLBACK
                                        or (own.decision is Decision.SUGGEST and question)))
         # The matcher hesitates between entries and the previous topic settles it ("không nhận
         # được mã thì sao" after activation: the missing-code entry, a related one).
@@ -296,7 +290,7 @@ class FollowupReader:
         # the follow-up names a related entry by its title ("học xong có giấy chứng nhận không")
         # (and the matcher sees it too: "điện thoại" in a title is no name)
         named = None if pure else _named_by_title(previous, family[1:], residue, kb)
-        if named is not None and named not in (own.faq_id, *own.alternatives, topic_best[0]):
+        if named is not None and named not in (own.faq_id, *own.alternatives, *(fid for fid, _s in in_topic[:1])):
             named = None
         # ... or words that one part of the previous answer says ("nhận qua bưu điện được không")
         told = _facet_by_text(previous, residue) if anchored and not facet else None
@@ -308,8 +302,8 @@ class FollowupReader:
         in_context = (short and not pure and not named and not self.opens(words) and question
                       and not (facet in ENTRY_FACETS and facet not in previous.facets)
                       and _leads(ranked, previous.id, CONTEXT_LEAD))
-        return Clues(text, own, previous, family, matcher, kb, in_topic, topic_best, residue, facet, shaped,
-                     pure, anchored, marked, question, stays, settled, named, told, in_context)
+        return Clues(text, own, previous, family, matcher, kb, in_topic, residue, facet, shaped,
+                     pure, anchored, question, stays, settled, named, told, in_context)
 
 
 @dataclass(frozen=True)
@@ -323,13 +317,11 @@ class Clues:
     matcher: Matcher
     kb: KnowledgeBase
     in_topic: list[tuple[str, float]]  # the family ranked for the message plus the previous title
-    topic_best: tuple[str, float]
     residue: list[str]  # the words that could name a topic
     facet: str | None  # the part asked for
     shaped: bool  # opens with "còn/thế" or points back ("cái đó")
     pure: bool  # names no topic of its own
     anchored: bool  # most of its topic words are the previous entry's
-    marked: bool  # a facet or a follow-up shape
     question: bool
     stays: bool  # about the previous topic, nothing else named
     settled: str | None  # the family entry the matcher hesitates on
@@ -337,12 +329,26 @@ class Clues:
     told: str | None  # the part of the previous answer whose words it uses
     in_context: bool  # read with the previous title, only that entry fits
 
+    @property
+    def marked(self) -> bool:
+        """Worded as a follow-up: a part asked for, or its shape."""
+        return self.facet is not None or self.shaped
 
-LEAVE = FollowupReading(Move.ENTRY, "")  # a rule's verdict: a question of its own, for the matcher
-Rule = Callable[[FollowupReader, Clues], FollowupReading | None]
+    @property
+    def topic_best(self) -> tuple[str, float]:
+        return self.in_topic[0] if self.in_topic else (self.previous.id, 0.0)
 
 
-def _clearly_elsewhere(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+class Leave:
+    """A rule's verdict: a question of its own, for the matcher alone."""
+
+
+LEAVE = Leave()
+Step = FollowupReading | Leave | None  # a rule decides (a reading, or LEAVE) or passes (None)
+Rule = Callable[[FollowupReader, Clues], Step]
+
+
+def _clearly_elsewhere(reader: FollowupReader, c: Clues) -> Step:
     """"còn thẻ bảo hiểm y tế thì mở ở mục nào?": the message alone answers another entry well."""
     own = c.own
     if (not c.stays and own.decision is Decision.ANSWER and own.faq_id is not None
@@ -351,7 +357,7 @@ def _clearly_elsewhere(reader: FollowupReader, c: Clues) -> FollowupReading | No
     return None
 
 
-def _unmarked(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+def _unmarked(reader: FollowupReader, c: Clues) -> Step:
     """An unmarked question the matcher has a view on ("mật khẩu": its suggestions)."""
     if not (c.marked or c.stays or c.settled or c.named or c.told or c.in_context
             or c.own.decision is Decision.FALLBACK):
@@ -359,7 +365,7 @@ def _unmarked(reader: FollowupReader, c: Clues) -> FollowupReading | None:
     return None
 
 
-def _new_subject(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+def _new_subject(reader: FollowupReader, c: Clues) -> Step:
     """Names a subject the last answer never mentions ("đăng ký câu lạc bộ dưỡng sinh ở đâu"):
     a new question, not a part of the last answer (the papers or the person asked about are not
     a subject: "có cần mang sổ hộ khẩu không")."""
@@ -370,7 +376,7 @@ def _new_subject(reader: FollowupReader, c: Clues) -> FollowupReading | None:
     return None
 
 
-def _in_context(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+def _in_context(reader: FollowupReader, c: Clues) -> Step:
     """Only the previous entry fits the message read with its title: that entry (its part)."""
     if not c.in_context:
         return None
@@ -378,7 +384,7 @@ def _in_context(reader: FollowupReader, c: Clues) -> FollowupReading | None:
     return FollowupReading(Move.FACET if part else Move.ENTRY, c.previous.id, part or c.facet)
 
 
-def _own_part_question(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+def _own_part_question(reader: FollowupReader, c: Clues) -> Step:
     """A question of its own that asks for a part ("đổi bằng lái mất bao lâu")."""
     own = c.own
     if (c.facet and not c.pure and own.decision is Decision.ANSWER and own.faq_id not in (None, *c.family)
@@ -387,13 +393,12 @@ def _own_part_question(reader: FollowupReader, c: Clues) -> FollowupReading | No
     return None
 
 
-def _part_asked(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+def _part_asked(reader: FollowupReader, c: Clues) -> Step:
     """The part asked for is the previous entry's, unless the message names another entry: then
     that entry (its part when it has one), as when the previous entry had no parts."""
     if not (c.facet and c.facet in c.previous.facets):
         return None
-    elsewhere = None if c.pure else _elsewhere(c.previous, c.family, c.own, c.settled, c.named, c.topic_best,
-                                               c.matcher.thresholds.suggest_score, c.residue)
+    elsewhere = None if c.pure else _elsewhere(c)
     if elsewhere is None:
         return FollowupReading(Move.FACET, c.previous.id, c.facet)
     if elsewhere not in c.family:
@@ -404,7 +409,7 @@ def _part_asked(reader: FollowupReader, c: Clues) -> FollowupReading | None:
     return FollowupReading(Move.ENTRY, elsewhere)
 
 
-def _devoted_entry(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+def _devoted_entry(reader: FollowupReader, c: Clues) -> Step:
     """"gọi số nào?" after an entry without a contact part: its related hotline entry (not
     "làm luôn bảo hiểm y tế cho bé được không": that names a subject of its own)."""
     if c.facet in ENTRY_FACETS and c.facet not in c.previous.facets and c.pure:
@@ -414,7 +419,7 @@ def _devoted_entry(reader: FollowupReader, c: Clues) -> FollowupReading | None:
     return None
 
 
-def _named_over_previous(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+def _named_over_previous(reader: FollowupReader, c: Clues) -> Step:
     """"học xong có được cấp giấy chứng nhận không": the matcher leans to the previous entry but
     sees the related one the message names by words the previous title lacks."""
     if c.named is not None and c.settled == c.previous.id:
@@ -422,12 +427,12 @@ def _named_over_previous(reader: FollowupReader, c: Clues) -> FollowupReading | 
     return None
 
 
-def _settled_entry(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+def _settled_entry(reader: FollowupReader, c: Clues) -> Step:
     """The family entry the matcher hesitates on ("không nhận được mã thì sao")."""
     return FollowupReading(Move.ENTRY, c.settled) if c.settled is not None else None
 
 
-def _related_above(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+def _related_above(reader: FollowupReader, c: Clues) -> Step:
     """Even with the previous title added, a related entry ranks above it: it is the one asked."""
     best, score = c.topic_best
     if best != c.previous.id and score >= c.matcher.thresholds.suggest_score:
@@ -435,17 +440,17 @@ def _related_above(reader: FollowupReader, c: Clues) -> FollowupReading | None:
     return None
 
 
-def _named_entry(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+def _named_entry(reader: FollowupReader, c: Clues) -> Step:
     return FollowupReading(Move.ENTRY, c.named) if c.named is not None else None
 
 
-def _own_in_family(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+def _own_in_family(reader: FollowupReader, c: Clues) -> Step:
     if c.own.decision is Decision.ANSWER and c.own.faq_id in c.family:
         return FollowupReading(Move.ENTRY, c.own.faq_id)
     return None
 
 
-def _leaning_related(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+def _leaning_related(reader: FollowupReader, c: Clues) -> Step:
     """"cài xong rồi tự đăng ký được không?": the message alone leans to a related entry."""
     if c.own.decision is Decision.ANSWER or c.pure:
         return None
@@ -455,30 +460,30 @@ def _leaning_related(reader: FollowupReader, c: Clues) -> FollowupReading | None
     return None
 
 
-def _told_part(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+def _told_part(reader: FollowupReader, c: Clues) -> Step:
     """"nhận qua bưu điện được không": the part of the answer that says so."""
     return FollowupReading(Move.FACET, c.previous.id, c.told) if c.told is not None else None
 
 
-def _stays_on_topic(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+def _stays_on_topic(reader: FollowupReader, c: Clues) -> Step:
     """About this topic, nothing else named; `facet`: the part asked, which it does not state."""
     if (c.stays and (c.facet or c.shaped or c.anchored)) or c.facet in DESCRIPTIVE_FACETS:
         return FollowupReading(Move.ENTRY, c.previous.id, c.facet)
     return None
 
 
-def _own_answer(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+def _own_answer(reader: FollowupReader, c: Clues) -> Step:
     """A question of its own the matcher answers."""
     return LEAVE if c.own.decision is Decision.ANSWER else None
 
 
-def _bare_question(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+def _bare_question(reader: FollowupReader, c: Clues) -> Step:
     """"không làm thì có sao không", "nếu không làm thì có bị phạt không": a question that names
     nothing new is about the guide just given."""
     return FollowupReading(Move.ENTRY, c.previous.id) if c.pure and c.question else None
 
 
-def _offer_parts(reader: FollowupReader, c: Clues) -> FollowupReading | None:
+def _offer_parts(reader: FollowupReader, c: Clues) -> Step:
     """A follow-up, but to what part? Offer the topic's entries and parts."""
     if c.in_topic and c.marked:
         choices = tuple(fid for fid, _s in c.in_topic[:3])
@@ -493,6 +498,25 @@ RULES: tuple[Rule, ...] = (
     _devoted_entry, _named_over_previous, _settled_entry, _related_above, _named_entry, _own_in_family,
     _leaning_related, _told_part, _stays_on_topic, _own_answer, _bare_question, _offer_parts,
 )
+
+
+def _by_first_word(phrases) -> dict[str, list[tuple[str, ...]]]:
+    """Phrases indexed by their first word without diacritics."""
+    index: dict[str, list[tuple[str, ...]]] = {}
+    for phrase in phrases:
+        index.setdefault(fold(phrase[0]), []).append(phrase)
+    return index
+
+
+def _covered(words: tuple[str, ...], index: dict[str, list[tuple[str, ...]]]) -> list[bool]:
+    """Per word, whether one of the indexed phrases covers it."""
+    covered = [False] * len(words)
+    for i, word in enumerate(words):
+        for phrase in index.get(fold(_plain(word)), ()):
+            n = len(phrase)
+            if _same(words[i : i + n], phrase):
+                covered[i : i + n] = [True] * n
+    return covered
 
 
 def _without_procedure_nouns(words: list[str]) -> list[str]:
@@ -604,22 +628,23 @@ def _settled(own: MatchResult, family: list[str]) -> str | None:
     return next((fid for fid in (own.faq_id, *own.alternatives) if fid in family), None)
 
 
-def _elsewhere(previous: Entry, family: list[str], own: MatchResult, settled: str | None, named: str | None,
-               topic_best: tuple[str, float], suggest_score: float, residue: list[str]) -> str | None:
+def _elsewhere(c: Clues) -> str | None:
     """The entry other than the previous one that a follow-up naming a topic is about, or None:
     the one the message alone answers, one its title names, one ranking above the previous entry
     even with that entry's title added, or the one the matcher hesitates on within the topic when
     the previous entry is not even among its candidates. A follow-up whose topic words all come
     from the previous title ("người già không có tài khoản thì sao" after "... qua tài khoản")
     names nothing else."""
+    own, previous = c.own, c.previous
     if own.decision is Decision.ANSWER and own.faq_id not in (None, previous.id):
         return own.faq_id
-    if named is not None:
-        return named
-    if {fold(w) for w in residue} <= _title_words(previous):
+    if c.named is not None:
+        return c.named
+    if {fold(w) for w in c.residue} <= _title_words(previous):
         return None
-    if topic_best[0] != previous.id and topic_best[1] >= suggest_score:
-        return topic_best[0]
-    if settled is not None and settled != previous.id and previous.id not in (own.faq_id, *own.alternatives):
-        return settled
+    best, score = c.topic_best
+    if best != previous.id and score >= c.matcher.thresholds.suggest_score:
+        return best
+    if c.settled is not None and c.settled != previous.id and previous.id not in (own.faq_id, *own.alternatives):
+        return c.settled
     return None

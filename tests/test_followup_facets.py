@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from handlers.followup import FollowupReader, _typed
 from knowledge.schema import FACETS
 from tests.conversation_harness import conversation
 from tests.test_kb_facts import ROOT, shipped_allow_list
@@ -64,8 +65,6 @@ PARTS = [
     ("làm cho con được không", "children"),
 ])
 def test_facet_words_inside_other_phrases_ask_for_no_part(text, facet):
-    from handlers.followup import FollowupReader, _typed
-
     assert FollowupReader().facet_of(_typed(text)) == facet
 
 

@@ -199,16 +199,24 @@ class _Rewriter:
         return out, again
 
 
+def _settled(rewrite: _Rewriter, words: list[str]) -> list[str]:
+    """Rewrite until nothing changes (an expansion can complete another phrase)."""
+    for _ in range(MAX_PASSES):
+        words, again = rewrite(words)
+        if not again:
+            break
+    return words
+
+
 class Normalizer:
     """Turns raw text into comparable word lists (see module docstring)."""
 
     def __init__(self, lexicon: Lexicon | None = None):
         self.lexicon = lexicon or Lexicon.from_file()
-        table = {phrase: () for phrase in self.lexicon.fillers}
-        table.update((k, v) for k, v in self.lexicon.abbreviations.items() if k not in self.lexicon.fillers)
-        self._rewrite = _Rewriter(table)
-        self._expand = _Rewriter({k: v for k, v in self.lexicon.abbreviations.items()
-                                  if k not in self.lexicon.fillers})
+        fillers = self.lexicon.fillers
+        expansions = {k: v for k, v in self.lexicon.abbreviations.items() if k not in fillers}
+        self._rewrite = _Rewriter({**{phrase: () for phrase in fillers}, **expansions})
+        self._expand = _Rewriter(expansions)
         self._synonyms = _Rewriter(self.lexicon.synonyms)
 
     def words(self, text: str) -> list[str]:
@@ -217,22 +225,12 @@ class Normalizer:
         Idempotent: rewriting repeats until nothing changes, since an expansion can complete a
         filler with its neighbours ("cho e hoi" -> "cho em hỏi", then dropped).
         """
-        words = canonical(text).split()
-        for _ in range(MAX_PASSES):
-            words, again = self._rewrite(words)
-            if not again:
-                break
-        return words
+        return _settled(self._rewrite, canonical(text).split())
 
     def expanded(self, text: str) -> list[str]:
         """Canonical words with abbreviations and dialect expanded but filler kept: for readers
         of phrases in which a filler word carries meaning ("còn cái kia thì sao")."""
-        words = canonical(text).split()
-        for _ in range(MAX_PASSES):
-            words, again = self._expand(words)
-            if not again:
-                break
-        return words
+        return _settled(self._expand, canonical(text).split())
 
     def normalized(self, text: str) -> str:
         """The form stored in logs and used to group similar questions (idempotent)."""
