@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 
+import pytest
 from sqlalchemy import event, func, insert, select
 
 from bot.campaigns.service import SKIP_BATCH
@@ -40,6 +41,7 @@ async def _seed(bot, count: int) -> None:
         bot.fake.add_private_chat(FIRST_ID + i)
 
 
+@pytest.mark.slow(7)
 async def test_cancelling_a_large_campaign_while_citizens_write_fails_no_write(tmp_path, caplog):
     caplog.set_level(logging.WARNING)
     url = f"sqlite+aiosqlite:///{tmp_path}/cancel.sqlite3"

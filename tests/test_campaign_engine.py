@@ -232,6 +232,7 @@ async def test_a_429_anywhere_pauses_the_broadcasting_process(bot):
     assert bot.fake.stats["429"] == 1  # only the one injected above
 
 
+@pytest.mark.slow(7)
 async def test_live_replies_stay_fast_during_a_broadcast(database_url):
     async with running_bot(database_url, telegram_rate_per_second=10.0) as bot:
         await subscribe(bot, range(300, 360))  # 60 messages at 10/s: about 6 s of broadcasting
@@ -351,6 +352,7 @@ async def test_rows_are_marked_in_flight_once_even_by_senders_racing_each_other(
     assert await runners[0].scheduler.claim("telegram", campaign.id, 40, set()) == []  # nothing due any more
 
 
+@pytest.mark.slow(7)
 async def test_progress_is_edited_with_an_eta_and_every_end_gets_a_report(database_url):
     async with running_bot(database_url, telegram_rate_per_second=10.0) as bot:
         runner = bot.runtime.campaign_runner

@@ -9,6 +9,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from bot.campaigns.sender import window_size
@@ -117,6 +118,7 @@ async def start_bot(env: dict) -> asyncio.subprocess.Process:
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
 
 
+@pytest.mark.slow(11)
 async def test_sigkill_mid_campaign_then_restart_sends_each_message_at_most_once(database_url, capsys):
     recipients = list(range(5000, 5120))
     await seed(database_url, recipients)

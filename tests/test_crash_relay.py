@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import pytest
 from sqlalchemy import select
 
 from bot.runtime import open_store
@@ -33,6 +34,7 @@ async def team_replies(database_url: str) -> AsyncIterator[Callable[[], Awaitabl
         await engine.dispose()
 
 
+@pytest.mark.slow(9)
 async def test_sigkill_during_relay_then_restart_delivers_the_reply_once(database_url):
     async with FakeTelegram(token=TOKEN) as fake:
         fake.add_private_chat(1)

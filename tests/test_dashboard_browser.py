@@ -45,6 +45,7 @@ async def count_colour(page, png: bytes, rgb: tuple[int, int, int]) -> tuple[int
     return tuple(await page.evaluate(COUNT_COLOUR, [base64.b64encode(png).decode(), list(rgb)]))
 
 
+@pytest.mark.slow(7)
 async def test_review_draft_publish_then_ask_in_web_chat(tmp_path):
     playwright_api = pytest.importorskip("playwright.async_api")
     async with running_site(f"sqlite+aiosqlite:///{tmp_path}/e2e.sqlite3") as site:
@@ -191,6 +192,7 @@ async def seed_history(site) -> None:
         await site.seed_question(text, ward=ward, days_ago=days)
 
 
+@pytest.mark.slow(19)
 async def test_staff_guide_walkthrough_with_screenshots(tmp_path):
     """Log in, Chưa trả lời (link a cluster, draft a new entry, publish it), Kho kiến thức, Hỏi
     cán bộ (answer a web hand-off), Chiến dịch (create, preview), Báo cáo, Thống kê; the web chat

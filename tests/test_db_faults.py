@@ -150,6 +150,7 @@ async def test_postgres_timeouts_are_set_by_default(database_url):
     assert engine.pool.timeout() == 5
 
 
+@pytest.mark.slow(10, only="postgres")
 async def test_postgres_black_hole_citizens_answered_from_the_knowledge_base(database_url):
     """Packets to PostgreSQL vanish with connections open: without statement, connect and pool
     timeouts every citizen waited 90 s for nothing. Now each is answered from the knowledge base

@@ -13,6 +13,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
@@ -81,6 +82,7 @@ async def bot_api_outage(tmp_path: Path, mode: str, webhook: bool, startup: asyn
             assert await s.scalar(select(func.count()).select_from(QuestionLog)) == 3
 
 
+@pytest.mark.slow(16)
 async def test_bot_api_down_30s_polling_and_webhook_5xx_and_timeouts(tmp_path):
     variants = [(mode, webhook) for mode in ("5xx", "timeout") for webhook in (False, True)]
     startup = asyncio.Lock()

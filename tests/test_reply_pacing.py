@@ -12,6 +12,8 @@ import asyncio
 import logging
 from collections import Counter
 
+import pytest
+
 from bot.channels.pacing import Pacer
 from tests.telegram_harness import running_bot
 
@@ -54,6 +56,7 @@ async def wait_answered(fake, expected: Counter, within: float) -> Counter:
         await asyncio.sleep(0.2)
 
 
+@pytest.mark.slow(8)
 async def test_replies_at_22_updates_per_second_draw_no_429_from_the_strict_fake(database_url, caplog):
     caplog.set_level(logging.WARNING, logger="bot.channels.pacing")
     async with running_bot(database_url, telegram_rate_per_second=RATE, flood_limit_per_minute=60) as bot:
@@ -82,6 +85,7 @@ async def test_replies_at_22_updates_per_second_draw_no_429_from_the_strict_fake
     assert not [r for r in caplog.records if "429" in r.getMessage()]
 
 
+@pytest.mark.slow(6)
 async def test_after_a_429_the_waiting_replies_drain_at_the_rate_not_at_once(database_url, caplog):
     caplog.set_level(logging.WARNING, logger="bot.channels.pacing")
     async with running_bot(database_url, telegram_rate_per_second=RATE, flood_limit_per_minute=60) as bot:

@@ -81,6 +81,7 @@ def busiest_second(times: list[float]) -> int:
     return best
 
 
+@pytest.mark.slow(18, only="postgres")
 async def test_two_processes_reply_once_send_the_campaign_once_at_the_global_rate_and_run_jobs_once(
         database_url, tmp_path):
     needs_postgres(database_url)

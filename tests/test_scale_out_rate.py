@@ -11,6 +11,7 @@ import random
 from collections import Counter
 
 import aiohttp
+import pytest
 from sqlalchemy import select
 
 from bot.channels import pacing
@@ -84,6 +85,7 @@ async def until(predicate, within: float, step: float = 0.1) -> bool:
     return predicate()
 
 
+@pytest.mark.slow(29, only="postgres")
 async def test_two_processes_hold_one_rate_with_a_campaign_and_replies_through_a_sigkill(database_url, tmp_path):
     needs_postgres(database_url)
     await subscribe(database_url, RECIPIENTS)

@@ -9,6 +9,8 @@ import asyncio
 import logging
 import time
 
+import pytest
+
 from bot.contracts import texts
 from tests.fakes.zalo_bot import FakeZaloBot
 from tests.fakes.zalo_oa import FakeZaloOA
@@ -21,6 +23,7 @@ ASKED = {"101": "quên mật khẩu vneid", "102": "cổng dịch vụ công là
 PHONE = "con mèo nhà tôi bỏ ăn, gọi tôi [SĐT]"
 
 
+@pytest.mark.slow(6)
 async def test_database_outage_zalo_citizens_answered_once_and_logged_after(database_url, caplog):
     caplog.set_level(logging.WARNING, logger="bot.storage.pending")
     async with breakable_database(database_url) as db, FakeZaloOA() as oa, FakeZaloBot(max_long_poll=0.2) as zbot:
