@@ -198,6 +198,18 @@ async def test_draft_review_publish_and_other_processes(site):
     assert {"kb.draft.create", "kb.draft.save", "kb.publish", "kb.unpublish"} <= actions
 
 
+async def test_a_start_with_nothing_published_keeps_the_shipped_index(site):
+    """Nothing published, reviewed or suspended: a process's first overlay sync serves the index it
+    started with (building it again cost each start a second of CPU); a publication still
+    replaces it (test_draft_review_publish_and_other_processes)."""
+    other_settings = settings_for(site.runtime.settings.database_url)
+    other = Runtime.build(other_settings, knowledge_for(other_settings))
+    shipped = other.knowledge.matcher
+    sync = OverlaySync(other, site.queries)
+    assert not await sync.refresh(force=True)
+    assert other.knowledge.matcher is shipped and sync.overlay_ids == set()
+
+
 async def test_kb_browse_search_usage_and_ward_version(site):
     await site.account("lan", "staff", ward="phuong-a")
     for _ in range(3):

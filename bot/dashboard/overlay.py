@@ -233,6 +233,11 @@ class OverlaySync:
                 return False
             rows = await self.queries.published_overlays()
             statuses = await self.status_queries.statuses()
+            if not rows and not statuses and self.runtime.knowledge.kb is self.base:
+                # Nothing published, reviewed or suspended: the shipped knowledge is what is served
+                # (the common start), and indexing it again would cost a second of CPU.
+                self.fingerprint, self.problems, self.statuses, self.overlay_ids = fingerprint, [], {}, set()
+                return False
             kb, problems = merge(self.base, rows)
             kb = apply_status(kb, statuses)
             await asyncio.to_thread(self.runtime.knowledge.replace, kb)
