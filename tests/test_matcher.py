@@ -53,6 +53,13 @@ def test_out_of_scope_falls_back(matcher, text):
     assert result.faq_id is None
 
 
+def test_a_preposition_does_not_sink_a_plain_question(matcher):
+    # "trong" (in) is a function word: weighed as one, "... trong vneid" is answered like "... vneid".
+    plain, with_in = matcher.match("đổi số điện thoại vneid"), matcher.match("đổi số điện thoại trong vneid")
+    assert plain.decision is with_in.decision is Decision.ANSWER
+    assert plain.faq_id == with_in.faq_id == "vneid.change_phone"
+
+
 def test_no_diacritics_scores_like_diacritics(matcher):
     a = matcher.match("Làm sao để đổi số điện thoại đăng ký VNeID")
     b = matcher.match("lam sao de doi so dien thoai dang ky vneid")
