@@ -123,6 +123,8 @@ def test_matcher_synonyms_stay_out_of_the_normal_form(norm):
         ("ck tôi mất sổ hk", "chồng tôi mất sổ hộ khẩu"),
         ("chừ xin gắn đồng hồ điện", "xin lắp công tơ điện"),  # "bây giờ" says when, not what
         ("điện lực báo cúp điện", "điện lực báo cắt điện"),  # Southern "cúp" = "cắt"
+        ("dvc là gì v mn", "dịch vụ công là gì mọi người"),  # chat "v" = "vậy", a filler
+        ("nộp hs online xong", "nộp hồ sơ online xong"),  # "hs" after a procedure verb
     ],
 )
 def test_dialect_chat_and_forms_of_address(norm, text, normal):
