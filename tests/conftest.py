@@ -34,8 +34,8 @@ BACKENDS = ["sqlite", "postgres"]
 
 def _worker_database(url: str) -> str:
     """Each test process gets its own database next to TEST_DATABASE_URL's (`test_gw0`,
-    `test_gw1`, ..., `test_solo` without pytest-xdist), dropped and created again for each
-    test, so workers never reset each other's and the database named there is never dropped."""
+    `test_gw1`, ..., `test_solo` without pytest-xdist), emptied or created again for each test,
+    so workers never reset each other's and the database named there is never dropped."""
     from sqlalchemy import make_url
 
     worker = os.environ.get("PYTEST_XDIST_WORKER", "solo")
@@ -46,7 +46,8 @@ def _worker_database(url: str) -> str:
 # Every test gets a database already at the newest schema, copied from one migrated per test
 # process: migrating each test's database took a fifth of the suite's CPU. The migrations
 # themselves still run (once per process here, and from empty in the tests that take
-# `empty_database_url`), and each copy is a new database, so no test sees another's rows.
+# `empty_database_url`). No test sees another's rows: a SQLite test gets a new copy, a PostgreSQL
+# test the worker's database emptied in place, or copied again when its schema changed.
 _templates: dict[str, str] = {}
 
 
