@@ -29,8 +29,8 @@ from tests.test_scale_out import SECRET, busiest_second, needs_postgres
 # scheduling delays of three busy processes (two bots and the fake) on a loaded 2-core test
 # machine, which bunch arrivals: at 25/s one run in four drew a 429 here (busiest second 31).
 RATE = 20
-RECIPIENTS = list(range(8000, 8180))
-CITIZENS = list(range(9000, 9200))
+RECIPIENTS = list(range(8000, 8120))
+CITIZENS = list(range(9000, 9140))
 
 
 async def subscribe(database_url: str, uids: list[int]) -> None:
@@ -85,7 +85,7 @@ async def until(predicate, within: float, step: float = 0.1) -> bool:
     return predicate()
 
 
-@pytest.mark.slow(29, only="postgres")
+@pytest.mark.slow(22, only="postgres")
 async def test_two_processes_hold_one_rate_with_a_campaign_and_replies_through_a_sigkill(database_url, tmp_path):
     needs_postgres(database_url)
     await subscribe(database_url, RECIPIENTS)
@@ -109,7 +109,7 @@ async def test_two_processes_hold_one_rate_with_a_campaign_and_replies_through_a
                                        "--channel", "telegram", "--yes")
             assert code == 0, err
             campaign_id = int(out)
-            first_wave, second_wave = CITIZENS[:120], CITIZENS[120:]
+            first_wave, second_wave = CITIZENS[:100], CITIZENS[100:]
             async with aiohttp.ClientSession() as http:
                 # Replies in both processes while one of them broadcasts: ~18 updates/s.
                 await post_updates(http, fake, ports, first_wave, per_second=18.0)
