@@ -53,9 +53,9 @@ def main() -> int:
         right = wrong = 0
         questions = [line.split("\t") for line in _lines(name)]
         for text, wanted in questions:
-            result = matcher.match(text)
-            right += result.decision is not Decision.FALLBACK and result.faq_id in wanted.split(",")
-            wrong += result.decision is Decision.ANSWER and result.faq_id not in wanted.split(",")
+            result, entries = matcher.match(text), wanted.split(",")
+            right += result.decision is not Decision.FALLBACK and result.faq_id in entries
+            wrong += result.decision is Decision.ANSWER and result.faq_id not in entries
         print(f"{title:46} {_rate(right, len(questions))}; answered wrong {wrong}")
     for name, title in (("near_not_covered.txt", "near but not covered, declined"),
                         ("off_topic.txt", "off topic, declined")):

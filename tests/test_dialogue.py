@@ -245,12 +245,8 @@ FOLLOWUPS = [
     ("học kỹ năng số ở đâu", "học xong có giấy chứng nhận không", "bdhvs.certificate"),  # names its title
     ("nộp hồ sơ dịch vụ công trực tuyến", "nộp rồi thì xem tiến độ ở đâu", "dvc.track"),
     ("đăng ký nhận tin của phường", "muốn hủy thì sao", "bot.unsubscribe"),
-]
-
-
-# Follow-ups as citizens word them: in dialect, describing the person or the papers, asking only
-# "what if I don't", or saying what went wrong instead of asking
-FOLLOWUPS += [
+    # as citizens word them: in dialect, describing the person or the papers, asking only
+    # "what if I don't", or saying what went wrong instead of asking
     ("học kỹ năng số ở đâu", "học xong có được cấp giấy chứng nhận không", "bdhvs.certificate"),
     ("xác thực khuôn mặt với ngân hàng làm sao", "không làm thì có sao không", "pay.biometric"),
     ("thẻ bhyt có trong vneid không", "ông bà già không xài smartphone thì sao", "vneid.health_insurance"),
