@@ -125,6 +125,8 @@ def test_matcher_synonyms_stay_out_of_the_normal_form(norm):
         ("điện lực báo cúp điện", "điện lực báo cắt điện"),  # Southern "cúp" = "cắt"
         ("dvc là gì v mn", "dịch vụ công là gì mọi người"),  # chat "v" = "vậy", a filler
         ("nộp hs online xong", "nộp hồ sơ online xong"),  # "hs" after a procedure verb
+        ("bố em mất tuần trước làm giấy báo tử", "bố em mất làm giấy báo tử"),  # when, in a story
+        ("ba tui mất hồi nãy", "ba tôi mất"),  # Southern "a moment ago"
     ],
 )
 def test_dialect_chat_and_forms_of_address(norm, text, normal):

@@ -79,6 +79,14 @@ def test_everyday_words_unknown_to_the_kb_cost_less_than_before(matcher, plain):
     assert matcher.scores(text)[1][0][1] > plain.scores(text)[1][0][1]
 
 
+def test_a_word_only_answers_use_weighs_by_its_everyday_frequency(matcher, plain):
+    # "xây" (to build) appears in an answer, in no question: an everyday word, not the rarest one.
+    text = "nhà em mới xây, muốn đăng ký lắp điện thì làm online ở đâu"
+    result = matcher.match(text)
+    assert result.decision is not Decision.FALLBACK and result.faq_id == "dvc.electricity_water", result
+    assert matcher.scores(text)[1][0][1] > plain.scores(text)[1][0][1]
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -210,7 +218,9 @@ def test_real_scope_list_turns_neighbouring_subjects_away(matcher, text):
      "Tôi muốn đăng ký thành lập hợp tác xã nông nghiệp với 7 hộ trong thôn. Xin hỏi thủ tục ở đâu?",
      "Tôi mua hàng online bị giao hàng giả, shop chặn liên lạc. Xin hỏi tôi khiếu nại ở đâu để lấy lại tiền?",
      "Trường của con thu tiền quỹ phụ huynh 2 triệu mỗi năm, như vậy có đúng quy định không?",
-     "chào buổi tối tiếng hàn nói sao", "lương hưu của tôi được tính theo công thức nào"],
+     "chào buổi tối tiếng hàn nói sao", "lương hưu của tôi được tính theo công thức nào",
+     "sửa thông tin thẻ bhyt bị sai ngày sinh ở đâu", "mất thẻ atm làm lại mấy ngày",
+     "đăng ký chữ ký số cho doanh nghiệp ở đâu", "hộ nghèo có được hỗ trợ tiền điện không"],
 )
 def test_more_neighbouring_subjects_are_not_covered(matcher, text):
     """Subjects citizens ask next to the KB's topics that no entry explains: no confident answer."""

@@ -16,7 +16,9 @@ the KB's IDF can only say a word is absent from a hundred entries, which is as t
 "bữa" or "tui" as of "karaoke" or "sổ đỏ". Weighting every absent word as the rarest known one (the
 old rule) sank good questions written in dialect or with fillers; weighting absent words by how rare
 they are in general Vietnamese lets common words cost little while rare, specific ones (jargon,
-brands, a misspelt key word) still cost fully. bench/accuracy.py prints the ablation (no-bg).
+brands, a misspelt key word) still cost fully. A word only answers use ("xây" in "nhà mới xây")
+is weighed the same way: no question asks with it, so the KB's IDF says nothing of it either.
+bench/accuracy.py prints the ablation (no-bg).
 Alternatives considered: a hand list of fillers only (kept, in knowledge/lexicon, but it can never
 be complete) and capping known words' IDF by background frequency too (tried; no gain on the tuning
 sets, and for words typed without diacritics the frequency of the folded form is unreliable).
@@ -231,7 +233,7 @@ class Matcher:
         self._answer_postings = _Postings(_int64(answer_terms), _int64(answer_owners), size)
         df = self._postings.df[: self._question_vocab]
         self._rare = math.log(1 + n) if n else 1.0
-        idf = np.full(size, self._rare)  # answer-only words count as rare
+        idf = np.full(size, self._rare)  # answer-only words: at most this (_query_terms)
         idf[: self._question_vocab] = np.log1p(n / np.maximum(df, 1))
         stop = [vocab[w] for w in self.normalizer.lexicon.stopwords if w in vocab]
         idf[stop] = STOPWORD_WEIGHT
@@ -333,9 +335,9 @@ class Matcher:
         """Weights of the known terms, the weight of unknown words, and the term sequence (-1 unknown).
 
         Numbers weigh little (a "2" or "5" says nothing of the topic; "mức 2", "nghị quyết 57" count
-        through their bigrams). Known words weigh their IDF; unknown words weigh by background
-        frequency (`_unknown_uncached`); spelling is corrected only in words that are not ordinary
-        Vietnamese (`_may_correct`). The first `story` tokens are a long message's story
+        through their bigrams). Known words weigh their IDF; unknown words, and words only answers
+        use (at most their IDF), weigh by background frequency (`_unknown_uncached`); spelling is
+        corrected only in words that are not ordinary Vietnamese (`_may_correct`). The first `story` tokens are a long message's story
         (focus.py): they weigh STORY_WEIGHT of their weight, a word the question part repeats fully.
         """
         vocab, idf, stopwords = self._vocab, self._idf, self.normalizer.lexicon.stopwords
@@ -347,7 +349,10 @@ class Matcher:
             typed = accented.get(token)
             term = vocab.get(token)
             if term is not None:
-                weights[term] = max(weights.get(term, 0.0), factor * float(idf[term]))
+                weight = float(idf[term])
+                if term >= self._question_vocab and self.background:  # a word only answers use
+                    weight = min(weight, self._unknown(token, typed))
+                weights[term] = max(weights.get(term, 0.0), factor * weight)
                 sequence.append(term)
                 continue
             sequence.append(-1)
