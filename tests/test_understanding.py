@@ -79,6 +79,15 @@ def test_everyday_words_unknown_to_the_kb_cost_less_than_before(matcher, plain):
     assert matcher.scores(text)[1][0][1] > plain.scores(text)[1][0][1]
 
 
+def test_function_words_weigh_as_function_words_even_where_a_variant_uses_them(matcher):
+    # Southern "kêu" (= "bảo") and "đều", "nhau" occur in a few long variants, which made them
+    # weigh as rare words; as stopwords they no longer sink or steer a question.
+    result = matcher.match("vneid nó kêu sai mật khẩu hoài, giờ lấy lại sao")
+    assert result.decision is not Decision.FALLBACK and result.faq_id == "vneid.forgot_password", result
+    weights = [matcher._idf[matcher._vocab[w]] for w in ("keu", "deu", "nhau") if w in matcher._vocab]
+    assert weights and max(weights) <= 0.3
+
+
 def test_a_word_only_answers_use_weighs_by_its_everyday_frequency(matcher, plain):
     # "xây" (to build) appears in an answer, in no question: an everyday word, not the rarest one.
     text = "nhà em mới xây, muốn đăng ký lắp điện thì làm online ở đâu"
