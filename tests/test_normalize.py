@@ -127,6 +127,7 @@ def test_matcher_synonyms_stay_out_of_the_normal_form(norm):
         ("nộp hs online xong", "nộp hồ sơ online xong"),  # "hs" after a procedure verb
         ("bố em mất tuần trước làm giấy báo tử", "bố em mất làm giấy báo tử"),  # when, in a story
         ("ba tui mất hồi nãy", "ba tôi mất"),  # Southern "a moment ago"
+        ("thằng nhỏ nhà tui 13 tuổi", "con nhỏ nhà tôi 13 tuổi"),  # Southern "my little boy"
     ],
 )
 def test_dialect_chat_and_forms_of_address(norm, text, normal):
