@@ -128,6 +128,8 @@ def test_matcher_synonyms_stay_out_of_the_normal_form(norm):
         ("bố em mất tuần trước làm giấy báo tử", "bố em mất làm giấy báo tử"),  # when, in a story
         ("ba tui mất hồi nãy", "ba tôi mất"),  # Southern "a moment ago"
         ("thằng nhỏ nhà tui 13 tuổi", "con nhỏ nhà tôi 13 tuổi"),  # Southern "my little boy"
+        ("má tui lãnh tiền trợ cấp ở đâu", "mẹ tôi nhận tiền trợ cấp ở đâu"),  # Southern "lãnh" = "nhận"
+        ("đi khám bịnh ở nhà mướn", "đi khám bệnh ở nhà thuê"),
     ],
 )
 def test_dialect_chat_and_forms_of_address(norm, text, normal):
@@ -136,13 +138,13 @@ def test_dialect_chat_and_forms_of_address(norm, text, normal):
 
 
 @pytest.mark.parametrize("text", ["le phi", "cai dat vneid", "cài đặt", "hong biet", "lệ phí bao nhiêu", "răng miệng",
-                                  "bn ơi", "ck tiền", "má hồng", "mắc kẹt", "cúp máy", "đồng hồ nước"])
+                                  "bn ơi", "ck tiền", "má hồng", "mắc kẹt", "cúp máy", "đồng hồ nước", "lãnh đạo phường"])
 def test_dialect_rules_leave_other_words_alone(norm, text):
     # Bare "le" may be "lệ"/"lễ", bare "cai" may be "cài": only unambiguous phrases are rewritten.
     once = norm.normalized(text)
     assert norm.normalized(once) == once
     if text in ("le phi", "cai dat vneid", "cài đặt", "lệ phí bao nhiêu", "má hồng", "mắc kẹt", "cúp máy",
-                "đồng hồ nước"):
+                "đồng hồ nước", "lãnh đạo phường"):
         assert once == text
     if text == "bn ơi":  # "bạn" as often as "bao nhiêu": left as typed
         assert once == "bn"
