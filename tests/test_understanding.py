@@ -252,6 +252,19 @@ def test_scope_phrases_leave_covered_questions_alone(matcher, text):
     assert ranked and not outside, text
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("làm mất điện thoại có sim đăng ký vneid thì đổi số sao", "vneid.change_phone"),
+    ("mat dien thoai thi vneid co bi lo thong tin khong", None),
+])
+def test_a_subject_phrase_does_not_end_inside_a_word(matcher, text, expected):
+    # "mất điện" (a power cut) is a scope phrase; in "mất điện thoại" (a lost phone) it is not there.
+    _normalized, ranked, outside = matcher.assess(text)
+    assert ranked and not outside, text
+    if expected:
+        assert matcher.match(text).faq_id == expected
+    assert matcher.assess("khu tôi mất điện cả ngày, báo ai")[2]  # the power cut itself is still out
+
+
 def test_scope_file_loads_and_every_subject_has_phrases(knowledge, tmp_path: Path):
     scope = Scope.from_file(knowledge.normalizer, SCOPE_FILE)
     assert len(scope.subjects) >= 10

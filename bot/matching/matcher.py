@@ -76,6 +76,10 @@ SPELL_RATIO_MIN_LEN = 5
 BG_RARE_ZIPF = 2.5
 BG_COMMON_ZIPF = 6.0
 BG_FLOOR = 0.05
+# A syllable pair in this many entries, and in this share of the entries using its first syllable,
+# is one word: a scope phrase does not end inside it (Scope.find).
+COMPOUND_MIN_ENTRIES = 10
+COMPOUND_MIN_SHARE = 0.4
 NEAR_FACTOR = 0.8  # scores from this share of the suggest threshold are near: offered as choices on fallback
 CORRECTED_WEIGHT = 0.8  # a spelling-corrected word is less certain than one typed right
 NUMBER_WEIGHT = 1.0  # weight of a number, known or not
@@ -479,11 +483,25 @@ class Matcher:
     def outside_scope(self, words: list[str], entry_id: str) -> list[str]:
         """Ids of not-covered subjects the question (normalised words) names and the entry does
         not (see scope.py)."""
-        hits = self.scope.find(words)
+        hits = self.scope.find(words, runs_on=self._compound)
         if not hits:
             return []
         own = self._entry_phrases(self._index[entry_id])
         return [subject.id for phrase, subject in hits if f" {fold(' '.join(phrase))} " not in own]
+
+    def _compound(self, first: str, second: str) -> bool:
+        """Whether two folded syllables are one word in the KB ("điện thoại", "điện tử"): together
+        in many entries, and in a good share of the entries that use the first. The share keeps
+        a folded syllable that stands for several ("so": "số", "sổ", "sơ" of "hồ sơ online")."""
+        a, b = self._vocab.get(first), self._vocab.get(second)
+        if a is None or b is None or a >= self._question_vocab or not len(self._bigram_keys):
+            return False
+        key = a * self._base + b
+        at = int(np.searchsorted(self._bigram_keys, key))
+        if at >= len(self._bigram_keys) or int(self._bigram_keys[at]) != key:
+            return False
+        together = int(self._bigrams.df[at])
+        return together >= COMPOUND_MIN_ENTRIES and together >= COMPOUND_MIN_SHARE * int(self._postings.df[a])
 
     def decide(self, normalized: str, ranked: list[tuple[str, float]]) -> MatchResult:
         return decide(ranked, self.thresholds, normalized)

@@ -15,6 +15,7 @@ account that says so.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,16 +71,23 @@ class Scope:
                                     tuple(p for p in phrases if p)))
         return cls(subjects)
 
-    def find(self, words: list[str]) -> list[tuple[tuple[str, ...], Subject]]:
-        """Every (phrase, subject) whose phrase occurs in the normalised words, in order."""
+    def find(self, words: list[str], runs_on: Callable[[str, str], bool] | None = None
+             ) -> list[tuple[tuple[str, ...], Subject]]:
+        """Every (phrase, subject) whose phrase occurs in the normalised words, in order.
+
+        `runs_on(last, next)` (folded words) says the phrase's last syllable and the word after it
+        make one word: Vietnamese words span syllables, so "mất điện" (a power cut) is not in
+        "mất điện thoại" (a lost phone)."""
         found = []
         by_first = self._by_first
         folded = [fold(w) for w in words]
         for i, bare in enumerate(folded):
             for phrase, subject in by_first.get(bare, ()):
+                end = i + len(phrase)
                 if all(i + k < len(words) and folded[i + k] == fold(p)
                        and (words[i + k] == folded[i + k] or words[i + k] == p)
-                       for k, p in enumerate(phrase)):
+                       for k, p in enumerate(phrase)) \
+                        and not (runs_on and end < len(words) and runs_on(folded[end - 1], folded[end])):
                     found.append((phrase, subject))
                     break
         return found
