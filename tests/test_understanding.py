@@ -255,14 +255,23 @@ def test_scope_phrases_leave_covered_questions_alone(matcher, text):
 @pytest.mark.parametrize(("text", "expected"), [
     ("làm mất điện thoại có sim đăng ký vneid thì đổi số sao", "vneid.change_phone"),
     ("mat dien thoai thi vneid co bi lo thong tin khong", None),
+    ("ho so de nghi huong tro cap huu tri xa hoi nop o dau", "ins.social_pension"),
 ])
-def test_a_subject_phrase_does_not_end_inside_a_word(matcher, text, expected):
-    # "mất điện" (a power cut) is a scope phrase; in "mất điện thoại" (a lost phone) it is not there.
+def test_a_subject_phrase_does_not_start_or_end_inside_a_word(matcher, text, expected):
+    # "mất điện" (a power cut) is a scope phrase; in "mất điện thoại" (a lost phone) it is not
+    # there, nor "so de" (lottery numbers) in "ho so de nghi" (an application, typed bare).
     _normalized, ranked, outside = matcher.assess(text)
     assert ranked and not outside, text
     if expected:
         assert matcher.match(text).faq_id == expected
     assert matcher.assess("khu tôi mất điện cả ngày, báo ai")[2]  # the power cut itself is still out
+
+
+def test_an_entry_exempts_a_subject_only_by_the_phrase_itself_not_a_homograph(matcher):
+    # An entry saying "số đó" (that number) does not make "sổ đỏ" (a land title) its subject.
+    for text in ("làm sổ đỏ online", "lam so do online"):
+        result = matcher.match(text)
+        assert result.decision is Decision.FALLBACK and result.not_covered, (text, result)
 
 
 def test_scope_file_loads_and_every_subject_has_phrases(knowledge, tmp_path: Path):

@@ -330,9 +330,12 @@ class Matcher:
         return self._oov_weight * min(1.0, max(BG_FLOOR, share))
 
     def _entry_phrases_uncached(self, index: int) -> str:
+        """The entry's title, questions and keywords, normalised with their diacritics, for
+        `outside_scope`: "số đó" in an entry is not "sổ đỏ"; a line written without diacritics
+        is matched by the phrase's folded form."""
         entry = self.kb.entries[index]
         texts = (entry.title, *entry.questions, *entry.keywords)
-        return "|".join(f" {fold(self.normalizer.normalized(text))} " for text in texts)
+        return "|".join(f" {self.normalizer.normalized(text)} " for text in texts)
 
     def _query_terms(self, tokens: list[str], accented: dict[str, str], story: int = 0
                      ) -> tuple[dict[int, float], float, list[int]]:
@@ -483,25 +486,28 @@ class Matcher:
     def outside_scope(self, words: list[str], entry_id: str) -> list[str]:
         """Ids of not-covered subjects the question (normalised words) names and the entry does
         not (see scope.py)."""
-        hits = self.scope.find(words, runs_on=self._compound)
+        hits = self.scope.find(words, joined=self._compound)
         if not hits:
             return []
         own = self._entry_phrases(self._index[entry_id])
-        return [subject.id for phrase, subject in hits if f" {fold(' '.join(phrase))} " not in own]
+        return [subject.id for phrase, subject in hits
+                if f" {' '.join(phrase)} " not in own and f" {fold(' '.join(phrase))} " not in own]
 
     def _compound(self, first: str, second: str) -> bool:
-        """Whether two folded syllables are one word in the KB ("điện thoại", "điện tử"): together
-        in many entries, and in a good share of the entries that use the first. The share keeps
-        a folded syllable that stands for several ("so": "số", "sổ", "sơ" of "hồ sơ online")."""
+        """Whether two folded syllables are one word in the KB ("điện thoại", "hồ sơ"): together in
+        many entries, and in a good share of the entries that use the rarer of the two. The share
+        keeps apart a folded syllable that stands for several ("so": "số", "sổ", the "sơ" of
+        "hồ sơ online")."""
         a, b = self._vocab.get(first), self._vocab.get(second)
-        if a is None or b is None or a >= self._question_vocab or not len(self._bigram_keys):
+        if a is None or b is None or max(a, b) >= self._question_vocab or not len(self._bigram_keys):
             return False
         key = a * self._base + b
         at = int(np.searchsorted(self._bigram_keys, key))
         if at >= len(self._bigram_keys) or int(self._bigram_keys[at]) != key:
             return False
         together = int(self._bigrams.df[at])
-        return together >= COMPOUND_MIN_ENTRIES and together >= COMPOUND_MIN_SHARE * int(self._postings.df[a])
+        rarer = min(int(self._postings.df[a]), int(self._postings.df[b]))
+        return together >= COMPOUND_MIN_ENTRIES and together >= COMPOUND_MIN_SHARE * rarer
 
     def decide(self, normalized: str, ranked: list[tuple[str, float]]) -> MatchResult:
         return decide(ranked, self.thresholds, normalized)

@@ -71,13 +71,13 @@ class Scope:
                                     tuple(p for p in phrases if p)))
         return cls(subjects)
 
-    def find(self, words: list[str], runs_on: Callable[[str, str], bool] | None = None
+    def find(self, words: list[str], joined: Callable[[str, str], bool] | None = None
              ) -> list[tuple[tuple[str, ...], Subject]]:
         """Every (phrase, subject) whose phrase occurs in the normalised words, in order.
 
-        `runs_on(last, next)` (folded words) says the phrase's last syllable and the word after it
-        make one word: Vietnamese words span syllables, so "mất điện" (a power cut) is not in
-        "mất điện thoại" (a lost phone)."""
+        `joined(a, b)` (folded syllables) says two syllables make one word: Vietnamese words span
+        syllables, so a phrase that starts or ends inside a word is not there: "mất điện" (a power
+        cut) is not in "mất điện thoại" (a lost phone), nor "so de" (lottery) in "ho so de nghi"."""
         found = []
         by_first = self._by_first
         folded = [fold(w) for w in words]
@@ -87,7 +87,8 @@ class Scope:
                 if all(i + k < len(words) and folded[i + k] == fold(p)
                        and (words[i + k] == folded[i + k] or words[i + k] == p)
                        for k, p in enumerate(phrase)) \
-                        and not (runs_on and end < len(words) and runs_on(folded[end - 1], folded[end])):
+                        and not (joined and ((end < len(words) and joined(folded[end - 1], folded[end]))
+                                             or (i > 0 and joined(folded[i - 1], bare)))):
                     found.append((phrase, subject))
                     break
         return found
