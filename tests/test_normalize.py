@@ -130,6 +130,9 @@ def test_matcher_synonyms_stay_out_of_the_normal_form(norm):
         ("thằng nhỏ nhà tui 13 tuổi", "con nhỏ nhà tôi 13 tuổi"),  # Southern "my little boy"
         ("má tui lãnh tiền trợ cấp ở đâu", "mẹ tôi nhận tiền trợ cấp ở đâu"),  # Southern "lãnh" = "nhận"
         ("đi khám bịnh ở nhà mướn", "đi khám bệnh ở nhà thuê"),
+        ("có cách mô khác hông", "có cách nào khác không"),  # Central "mô" after a noun
+        ("tui bấm lộn rồi", "tôi bấm nhầm rồi"),  # Southern "lộn" = "nhầm"
+        ("tui hổng rành điện thoại", "tôi không biết điện thoại"),
     ],
 )
 def test_dialect_chat_and_forms_of_address(norm, text, normal):
@@ -138,13 +141,14 @@ def test_dialect_chat_and_forms_of_address(norm, text, normal):
 
 
 @pytest.mark.parametrize("text", ["le phi", "cai dat vneid", "cài đặt", "hong biet", "lệ phí bao nhiêu", "răng miệng",
-                                  "bn ơi", "ck tiền", "má hồng", "mắc kẹt", "cúp máy", "đồng hồ nước", "lãnh đạo phường"])
+                                  "bn ơi", "ck tiền", "má hồng", "mắc kẹt", "cúp máy", "đồng hồ nước", "lãnh đạo phường",
+                                  "lộn xộn"])
 def test_dialect_rules_leave_other_words_alone(norm, text):
     # Bare "le" may be "lệ"/"lễ", bare "cai" may be "cài": only unambiguous phrases are rewritten.
     once = norm.normalized(text)
     assert norm.normalized(once) == once
     if text in ("le phi", "cai dat vneid", "cài đặt", "lệ phí bao nhiêu", "má hồng", "mắc kẹt", "cúp máy",
-                "đồng hồ nước", "lãnh đạo phường"):
+                "đồng hồ nước", "lãnh đạo phường", "lộn xộn"):
         assert once == text
     if text == "bn ơi":  # "bạn" as often as "bao nhiêu": left as typed
         assert once == "bn"
