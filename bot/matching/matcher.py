@@ -76,8 +76,8 @@ SPELL_RATIO_MIN_LEN = 5
 BG_RARE_ZIPF = 2.5
 BG_COMMON_ZIPF = 6.0
 BG_FLOOR = 0.05
-# A syllable pair in this many entries, and in this share of the entries using its first syllable,
-# is one word: a scope phrase does not end inside it (Scope.find).
+# A syllable pair in this many entries, and in this share of the entries using the rarer of its two
+# syllables, is one word: a scope phrase does not start or end inside it (Scope.find).
 COMPOUND_MIN_ENTRIES = 10
 COMPOUND_MIN_SHARE = 0.4
 NEAR_FACTOR = 0.8  # scores from this share of the suggest threshold are near: offered as choices on fallback
@@ -344,8 +344,9 @@ class Matcher:
         Numbers weigh little (a "2" or "5" says nothing of the topic; "mức 2", "nghị quyết 57" count
         through their bigrams). Known words weigh their IDF; unknown words, and words only answers
         use (at most their IDF), weigh by background frequency (`_unknown_uncached`); spelling is
-        corrected only in words that are not ordinary Vietnamese (`_may_correct`). The first `story` tokens are a long message's story
-        (focus.py): they weigh STORY_WEIGHT of their weight, a word the question part repeats fully.
+        corrected only in words that are not ordinary Vietnamese (`_may_correct`). The first
+        `story` tokens are a long message's story (focus.py): they weigh STORY_WEIGHT of their
+        weight, a word the question part repeats fully.
         """
         vocab, idf, stopwords = self._vocab, self._idf, self.normalizer.lexicon.stopwords
         weights: dict[int, float] = {}
