@@ -133,6 +133,7 @@ def test_matcher_synonyms_stay_out_of_the_normal_form(norm):
         ("có cách mô khác hông", "có cách nào khác không"),  # Central "mô" after a noun
         ("tui bấm lộn rồi", "tôi bấm nhầm rồi"),  # Southern "lộn" = "nhầm"
         ("tui hổng rành điện thoại", "tôi không biết điện thoại"),
+        ("phường làm việc thứ 7 không", "phường làm việc thứ bảy không"),  # weekdays as numbers
     ],
 )
 def test_dialect_chat_and_forms_of_address(norm, text, normal):
