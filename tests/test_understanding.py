@@ -284,6 +284,29 @@ def test_scope_file_loads_and_every_subject_has_phrases(knowledge, tmp_path: Pat
     broken.write_text("subjects: [not, a, mapping]\n", encoding="utf-8")
     with pytest.raises(ValueError, match="subjects"):
         Scope.from_file(knowledge.normalizer, broken)
+    assert scope.bait.categories == {"safety"} and ("lừa",) in scope.bait.cues
+    broken.write_text("scam_bait: [safety]\nsubjects: {x: {phrases: [abc]}}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="scam_bait"):
+        Scope.from_file(knowledge.normalizer, broken)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Tôi bị lừa đầu tư chứng khoán qua mạng mất 50 triệu, giờ phải làm gì?", "safety.scammed"),
+    ("Bị lừa tìm việc làm online, đóng tiền cọc rồi mất liên lạc thì báo ai?", "safety.scammed"),
+    ("Tin nhắn báo phạt nguội bắt bấm link nộp phạt có phải lừa đảo không?", "safety.scam_signs"),
+])
+def test_a_scam_told_by_its_bait_is_answered_by_the_scam_guides(matcher, text, expected):
+    # "chứng khoán", "việc làm", "phạt nguội" are subjects the KB does not cover; here they are
+    # the scam's bait, and the question is the scam.
+    result = matcher.match(text)
+    assert result.decision is not Decision.FALLBACK and result.faq_id == expected, (text, result)
+
+
+@pytest.mark.parametrize("text", ["tra cứu phạt nguội ở đâu", "đầu tư chứng khoán cho người mới",
+                                  "tìm việc làm online ở đâu uy tín"])
+def test_the_bait_subject_asked_for_itself_is_still_not_covered(matcher, text):
+    result = matcher.match(text)
+    assert result.decision is Decision.FALLBACK, (text, result)
 
 
 # --- the decision rule ----------------------------------------------------------------------------

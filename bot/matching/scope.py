@@ -34,6 +34,16 @@ class Subject:
     phrases: tuple[tuple[str, ...], ...]  # normalised words (lexicon applied, diacritics kept)
 
 
+@dataclass(frozen=True)
+class Bait:
+    """When a question speaks of a scam (`cues`) and its best entry is a guide about scams (one of
+    `categories`), a subject it names is the scam's bait ("bị lừa đặt vé máy bay", "tin nhắn báo
+    phạt nguội"), not what is asked: the scam guide answers it."""
+
+    categories: frozenset[str] = frozenset()
+    cues: tuple[tuple[str, ...], ...] = ()  # normalised words
+
+
 class Scope:
     """Finds not-covered subject phrases in a question's normalised words.
 
@@ -41,8 +51,9 @@ class Scope:
     be the phrase's own word: "số đó" (that number) is not "sổ đỏ" (a land title), "so do" may be.
     """
 
-    def __init__(self, subjects: list[Subject]):
+    def __init__(self, subjects: list[Subject], bait: Bait | None = None):
         self.subjects = subjects
+        self.bait = bait or Bait()
         self._by_first: dict[str, list[tuple[tuple[str, ...], Subject]]] = {}
         for subject in subjects:
             for phrase in subject.phrases:
@@ -69,7 +80,17 @@ class Scope:
             phrases = tuple(dict.fromkeys(tuple(normalizer.words(str(p))) for p in item["phrases"]))
             subjects.append(Subject(str(subject_id), str(item.get("title", subject_id)),
                                     tuple(p for p in phrases if p)))
-        return cls(subjects)
+        bait = data.get("scam_bait") or {}
+        if not isinstance(bait, dict) or not all(isinstance(bait.get(k, []), list) for k in ("categories", "cues")):
+            raise ValueError(f"{path}: 'scam_bait' must have lists 'categories' and 'cues'")
+        cues = tuple(dict.fromkeys(tuple(normalizer.words(str(c))) for c in bait.get("cues", [])))
+        return cls(subjects, Bait(frozenset(map(str, bait.get("categories", []))), tuple(c for c in cues if c)))
+
+    def speaks_of_a_scam(self, words: list[str]) -> bool:
+        """Whether the normalised words hold one of the scam cues (compared as `find` compares)."""
+        folded = [fold(w) for w in words]
+        return any(folded[i:i + len(cue)] == [fold(w) for w in cue]
+                   for cue in self.bait.cues for i in range(len(folded) - len(cue) + 1))
 
     def find(self, words: list[str], joined: Callable[[str, str], bool] | None = None
              ) -> list[tuple[tuple[str, ...], Subject]]:
