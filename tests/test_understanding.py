@@ -284,9 +284,9 @@ def test_scope_file_loads_and_every_subject_has_phrases(knowledge, tmp_path: Pat
     broken.write_text("subjects: [not, a, mapping]\n", encoding="utf-8")
     with pytest.raises(ValueError, match="subjects"):
         Scope.from_file(knowledge.normalizer, broken)
-    assert scope.bait.categories == {"safety"} and ("lừa",) in scope.bait.cues
-    broken.write_text("scam_bait: [safety]\nsubjects: {x: {phrases: [abc]}}\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="scam_bait"):
+    assert any("safety" in rule.categories and ("lừa",) in rule.cues for rule in scope.context)
+    broken.write_text("as_context: [{categories: [safety]}]\nsubjects: {x: {phrases: [abc]}}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="as_context"):
         Scope.from_file(knowledge.normalizer, broken)
 
 
@@ -302,8 +302,18 @@ def test_a_scam_told_by_its_bait_is_answered_by_the_scam_guides(matcher, text, e
     assert result.decision is not Decision.FALLBACK and result.faq_id == expected, (text, result)
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Tôi nộp hồ sơ tách thửa trên dịch vụ công, giờ tra cứu tình trạng hồ sơ ở đâu?", "dvc.track"),
+    ("Hồ sơ xin giấy phép xây dựng của tôi quá hẹn 2 tuần, muốn phản ánh thì gửi ở đâu?", "dvc.feedback"),
+])
+def test_the_status_of_any_file_and_complaints_about_it_are_answered(matcher, text, expected):
+    # Land and building permits are not covered, but tracking a file or complaining is.
+    result = matcher.match(text)
+    assert result.decision is not Decision.FALLBACK and result.faq_id == expected, (text, result)
+
+
 @pytest.mark.parametrize("text", ["tra cứu phạt nguội ở đâu", "đầu tư chứng khoán cho người mới",
-                                  "tìm việc làm online ở đâu uy tín"])
+                                  "tìm việc làm online ở đâu uy tín", "thủ tục tách thửa cần giấy tờ gì"])
 def test_the_bait_subject_asked_for_itself_is_still_not_covered(matcher, text):
     result = matcher.match(text)
     assert result.decision is Decision.FALLBACK, (text, result)

@@ -490,9 +490,8 @@ class Matcher:
         hits = self.scope.find(words, joined=self._compound)
         if not hits:
             return []
-        entry = self.kb.entries[self._index[entry_id]]
-        if entry.category in self.scope.bait.categories and self.scope.speaks_of_a_scam(words):
-            return []  # the subject is the scam's bait; the scam guide answers the question
+        if self.scope.as_context(words, entry_id, self.kb.entries[self._index[entry_id]].category):
+            return []  # the subject is context (a scam's bait, the file being tracked): the entry answers
         own = self._entry_phrases(self._index[entry_id])
         return [subject.id for phrase, subject in hits
                 if f" {' '.join(phrase)} " not in own and f" {fold(' '.join(phrase))} " not in own]

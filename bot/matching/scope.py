@@ -35,13 +35,18 @@ class Subject:
 
 
 @dataclass(frozen=True)
-class Bait:
-    """When a question speaks of a scam (`cues`) and its best entry is a guide about scams (one of
-    `categories`), a subject it names is the scam's bait ("bị lừa đặt vé máy bay", "tin nhắn báo
-    phạt nguội"), not what is asked: the scam guide answers it."""
+class ContextRule:
+    """Guides that answer a question whatever neighbouring subject it names, when the question asks
+    what they answer (one of `cues`): a scam told by its bait ("bị lừa đặt vé máy bay"), the status
+    of a file of any procedure ("hồ sơ tách thửa nộp rồi tra cứu ở đâu")."""
 
+    why: str
     categories: frozenset[str] = frozenset()
+    entries: frozenset[str] = frozenset()
     cues: tuple[tuple[str, ...], ...] = ()  # normalised words
+
+    def covers(self, entry_id: str, category: str) -> bool:
+        return entry_id in self.entries or category in self.categories
 
 
 class Scope:
@@ -51,9 +56,9 @@ class Scope:
     be the phrase's own word: "số đó" (that number) is not "sổ đỏ" (a land title), "so do" may be.
     """
 
-    def __init__(self, subjects: list[Subject], bait: Bait | None = None):
+    def __init__(self, subjects: list[Subject], context: tuple[ContextRule, ...] = ()):
         self.subjects = subjects
-        self.bait = bait or Bait()
+        self.context = context
         self._by_first: dict[str, list[tuple[tuple[str, ...], Subject]]] = {}
         for subject in subjects:
             for phrase in subject.phrases:
@@ -80,17 +85,24 @@ class Scope:
             phrases = tuple(dict.fromkeys(tuple(normalizer.words(str(p))) for p in item["phrases"]))
             subjects.append(Subject(str(subject_id), str(item.get("title", subject_id)),
                                     tuple(p for p in phrases if p)))
-        bait = data.get("scam_bait") or {}
-        if not isinstance(bait, dict) or not all(isinstance(bait.get(k, []), list) for k in ("categories", "cues")):
-            raise ValueError(f"{path}: 'scam_bait' must have lists 'categories' and 'cues'")
-        cues = tuple(dict.fromkeys(tuple(normalizer.words(str(c))) for c in bait.get("cues", [])))
-        return cls(subjects, Bait(frozenset(map(str, bait.get("categories", []))), tuple(c for c in cues if c)))
+        rules = []
+        for item in data.get("as_context") or []:
+            if not isinstance(item, dict) or not isinstance(item.get("cues"), list) or not all(
+                    isinstance(item.get(key, []), list) for key in ("categories", "entries")):
+                raise ValueError(f"{path}: each 'as_context' rule needs a list 'cues' and lists "
+                                 "'categories' and/or 'entries'")
+            cues = tuple(dict.fromkeys(tuple(normalizer.words(str(c))) for c in item["cues"]))
+            rules.append(ContextRule(str(item.get("why", "")), frozenset(map(str, item.get("categories", []))),
+                                     frozenset(map(str, item.get("entries", []))), tuple(c for c in cues if c)))
+        return cls(subjects, tuple(rules))
 
-    def speaks_of_a_scam(self, words: list[str]) -> bool:
-        """Whether the normalised words hold one of the scam cues (compared as `find` compares)."""
+    def as_context(self, words: list[str], entry_id: str, category: str) -> bool:
+        """Whether a rule lets this entry answer a question naming a subject: the entry is one the
+        rule covers and the normalised words hold one of its cues (compared without diacritics)."""
         folded = [fold(w) for w in words]
-        return any(folded[i:i + len(cue)] == [fold(w) for w in cue]
-                   for cue in self.bait.cues for i in range(len(folded) - len(cue) + 1))
+        return any(rule.covers(entry_id, category) and any(
+            folded[i:i + len(cue)] == [fold(w) for w in cue]
+            for cue in rule.cues for i in range(len(folded) - len(cue) + 1)) for rule in self.context)
 
     def find(self, words: list[str], joined: Callable[[str, str], bool] | None = None
              ) -> list[tuple[tuple[str, ...], Subject]]:
