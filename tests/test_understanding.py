@@ -305,15 +305,20 @@ def test_a_scam_told_by_its_bait_is_answered_by_the_scam_guides(matcher, text, e
 @pytest.mark.parametrize(("text", "expected"), [
     ("Tôi nộp hồ sơ tách thửa trên dịch vụ công, giờ tra cứu tình trạng hồ sơ ở đâu?", "dvc.track"),
     ("Hồ sơ xin giấy phép xây dựng của tôi quá hẹn 2 tuần, muốn phản ánh thì gửi ở đâu?", "dvc.feedback"),
+    ("chứng thực bản sao sổ đỏ online được không", "dvc.certified_copy"),
+    ("Đi máy bay có cần mang căn cước không, tôi đã mua vé máy bay rồi, dùng VNeID được không?",
+     "vneid.e_id_card"),
 ])
-def test_the_status_of_any_file_and_complaints_about_it_are_answered(matcher, text, expected):
-    # Land and building permits are not covered, but tracking a file or complaining is.
+def test_a_guide_that_takes_the_subject_as_context_answers(matcher, text, expected):
+    # Land titles, building permits and plane tickets are not covered; tracking a file, complaining
+    # that it is overdue, certifying a copy of any paper and flying with VNeID are.
     result = matcher.match(text)
     assert result.decision is not Decision.FALLBACK and result.faq_id == expected, (text, result)
 
 
 @pytest.mark.parametrize("text", ["tra cứu phạt nguội ở đâu", "đầu tư chứng khoán cho người mới",
-                                  "tìm việc làm online ở đâu uy tín", "thủ tục tách thửa cần giấy tờ gì"])
+                                  "tìm việc làm online ở đâu uy tín", "thủ tục tách thửa cần giấy tờ gì",
+                                  "mua vé máy bay giá rẻ ở đâu", "làm sổ đỏ online"])
 def test_the_bait_subject_asked_for_itself_is_still_not_covered(matcher, text):
     result = matcher.match(text)
     assert result.decision is Decision.FALLBACK, (text, result)
