@@ -308,6 +308,8 @@ def test_a_scam_told_by_its_bait_is_answered_by_the_scam_guides(matcher, text, e
     ("chứng thực bản sao sổ đỏ online được không", "dvc.certified_copy"),
     ("Đi máy bay có cần mang căn cước không, tôi đã mua vé máy bay rồi, dùng VNeID được không?",
      "vneid.e_id_card"),
+    ("Nộp thuế cho thuê nhà qua eTax Mobile được không?", "pay.etax"),
+    ("Thi bằng lái xong rồi thì tích hợp bằng lái vào VNeID thế nào?", "vneid.driving_licence"),
 ])
 def test_a_guide_that_takes_the_subject_as_context_answers(matcher, text, expected):
     # Land titles, building permits and plane tickets are not covered; tracking a file, complaining
@@ -318,7 +320,8 @@ def test_a_guide_that_takes_the_subject_as_context_answers(matcher, text, expect
 
 @pytest.mark.parametrize("text", ["tra cứu phạt nguội ở đâu", "đầu tư chứng khoán cho người mới",
                                   "tìm việc làm online ở đâu uy tín", "thủ tục tách thửa cần giấy tờ gì",
-                                  "mua vé máy bay giá rẻ ở đâu", "làm sổ đỏ online"])
+                                  "mua vé máy bay giá rẻ ở đâu", "làm sổ đỏ online",
+                                  "thuế cho thuê nhà tính thế nào", "đăng ký thi bằng lái xe máy"])
 def test_the_bait_subject_asked_for_itself_is_still_not_covered(matcher, text):
     result = matcher.match(text)
     assert result.decision is Decision.FALLBACK, (text, result)
