@@ -183,3 +183,21 @@ def test_privacy_answer_states_the_configured_retention():
     # A knowledge base swapped in later (dashboard overlays) is filled the same way.
     runtime.knowledge.replace(collect(ROOT / "knowledge")[0])
     assert "30 ngày" in runtime.knowledge.kb.get("bot.privacy").answer
+
+
+def test_no_knowledge_file_repeats_a_key():
+    """YAML keeps the last of two equal keys without a word: a lexicon phrase written twice with
+    different expansions would silently lose one."""
+    import collections
+
+    repeats = []
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            keys = collections.Counter(str(self.construct_object(key, deep=deep)) for key, _ in node.value)
+            repeats.extend(key for key, count in keys.items() if count > 1)
+            return super().construct_mapping(node, deep)
+
+    for path in sorted((ROOT / "knowledge").rglob("*.yaml")):
+        yaml.load(path.read_text(encoding="utf-8"), Loader=Loader)  # noqa: S506 - a safe loader
+        assert not repeats, (path.name, repeats)
