@@ -490,9 +490,10 @@ class Matcher:
         hits = self.scope.find(words, joined=self._compound)
         if not hits:
             return []
-        if self.scope.as_context(words, entry_id, self.kb.entries[self._index[entry_id]].category):
+        index = self._index[entry_id]
+        if self.scope.as_context(words, entry_id, self.kb.entries[index].category):
             return []  # the subject is context (a scam's bait, the file being tracked): the entry answers
-        own = self._entry_phrases(self._index[entry_id])
+        own = self._entry_phrases(index)
         return [subject.id for phrase, subject in hits
                 if f" {' '.join(phrase)} " not in own and f" {fold(' '.join(phrase))} " not in own]
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import yaml
@@ -47,6 +48,11 @@ class ContextRule:
 
     def covers(self, entry_id: str, category: str) -> bool:
         return entry_id in self.entries or category in self.categories
+
+    @cached_property
+    def folded_cues(self) -> tuple[tuple[str, ...], ...]:
+        """The cues without diacritics, as questions are compared with them."""
+        return tuple(tuple(fold(w) for w in cue) for cue in self.cues)
 
 
 class Scope:
@@ -99,10 +105,12 @@ class Scope:
     def as_context(self, words: list[str], entry_id: str, category: str) -> bool:
         """Whether a rule lets this entry answer a question naming a subject: the entry is one the
         rule covers and the normalised words hold one of its cues (compared without diacritics)."""
-        folded = [fold(w) for w in words]
-        return any(rule.covers(entry_id, category) and any(
-            folded[i:i + len(cue)] == [fold(w) for w in cue]
-            for cue in rule.cues for i in range(len(folded) - len(cue) + 1)) for rule in self.context)
+        rules = [rule for rule in self.context if rule.covers(entry_id, category)]
+        if not rules:
+            return False
+        folded = tuple(fold(w) for w in words)
+        return any(folded[i:i + len(cue)] == cue
+                   for rule in rules for cue in rule.folded_cues for i in range(len(folded) - len(cue) + 1))
 
     def find(self, words: list[str], joined: Callable[[str, str], bool] | None = None
              ) -> list[tuple[tuple[str, ...], Subject]]:
