@@ -79,13 +79,13 @@ async def _postgres_template(url: str) -> str:
         await _recreate_postgres(url, template, from_template=None)
         template_url = make_url(url).set(database=template)
         await _migrated(template_url.render_as_string(hide_password=False))
-        _template_schema[template], _template_emptying[template] = await _schema_of(template_url)
+        _template_state[template] = await _schema_of(template_url)
         _templates["postgres"] = template
     return _templates["postgres"]
 
 
-_template_schema: dict[str, str] = {}
-_template_emptying: dict[str, str] = {}
+# Per PostgreSQL template: its schema fingerprint and the script that empties a copy of it.
+_template_state: dict[str, tuple[str, str]] = {}
 
 
 async def _schema_of(url) -> tuple[str, str]:
@@ -184,12 +184,12 @@ async def _emptied_in_place(url: str, template: str) -> bool:
             # A process a test killed may still hold a connection (and its locks) for a moment.
             await conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                                     "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
-            schema = await conn.scalar(text(_SCHEMA))
-            if schema != _template_schema.get(template):
+            schema, emptying = _template_state[template]
+            if await conn.scalar(text(_SCHEMA)) != schema:
                 return False
             await conn.execute(text("SET lock_timeout = '5s'"))
             # One round trip, several statements: asyncpg's simple query protocol takes a script.
-            await (await conn.get_raw_connection()).driver_connection.execute(_template_emptying[template])
+            await (await conn.get_raw_connection()).driver_connection.execute(emptying)
         return True
     except Exception:  # noqa: BLE001 - a fresh copy is always a correct answer
         return False
