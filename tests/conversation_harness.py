@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
 
 from bot.contracts.messages import IncomingMessage, Reply
@@ -63,8 +64,11 @@ class Harness:
         return Chat(conversation or self.conversation, user_id)
 
     async def rows(self, model, *where) -> list:
+        """Rows in the order they were written (by primary key): without ORDER BY, PostgreSQL
+        returns an updated row after the others."""
         async with self.store.sessions() as s:
-            return list((await s.scalars(select(model).where(*where))).all())
+            key = sa_inspect(model).primary_key
+            return list((await s.scalars(select(model).where(*where).order_by(*key))).all())
 
 
 @contextlib.asynccontextmanager
