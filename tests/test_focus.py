@@ -53,6 +53,18 @@ def test_a_message_that_opens_with_its_request_is_not_split():
     assert split_focus(text) == ("", text)
 
 
+def test_a_message_that_opens_with_a_question_without_a_question_mark_is_not_split():
+    # "... có tổ công nghệ số không" asks; what follows ("tôi muốn nhờ ...") is no new subject.
+    text = ("Ở xã mình có tổ công nghệ số cộng đồng không, tui muốn nhờ mấy đứa chỉ cho ông bà già "
+            "cách xài điện thoại")
+    assert split_focus(text) == ("", text)
+    # A story that only ends in "không" further on is still a story.
+    story, question = split_focus(
+        "Mẹ tôi năm nay bảy mươi tuổi, ở quê một mình, mắt kém nên không đọc được chữ nhỏ, "
+        "xin hỏi quên mật khẩu VNeID thì lấy lại ở đâu")
+    assert story.startswith("Mẹ tôi") and question.startswith("xin hỏi")
+
+
 def test_a_long_message_is_matched_on_its_question_part(matcher, whole):
     focused = matcher.match(STORY_THEN_QUESTION)
     assert focused.decision is not Decision.FALLBACK and focused.faq_id == "vneid.locked", focused

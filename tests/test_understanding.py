@@ -13,7 +13,7 @@ import pytest
 
 from bot.matching import Decision
 from bot.matching import background as bg
-from bot.matching.matcher import Matcher, Thresholds
+from bot.matching.matcher import NUMBER_WEIGHT, Matcher, Thresholds
 from bot.matching.scope import SCOPE_FILE, Scope, Subject
 from knowledge.loader import KnowledgeBase
 from knowledge.schema import Entry
@@ -89,6 +89,29 @@ def test_function_words_weigh_as_function_words_even_where_a_variant_uses_them(m
     # A husband in the story ("chồng" weighed as "chống" was rare) no longer sinks the question.
     passport = matcher.match("Chồng tui đi biển, muốn làm hộ chiếu cho anh thì làm online được không rứa")
     assert passport.decision is not Decision.FALLBACK and passport.faq_id == "dvc.passport", passport
+
+
+@pytest.mark.parametrize("text", ["làm cccd cho bé 5t cần gì mn", "làm căn cước cho bé 5 tuổi cần gì"])
+def test_an_amount_with_its_unit_run_together_weighs_as_a_number(matcher, text):
+    # "5t" (five years old), "10tr", "500k" are numbers, not rare words that sink the match.
+    result = matcher.match(text)
+    assert result.decision is not Decision.FALLBACK and result.faq_id == "id.card_children", result
+    for amount in ("5t", "10tr", "1tr5", "500k"):
+        assert matcher._query_terms([amount], {})[1] == NUMBER_WEIGHT
+    # A word that merely starts with a digit stays a word.
+    assert matcher._idf[matcher._vocab["2fa"]] > 1.0
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Tui lỡ chuyển khoản lộn qua số tài khoản người lạ, đòi lại sao đây", "pay.wrong_transfer"),
+    ("Mức 2 với mức 1 VNeID khác chi nhau vậy", "vneid.levels"),
+    ("Cái app VNeID hắn bắt chụp mặt mà chụp hoài không qua, răng rứa hè?", "vneid.nfc_face_fail"),
+    ("Mấy đứa nhỏ chơi điện thoại suốt, làm sao chặn mấy trang bậy bạ cho tụi nó", "safety.children"),
+    ("Tui muốn đóng tiền điện bằng điện thoại cho lẹ, khỏi chờ người tới thu", "pay.bills"),
+])
+def test_more_everyday_phrasings_find_the_entry(matcher, text, expected):
+    result = matcher.match(text)
+    assert result.decision is not Decision.FALLBACK and result.faq_id == expected, result
 
 
 def test_a_word_only_answers_use_weighs_by_its_everyday_frequency(matcher, plain):

@@ -7,7 +7,8 @@ whatever entry the story resembles, or dilute a good match under the thresholds.
 message is split once into story and question part, and the matcher weighs the story's words
 less (STORY_WEIGHT in matcher.py). Short messages are left whole: they are all question.
 
-The question part starts at an explicit request ("xin hỏi", "cho em hỏi", "muốn hỏi", "nhờ ...
+A message whose first clause is a question (even without "?") is all question. Otherwise the
+question part starts at an explicit request ("xin hỏi", "cho em hỏi", "muốn hỏi", "nhờ ...
 hỏi", "vậy ... phải làm sao"), else at the first sentence ending with a question mark, else it
 is the last sentence. Everything after the start counts as question, so a message with two
 questions keeps both.
@@ -31,6 +32,12 @@ _ASK = re.compile(
     r"|(?:vậy|vay|thế)\s+(?:thì|thi)\b)",
     re.IGNORECASE,
 )
+# A clause that ends with one of these asks something even without "?" ("ở xã có tổ công nghệ số
+# không, tôi muốn nhờ..."): a message that opens with such a clause opens with its question.
+_ASKS = re.compile(
+    r"\b(?:không|khong|ko|hông|hong|hổng|chưa|chua|sao|gì|nào|đâu|dau|mô|chi|hả)\s*[,.;:!\n]*\s*$",
+    re.IGNORECASE,
+)
 _CLAUSE = re.compile(r"[,.;:!?\n]+\s*")
 _SENTENCE = re.compile(r"[.!?;\n]+\s*")
 
@@ -41,6 +48,9 @@ def split_focus(text: str) -> tuple[str, str]:
         return "", text
     if _ASK.match(text):
         return "", text  # the message opens with its request
+    first = _CLAUSE.search(text)
+    if first and _ASKS.search(text[:first.end()]):
+        return "", text  # the message opens with a question, said without "?"
     for boundary in _CLAUSE.finditer(text):
         at = boundary.end()
         if _ASK.match(text[at:]) and _enough(text, at):

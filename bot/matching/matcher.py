@@ -39,6 +39,7 @@ stays compact and quick to build at 10,000 entries.
 from __future__ import annotations
 
 import math
+import re
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -83,6 +84,9 @@ COMPOUND_MIN_SHARE = 0.4
 NEAR_FACTOR = 0.8  # scores from this share of the suggest threshold are near: offered as choices on fallback
 CORRECTED_WEIGHT = 0.8  # a spelling-corrected word is less certain than one typed right
 NUMBER_WEIGHT = 1.0  # weight of a number, known or not
+# An amount with its unit run together ("5t" five years old, "10tr" ten million, "1tr5", "500k",
+# "2h", "50.000đ"): a number, not a rare word that sinks the match. Units only: "2fa" is a word.
+_AMOUNT = re.compile(r"\d+(?:t|tr|k|h|d|m|km|p|ph|th|ty)\d*")
 MAX_QUERY_TOKENS = 60  # longer messages are cut (the story first, see focus.py); questions are short
 STORY_WEIGHT = 0.5  # weight of a long message's story words, relative to its question part (focus.py)
 
@@ -241,7 +245,7 @@ class Matcher:
         idf[: self._question_vocab] = np.log1p(n / np.maximum(df, 1))
         stop = [vocab[w] for w in self.normalizer.lexicon.stopwords if w in vocab]
         idf[stop] = STOPWORD_WEIGHT
-        idf[[t for w, t in vocab.items() if w.isdigit()]] = NUMBER_WEIGHT
+        idf[[t for w, t in vocab.items() if _is_number(w)]] = NUMBER_WEIGHT
         self._idf = idf
         self._oov_weight = OOV_FACTOR * self._rare
 
@@ -264,7 +268,7 @@ class Matcher:
         # of nearly the same length, so each length gets the words one shorter to one longer.
         by_length: dict[int, list[str]] = {}
         for word, term in vocab.items():
-            if term < self._question_vocab and not word.isdigit():
+            if term < self._question_vocab and not _is_number(word):
                 by_length.setdefault(len(word), []).append(word)
         self._spell_pool = {size: tuple(w for k in range(size - 2, size + 3) for w in by_length.get(k, ()))
                             for size in range(SPELL_MIN_LEN, max(by_length, default=0) + 3)}
@@ -366,7 +370,7 @@ class Matcher:
             sequence.append(-1)
             if token in stopwords:
                 unknown += factor * STOPWORD_WEIGHT
-            elif token.isdigit():
+            elif _is_number(token):
                 unknown += factor * NUMBER_WEIGHT
             elif not self._may_correct(token, typed) or (corrected := self._spell(token)) is None:
                 unknown += factor * self._unknown(token, typed)
@@ -515,6 +519,10 @@ class Matcher:
 
     def decide(self, normalized: str, ranked: list[tuple[str, float]]) -> MatchResult:
         return decide(ranked, self.thresholds, normalized)
+
+
+def _is_number(token: str) -> bool:
+    return token.isdigit() or _AMOUNT.fullmatch(token) is not None
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
