@@ -325,6 +325,16 @@ def test_a_scam_told_by_its_bait_is_answered_by_the_scam_guides(matcher, text, e
     assert result.decision is not Decision.FALLBACK and result.faq_id == expected, (text, result)
 
 
+def test_a_scam_guides_bait_does_not_make_the_subject_its_own(matcher):
+    # The impersonation guide mentions "cập nhật lương hưu" as a scam's bait; that does not make
+    # a question about pension rules its own (it was offered as the first choice).
+    pension = matcher.match("huong luong huu can dong bhxh bao nhieu nam")
+    assert pension.decision is Decision.FALLBACK and pension.not_covered, pension
+    # With a cue that the call itself is asked about, the same bait is the scam's.
+    call = matcher.match("Hắn gọi xưng bên điện lực đòi cắt điện nhà tui, bắt chuyển tiền, răng chừ")
+    assert call.decision is not Decision.FALLBACK and call.faq_id == "safety.fake_officials", call
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ("Tôi nộp hồ sơ tách thửa trên dịch vụ công, giờ tra cứu tình trạng hồ sơ ở đâu?", "dvc.track"),
     ("Hồ sơ xin giấy phép xây dựng của tôi quá hẹn 2 tuần, muốn phản ánh thì gửi ở đâu?", "dvc.feedback"),

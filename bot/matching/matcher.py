@@ -495,9 +495,10 @@ class Matcher:
         if not hits:
             return []
         index = self._index[entry_id]
-        if self.scope.as_context(words, entry_id, self.kb.entries[index].category):
+        category = self.kb.entries[index].category
+        if self.scope.as_context(words, entry_id, category):
             return []  # the subject is context (a scam's bait, the file being tracked): the entry answers
-        own = self._entry_phrases(index)
+        own = "" if self.scope.baited(entry_id, category) else self._entry_phrases(index)
         return [subject.id for phrase, subject in hits
                 if f" {' '.join(phrase)} " not in own and f" {fold(' '.join(phrase))} " not in own]
 

@@ -45,6 +45,9 @@ class ContextRule:
     categories: frozenset[str] = frozenset()
     entries: frozenset[str] = frozenset()
     cues: tuple[tuple[str, ...], ...] = ()  # normalised words
+    # The guides name neighbouring subjects only as bait ("cập nhật lương hưu" in a scam call): their
+    # own words do not make a subject theirs, only a cue does.
+    bait: bool = False
 
     def covers(self, entry_id: str, category: str) -> bool:
         return entry_id in self.entries or category in self.categories
@@ -99,8 +102,13 @@ class Scope:
                                  "'categories' and/or 'entries'")
             cues = tuple(dict.fromkeys(tuple(normalizer.words(str(c))) for c in item["cues"]))
             rules.append(ContextRule(str(item.get("why", "")), frozenset(map(str, item.get("categories", []))),
-                                     frozenset(map(str, item.get("entries", []))), tuple(c for c in cues if c)))
+                                     frozenset(map(str, item.get("entries", []))), tuple(c for c in cues if c),
+                                     bool(item.get("bait", False))))
         return cls(subjects, tuple(rules))
+
+    def baited(self, entry_id: str, category: str) -> bool:
+        """Whether the entry names neighbouring subjects only as bait (see ContextRule.bait)."""
+        return any(rule.bait and rule.covers(entry_id, category) for rule in self.context)
 
     def as_context(self, words: list[str], entry_id: str, category: str) -> bool:
         """Whether a rule lets this entry answer a question naming a subject: the entry is one the
