@@ -111,9 +111,11 @@ async def ask(request: web.Request) -> web.Response:
     user = payload.get("user") if isinstance(payload.get("user"), str) else secrets.token_hex(8)
     message = IncomingMessage(channel="api", user_id=user[:64], text=text)
     outcome = await runtime.preview.respond(message)
-    body = outcome.match.as_dict() if outcome.match else {
-        "decision": None, "faq_id": None, "score": None, "alternatives": []
+    verdict = outcome.verdict
+    body = outcome.match.as_dict() if outcome.match else {  # small talk, a command: no match
+        "decision": None, "faq_id": verdict.faq_id if verdict else None, "score": None, "alternatives": []
     }
+    body["kind"] = verdict.kind.value if verdict else None  # what the reply is, as the dashboard counts it
     body["replies"] = [reply.as_dict() for reply in outcome.replies]
     return _json(body)
 

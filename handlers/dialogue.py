@@ -175,7 +175,7 @@ class DialogueFeature:
         metrics.QUESTIONS.labels(turn.msg.channel, Kind.SMALLTALK.value).inc()
         logged = MatchResult(Decision.FALLBACK, None, 0.0, [], result.normalized if result else "")
         question_id = await self.c.log_question(turn, text, logged, None, decision=Kind.SMALLTALK.value)
-        return Outcome(replies_for(intent), None, question_id, Verdict(Kind.SMALLTALK))
+        return Outcome(replies_for(intent), None, question_id, Verdict(Kind.SMALLTALK, SMALLTALK_ENTRY))
 
     async def two_questions(self, turn: Turn, text: str, two: TwoQuestions) -> Outcome:
         """Answer the first; answer the second too when both are short, else offer it as a button.

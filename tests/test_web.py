@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bot.contracts import texts
 from bot.runtime import Runtime
 from bot.settings import load_settings
 from bot.web import create_app
@@ -117,6 +118,18 @@ async def test_ask_out_of_scope_falls_back_and_offers_a_person(base_url):
     assert "human" in actions and "cat:vneid" in actions
 
 
+async def test_ask_small_talk_says_so_and_names_the_small_talk_entry(base_url):
+    # An integration must tell a goodbye from an error: kind "smalltalk", the KB's small-talk id.
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{base_url}/api/ask", json={"text": "Thôi tui đi nấu cơm đây, bái bai nha"}) as resp:
+            body = await resp.json()
+    assert (body["kind"], body["faq_id"], body["decision"]) == ("smalltalk", "bot.smalltalk", None)
+    assert body["replies"][0]["text"] == texts.SMALLTALK_GOODBYE
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{base_url}/api/ask", json={"text": "quen mat khau vneid"}) as resp:
+            assert (await resp.json())["kind"] in ("answer", "suggest")
+
+
 @pytest.mark.parametrize(
     ("payload", "status"),
     [
@@ -155,7 +168,8 @@ async def test_ask_odd_text_never_crashes(base_url, text):
     assert body["replies"] and body["replies"][0]["text"].strip()
     assert "Traceback" not in body["replies"][0]["text"]
     if not any(ch.isalpha() for ch in text):  # nothing to understand: never a guessed answer
-        assert body["decision"] in (None, "fallback") and body["faq_id"] is None
+        assert body["decision"] in (None, "fallback")  # a fallback, or small talk ("👍")
+        assert body["faq_id"] is None or (body["kind"], body["faq_id"]) == ("smalltalk", "bot.smalltalk")
 
 
 # --- hostile input: a 4xx or a polite reply, never a 500 with a traceback ---------------------------
