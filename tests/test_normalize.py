@@ -66,6 +66,15 @@ def test_accented_hong_is_not_negation(norm):
     assert norm.normalized("điện thoại bị hỏng") == "điện thoại bị hỏng"
 
 
+def test_accented_function_words_drop_but_their_bare_homographs_stay(norm):
+    # "mấy" (how many) folds onto "máy" (a machine), Central "hắn" (he) onto "hạn" (a deadline):
+    # dropped only as typed with their diacritics.
+    assert norm.normalized("tổng đài số mấy vậy") == "tổng đài số"
+    assert norm.normalized("cái app hắn bắt chụp mặt") == "ứng dụng bắt chụp mặt"
+    assert norm.tokens("may tinh tien") == ["may", "tinh", "tien"]
+    assert norm.tokens("het han the") == ["het", "han", "the"]
+
+
 def test_control_characters_and_huge_text(norm):
     text = "\x00\x07abc\x1b[31m" + "x" * 10_000
     assert isinstance(norm.normalized(text), str)
