@@ -330,6 +330,9 @@ def test_a_scam_guides_bait_does_not_make_the_subject_its_own(matcher):
     # a question about pension rules its own (it was offered as the first choice).
     pension = matcher.match("huong luong huu can dong bhxh bao nhieu nam")
     assert pension.decision is Decision.FALLBACK and pension.not_covered, pension
+    # The hotline guides warn of fake fines messages: that does not make paying fines theirs.
+    fines = matcher.match("vneid có nộp phạt giao thông được không")
+    assert fines.decision is Decision.FALLBACK and fines.not_covered, fines
     # With a cue that the call itself is asked about, the same bait is the scam's.
     call = matcher.match("Hắn gọi xưng bên điện lực đòi cắt điện nhà tui, bắt chuyển tiền, răng chừ")
     assert call.decision is not Decision.FALLBACK and call.faq_id == "safety.fake_officials", call
