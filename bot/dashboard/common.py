@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,7 +200,10 @@ def is_https_url(value: object) -> bool:
 
 
 # --- templates -----------------------------------------------------------------------------------
+@functools.cache
 def make_env() -> Environment:
+    """One environment per process: its settings are constants, and it keeps each template
+    compiled (compiling is most of a page's cost the first time; every dashboard app shares it)."""
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html", "svg"]),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(dt=fmt_dt, day=fmt_day, num=fmt_num, pct=fmt_pct, hours=fmt_hours)
