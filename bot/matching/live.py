@@ -35,28 +35,30 @@ class LiveKnowledge:
     def __init__(self, kb: KnowledgeBase, thresholds: Thresholds | None = None,
                  normalizer: Normalizer | None = None, placeholders: dict[str, str] | None = None):
         self.thresholds = thresholds or Thresholds()
-        self._own_normalizer = normalizer is not None  # a lexicon of the caller's: never shared
-        self.normalizer = normalizer or Normalizer()
+        self._lexicon = normalizer  # a caller's own lexicon: its index is never shared
         self.placeholders = default_placeholders() if placeholders is None else placeholders
         self.matcher = self._index(kb)
-        if not self._own_normalizer:
-            self.normalizer = self.matcher.normalizer  # the one the shared index was built with
 
     @property
     def kb(self) -> KnowledgeBase:
         return self.matcher.kb
+
+    @property
+    def normalizer(self) -> Normalizer:
+        """The normaliser the served index was built with."""
+        return self.matcher.normalizer
 
     def replace(self, kb: KnowledgeBase) -> None:
         self.matcher = self._index(kb)
 
     def _index(self, kb: KnowledgeBase) -> Matcher:
         filled = fill_placeholders(kb, self.placeholders)
-        if self._own_normalizer:
-            return Matcher(filled, self.normalizer, self.thresholds)
+        if self._lexicon is not None:
+            return Matcher(filled, self._lexicon, self.thresholds)
         key = _content_key(filled, self.thresholds)
         matcher = _BUILT.get(key)
-        if matcher is None:
-            matcher = _BUILT[key] = Matcher(filled, self.normalizer, self.thresholds)
+        if matcher is None:  # the lexicon file is read only for an index not built yet
+            matcher = _BUILT[key] = Matcher(filled, Normalizer(), self.thresholds)
             while len(_BUILT) > _BUILT_MAX:
                 _BUILT.popitem(last=False)
         _BUILT.move_to_end(key)
