@@ -30,6 +30,11 @@ def plain(knowledge) -> Matcher:
     return Matcher(knowledge.kb, knowledge.normalizer, knowledge.thresholds, background=False)
 
 
+def assert_right_first(result, expected: str) -> None:
+    """Answered or offered first: the entry the citizen needs is the one the bot leads with."""
+    assert result.decision is not Decision.FALLBACK and result.faq_id == expected, result
+
+
 # --- background frequencies -------------------------------------------------------------------
 
 
@@ -83,19 +88,19 @@ def test_function_words_weigh_as_function_words_even_where_a_variant_uses_them(m
     # Southern "kêu" (= "bảo") and "đều", "nhau" occur in a few long variants, which made them
     # weigh as rare words; as stopwords they no longer sink or steer a question.
     result = matcher.match("vneid nó kêu sai mật khẩu hoài, giờ lấy lại sao")
-    assert result.decision is not Decision.FALLBACK and result.faq_id == "vneid.forgot_password", result
+    assert_right_first(result, "vneid.forgot_password")
     weights = [matcher._idf[matcher._vocab[w]] for w in ("keu", "deu", "nhau") if w in matcher._vocab]
     assert weights and max(weights) <= 0.3
     # A husband in the story ("chồng" weighed as "chống" was rare) no longer sinks the question.
     passport = matcher.match("Chồng tui đi biển, muốn làm hộ chiếu cho anh thì làm online được không rứa")
-    assert passport.decision is not Decision.FALLBACK and passport.faq_id == "dvc.passport", passport
+    assert_right_first(passport, "dvc.passport")
 
 
 @pytest.mark.parametrize("text", ["làm cccd cho bé 5t cần gì mn", "làm căn cước cho bé 5 tuổi cần gì"])
 def test_an_amount_with_its_unit_run_together_weighs_as_a_number(matcher, text):
     # "5t" (five years old), "10tr", "500k" are numbers, not rare words that sink the match.
     result = matcher.match(text)
-    assert result.decision is not Decision.FALLBACK and result.faq_id == "id.card_children", result
+    assert_right_first(result, "id.card_children")
     for amount in ("5t", "10tr", "1tr5", "500k"):
         assert matcher._query_terms([amount], {})[1] == NUMBER_WEIGHT
     # A word that merely starts with a digit stays a word.
@@ -111,14 +116,14 @@ def test_an_amount_with_its_unit_run_together_weighs_as_a_number(matcher, text):
 ])
 def test_more_everyday_phrasings_find_the_entry(matcher, text, expected):
     result = matcher.match(text)
-    assert result.decision is not Decision.FALLBACK and result.faq_id == expected, result
+    assert_right_first(result, expected)
 
 
 def test_a_word_only_answers_use_weighs_by_its_everyday_frequency(matcher, plain):
     # "xây" (to build) appears in an answer, in no question: an everyday word, not the rarest one.
     text = "nhà em mới xây, muốn đăng ký lắp điện thì làm online ở đâu"
     result = matcher.match(text)
-    assert result.decision is not Decision.FALLBACK and result.faq_id == "dvc.electricity_water", result
+    assert_right_first(result, "dvc.electricity_water")
     assert matcher.scores(text)[1][0][1] > plain.scores(text)[1][0][1]
 
 
@@ -326,7 +331,7 @@ def test_a_scam_told_by_its_bait_is_answered_by_the_scam_guides(matcher, text, e
     # "chứng khoán", "việc làm", "phạt nguội" are subjects the KB does not cover; here they are
     # the scam's bait, and the question is the scam.
     result = matcher.match(text)
-    assert result.decision is not Decision.FALLBACK and result.faq_id == expected, (text, result)
+    assert_right_first(result, expected)
 
 
 def test_a_scam_guides_bait_does_not_make_the_subject_its_own(matcher):
@@ -339,7 +344,7 @@ def test_a_scam_guides_bait_does_not_make_the_subject_its_own(matcher):
     assert fines.decision is Decision.FALLBACK and fines.not_covered, fines
     # With a cue that the call itself is asked about, the same bait is the scam's.
     call = matcher.match("Hắn gọi xưng bên điện lực đòi cắt điện nhà tui, bắt chuyển tiền, răng chừ")
-    assert call.decision is not Decision.FALLBACK and call.faq_id == "safety.fake_officials", call
+    assert_right_first(call, "safety.fake_officials")
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -355,7 +360,7 @@ def test_a_guide_that_takes_the_subject_as_context_answers(matcher, text, expect
     # Land titles, building permits and plane tickets are not covered; tracking a file, complaining
     # that it is overdue, certifying a copy of any paper and flying with VNeID are.
     result = matcher.match(text)
-    assert result.decision is not Decision.FALLBACK and result.faq_id == expected, (text, result)
+    assert_right_first(result, expected)
 
 
 @pytest.mark.parametrize("text", ["tra cứu phạt nguội ở đâu", "đầu tư chứng khoán cho người mới",
