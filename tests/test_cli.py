@@ -1,4 +1,4 @@
-"""Command-line round trips in a real subprocess."""
+"""Command-line round trips: the entry point in a real subprocess, the commands in-process."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import ConfigurationError, load_settings
+from tests.helpers import cli_in_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,7 +29,7 @@ def test_match_cli_round_trip():
         {"id": "b", "text": "thời tiết hà nội ngày mai"},
         {"id": 3, "text": ""},
     ]
-    proc = run_cli("match", stdin="\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n")
+    proc = cli_in_process("match", stdin="\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n")
     assert proc.returncode == 0, proc.stderr
     out = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [o["id"] for o in out] == ["a", "b", 3]
@@ -43,7 +44,7 @@ def test_match_cli_round_trip():
 def test_match_cli_reports_bad_lines_and_continues():
     stdin = ('{"id": "first", "text": "quên mật khẩu vneid"}\nnot json\n[1, 2]\n{"id": "x"}\n'
              '{"id": "y", "text": 5}\n{"id": "ok", "text": "vneid là gì"}\n')
-    proc = run_cli("match", stdin=stdin)
+    proc = cli_in_process("match", stdin=stdin)
     assert proc.returncode == 1
     out = [json.loads(line) for line in proc.stdout.splitlines()]
     assert out[0]["id"] == "first" and "error" not in out[0]
@@ -55,14 +56,14 @@ def test_match_cli_reports_bad_lines_and_continues():
     assert out[5]["id"] == "ok" and out[5]["faq_id"] == "vneid.what_is"
 
 
-def test_bad_setting_is_named_at_startup():
+def test_bad_setting_is_named_at_startup():  # what `python -m bot` itself prints and returns
     proc = run_cli("kb", "validate", env={"WEB_PORT": "not-a-port"})
     assert proc.returncode == 2
     assert "WEB_PORT" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_unreadable_knowledge_dir_is_named(tmp_path):
-    proc = run_cli("match", stdin="", env={"KNOWLEDGE_DIR": str(tmp_path / "nope")})
+    proc = cli_in_process("match", env={"KNOWLEDGE_DIR": str(tmp_path / "nope")})
     assert proc.returncode == 2
     assert "KNOWLEDGE_DIR" in proc.stderr and "does not exist" in proc.stderr
 
@@ -70,7 +71,7 @@ def test_unreadable_knowledge_dir_is_named(tmp_path):
 def test_broken_local_knowledge_file_is_named_as_such(tmp_path):
     local = tmp_path / "local.yaml"
     local.write_text("entries: [ {id: dvc.service_center\n", encoding="utf-8")
-    proc = run_cli("match", stdin="", env={"KNOWLEDGE_LOCAL_FILE": str(local)})
+    proc = cli_in_process("match", env={"KNOWLEDGE_LOCAL_FILE": str(local)})
     assert proc.returncode == 2
     assert f"KNOWLEDGE_LOCAL_FILE={local}" in proc.stderr and "invalid YAML" in proc.stderr
     assert "KNOWLEDGE_DIR" not in proc.stderr  # the shipped knowledge base is fine
@@ -97,7 +98,7 @@ def test_self_hosted_bot_api_url_is_accepted_without_trailing_slash():
 
 
 def test_terminal_chat_answers_and_presses_buttons(knowledge):
-    proc = run_cli("chat", stdin="/menu\n1\nquen passcode vneid\n")
+    proc = cli_in_process("chat", stdin="/menu\n1\nquen passcode vneid\n")
     assert proc.returncode == 0, proc.stderr
     # "1" pressed the first menu button: the VNeID topic list, with its entries' titles.
     vneid_titles = [e.title for e in knowledge.kb.in_category("vneid")]

@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import io
-import sys
 
 import yaml
 
-from bot.cli import main as cli_main
 from bot.dashboard.auth import verify_password
 from bot.runtime import open_store
 from bot.settings import load_settings
 from bot.storage.dashboard_queries import DashboardQueries
 from knowledge.loader import collect
+from tests.helpers import cli_in_process
 from tests.test_cli import run_cli
 
 
-def cli(monkeypatch, capsys, env: dict, *args: str, stdin: str = "") -> tuple[int, str, str]:
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-    code = cli_main(list(args))
-    out = capsys.readouterr()
-    return code, out.out, out.err
+def cli(env: dict, *args: str, stdin: str = "") -> tuple[int, str, str]:
+    proc = cli_in_process(*args, env=env, stdin=stdin)
+    return proc.returncode, proc.stdout, proc.stderr
 
 
 def test_staff_add_in_a_real_process(tmp_path):
@@ -33,17 +27,17 @@ def test_staff_add_in_a_real_process(tmp_path):
     assert "created admin account 'lan' (all wards)" in proc.stdout
 
 
-def test_staff_add_links_telegram_and_kb_export_round_trips(database_url, tmp_path, monkeypatch, capsys):
+def test_staff_add_links_telegram_and_kb_export_round_trips(database_url, tmp_path):
     env = {"DATABASE_URL": database_url, "USER_KEY_SECRET": "x", "WARDS": "phuong-a:Phường A",
            "BOT_ADMINS": "telegram:42"}
-    code, out, err = cli(monkeypatch, capsys, env, "staff", "add", "--username", "Lan", "--role", "staff", "--ward",
+    code, out, err = cli(env, "staff", "add", "--username", "Lan", "--role", "staff", "--ward",
                          "phuong-a", "--telegram", "42", stdin="mot-mat-khau-dai\n")
     assert code == 0, err
     assert "created staff account 'lan'" in out and "telegram:42" in out
-    code, out, err = cli(monkeypatch, capsys, env, "staff", "add", "--username", "x", "--role", "admin", "--ward",
+    code, out, err = cli(env, "staff", "add", "--username", "x", "--role", "admin", "--ward",
                          "phuong-z", stdin="mot-mat-khau-dai\n")
     assert code == 2 and "WARDS" in err
-    code, out, err = cli(monkeypatch, capsys, env, "staff", "add", "--username", "x", "--role", "admin",
+    code, out, err = cli(env, "staff", "add", "--username", "x", "--role", "admin",
                          stdin="ngan\n")
     assert code == 2 and "at least 10 characters" in err
 
@@ -69,11 +63,11 @@ def test_staff_add_links_telegram_and_kb_export_round_trips(database_url, tmp_pa
             await engine.dispose()
 
     asyncio.run(check_and_publish())
-    code, listing, _ = cli(monkeypatch, capsys, env, "staff", "list")
+    code, listing, _ = cli(env, "staff", "list")
     assert "lan" in listing and "telegram:42" in listing
 
     out = tmp_path / "local.yaml"
-    code, _, err = cli(monkeypatch, capsys, env, "kb", "export", "--out", str(out))
+    code, _, err = cli(env, "kb", "export", "--out", str(out))
     assert code == 0 and "wrote 2 entries" in err
     data = yaml.safe_load(out.read_text(encoding="utf-8"))
     by_id = {e["id"]: e for e in data["entries"]}

@@ -353,11 +353,11 @@ async def test_viewer_cannot_use_knowledge_actions(site):
 
 
 # --- sessions and accounts ------------------------------------------------------------------------------------
-async def test_password_change_and_disable_end_sessions(site, monkeypatch, capsys):
+async def test_password_change_and_disable_end_sessions(site):
     env: dict[str, str] = {}
 
     def staff_cli(*args: str):  # the CLI runs its own event loop, as from a shell
-        return asyncio.to_thread(cli, monkeypatch, capsys, env, "staff", *args)
+        return asyncio.to_thread(cli, env, "staff", *args)
 
     lan = await site.client("lan")
     assert (await lan.get("/dashboard/kb")).status == 200
@@ -388,9 +388,9 @@ async def test_password_change_and_disable_end_sessions(site, monkeypatch, capsy
     assert {"staff.disable", "staff.enable", "staff.remove"} <= set(actions)
 
 
-def test_staff_add_refuses_a_ward_when_no_wards_are_configured(tmp_path, monkeypatch, capsys):
+def test_staff_add_refuses_a_ward_when_no_wards_are_configured(tmp_path):
     env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/w.sqlite3", "USER_KEY_SECRET": "x", "WARDS": ""}
-    code, _, err = cli(monkeypatch, capsys, env, "staff", "add", "--username", "lan", "--role", "staff",
+    code, _, err = cli(env, "staff", "add", "--username", "lan", "--role", "staff",
                        "--ward", "phuong-khong-co", stdin="mot-mat-khau-dai\n")
     assert code == 2 and "WARDS is empty" in err
 

@@ -1,4 +1,5 @@
-"""`python -m bot db upgrade` and `data purge` against both databases."""
+"""`python -m bot db upgrade` and `data purge` against both databases (in-process: the same
+command code; the entry point itself is tested in a real process in test_cli and test_ops)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from sqlalchemy import select
 from bot.runtime import open_store
 from bot.settings import load_settings
 from bot.storage.models import QuestionLog, utcnow
-from tests.test_cli import run_cli
+from tests.helpers import cli_in_process
 
 
 def test_db_upgrade_then_purge_removes_only_old_logs(empty_database_url, tmp_path):
     database_url = empty_database_url  # `db upgrade` creates the schema
     env = {"DATABASE_URL": database_url, "USER_KEY_SECRET": "x"}
-    proc = run_cli("db", "upgrade", env=env)
+    proc = cli_in_process("db", "upgrade", env=env)
     assert proc.returncode == 0, proc.stderr
     assert "up to date" in proc.stdout
 
@@ -38,13 +39,13 @@ def test_db_upgrade_then_purge_removes_only_old_logs(empty_database_url, tmp_pat
         return texts
 
     asyncio.run(seed())
-    proc = run_cli("data", "purge", "--older-than", "365d", env=env)
+    proc = cli_in_process("data", "purge", "--older-than", "365d", env=env)
     assert proc.returncode == 0, proc.stderr
     assert "2 questions" in proc.stdout
     assert asyncio.run(remaining()) == ["q0", "q10"]
 
 
 def test_purge_rejects_bad_duration():
-    proc = run_cli("data", "purge", "--older-than", "forever")
+    proc = cli_in_process("data", "purge", "--older-than", "forever")
     assert proc.returncode == 2
     assert "365d" in proc.stderr and "Traceback" not in proc.stderr

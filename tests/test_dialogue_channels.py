@@ -1,6 +1,6 @@
 """Small talk, two questions and follow-ups end to end on every channel: Telegram (fake Bot
-API), Zalo OA and Zalo Bot (fakes), the web chat over HTTP, and the terminal / converse
-commands in a subprocess."""
+API), Zalo OA and Zalo Bot (fakes), the web chat over HTTP, the terminal chat in a subprocess
+and the converse command in-process."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from bot.contracts import texts
 from bot.storage.models import ConversationContext, QuestionLog
 from tests.fakes.zalo_bot import FakeZaloBot
 from tests.fakes.zalo_oa import FakeZaloOA
+from tests.helpers import cli_in_process
 from tests.telegram_harness import ADMIN, FAST_CHAT, buttons, running_bot
-from tests.test_cli import ROOT, run_cli
+from tests.test_cli import ROOT
 from tests.zalo_harness import USER, bot_settings, choices, number_of, oa_say, oa_settings, options, running
 
 TWO = "quên mật khẩu vneid với cả muốn đổi số điện thoại luôn thì làm sao"
@@ -149,7 +150,7 @@ def test_converse_json_lines_keep_context_per_user_and_survive_bad_lines():
         {"id": 8, "user": "c", "text": "làm sổ đỏ online ở đâu vậy"},
     ]
     stdin = "\n".join(x if isinstance(x, str) else json.dumps(x, ensure_ascii=False) for x in lines) + "\n"
-    proc = run_cli("converse", stdin=stdin)
+    proc = cli_in_process("converse", stdin=stdin)  # the command; the chat test below runs a process
     out = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [o.get("id") for o in out] == [1, 2, None, 4, 5, 6, 7, 8], proc.stderr
     assert "error" in out[2] and "error" in out[6] and proc.returncode == 1

@@ -113,32 +113,32 @@ def fresh_copy(tmp_path: Path, aged: str) -> tuple[Path, Path]:
 
 
 def test_validate_warns_of_overdue_entries_and_a_recorded_review_moves_the_due_date(
-        database_url, tmp_path, monkeypatch, capsys):
+        database_url, tmp_path):
     kb, local = fresh_copy(tmp_path, "vneid.activate")
     env = {"DATABASE_URL": database_url, "USER_KEY_SECRET": "x", "KNOWLEDGE_DIR": str(kb),
            "KNOWLEDGE_LOCAL_FILE": str(local)}
-    code, out, err = cli(monkeypatch, capsys, env, "kb", "validate")
+    code, out, err = cli(env, "kb", "validate")
     assert code == 0, out + err
     assert "warning: vneid.activate: review overdue by 185 day(s)" in out  # 365 days ago, every 180 days
     assert len(re.findall(r"^warning:", out, re.M)) == 1 and "OK: " in out
-    code, out, err = cli(monkeypatch, capsys, env, "kb", "validate", "--strict")
+    code, out, err = cli(env, "kb", "validate", "--strict")
     assert code == 1 and "1 entry is overdue for review (--strict)" in err
 
-    code, out, err = cli(monkeypatch, capsys, env, "kb", "review", "vneid.activate", "--by", "lan",
+    code, out, err = cli(env, "kb", "review", "vneid.activate", "--by", "lan",
                          "--source", "https://vneid.gov.vn/huong-dan-kich-hoat")
     assert code == 0, err
     due = vn_today() + dt.timedelta(days=DEFAULT_REVIEW_DAYS)
     assert f"recorded review of vneid.activate by lan; next review due {due}" in out
-    code, out, err = cli(monkeypatch, capsys, env, "kb", "validate", "--strict")
+    code, out, err = cli(env, "kb", "validate", "--strict")
     assert code == 0 and "warning:" not in out and "no entry is overdue for review" in out
 
-    assert cli(monkeypatch, capsys, env, "kb", "review", "vneid.khong_co", "--by", "lan")[0] == 1
-    code, _, err = cli(monkeypatch, capsys, env, "kb", "review", "vneid.activate", "--by", "lan", "--source", "x y")
+    assert cli(env, "kb", "review", "vneid.khong_co", "--by", "lan")[0] == 1
+    code, _, err = cli(env, "kb", "review", "vneid.activate", "--by", "lan", "--source", "x y")
     assert code == 2 and "http(s) URL" in err
-    assert cli(monkeypatch, capsys, env, "kb", "suspend", "vneid.activate", "--by", "lan")[0] == 0
+    assert cli(env, "kb", "suspend", "vneid.activate", "--by", "lan")[0] == 0
 
     # `kb export` carries the review (date and source) of the shipped entry until it is curated.
-    code, out, err = cli(monkeypatch, capsys, env, "kb", "export")
+    code, out, err = cli(env, "kb", "export")
     assert code == 0, err
     [item] = [i for i in yaml.safe_load(out)["entries"] if i["id"] == "vneid.activate"]
     assert item["reviewed"] == vn_today() and item["source"].startswith("https://vneid.gov.vn/huong-dan-kich-hoat; ")
@@ -161,7 +161,7 @@ def test_validate_warns_of_overdue_entries_and_a_recorded_review_moves_the_due_d
     assert status.suspended and status.suspended_by == "lan"
     assert audit == [("lan", "kb.review", "vneid.activate", {"source": "https://vneid.gov.vn/huong-dan-kich-hoat"}),
                      ("lan", "kb.suspend", "vneid.activate", {})]
-    assert cli(monkeypatch, capsys, env, "kb", "resume", "vneid.activate", "--by", "lan")[0] == 0
+    assert cli(env, "kb", "resume", "vneid.activate", "--by", "lan")[0] == 0
     assert not asyncio.run(recorded())[0]["vneid.activate"].suspended
 
 

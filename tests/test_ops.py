@@ -31,10 +31,10 @@ from bot.web import create_app
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.zalo_bot import FakeZaloBot
 from tests.fakes.zalo_oa import FakeZaloOA
-from tests.helpers import serve_app
+from tests.helpers import cli_in_process, serve_app
 from tests.telegram_harness import TEAM_A, TOKEN, running_bot
 from tests.test_campaign_process import free_port
-from tests.test_cli import ROOT, arun_cli, run_cli
+from tests.test_cli import ROOT, arun_cli
 
 
 async def scrape(http: aiohttp.ClientSession, base: str, token: str) -> dict[tuple, float]:
@@ -324,12 +324,12 @@ async def test_online_backup_under_steady_bot_writes_restores_every_committed_ro
     assert set(range(1, 20_001)) <= ids  # the old history
     assert set(before) <= ids  # every row committed before the backup began
     assert all(texts[i].startswith("câu ") for i in before)
-    again = await arun_cli("db", "backup", str(tmp_path / "copy.sqlite3"), env=env)
+    again = await asyncio.to_thread(cli_in_process, "db", "backup", str(tmp_path / "copy.sqlite3"), env=env)
     assert again.returncode == 1 and "already exists" in again.stderr
 
 
 def test_backup_refuses_postgres_and_points_to_pg_dump():
-    proc = run_cli("db", "backup", "/tmp/x.sqlite3", env={"DATABASE_URL": "postgresql+asyncpg://u@127.0.0.1/db"})
+    proc = cli_in_process("db", "backup", "/tmp/x.sqlite3", env={"DATABASE_URL": "postgresql+asyncpg://u@127.0.0.1/db"})
     assert proc.returncode == 1 and "pg_dump" in proc.stderr
 
 
@@ -374,9 +374,14 @@ async def test_doctor_healthy_configuration_checks_every_channel_api(tmp_path):
 
 
 async def test_doctor_broken_configuration_names_each_problem_and_creates_nothing(tmp_path):
+    # In-process (the healthy test above runs the real `python -m bot doctor`), on a thread: the
+    # command runs its own event loop while this one serves the fakes.
+    def doctor(env: dict[str, str]):
+        return asyncio.to_thread(cli_in_process, "doctor", env=env)
+
     async with FakeTelegram(token=TOKEN) as tg, FakeZaloOA() as oa, FakeZaloBot() as zb:
         typo = tmp_path / "nope" / "bot.sqlite3"
-        bad = await arun_cli("doctor", env={
+        bad = await doctor({
             "DATABASE_URL": f"sqlite+aiosqlite:///{typo}", "USER_KEY_SECRET": "x",
             "TELEGRAM_BOT_TOKEN": "999:wrong", "TELEGRAM_API_BASE_URL": tg.url,
             "TEAM_CHATS": "phuong-z:-1", "WARDS": "phuong-a:A",
@@ -391,14 +396,14 @@ async def test_doctor_broken_configuration_names_each_problem_and_creates_nothin
     assert bad.stdout.count("how to fix") >= 5
     empty = tmp_path / "empty"
     empty.mkdir()
-    missing = run_cli("doctor", env={"DATABASE_URL": f"sqlite+aiosqlite:///{empty}/bot.sqlite3"})
+    missing = await doctor({"DATABASE_URL": f"sqlite+aiosqlite:///{empty}/bot.sqlite3"})
     assert "[FAIL] database" in missing.stdout and "db upgrade" in missing.stdout
     assert list(empty.iterdir()) == []
-    down = run_cli("doctor", env={"DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1:1/none"})
+    down = await doctor({"DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1:1/none"})
     assert down.returncode == 1 and "[FAIL] database: cannot connect" in down.stdout
     stale = tmp_path / "old.sqlite3"
     stale.touch()
-    old = run_cli("doctor", env={"DATABASE_URL": f"sqlite+aiosqlite:///{stale}", "ZALO_OA_APP_ID": "1"})
+    old = await doctor({"DATABASE_URL": f"sqlite+aiosqlite:///{stale}", "ZALO_OA_APP_ID": "1"})
     assert "schema at empty" in old.stdout and "db upgrade" in old.stdout
     assert "[FAIL] zalo oa: ZALO_OA_SECRET_KEY" in old.stdout  # half-configured OA
 

@@ -18,7 +18,7 @@ from bot.runtime import open_store
 from bot.settings import load_settings
 from bot.storage.models import ChannelToken
 from tests.fakes.zalo_oa import FakeZaloOA
-from tests.helpers import free_port
+from tests.helpers import cli_in_process, free_port
 from tests.zalo_harness import USER, oa_say, oa_settings, running
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,13 +139,13 @@ async def test_address_from_another_attempt_is_refused_and_nothing_stored(oa, da
 
 
 async def test_without_a_callback_url_or_app_settings_the_command_says_what_is_missing(oa, tmp_path):
+    # In-process (the same command code; the tests above run it as a process): it stops at once.
     env = cli_env(oa, f"sqlite+aiosqlite:///{tmp_path}/db.sqlite3", tmp_path)
-    proc = await start_cli(env)
-    _, err = await proc.communicate()
-    assert proc.returncode == 2 and "--redirect-uri" in err.decode()
-    proc = await start_cli({**env, "ZALO_OA_APP_ID": ""}, "--redirect-uri", CALLBACK)
-    _, err = await proc.communicate()
-    assert proc.returncode == 2 and "ZALO_OA_APP_ID" in err.decode()
+    proc = await asyncio.to_thread(cli_in_process, "zalo", "authorize", env=env)
+    assert proc.returncode == 2 and "--redirect-uri" in proc.stderr
+    proc = await asyncio.to_thread(cli_in_process, "zalo", "authorize", "--redirect-uri", CALLBACK,
+                                   env={**env, "ZALO_OA_APP_ID": ""})
+    assert proc.returncode == 2 and "ZALO_OA_APP_ID" in proc.stderr
 
 
 async def test_fake_checks_the_verifier_and_spends_a_code_once(oa):
