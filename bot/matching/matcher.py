@@ -89,6 +89,7 @@ NUMBER_WEIGHT = 1.0  # weight of a number, known or not
 _AMOUNT = re.compile(r"\d+(?:t|tr|k|h|d|m|km|p|ph|th|ty)\d*")
 MAX_QUERY_TOKENS = 60  # longer messages are cut (the story first, see focus.py); questions are short
 STORY_WEIGHT = 0.5  # weight of a long message's story words, relative to its question part (focus.py)
+QUESTION_MIN_CONTENT = 2  # a question part with fewer content words leaves the story its full weight
 
 
 class Decision(StrEnum):
@@ -380,6 +381,13 @@ class Matcher:
                 sequence[-1] = term
         return weights, unknown, sequence
 
+    def _says_little(self, tokens: list[str]) -> bool:
+        """Whether a question part names too little to be weighed above its story: fewer than
+        QUESTION_MIN_CONTENT words that are neither everyday function words nor numbers."""
+        stopwords = self.normalizer.lexicon.stopwords
+        content = sum(1 for t in tokens if t not in stopwords and not _is_number(t))
+        return content < QUESTION_MIN_CONTENT
+
     def scores(self, text: str) -> tuple[str, list[tuple[str, float]]]:
         """Normalised text and (entry id, score) pairs for the best candidates, best first."""
         normalized, _tokens, ranked = self._scores(text)
@@ -388,6 +396,9 @@ class Matcher:
     def _scores(self, text: str) -> tuple[str, list[str], list[tuple[str, float]]]:
         story_text, question = split_focus(text) if self.focus else ("", text)
         normalized, tokens, accented = self.normalizer.analyse(question)
+        if story_text and self._says_little(tokens):  # "..., xin hỏi tôi phải làm sao?": the story asks
+            normalized, tokens, accented = self.normalizer.analyse(text)
+            story_text = ""
         story = 0
         if story_text:
             before, story_tokens, story_accented = self.normalizer.analyse(story_text)
