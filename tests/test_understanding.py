@@ -114,6 +114,7 @@ def test_an_amount_with_its_unit_run_together_weighs_as_a_number(matcher, text):
     ("Mấy đứa nhỏ chơi điện thoại suốt, làm sao chặn mấy trang bậy bạ cho tụi nó", "safety.children"),
     ("Tui muốn đóng tiền điện bằng điện thoại cho lẹ, khỏi chờ người tới thu", "pay.bills"),
     ("muốn nộp tiền điện mà không biết làm sao", "pay.bills"),  # "nộp", not only "đóng"
+    ("căn cước hết hạn muốn làm lại", "id.card_reissue"),  # not the bank's update of an expired card
 ])
 def test_more_everyday_phrasings_find_the_entry(matcher, text, expected):
     result = matcher.match(text)
@@ -294,7 +295,9 @@ def test_real_scope_list_turns_neighbouring_subjects_away(matcher, text):
      "đăng ký mã số thuế cho công ty mới thành lập", "cấp lại giấy chứng nhận kết hôn bị mất",
      "con em bị bạn đánh ở trường, nhà trường không xử lý, em khiếu nại ở đâu",
      "hàng xóm xây nhà lấn sang đất nhà tôi thì làm sao",
-     "về quê ở thì chuyển nơi nhận lương hưu như thế nào", "con tôi bị chó cắn, chủ chó có phải bồi thường không"],
+     "về quê ở thì chuyển nơi nhận lương hưu như thế nào", "con tôi bị chó cắn, chủ chó có phải bồi thường không",
+     "chủ nhà không trả lại tiền cọc thì làm sao", "thanh niên đua xe trong xóm thì báo ai",
+     "nhà bên thả rông gà phá vườn thì làm sao"],
 )
 def test_more_neighbouring_subjects_are_not_covered(matcher, text):
     """Subjects citizens ask next to the KB's topics that no entry explains: no confident answer."""

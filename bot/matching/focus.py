@@ -5,7 +5,8 @@ Xin hỏi ..."): the story names things that are context, not the subject (a par
 workplace, a neighbour), and weighed as much as the question they pull the ranking towards
 whatever entry the story resembles, or dilute a good match under the thresholds. So a long
 message is split once into story and question part, and the matcher weighs the story's words
-less (STORY_WEIGHT in matcher.py). Short messages are left whole: they are all question.
+less (STORY_WEIGHT in matcher.py), unless the question part names almost nothing ("..., xin hỏi
+tôi phải làm sao?": QUESTION_MIN_CONTENT there). Short messages are left whole: they are all question.
 
 A message whose first clause is a question (even without "?") is all question. Otherwise the
 question part starts at an explicit request ("xin hỏi", "cho em hỏi", "muốn hỏi", "nhờ ...
