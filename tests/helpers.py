@@ -95,8 +95,8 @@ def cli_in_process(*args: str, env: dict[str, str] | None = None, stdin: str = "
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 code = main(list(args))
-            except SystemExit as exit_:  # argparse refusing the command line
-                code = exit_.code if isinstance(exit_.code, int) else 1
+            except SystemExit as exit_:  # argparse refusing the command line (or --help)
+                code = exit_.code if isinstance(exit_.code, int) else 0 if exit_.code is None else 1
     finally:
         sys.stdin = kept_stdin
         os.environ.clear()
