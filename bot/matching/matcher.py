@@ -396,16 +396,16 @@ class Matcher:
     def _scores(self, text: str) -> tuple[str, list[str], list[tuple[str, float]]]:
         story_text, question = split_focus(text) if self.focus else ("", text)
         normalized, tokens, accented = self.normalizer.analyse(question)
-        if story_text and self._says_little(tokens):  # "..., xin hỏi tôi phải làm sao?": the story asks
-            normalized, tokens, accented = self.normalizer.analyse(text)
-            story_text = ""
         story = 0
         if story_text:
             before, story_tokens, story_accented = self.normalizer.analyse(story_text)
             # Cut a very long message in its story, never in its question.
             story_tokens = story_tokens[max(0, len(story_tokens) + len(tokens) - MAX_QUERY_TOKENS):]
             normalized = f"{before} {normalized}".strip()
-            tokens, story = story_tokens + tokens, len(story_tokens)
+            # "..., xin hỏi tôi phải làm sao?": a question part that names nothing leaves the story
+            # its full weight, as the story is what is asked.
+            story = 0 if self._says_little(tokens) else len(story_tokens)
+            tokens = story_tokens + tokens
             accented = {**story_accented, **accented}
         return normalized, tokens, self._rank(tokens[:MAX_QUERY_TOKENS], accented, story)
 
