@@ -35,6 +35,11 @@ def assert_right_first(result, expected: str) -> None:
     assert result.decision is not Decision.FALLBACK and result.faq_id == expected, result
 
 
+def assert_answered(result, expected: str) -> None:
+    """Answered outright with the entry the citizen needs."""
+    assert result.decision is Decision.ANSWER and result.faq_id == expected, result
+
+
 # --- background frequencies -------------------------------------------------------------------
 
 
@@ -129,7 +134,7 @@ def test_place_names_in_the_story_do_not_dilute_the_question(matcher, text, expe
     """A province's name is an unknown, rare word: it weighed like a topic word and sank the
     answer to a suggestion. Places are the story (lexicon fillers): answered outright."""
     result = matcher.match(text)
-    assert result.decision is Decision.ANSWER and result.faq_id == expected, result
+    assert_answered(result, expected)
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -143,7 +148,7 @@ def test_a_question_part_that_names_nothing_leaves_the_story_its_weight(matcher,
     Weighed at half, the story sank to a suggestion or below; a question part with fewer than
     two content words no longer halves it."""
     result = matcher.match(text)
-    assert result.decision is Decision.ANSWER and result.faq_id == expected, result
+    assert_answered(result, expected)
 
 
 def test_a_word_only_answers_use_weighs_by_its_everyday_frequency(matcher, plain):
@@ -232,12 +237,12 @@ def test_a_subject_the_kb_does_not_cover_is_not_answered(bounded):
 def test_an_entry_that_names_the_subject_is_still_answered(bounded):
     result = bounded.match("nhận lương hưu qua tài khoản ngân hàng")
     assert result.not_covered is False
-    assert result.decision is Decision.ANSWER and result.faq_id == "ins.pension_account"
+    assert_answered(result, "ins.pension_account")
 
 
 def test_without_a_subject_phrase_the_question_is_answered(bounded):
     result = bounded.match("cấp lại thẻ bảo hiểm bị mất")
-    assert result.decision is Decision.ANSWER and result.faq_id == "ins.card"
+    assert_answered(result, "ins.card")
     assert result.not_covered is False and result.as_dict()["not_covered"] is False
 
 
@@ -440,4 +445,4 @@ def test_a_long_message_in_southern_speech_is_still_answered(matcher):
     text = ("Má tui năm nay bảy chục tuổi rồi, mắt yếu, hổng biết xài điện thoại. Cho tui hỏi vneid "
             "của má quên mật khẩu thì mần sao lấy lại?")
     result = matcher.match(text)
-    assert result.decision is Decision.ANSWER and result.faq_id == "vneid.forgot_password", result
+    assert_answered(result, "vneid.forgot_password")
