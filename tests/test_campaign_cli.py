@@ -8,14 +8,14 @@ import json
 
 import pytest
 
-from bot.cli import build_parser
 from bot.runtime import open_store
 from bot.settings import load_settings
 from bot.storage.models import Campaign, Staff
+from tests.helpers import cli_in_process
 
 
 @pytest.fixture
-def campaign_cli(database_url, capsys):
+def campaign_cli(database_url):
     settings = load_settings(_env_file=None, database_url=database_url, user_key_secret="x",
                              campaign_approval_threshold=1)
 
@@ -32,11 +32,11 @@ def campaign_cli(database_url, capsys):
 
     asyncio.run(seed())
 
+    env = {"DATABASE_URL": database_url, "USER_KEY_SECRET": "x", "CAMPAIGN_APPROVAL_THRESHOLD": "1"}
+
     def call(*argv: str) -> tuple[int, str, str]:
-        args = build_parser().parse_args(["campaign", *argv])
-        code = args.func(settings, args)  # as `python -m bot` calls it
-        out, err = capsys.readouterr()
-        return code, out, err
+        proc = cli_in_process("campaign", *argv, env=env)  # the settings above, from the environment
+        return proc.returncode, proc.stdout, proc.stderr
 
     call.settings = settings
     return call

@@ -13,12 +13,11 @@ import pytest
 from sqlalchemy import select
 
 from bot.campaigns.sender import window_size
-from bot.cli import build_parser
 from bot.runtime import open_store
 from bot.settings import load_settings
 from bot.storage.models import Campaign, Delivery, Staff, User
 from tests.fakes.telegram_api import FakeTelegram
-from tests.helpers import free_port
+from tests.helpers import cli_in_process, free_port
 from tests.telegram_harness import TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,27 +44,20 @@ async def cli(env: dict, *args: str) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
-def in_process(settings, capsys, *args: str) -> tuple[int, str, str]:
-    """`python -m bot campaign ...` without a new interpreter: the same parser and command code
-    (as tests/test_campaign_cli.py calls it); each call still opens the database afresh."""
-    parsed = build_parser().parse_args(["campaign", *args])
-    code = parsed.func(settings, parsed)
-    out, err = capsys.readouterr()
-    return code, out, err
+async def in_process(env: dict, *args: str) -> tuple[int, str, str]:
+    """`python -m bot campaign ...` without a new interpreter (tests/helpers.cli_in_process), on a
+    thread as the command runs its own event loop; each call still opens the database afresh."""
+    proc = await asyncio.to_thread(cli_in_process, "campaign", *args, env=env)
+    return proc.returncode, proc.stdout, proc.stderr
 
 
-async def test_cli_create_approve_status_pause_resume_cancel(database_url, capsys):
+async def test_cli_create_approve_status_pause_resume_cancel(database_url):
     await seed(database_url, [1, 2, 3], staff=("lan", "minh"))
     env = {"DATABASE_URL": database_url, "USER_KEY_SECRET": "x", "CAMPAIGN_APPROVAL_THRESHOLD": "2",
            "WARDS": "phuong-a:Phường A"}
     # A real process where the process is what is checked (settings from the environment, no
     # terminal, the exit code, what a script parses); the other steps run in-process on the same
     # settings and database, since each interpreter start costs seconds of CPU.
-    settings = load_settings(_env_file=None, database_url=database_url, user_key_secret="x",
-                             campaign_approval_threshold=2, wards="phuong-a:Phường A")
-
-    async def local(*args: str) -> tuple[int, str, str]:
-        return await asyncio.to_thread(in_process, settings, capsys, *args)
 
     code, out, err = await cli(env, "create", "--title", "Tuần lễ chuyển đổi số", "--text", "Mời bà con.",
                                "--segment", "ward:phuong-a", "--channel", "telegram", "--at", "2030-01-01T08:00")
@@ -80,17 +72,17 @@ async def test_cli_create_approve_status_pause_resume_cancel(database_url, capsy
     assert status["state"] == "pending_approval" and status["recipients"] == 3
     assert status["scheduled_at"].startswith("2030-01-01T01:00")  # 08:00 in Vietnam is 01:00 UTC
     assert set(status["deliveries"]) >= {"pending", "sending", "sent", "failed", "blocked", "skipped"}
-    code, _, err = await local("approve", str(campaign_id), "--by", "lan")
+    code, _, err = await in_process(env, "approve", str(campaign_id), "--by", "lan")
     assert code == 1 and "hai người" in err
-    code, _, err = await local("approve", str(campaign_id), "--by", "ai-do")
+    code, _, err = await in_process(env, "approve", str(campaign_id), "--by", "ai-do")
     assert code == 1 and "không phải cán bộ" in err
-    assert (await local("approve", str(campaign_id), "--by", "minh"))[0] == 0
+    assert (await in_process(env, "approve", str(campaign_id), "--by", "minh"))[0] == 0
     for command, state in (("pause", "paused"), ("resume", "scheduled"), ("cancel", "cancelled")):
-        code, out, err = await local(command, str(campaign_id))
+        code, out, err = await in_process(env, command, str(campaign_id))
         assert code == 0 and state in out, err
-    code, out, _ = await local("list")
+    code, out, _ = await in_process(env, "list")
     assert f"{campaign_id}\tcancelled\t3" in out
-    code, _, err = await local("create", "--title", "x", "--text", "y", "--segment", "topic:thoitiet", "--yes")
+    code, _, err = await in_process(env, "create", "--title", "x", "--text", "y", "--segment", "topic:thoitiet", "--yes")
     assert code == 1 and "chủ đề" in err and "Traceback" not in err
 
 
@@ -119,21 +111,19 @@ async def start_bot(env: dict) -> asyncio.subprocess.Process:
 
 
 @pytest.mark.slow(11)
-async def test_sigkill_mid_campaign_then_restart_sends_each_message_at_most_once(database_url, capsys):
+async def test_sigkill_mid_campaign_then_restart_sends_each_message_at_most_once(database_url):
     recipients = list(range(5000, 5120))
     await seed(database_url, recipients)
     # The campaign is created and read with the CLI's code in-process (the CLI as a process is
     # the test above): the processes that matter here are the bot's.
-    settings = load_settings(_env_file=None, database_url=database_url, user_key_secret="x")
     async with FakeTelegram(token=TOKEN) as fake:
         for uid in recipients:
             fake.add_private_chat(uid)
         env = {"DATABASE_URL": database_url, "USER_KEY_SECRET": "x", "TELEGRAM_BOT_TOKEN": TOKEN,
                "TELEGRAM_API_BASE_URL": fake.url, "TELEGRAM_RATE_PER_SECOND": "30", "WEB_PORT": str(free_port()),
                "CAMPAIGN_LEASE_SECONDS": "2"}
-        code, out, err = await asyncio.to_thread(
-            in_process, settings, capsys, "create", "--title", "Cảnh báo lừa đảo", "--text", "Không chia sẻ OTP.",
-            "--yes")
+        code, out, err = await in_process({"DATABASE_URL": database_url, "USER_KEY_SECRET": "x"}, "create", "--title",
+                                          "Cảnh báo lừa đảo", "--text", "Không chia sẻ OTP.", "--yes")
         assert code == 0, err
         campaign_id = int(out.strip())
         proc = await start_bot(env)
@@ -155,7 +145,8 @@ async def test_sigkill_mid_campaign_then_restart_sends_each_message_at_most_once
         finally:
             proc.terminate()
             await proc.wait()
-    code, out, err = await asyncio.to_thread(in_process, settings, capsys, "status", str(campaign_id), "--json")
+    code, out, err = await in_process({"DATABASE_URL": database_url, "USER_KEY_SECRET": "x"}, "status",
+                                      str(campaign_id), "--json")
     assert code == 0, err
     status = json.loads(out)
     assert status["state"] == "done", status
